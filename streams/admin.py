@@ -1,0 +1,42 @@
+"""Creates tillsync's topics before anything reads or writes them.
+
+The broker runs with automatic topic creation off, so a typo in a topic name fails loudly
+instead of silently creating an empty topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams import topics
+
+
+async def ensure_topics(
+    bootstrap: str, app_id: str, partitions: int, timeout: float = 30.0
+) -> list[str]:
+    """Create the topics that are missing; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    await asyncio.wait_for(admin.start(), timeout)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=spec.name(app_id),
+                num_partitions=partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+            )
+            for spec in topics.ALL
+            if spec.name(app_id) not in existing
+        ]
+        if wanted:
+            # another worker may race us to it; the result is the same
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(wanted)
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()

@@ -1,0 +1,131 @@
+"""The Faust application: its settings, topics, tables, agents and web views."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams import metrics, topics
+from streams.admin import ensure_topics
+from tillsync.settings import Settings
+
+log = logging.getLogger("tillsync.worker")
+
+
+@dataclass
+class Context:
+    """What agents share: the app, its settings and its declared topics."""
+
+    app: faust.App
+    settings: Settings
+    declared: dict[str, faust.TopicT] = field(default_factory=dict)
+
+    def topic(self, spec: topics.TopicSpec) -> faust.TopicT:
+        return self.declared[spec.suffix]
+
+
+def build_app(settings: Settings) -> Context:
+    app = faust.App(
+        settings.app_id,
+        broker=settings.kafka_broker_url,
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        # one worker per node by default; standbys would double writes for nothing
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        stream_recovery_delay=0.0,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 5),
+        consumer_group_instance_id=settings.worker_id,
+        value_serializer="raw",
+        key_serializer="raw",
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_enabled=True,
+        # the built-in /stats/ and table views would publish SKU-level data; ours are explicit
+        web_stats_enabled=False,
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        logging_config=None,
+    )
+    ctx = Context(app=app, settings=settings)
+    for spec in topics.ALL:
+        ctx.declared[spec.suffix] = app.topic(
+            spec.name(settings.app_id),
+            partitions=settings.topic_partitions,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+    _register(ctx)
+    return ctx
+
+
+def _register(ctx: Context) -> None:
+    from streams import audit
+
+    audit.register(ctx)
+    _views(ctx)
+
+
+def _views(ctx: Context) -> None:
+    app = ctx.app
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            ready = app.rebalancing is False and bool(app.consumer.assignment())
+            return self.json(
+                {"status": "ok" if ready else "starting", "app": app.conf.id},
+                status=200 if ready else 503,
+            )
+
+
+def run_worker(
+    settings: Settings, loglevel: str = "info", extra_args: list[str] | None = None
+) -> None:
+    """Create the topics, then hand the process to Faust's worker."""
+    logging.basicConfig(
+        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    created = asyncio.run(
+        ensure_topics(settings.kafka_bootstrap, settings.app_id, settings.topic_partitions)
+    )
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    ctx = build_app(settings)
+    sys.argv = [
+        "tillsync",
+        "worker",
+        "-l",
+        loglevel,
+        "--web-port",
+        str(settings.web_port),
+        *(extra_args or []),
+    ]
+    ctx.app.main()
+
+
+def table_snapshot(table: Any) -> dict[str, Any]:
+    """A JSON-friendly copy of a table's local items (keys decoded as text)."""
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        out[k.decode() if isinstance(k, bytes) else str(k)] = v
+    return out

@@ -1,0 +1,70 @@
+"""Every Kafka topic tillsync reads or writes, with how it is keyed. The one place for names.
+
+Raw topics keep what a platform said, byte for byte, so that any flow can be replayed after a
+bug fix or an outage. Canonical topics hold validated events keyed so that all about one entity
+lands in one partition. Command topics feed the sinks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Keying(StrEnum):
+    SKU = "sku"
+    ORDER = "shopify order id"
+    EMAIL = "normalised email"
+    NONE = "arrival order"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic, named relative to the app id so that two deployments never share one."""
+
+    suffix: str
+    keyed_by: Keying
+    doc: str
+    compacted: bool = False
+
+    def name(self, app_id: str) -> str:
+        return f"{app_id}.{self.suffix}"
+
+
+RAW_SHOPIFY_WEBHOOKS = TopicSpec(
+    "raw.shopify.webhooks", Keying.NONE, "Shopify webhook bodies and headers, unchanged"
+)
+RAW_SITOO_EVENTS = TopicSpec("raw.sitoo.events", Keying.NONE, "Sitoo Events SPI batches, unchanged")
+RAW_SITOO_LEDGER = TopicSpec(
+    "raw.sitoo.ledger", Keying.NONE, "warehouse transactions polled from Sitoo"
+)
+STOCK_EVENTS = TopicSpec("stock.events", Keying.SKU, "canonical stock changes from both platforms")
+SHOPIFY_INVENTORY_COMMANDS = TopicSpec(
+    "cmd.shopify.inventory", Keying.SKU, "inventory targets for the Shopify sink"
+)
+SITOO_STOCK_COMMANDS = TopicSpec(
+    "cmd.sitoo.stock", Keying.SKU, "stock transactions for the Sitoo sink"
+)
+DRIFT = TopicSpec("drift", Keying.SKU, "drift detected, healed or reported")
+EXCEPTIONS = TopicSpec("exceptions", Keying.NONE, "exceptions with an owner")
+DEAD_LETTER = TopicSpec(
+    "deadletter", Keying.NONE, "every message that could not be handled, with the reason"
+)
+
+ALL: tuple[TopicSpec, ...] = (
+    RAW_SHOPIFY_WEBHOOKS,
+    RAW_SITOO_EVENTS,
+    RAW_SITOO_LEDGER,
+    STOCK_EVENTS,
+    SHOPIFY_INVENTORY_COMMANDS,
+    SITOO_STOCK_COMMANDS,
+    DRIFT,
+    EXCEPTIONS,
+    DEAD_LETTER,
+)
+
+# Kafka headers tillsync adds to raw records (platform headers are kept as they came)
+HEADER_RECEIVED_AT = "tillsync-received-at"
+HEADER_SOURCE = "tillsync-source"
+HEADER_REASON = "tillsync-reason"
+HEADER_ORIGIN_TOPIC = "tillsync-origin-topic"

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tillsync import broker as kb
+
+
+def test_java_major_version_is_read_from_both_styles() -> None:
+    assert kb._java_major('openjdk version "17.0.15" 2025-04-15') == 17
+    assert kb._java_major('java version "1.8.0_292"') == 8
+    assert kb._java_major('openjdk version "21" 2023-09-19') == 21
+
+
+def test_cluster_id_is_22_url_safe_characters() -> None:
+    cid = kb._cluster_id()
+    assert len(cid) == 22
+    assert set(cid) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_single_node_properties() -> None:
+    props = kb._properties(kb.BrokerConfig(port=29092, data_dir=Path("/tmp/x")))
+    lines = dict(line.split("=", 1) for line in props.splitlines() if line)
+    assert lines["process.roles"] == "broker,controller"
+    assert lines["offsets.topic.replication.factor"] == "1"
+    assert lines["transaction.state.log.replication.factor"] == "1"
+    assert lines["group.initial.rebalance.delay.ms"] == "0"
+    assert lines["auto.create.topics.enable"] == "false"
+    assert lines["controller.quorum.bootstrap.servers"] == "127.0.0.1:29093"
+
+
+def test_missing_maven_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TILLSYNC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(kb.BrokerError, match="apt-get install maven"):
+        kb.ensure_jars()
+
+
+@pytest.mark.kafka
+def test_status_of_the_running_test_broker(kafka_bootstrap: str) -> None:
+    assert kb.answers_metadata(kafka_bootstrap)
+    out = subprocess.run(
+        [sys.executable, "-m", "tillsync.cli", "broker", "status", "--data-dir", "/nonexistent"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and "not running" in out.stdout

@@ -1,0 +1,170 @@
+"""The `tillsync` command line: one entry point for operators and for the demo."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tillsync.settings import ConfigError, Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+class _LazyGroup(click.Group):
+    """A group whose subcommands live in other packages and load only when used.
+
+    Importing a simulator pulls in the whole Shopify schema; `tillsync --help` should not.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self._lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy:
+            module_name, _, attr = self._lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module_name), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tillsync")
+def main() -> None:
+    """tillsync keeps a Shopify store and a Sitoo point of sale in agreement, in real time.
+
+    Settings come from TILLSYNC_* environment variables and the TOML file named by
+    TILLSYNC_CONFIG (see config/demo.toml).
+    """
+
+
+# -- broker ---------------------------------------------------------------------------------
+
+
+@main.group()
+def broker() -> None:
+    """A local single-node Apache Kafka broker (KRaft) for development, demo and tests."""
+
+
+_port = click.option("--port", default=9092, show_default=True, help="client (PLAINTEXT) port")
+_data = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path("var/kafka"),
+    show_default=True,
+    help="log dir; survives restarts unless wiped",
+)
+
+
+@broker.command("start")
+@_port
+@_data
+@click.option("--controller-port", default=None, type=int, help="default: --port + 1")
+@click.option("--wipe", is_flag=True, help="delete the data dir first (all topics are lost)")
+@click.option("--timeout", default=120.0, show_default=True, help="seconds to wait for ready")
+def broker_start(
+    port: int, data_dir: Path, controller_port: int | None, wipe: bool, timeout: float
+) -> None:
+    """Fetch the Kafka jars (once per machine), format on first use, start, wait until ready."""
+    from tillsync import broker as kb
+
+    try:
+        info = kb.start(
+            kb.BrokerConfig(port=port, controller_port=controller_port, data_dir=data_dir),
+            wipe=wipe,
+            timeout=timeout,
+            echo=lambda m: click.echo(m, err=True),
+        )
+    except kb.BrokerError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"kafka {kb.KAFKA_VERSION} ready on 127.0.0.1:{port} (pid {info.pid}) "
+        f"in {info.seconds_to_ready:.1f}s; logs in {info.log_file}"
+    )
+
+
+@broker.command("stop")
+@_data
+@click.option("--timeout", default=60.0, show_default=True)
+def broker_stop(data_dir: Path, timeout: float) -> None:
+    """Stop the broker started from this data dir (SIGTERM, then SIGKILL after --timeout)."""
+    from tillsync import broker as kb
+
+    if kb.stop(data_dir, timeout=timeout):
+        click.echo("stopped")
+    else:
+        click.echo("not running")
+
+
+@broker.command("status")
+@_port
+@_data
+def broker_status(port: int, data_dir: Path) -> None:
+    """Say whether the broker runs and answers metadata requests."""
+    from tillsync import broker as kb
+
+    status = kb.status(data_dir, port)
+    click.echo(status.describe())
+    sys.exit(0 if status.ready else 1)
+
+
+# -- worker ---------------------------------------------------------------------------------
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+@click.option("--loglevel", default="info", show_default=True)
+@click.pass_context
+def worker(ctx: click.Context, loglevel: str) -> None:
+    """Run a Faust worker: ingestion, tables, drift detection and sinks."""
+    settings = _settings()
+    from streams.app import run_worker
+
+    run_worker(settings, loglevel=loglevel, extra_args=list(ctx.args))
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--events", default=2000, show_default=True, help="events to send")
+@click.option(
+    "--log-dir", type=click.Path(path_type=Path), default=Path("var/demo"), show_default=True
+)
+def demo(events: int, log_dir: Path) -> None:
+    """Run the demo on the built-in simulators through a real worker."""
+    from tillsync import demo as demo_mod
+
+    demo_mod.run(_settings(), events, log_dir)
+
+
+# -- simulators -----------------------------------------------------------------------------
+
+
+@main.group(
+    cls=_LazyGroup,
+    lazy={
+        "shopify": "connectors.shopify.sim.cli:command",
+        "sitoo": "connectors.sitoo.sim.cli:command",
+    },
+)
+def sim() -> None:
+    """Simulators of Shopify and Sitoo that speak their real wire formats."""
+
+
+if __name__ == "__main__":
+    main()

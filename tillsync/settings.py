@@ -1,0 +1,165 @@
+"""Every setting tillsync reads, in one place.
+
+Settings come from environment variables prefixed ``TILLSYNC_`` and, optionally, from a TOML
+file named by ``TILLSYNC_CONFIG`` (environment wins over the file). The worker, the CLI and the
+simulators all read the same settings, so a simulator and a worker started with one environment
+agree on credentials with no further configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "TILLSYNC_CONFIG"
+_API_VERSION = re.compile(r"^\d{4}-(01|04|07|10)$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TILLSYNC_",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # Kafka / Faust
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="host:port of a Kafka broker (comma-separate several)"
+    )
+    app_id: str = Field("tillsync", description="Faust app id: consumer group and topic prefix")
+    data_dir: Path = Field(Path("var/worker"), description="where the worker keeps RocksDB tables")
+    topic_partitions: int = Field(8, ge=1, le=256, description="partitions of every topic")
+    web_port: int = Field(6066, ge=1, le=65535, description="worker HTTP port (/metrics, /health)")
+    web_host: str = Field("127.0.0.1", description="worker HTTP bind address")
+    worker_id: str | None = Field(
+        None,
+        description="stable id of this worker (Kafka static membership): a restarted worker "
+        "takes its partitions back at once instead of after the session timeout",
+    )
+    session_timeout: float = Field(
+        15.0, gt=1, le=300, description="seconds before a silent worker loses its partitions"
+    )
+
+    # Shopify
+    shopify_shop: str = Field(
+        "tillsync-demo.myshopify.com", description="the shop's myshopify.com domain"
+    )
+    shopify_api_version: str = Field("2026-04", description="Admin API version, e.g. 2026-04")
+    shopify_url: str | None = Field(
+        None, description="base URL of the Admin API host; defaults to https://<shop>"
+    )
+    shopify_access_token: SecretStr | None = Field(None, description="Admin API access token")
+    shopify_app_secret: SecretStr | None = Field(
+        None, description="app client secret; verifies webhook HMAC signatures"
+    )
+    shopify_plan: str = Field(
+        "standard", description="plan whose rate limits apply: standard, advanced, plus"
+    )
+
+    # Sitoo
+    sitoo_base_url: str = Field(
+        "https://api.mysitoo.com", description="Sitoo API host, without /v2/accounts/..."
+    )
+    sitoo_account_id: int | None = Field(None, ge=1, description="Sitoo account id, e.g. 10020")
+    sitoo_site_id: int = Field(1, ge=1, description="Sitoo eshopid used as {siteid}")
+    sitoo_api_id: str | None = Field(None, description="Sitoo API id, e.g. 10020-140")
+    sitoo_api_password: SecretStr | None = Field(None, description="Sitoo API password")
+    sitoo_requests_per_second: float = Field(
+        10.0, gt=0, description="ceiling on our request rate to Sitoo"
+    )
+    sitoo_events_username: str | None = Field(
+        None, description="optional Basic auth user that Sitoo's Events SPI must send to us"
+    )
+    sitoo_events_password: SecretStr | None = Field(
+        None, description="optional Basic auth password for the Events SPI receiver"
+    )
+
+    # Stock sync
+    locations_file: Path | None = Field(
+        None, description="YAML file mapping Shopify locations to Sitoo stores and warehouses"
+    )
+
+    @field_validator("shopify_api_version")
+    @classmethod
+    def _api_version(cls, v: str) -> str:
+        if not _API_VERSION.match(v):
+            raise ValueError("must look like 2026-04 (a quarterly release: YYYY-01/04/07/10)")
+        return v
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, v: str) -> str:
+        for part in v.split(","):
+            host, _, port = part.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{part!r} is not host:port")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get(CONFIG_ENV)
+        if config:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
+        return tuple(sources)
+
+    # Derived values -------------------------------------------------------------------
+
+    @property
+    def kafka_broker_url(self) -> str:
+        return ";".join(f"kafka://{p.strip()}" for p in self.kafka_bootstrap.split(","))
+
+    @property
+    def shopify_graphql_url(self) -> str:
+        base = (self.shopify_url or f"https://{self.shopify_shop}").rstrip("/")
+        return f"{base}/admin/api/{self.shopify_api_version}/graphql.json"
+
+    @property
+    def sitoo_account_url(self) -> str:
+        return f"{self.sitoo_base_url.rstrip('/')}/v2/accounts/{self.sitoo_account_id}"
+
+    def require(self, *names: str) -> None:
+        """Fail with one message that names every missing setting and its variable."""
+        missing = [n for n in names if getattr(self, n) in (None, "")]
+        if missing:
+            lines = [
+                f"  {n}: set TILLSYNC_{n.upper()} (or `{n}` in $TILLSYNC_CONFIG)" for n in missing
+            ]
+            raise ConfigError("missing settings:\n" + "\n".join(lines))
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says which and what to do."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings, turning pydantic's errors into one readable message."""
+    config = os.environ.get(CONFIG_ENV)
+    if config and not Path(config).is_file():
+        raise ConfigError(f"{CONFIG_ENV}={config}: no such file")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "?"
+            # input values are left out on purpose: they may be secrets
+            lines.append(f"  {name} (TILLSYNC_{name.upper()}): {err['msg']}")
+        raise ConfigError("invalid settings:\n" + "\n".join(lines)) from None
