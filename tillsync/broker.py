@@ -291,6 +291,12 @@ def start(
             )
         _wait_ready(cfg, existing, began, timeout)
         return StartInfo(existing, time.monotonic() - began, cfg.log_file, already_running=True)
+    for port in (cfg.port, cfg.ctrl_port):
+        if _port_taken(cfg.host, port):
+            raise BrokerError(
+                f"port {port} on {cfg.host} is taken by another process (another broker?); "
+                f"stop it or choose other ports with --port/--controller-port"
+            )
     if wipe and cfg.data_dir.exists():
         shutil.rmtree(cfg.data_dir)
     libs = ensure_jars(echo)
@@ -332,6 +338,12 @@ def start(
     cfg.pid_file.write_text(str(child.pid))
     _wait_ready(cfg, child.pid, began, timeout)
     return StartInfo(child.pid, time.monotonic() - began, cfg.log_file)
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
 
 
 def _cluster_id() -> str:

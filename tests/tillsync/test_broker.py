@@ -48,3 +48,16 @@ def test_status_of_the_running_test_broker(kafka_bootstrap: str) -> None:
         text=True,
     )
     assert out.returncode == 1 and "not running" in out.stdout
+
+
+def test_start_refuses_a_port_another_process_holds(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = kb.BrokerConfig(port=port, controller_port=port, data_dir=tmp_path / "k")
+        with pytest.raises(kb.BrokerError, match=f"port {port} .* is taken"):
+            kb.start(cfg)
+    assert not (tmp_path / "k").exists()
