@@ -26,7 +26,7 @@ async def ensure_topics(
         wanted = [
             NewTopic(
                 name=spec.name(app_id),
-                num_partitions=partitions,
+                num_partitions=spec.partitions or partitions,
                 replication_factor=1,
                 topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
             )

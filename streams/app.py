@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics, topics
 from streams.admin import ensure_topics
+from streams.runtime import Runtime, load_runtime
 from tillsync.settings import Settings
 
 log = logging.getLogger("tillsync.worker")
@@ -25,6 +26,7 @@ class Context:
 
     app: faust.App
     settings: Settings
+    runtime: Runtime | None = None
     declared: dict[str, faust.TopicT] = field(default_factory=dict)
 
     def topic(self, spec: topics.TopicSpec) -> faust.TopicT:
@@ -59,11 +61,12 @@ def build_app(settings: Settings) -> Context:
         web_graph_enabled=False,
         logging_config=None,
     )
-    ctx = Context(app=app, settings=settings)
+    runtime = load_runtime(settings) if settings.locations_file else None
+    ctx = Context(app=app, settings=settings, runtime=runtime)
     for spec in topics.ALL:
         ctx.declared[spec.suffix] = app.topic(
             spec.name(settings.app_id),
-            partitions=settings.topic_partitions,
+            partitions=spec.partitions or settings.topic_partitions,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
@@ -75,8 +78,30 @@ def build_app(settings: Settings) -> Context:
 
 def _register(ctx: Context) -> None:
     from streams import audit
+    from streams.ingest import receivers
 
     audit.register(ctx)
+    receivers.register(ctx)
+    if ctx.runtime is not None:
+        from streams.stock import (
+            agents,
+            ledger,
+            orders,
+            shopify_sink,
+            shopify_webhooks,
+            sitoo_sink,
+            startup,
+        )
+
+        agents.register(ctx)
+        startup.register(ctx)
+        ledger.register(ctx)
+        shopify_webhooks.register(ctx)
+        orders.register(ctx)
+        shopify_sink.register(ctx)
+        sitoo_sink.register(ctx)
+    else:
+        log.warning("no locations_file: stock sync is off; only ingestion and audit run")
     _views(ctx)
 
 

@@ -83,3 +83,15 @@ consumer_lag = Gauge(
     ["topic", "partition"],
     registry=REGISTRY,
 )
+webhooks_rejected = Counter(
+    "tillsync_webhooks_rejected_total",
+    "Webhook and Events SPI requests refused, by source and reason",
+    ["source", "reason"],
+    registry=REGISTRY,
+)
+events_ignored = Counter(
+    "tillsync_events_ignored_total",
+    "Events that changed nothing (stale, duplicate, unmapped), by reason",
+    ["reason"],
+    registry=REGISTRY,
+)

@@ -15,6 +15,7 @@ class Keying(StrEnum):
     SKU = "sku"
     ORDER = "shopify order id"
     EMAIL = "normalised email"
+    EXTERNAL_ID = "external id of the write"
     NONE = "arrival order"
 
 
@@ -26,6 +27,7 @@ class TopicSpec:
     keyed_by: Keying
     doc: str
     compacted: bool = False
+    partitions: int | None = None  # None: the app's topic_partitions
 
     def name(self, app_id: str) -> str:
         return f"{app_id}.{self.suffix}"
@@ -36,14 +38,18 @@ RAW_SHOPIFY_WEBHOOKS = TopicSpec(
 )
 RAW_SITOO_EVENTS = TopicSpec("raw.sitoo.events", Keying.NONE, "Sitoo Events SPI batches, unchanged")
 RAW_SITOO_LEDGER = TopicSpec(
-    "raw.sitoo.ledger", Keying.NONE, "warehouse transactions polled from Sitoo"
+    "raw.sitoo.ledger",
+    Keying.NONE,
+    "warehouse transactions polled from Sitoo, in ledger order",
+    # one partition: the ledger is one ordered sequence, and its cursor lives beside it
+    partitions=1,
 )
 STOCK_EVENTS = TopicSpec("stock.events", Keying.SKU, "canonical stock changes from both platforms")
 SHOPIFY_INVENTORY_COMMANDS = TopicSpec(
     "cmd.shopify.inventory", Keying.SKU, "inventory targets for the Shopify sink"
 )
 SITOO_STOCK_COMMANDS = TopicSpec(
-    "cmd.sitoo.stock", Keying.SKU, "stock transactions for the Sitoo sink"
+    "cmd.sitoo.stock", Keying.EXTERNAL_ID, "stock transactions for the Sitoo sink"
 )
 DRIFT = TopicSpec("drift", Keying.SKU, "drift detected, healed or reported")
 EXCEPTIONS = TopicSpec("exceptions", Keying.NONE, "exceptions with an owner")

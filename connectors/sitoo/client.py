@@ -426,6 +426,20 @@ class SitooClient:
                 for t in chunk
             ]
 
+    async def find_transactions_by_externalid(
+        self, since: int, externalids: Iterable[str]
+    ) -> dict[str, int]:
+        """externalid -> warehousetransactionid among transactions created since ``since``
+        (Unix seconds): the ledger has no externalid filter, so this scans by date."""
+        found = await self._transactions_by_externalid(
+            since,
+            [
+                WarehouseTransactionIn(warehouseid=0, transactiontype=0, items=[], externalid=e)
+                for e in externalids
+            ],
+        )
+        return {k: int(v.return_ or 0) for k, v in found.items()}
+
     async def _transactions_by_externalid(
         self, since: int, chunk: list[WarehouseTransactionIn]
     ) -> dict[str, BatchResult]:

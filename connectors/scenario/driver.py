@@ -1,0 +1,202 @@
+"""The scenario driver: a mix of store and online activity played against both simulators.
+
+Till sales, deliveries and returns happen in Sitoo; online orders (shipped from a store), their
+fulfilment and staff edits of inventory happen in Shopify. The mix and the rate are settings;
+the random choices come from one seed, so a run is repeatable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from connectors.scenario.network import Network
+from connectors.shopify.sim import ShopifySimulator
+from connectors.sitoo.sim import SitooSimulator
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Relative weights of each action."""
+
+    till_sale: float = 60
+    delivery: float = 15
+    till_return: float = 5
+    online_order: float = 12
+    fulfilment: float = 6
+    admin_edit: float = 2
+
+
+@dataclass
+class Run:
+    done: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+
+    @property
+    def actions(self) -> int:
+        return sum(self.done.values())
+
+
+class Driver:
+    def __init__(
+        self,
+        network: Network,
+        shopify: ShopifySimulator,
+        sitoo: SitooSimulator,
+        *,
+        mix: Mix = Mix(),
+        seed: int = 11,
+    ) -> None:
+        self.network = network
+        self.shopify = shopify
+        self.sitoo = sitoo
+        self.mix = mix
+        self.rng = random.Random(seed)
+        self._sales: list[tuple[int, int, str]] = []  # (storeid, orderid, sku) for returns
+        self._open_orders: list[int] = []  # Shopify fulfillment order ids
+        self.run = Run()
+        self._actions: list[tuple[str, Callable[[], bool]]] = [
+            ("till_sale", self.till_sale),
+            ("delivery", self.delivery),
+            ("till_return", self.till_return),
+            ("online_order", self.online_order),
+            ("fulfilment", self.fulfilment),
+            ("admin_edit", self.admin_edit),
+        ]
+        self._weights = [getattr(mix, name) for name, _ in self._actions]
+
+    # -- one action each; False when it could not happen (e.g. no stock) ------------------
+
+    def _pick(self) -> tuple[int, str]:
+        store = self.rng.randrange(len(self.network.stores))
+        return store, self.rng.choice(self.network.skus)
+
+    def till_sale(self) -> bool:
+        i, sku = self._pick()
+        store = self.network.stores[i]
+        item = self.sitoo.state.stock[store.sitoo_warehouse_id].get(sku)
+        if item is None or item.available < 1:
+            return False
+        order = self.sitoo.state.till_sale(store.sitoo_store_id, [{"sku": sku, "quantity": 1}])
+        self._sales.append((store.sitoo_store_id, order.orderid, sku))
+        return True
+
+    def delivery(self) -> bool:
+        i, sku = self._pick()
+        store = self.network.stores[i]
+        qty = self.rng.randint(1, 5)
+        self.sitoo.state.receive_delivery(store.sitoo_warehouse_id, [{"sku": sku, "quantity": qty}])
+        return True
+
+    def till_return(self) -> bool:
+        if not self._sales:
+            return False
+        storeid, orderid, sku = self._sales.pop(self.rng.randrange(len(self._sales)))
+        self.sitoo.state.till_return(storeid, orderid, [{"sku": sku, "quantity": 1}])
+        return True
+
+    def online_order(self) -> bool:
+        i, sku = self._pick()
+        store = self.network.stores[i]
+        item = self.shopify.state.item_for(sku)
+        level = self.shopify.state.levels.get((item.id, store.shopify_location_id))
+        if level is None or level.get("available") < 1:
+            return False
+        order = self.shopify.state.place_order(
+            [(sku, 1)], location_id=store.shopify_location_id, delivery="SHIPPING"
+        )
+        self._open_orders.extend(order.fulfillment_order_ids)
+        return True
+
+    def fulfilment(self) -> bool:
+        if not self._open_orders:
+            return False
+        fo = self._open_orders.pop(0)
+        self.shopify.state.fulfil(fo)
+        return True
+
+    def admin_edit(self) -> bool:
+        i, sku = self._pick()
+        store = self.network.stores[i]
+        self.shopify.state.edit_inventory(
+            sku, store.shopify_location_id, delta=self.rng.choice([-2, -1, 1, 3])
+        )
+        return True
+
+    # -- playing ---------------------------------------------------------------------------
+
+    def step(self) -> str | None:
+        for _ in range(10):
+            name, action = self.rng.choices(self._actions, self._weights)[0]
+            if action():
+                self.run.done[name] += 1
+                return name
+        return None
+
+    async def play(
+        self,
+        actions: int,
+        rate: float,
+        progress: Callable[[Run], None] | None = None,
+        tick: float = 0.05,
+    ) -> Run:
+        """Play ``actions`` actions at about ``rate`` per second, yielding to the event loop
+        between small slices so that the simulators keep serving HTTP."""
+        began = time.monotonic()
+        last_report = began
+        target_done = 0
+        while self.run.actions < actions:
+            elapsed = time.monotonic() - began
+            target_done = min(actions, int(elapsed * rate) + 1)
+            while self.run.actions < target_done:
+                if self.step() is None:
+                    break
+            if progress is not None and time.monotonic() - last_report >= 1.0:
+                progress(self.run)
+                last_report = time.monotonic()
+            await asyncio.sleep(tick)
+        self.run.ended = time.monotonic()
+        return self.run
+
+
+def expected_available(
+    network: Network, shopify: ShopifySimulator, sitoo: SitooSimulator
+) -> dict[tuple[str, int], int]:
+    """What tillsync should have made Shopify's `available` at each position: Sitoo's
+    available less the buffer and the units Shopify committed there for open online orders."""
+    out: dict[tuple[str, int], int] = {}
+    for store in network.stores:
+        items = sitoo.state.stock[store.sitoo_warehouse_id]
+        for sku in network.skus:
+            item = items.get(sku)
+            available = int(item.available) if item is not None else 0
+            inv = shopify.state.item_for(sku)
+            level = shopify.state.levels.get((inv.id, store.shopify_location_id))
+            committed = level.get("committed") if level is not None else 0
+            out[(sku, store.shopify_location_id)] = max(
+                0, available - network.spec.buffer - committed
+            )
+    return out
+
+
+def actual_available(network: Network, shopify: ShopifySimulator) -> dict[tuple[str, int], int]:
+    out: dict[tuple[str, int], int] = {}
+    for store in network.stores:
+        for sku in network.skus:
+            inv = shopify.state.item_for(sku)
+            level = shopify.state.levels.get((inv.id, store.shopify_location_id))
+            out[(sku, store.shopify_location_id)] = level.get("available") if level else 0
+    return out
+
+
+def mismatches(
+    network: Network, shopify: ShopifySimulator, sitoo: SitooSimulator
+) -> dict[tuple[str, int], tuple[int, int]]:
+    want = expected_available(network, shopify, sitoo)
+    have = actual_available(network, shopify)
+    return {k: (have[k], v) for k, v in want.items() if have[k] != v}

@@ -1,0 +1,273 @@
+"""The simulated shop's records. Plain dataclasses: the simulator owns them, nothing else."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+# Quantity states stored per level; on_hand is derived so the invariant cannot break.
+STORED_STATES = (
+    "available",
+    "committed",
+    "reserved",
+    "damaged",
+    "safety_stock",
+    "quality_control",
+    "incoming",
+)
+ON_HAND_PARTS = ("available", "committed", "reserved", "damaged", "safety_stock", "quality_control")
+QUANTITY_NAMES = (*STORED_STATES, "on_hand")
+
+
+_last_stamp: tuple[int, str] = (0, "")
+
+
+def now_iso() -> str:
+    """UTC now at Shopify's one-second resolution (formatted once per second: it is hot)."""
+    global _last_stamp
+    now = time.time()
+    second = int(now)
+    if _last_stamp[0] != second:
+        _last_stamp = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _last_stamp[1]
+
+
+def gid(kind: str, ident: int | str) -> str:
+    return f"gid://shopify/{kind}/{ident}"
+
+
+def parse_gid(value: object, kind: str) -> int | None:
+    """The numeric id of ``gid://shopify/<kind>/<n>`` (query string ignored), else None."""
+    if not isinstance(value, str):
+        return None
+    prefix = f"gid://shopify/{kind}/"
+    if not value.startswith(prefix):
+        return None
+    tail = value[len(prefix) :].split("?", 1)[0]
+    return int(tail) if tail.isdigit() else None
+
+
+@dataclass
+class Location:
+    id: int
+    name: str
+    address1: str = ""
+    city: str = ""
+    zip: str = ""
+    country_code: str = "SE"
+    active: bool = True
+    fulfills_online_orders: bool = True
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class InventoryItem:
+    id: int
+    variant_id: int
+    sku: str
+    tracked: bool = True
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class Variant:
+    id: int
+    product_id: int
+    sku: str
+    price: Decimal
+    inventory_item_id: int
+    title: str = "Default Title"
+    barcode: str | None = None
+    position: int = 1
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class Product:
+    id: int
+    title: str
+    handle: str
+    vendor: str = "tillsync"
+    product_type: str = ""
+    status: str = "ACTIVE"
+    tags: list[str] = field(default_factory=list)
+    variant_ids: list[int] = field(default_factory=list)
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class Level:
+    item_id: int
+    location_id: int
+    quantities: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STORED_STATES, 0))
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+    def get(self, name: str) -> int:
+        if name == "on_hand":
+            return sum(self.quantities[n] for n in ON_HAND_PARTS)
+        return self.quantities[name]
+
+    def set(self, name: str, value: int) -> int:
+        """Set a state; setting on_hand moves the difference through available, as Shopify
+        does. Returns the delta."""
+        target = "available" if name == "on_hand" else name
+        delta = value - self.get(name)
+        self.quantities[target] += delta
+        self.updated_at = now_iso()
+        return delta
+
+    def add(self, name: str, delta: int) -> None:
+        target = "available" if name == "on_hand" else name
+        self.quantities[target] += delta
+        self.updated_at = now_iso()
+
+
+@dataclass
+class LineItem:
+    id: int
+    variant_id: int
+    product_id: int
+    sku: str
+    title: str
+    quantity: int
+    price: Decimal
+    fulfilled: int = 0
+    refunded: int = 0
+
+
+@dataclass
+class FulfillmentOrderLine:
+    id: int
+    line_item_id: int
+    variant_id: int
+    inventory_item_id: int
+    sku: str
+    total: int
+    remaining: int
+
+
+@dataclass
+class FulfillmentOrder:
+    id: int
+    order_id: int
+    location_id: int
+    method_type: str
+    lines: list[FulfillmentOrderLine]
+    status: str = "OPEN"
+    prepared_for_pickup: bool = False
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class Fulfillment:
+    id: int
+    order_id: int
+    location_id: int
+    lines: list[tuple[int, int]]  # (line item id, quantity)
+    status: str = "success"
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class RefundLine:
+    id: int
+    line_item_id: int
+    quantity: int
+    restock_type: str  # no_restock | cancel | return | legacy_restock
+    location_id: int | None
+    subtotal: Decimal
+
+
+@dataclass
+class Refund:
+    id: int
+    order_id: int
+    note: str | None
+    lines: list[RefundLine]
+    amount: Decimal
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class Order:
+    id: int
+    number: int
+    email: str | None
+    customer_id: int | None
+    line_items: list[LineItem]
+    currency: str = "SEK"
+    financial_status: str = "paid"
+    fulfillment_status: str | None = None
+    cancelled_at: str | None = None
+    cancel_reason: str | None = None
+    fulfillment_order_ids: list[int] = field(default_factory=list)
+    fulfillment_ids: list[int] = field(default_factory=list)
+    refund_ids: list[int] = field(default_factory=list)
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+    @property
+    def name(self) -> str:
+        return f"#{self.number}"
+
+    @property
+    def total(self) -> Decimal:
+        return sum((li.price * li.quantity for li in self.line_items), Decimal("0.00"))
+
+
+@dataclass
+class Metafield:
+    id: int
+    owner_id: str
+    namespace: str
+    key: str
+    value: str
+    type: str
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class Customer:
+    id: int
+    email: str | None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    note: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metafields: dict[tuple[str, str], Metafield] = field(default_factory=dict)
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class WebhookSubscription:
+    id: int
+    topic: str  # wire name, e.g. orders/create
+    callback_url: str
+    name: str | None = None
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class BulkOperation:
+    id: int
+    query: str
+    status: str = "RUNNING"
+    ready_at: float = 0.0
+    created_at: str = field(default_factory=now_iso)
+    completed_at: str | None = None
+    object_count: int = 0
+    root_object_count: int = 0
+    jsonl: bytes = b""
+    error_code: str | None = None

@@ -1,0 +1,529 @@
+"""The simulator's GraphQL objects: plain dicts built from the shop's records.
+
+Fields that take arguments, or that would cost work nobody asked for, are callables; the
+executor calls them with the field's arguments (graphql-core's default resolver does the same),
+so every field the schema allows can be answered while a small mutation stays cheap. Fields a
+dict does not have resolve to null.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from graphql import GraphQLError, GraphQLResolveInfo
+
+from connectors.shopify.sim import payloads
+from connectors.shopify.sim.model import (
+    QUANTITY_NAMES,
+    BulkOperation,
+    Customer,
+    Fulfillment,
+    FulfillmentOrder,
+    FulfillmentOrderLine,
+    InventoryItem,
+    Level,
+    LineItem,
+    Location,
+    Metafield,
+    Order,
+    Product,
+    Refund,
+    Variant,
+    WebhookSubscription,
+    gid,
+    parse_gid,
+)
+from connectors.shopify.sim.state import ShopState
+
+T = TypeVar("T")
+Node = dict[str, Any]
+
+MAX_INPUT_ITEMS = 250
+
+# Webhook topic enum values whose wire names are not just "first word / rest".
+_TOPIC_WIRE = {
+    "FULFILLMENT_ORDERS_LINE_ITEMS_PREPARED_FOR_PICKUP": (
+        "fulfillment_orders/line_items_prepared_for_pickup"
+    ),
+    "INVENTORY_LEVELS_UPDATE": "inventory_levels/update",
+    "INVENTORY_ITEMS_UPDATE": "inventory_items/update",
+    "INVENTORY_ITEMS_CREATE": "inventory_items/create",
+    "BULK_OPERATIONS_FINISH": "bulk_operations/finish",
+    "CUSTOMER_TAGS_ADDED": "customer_tags/added",
+}
+
+
+def topic_wire_name(enum_value: str) -> str:
+    if enum_value in _TOPIC_WIRE:
+        return _TOPIC_WIRE[enum_value]
+    head, _, tail = enum_value.lower().rpartition("_")
+    return f"{head}/{tail}"
+
+
+def topic_enum_name(wire: str) -> str:
+    return wire.replace("/", "_").upper()
+
+
+def _cursor(index: int) -> str:
+    return base64.b64encode(f"i:{index}".encode()).decode()
+
+
+def _uncursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        return int(base64.b64decode(cursor).decode().split(":", 1)[1])
+    except (ValueError, IndexError):
+        raise GraphQLError(f"Invalid cursor {cursor!r}") from None
+
+
+def connection(
+    items: Sequence[T],
+    to_node: Callable[[T], Node],
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    reverse: bool | None = False,
+    **_: Any,
+) -> Node:
+    for n in (first, last):
+        if n is not None and not 0 <= n <= MAX_INPUT_ITEMS:
+            raise GraphQLError(f"first/last must be between 0 and {MAX_INPUT_ITEMS}")
+    indexed = list(enumerate(items))
+    if reverse:
+        indexed.reverse()
+    a, b = _uncursor(after), _uncursor(before)
+    if a is not None:
+        pos = next((i for i, (idx, _) in enumerate(indexed) if idx == a), len(indexed))
+        indexed = indexed[pos + 1 :]
+    if b is not None:
+        pos = next((i for i, (idx, _) in enumerate(indexed) if idx == b), len(indexed))
+        indexed = indexed[:pos]
+    total = len(indexed)
+    has_next = has_prev = False
+    if first is not None and total > first:
+        indexed, has_next = indexed[:first], True
+    if last is not None and len(indexed) > last:
+        indexed, has_prev = indexed[-last:], True
+    nodes = [to_node(x) for _, x in indexed]
+    cursors = [_cursor(i) for i, _ in indexed]
+    return {
+        "nodes": nodes,
+        "edges": lambda _info: [
+            {"cursor": c, "node": n} for c, n in zip(cursors, nodes, strict=True)
+        ],
+        "pageInfo": {
+            "hasNextPage": has_next,
+            "hasPreviousPage": has_prev or a is not None,
+            "startCursor": cursors[0] if cursors else None,
+            "endCursor": cursors[-1] if cursors else None,
+        },
+    }
+
+
+_TERM = re.compile(r'(\w+):(?:"([^"]*)"|(\S+))')
+
+
+def search_terms(query: str | None) -> list[tuple[str, str]]:
+    """Shopify search syntax, enough of it: ``sku:A OR sku:"B C"``; AND/OR both widen."""
+    if not query:
+        return []
+    return [(m[1].lower(), m[2] if m[2] is not None else m[3]) for m in _TERM.finditer(query)]
+
+
+def _money_v2(amount: Decimal, currency: str) -> Node:
+    return {"amount": str(amount.quantize(Decimal("0.01"))), "currencyCode": currency}
+
+
+def _money_bag(amount: Decimal, currency: str) -> Node:
+    m = _money_v2(amount, currency)
+    return {"shopMoney": m, "presentmentMoney": dict(m)}
+
+
+class Objects:
+    """Builders of GraphQL objects over a ``ShopState``."""
+
+    def __init__(self, state: ShopState) -> None:
+        self.state = state
+        self.base_url = "http://127.0.0.1"
+
+    # -- object builders --------------------------------------------------------------------
+
+    def location(self, loc: Location) -> Node:
+        st = self.state
+        address = {
+            "address1": loc.address1,
+            "city": loc.city,
+            "zip": loc.zip,
+            "countryCode": loc.country_code,
+            "country": loc.country_code,
+            "formatted": [p for p in (loc.address1, f"{loc.zip} {loc.city}".strip()) if p],
+        }
+        return {
+            "__typename": "Location",
+            "id": gid("Location", loc.id),
+            "legacyResourceId": str(loc.id),
+            "name": loc.name,
+            "isActive": loc.active,
+            "activatable": not loc.active,
+            "deactivatable": loc.active,
+            "deletable": False,
+            "addressVerified": True,
+            "fulfillsOnlineOrders": loc.fulfills_online_orders,
+            "hasActiveInventory": True,
+            "hasUnfulfilledOrders": False,
+            "isFulfillmentService": False,
+            "isPrimary": loc.id == min(st.locations),
+            "shipsInventory": True,
+            "createdAt": loc.created_at,
+            "updatedAt": loc.updated_at,
+            "address": address,
+            "inventoryLevels": lambda _i, **a: connection(
+                [lv for (_, l_id), lv in st.levels.items() if l_id == loc.id], self.level, **a
+            ),
+            "inventoryLevel": lambda _i, inventoryItemId: self._level_or_none(
+                parse_gid(inventoryItemId, "InventoryItem"), loc.id
+            ),
+        }
+
+    def _level_or_none(self, item_id: int | None, loc_id: int | None) -> Node | None:
+        if item_id is None or loc_id is None:
+            return None
+        level = self.state.levels.get((item_id, loc_id))
+        return self.level(level) if level else None
+
+    def level(self, level: Level) -> Node:
+        level_id = payloads.level_gid(level)
+
+        def quantities(_info: GraphQLResolveInfo, names: list[str]) -> list[Node]:
+            bad = [n for n in names if n not in QUANTITY_NAMES]
+            if bad:
+                raise GraphQLError(f"Invalid quantity names: {', '.join(bad)}")
+            return [
+                {
+                    "id": f"{level_id}&name={n}",
+                    "name": n,
+                    "quantity": level.get(n),
+                    "updatedAt": level.updated_at,
+                }
+                for n in names
+            ]
+
+        return {
+            "__typename": "InventoryLevel",
+            "id": level_id,
+            "canDeactivate": True,
+            "createdAt": level.created_at,
+            "updatedAt": level.updated_at,
+            "item": lambda _i: self.item(self.state.items[level.item_id]),
+            "location": lambda _i: self.location(self.state.locations[level.location_id]),
+            "quantities": quantities,
+        }
+
+    def item(self, item: InventoryItem) -> Node:
+        st = self.state
+        return {
+            "__typename": "InventoryItem",
+            "id": gid("InventoryItem", item.id),
+            "legacyResourceId": str(item.id),
+            "sku": item.sku,
+            "tracked": item.tracked,
+            "requiresShipping": True,
+            "duplicateSkuCount": 0,
+            "createdAt": item.created_at,
+            "updatedAt": item.updated_at,
+            "variant": lambda _i: self.variant(st.variants[item.variant_id]),
+            "inventoryLevels": lambda _i, **a: connection(
+                [lv for (i_id, _), lv in st.levels.items() if i_id == item.id], self.level, **a
+            ),
+            "inventoryLevel": lambda _i, locationId: self._level_or_none(
+                item.id, parse_gid(locationId, "Location")
+            ),
+        }
+
+    def variant(self, v: Variant) -> Node:
+        st = self.state
+        product = st.products[v.product_id]
+        return {
+            "__typename": "ProductVariant",
+            "id": gid("ProductVariant", v.id),
+            "legacyResourceId": str(v.id),
+            "sku": v.sku,
+            "barcode": v.barcode,
+            "title": v.title,
+            "displayName": f"{product.title} - {v.title}",
+            "price": str(v.price.quantize(Decimal("0.01"))),
+            "position": v.position,
+            "taxable": True,
+            "availableForSale": True,
+            "inventoryPolicy": "DENY",
+            "createdAt": v.created_at,
+            "updatedAt": v.updated_at,
+            "inventoryQuantity": lambda _i: sum(
+                lv.get("available")
+                for (i_id, _), lv in st.levels.items()
+                if i_id == v.inventory_item_id
+            ),
+            "product": lambda _i: self.product(product),
+            "inventoryItem": lambda _i: self.item(st.items[v.inventory_item_id]),
+        }
+
+    def product(self, p: Product) -> Node:
+        st = self.state
+        return {
+            "__typename": "Product",
+            "id": gid("Product", p.id),
+            "legacyResourceId": str(p.id),
+            "title": p.title,
+            "handle": p.handle,
+            "status": p.status,
+            "vendor": p.vendor,
+            "productType": p.product_type,
+            "tags": list(p.tags),
+            "description": "",
+            "descriptionHtml": "",
+            "createdAt": p.created_at,
+            "updatedAt": p.updated_at,
+            "tracksInventory": True,
+            "hasOnlyDefaultVariant": len(p.variant_ids) == 1,
+            "variants": lambda _i, **a: connection(
+                [st.variants[v] for v in p.variant_ids], self.variant, **a
+            ),
+        }
+
+    def metafield(self, mf: Metafield) -> Node:
+        return {
+            "__typename": "Metafield",
+            "id": gid("Metafield", mf.id),
+            "legacyResourceId": str(mf.id),
+            "namespace": mf.namespace,
+            "key": mf.key,
+            "value": mf.value,
+            "jsonValue": mf.value,
+            "type": mf.type,
+            "compareDigest": str(hash((mf.namespace, mf.key, mf.value))),
+            "ownerType": "CUSTOMER",
+            "createdAt": mf.created_at,
+            "updatedAt": mf.updated_at,
+        }
+
+    def customer(self, c: Customer) -> Node:
+        orders = [o for o in self.state.orders.values() if o.customer_id == c.id]
+        return {
+            "__typename": "Customer",
+            "id": gid("Customer", c.id),
+            "legacyResourceId": str(c.id),
+            "email": c.email,
+            "firstName": c.first_name,
+            "lastName": c.last_name,
+            "displayName": " ".join(p for p in (c.first_name, c.last_name) if p) or c.email,
+            "phone": c.phone,
+            "note": c.note,
+            "tags": list(c.tags),
+            "state": "ENABLED",
+            "verifiedEmail": True,
+            "taxExempt": False,
+            "locale": "en",
+            "numberOfOrders": str(len(orders)),
+            "amountSpent": _money_v2(sum((o.total for o in orders), Decimal(0)), "SEK"),
+            "createdAt": c.created_at,
+            "updatedAt": c.updated_at,
+            "metafields": lambda _i, namespace=None, **a: connection(
+                [m for m in c.metafields.values() if namespace in (None, m.namespace)],
+                self.metafield,
+                **a,
+            ),
+            "metafield": lambda _i, key, namespace=None: (
+                self.metafield(c.metafields[(namespace or "", key)])
+                if (namespace or "", key) in c.metafields
+                else None
+            ),
+        }
+
+    def line_item(self, li: LineItem, order: Order) -> Node:
+        return {
+            "__typename": "LineItem",
+            "id": gid("LineItem", li.id),
+            "sku": li.sku,
+            "name": li.title,
+            "title": li.title,
+            "quantity": li.quantity,
+            "currentQuantity": li.quantity - li.refunded,
+            "refundableQuantity": li.quantity - li.refunded,
+            "unfulfilledQuantity": max(0, li.quantity - li.refunded - li.fulfilled),
+            "requiresShipping": True,
+            "restockable": True,
+            "taxable": True,
+            "isGiftCard": False,
+            "merchantEditable": True,
+            "nonFulfillableQuantity": 0,
+            "originalUnitPriceSet": _money_bag(li.price, order.currency),
+            "discountedUnitPriceSet": _money_bag(li.price, order.currency),
+            "originalTotalSet": _money_bag(li.price * li.quantity, order.currency),
+            "variant": lambda _i: self.variant(self.state.variants[li.variant_id]),
+            "product": lambda _i: self.product(self.state.products[li.product_id]),
+        }
+
+    def fo_line(self, line: FulfillmentOrderLine, order: Order) -> Node:
+        li = next(x for x in order.line_items if x.id == line.line_item_id)
+        return {
+            "__typename": "FulfillmentOrderLineItem",
+            "id": gid("FulfillmentOrderLineItem", line.id),
+            "sku": line.sku,
+            "inventoryItemId": gid("InventoryItem", line.inventory_item_id),
+            "remainingQuantity": line.remaining,
+            "totalQuantity": line.total,
+            "requiresShipping": True,
+            "productTitle": li.title,
+            "lineItem": lambda _i: self.line_item(li, order),
+            "variant": lambda _i: self.variant(self.state.variants[line.variant_id]),
+        }
+
+    def fulfillment_order(self, fo: FulfillmentOrder) -> Node:
+        st = self.state
+        order = st.orders[fo.order_id]
+        loc = st.locations[fo.location_id]
+        return {
+            "__typename": "FulfillmentOrder",
+            "id": gid("FulfillmentOrder", fo.id),
+            "orderId": gid("Order", order.id),
+            "orderName": order.name,
+            "status": fo.status,
+            "requestStatus": "UNSUBMITTED",
+            "createdAt": fo.created_at,
+            "updatedAt": fo.updated_at,
+            "orderProcessedAt": order.created_at,
+            "supportedActions": [],
+            "fulfillmentHolds": [],
+            "assignedLocation": {
+                "name": loc.name,
+                "address1": loc.address1,
+                "city": loc.city,
+                "zip": loc.zip,
+                "countryCode": loc.country_code,
+                "location": lambda _i: self.location(loc),
+            },
+            "deliveryMethod": {
+                "id": gid("DeliveryMethod", fo.id),
+                "methodType": fo.method_type,
+                "presentedName": "Pickup" if fo.method_type == "PICK_UP" else "Standard",
+            },
+            "lineItems": lambda _i, **a: connection(
+                fo.lines, lambda ln: self.fo_line(ln, order), **a
+            ),
+            "order": lambda _i: self.order(order),
+        }
+
+    def fulfillment(self, f: Fulfillment) -> Node:
+        return {
+            "__typename": "Fulfillment",
+            "id": gid("Fulfillment", f.id),
+            "legacyResourceId": str(f.id),
+            "name": f"#{f.id}",
+            "status": f.status.upper(),
+            "displayStatus": "FULFILLED",
+            "createdAt": f.created_at,
+            "updatedAt": f.updated_at,
+            "requiresShipping": True,
+            "totalQuantity": sum(q for _, q in f.lines),
+            "trackingInfo": [],
+            "location": lambda _i: self.location(self.state.locations[f.location_id]),
+            "order": lambda _i: self.order(self.state.orders[f.order_id]),
+        }
+
+    def refund(self, r: Refund) -> Node:
+        order = self.state.orders[r.order_id]
+        return {
+            "__typename": "Refund",
+            "id": gid("Refund", r.id),
+            "legacyResourceId": str(r.id),
+            "note": r.note,
+            "createdAt": r.created_at,
+            "updatedAt": r.created_at,
+            "totalRefunded": _money_v2(r.amount, order.currency),
+            "totalRefundedSet": _money_bag(r.amount, order.currency),
+            "order": lambda _i: self.order(order),
+        }
+
+    def order(self, o: Order) -> Node:
+        st = self.state
+        fulfilled = {None: "UNFULFILLED", "partial": "PARTIALLY_FULFILLED"}
+        return {
+            "__typename": "Order",
+            "id": gid("Order", o.id),
+            "legacyResourceId": str(o.id),
+            "name": o.name,
+            "email": o.email,
+            "createdAt": o.created_at,
+            "updatedAt": o.updated_at,
+            "processedAt": o.created_at,
+            "cancelledAt": o.cancelled_at,
+            "cancelReason": o.cancel_reason.upper() if o.cancel_reason else None,
+            "closed": False,
+            "test": False,
+            "tags": [],
+            "currencyCode": o.currency,
+            "displayFinancialStatus": o.financial_status.upper(),
+            "displayFulfillmentStatus": fulfilled.get(o.fulfillment_status, "FULFILLED"),
+            "totalPriceSet": _money_bag(o.total, o.currency),
+            "currentTotalPriceSet": _money_bag(
+                o.total - sum((st.refunds[r].amount for r in o.refund_ids), Decimal(0)),
+                o.currency,
+            ),
+            "customer": lambda _i: (
+                self.customer(st.customers[o.customer_id]) if o.customer_id else None
+            ),
+            "lineItems": lambda _i, **a: connection(
+                o.line_items, lambda li: self.line_item(li, o), **a
+            ),
+            "fulfillmentOrders": lambda _i, **a: connection(
+                [st.fulfillment_orders[i] for i in o.fulfillment_order_ids],
+                self.fulfillment_order,
+                **a,
+            ),
+            "fulfillments": lambda _i, first=None: [
+                self.fulfillment(st.fulfillments[f]) for f in o.fulfillment_ids[:first]
+            ],
+            "refunds": lambda _i, first=None: [
+                self.refund(st.refunds[r]) for r in o.refund_ids[:first]
+            ],
+        }
+
+    def bulk_operation(self, op: BulkOperation) -> Node:
+        done = op.status == "COMPLETED"
+        return {
+            "__typename": "BulkOperation",
+            "id": gid("BulkOperation", op.id),
+            "status": op.status,
+            "type": "QUERY",
+            "query": op.query,
+            "errorCode": op.error_code,
+            "createdAt": op.created_at,
+            "completedAt": op.completed_at,
+            "objectCount": str(op.object_count),
+            "rootObjectCount": str(op.root_object_count),
+            "fileSize": str(len(op.jsonl)) if done else None,
+            "url": f"{self.base_url}/_sim/bulk/{op.id}.jsonl" if done and op.jsonl else None,
+            "partialDataUrl": None,
+        }
+
+    def webhook_subscription(self, sub: WebhookSubscription) -> Node:
+        return {
+            "__typename": "WebhookSubscription",
+            "id": gid("WebhookSubscription", sub.id),
+            "legacyResourceId": str(sub.id),
+            "topic": topic_enum_name(sub.topic),
+            "format": "JSON",
+            "callbackUrl": sub.callback_url,
+            "includeFields": [],
+            "metafieldNamespaces": [],
+            "apiVersion": {"handle": "2026-04", "displayName": "2026-04", "supported": True},
+            "createdAt": sub.created_at,
+            "updatedAt": sub.created_at,
+            "endpoint": {"__typename": "WebhookHttpEndpoint", "callbackUrl": sub.callback_url},
+        }

@@ -1,0 +1,575 @@
+"""The simulated shop: its records and every change to them, merchant-side or through the API.
+
+All changes go through here so the quantity invariant and the webhooks that each change fires
+live in one place. ``publish(topic, body)`` is set by the simulator to its webhook dispatcher.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from connectors.shopify.sim import payloads
+from connectors.shopify.sim.model import (
+    QUANTITY_NAMES,
+    Customer,
+    Fulfillment,
+    FulfillmentOrder,
+    FulfillmentOrderLine,
+    InventoryItem,
+    Level,
+    LineItem,
+    Location,
+    Metafield,
+    Order,
+    Product,
+    Refund,
+    RefundLine,
+    Variant,
+    WebhookSubscription,
+    gid,
+    now_iso,
+)
+
+Publish = Callable[[str, dict[str, Any]], None]
+
+QUANTITY_LIMIT = 1_000_000_000
+
+
+class SimError(ValueError):
+    """A merchant-side action that cannot be done (unknown SKU, location, order...)."""
+
+
+@dataclass
+class UserError:
+    field: list[str] | None
+    message: str
+    code: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "message": self.message, "code": self.code}
+
+
+@dataclass
+class QuantityChange:
+    name: str
+    delta: int
+    quantity_after: int
+    item_id: int
+    location_id: int
+    ledger_document_uri: str | None = None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "product"
+
+
+class ShopState:
+    def __init__(self, shop_domain: str, publish: Publish | None = None) -> None:
+        self.shop_domain = shop_domain
+        self.publish: Publish = publish or (lambda _topic, _body: None)
+        self._ids = itertools.count(1_000_001)
+        self._order_numbers = itertools.count(1001)
+        self.locations: dict[int, Location] = {}
+        self.products: dict[int, Product] = {}
+        self.variants: dict[int, Variant] = {}
+        self.items: dict[int, InventoryItem] = {}
+        self.levels: dict[tuple[int, int], Level] = {}
+        self.orders: dict[int, Order] = {}
+        self.fulfillment_orders: dict[int, FulfillmentOrder] = {}
+        self.fulfillments: dict[int, Fulfillment] = {}
+        self.refunds: dict[int, Refund] = {}
+        self.customers: dict[int, Customer] = {}
+        self.subscriptions: dict[int, WebhookSubscription] = {}
+        self._sku_index: dict[str, int] = {}
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def variant_by_sku(self, sku: str) -> Variant | None:
+        vid = self._sku_index.get(sku)
+        return self.variants.get(vid) if vid is not None else None
+
+    def item_for(self, sku_or_item: str | int) -> InventoryItem:
+        if isinstance(sku_or_item, int):
+            item = self.items.get(sku_or_item)
+        else:
+            v = self.variant_by_sku(sku_or_item)
+            item = self.items.get(v.inventory_item_id) if v else None
+        if item is None:
+            raise SimError(f"no inventory item for {sku_or_item!r}")
+        return item
+
+    def location(self, location_id: int) -> Location:
+        loc = self.locations.get(location_id)
+        if loc is None:
+            raise SimError(f"no location {location_id}")
+        return loc
+
+    def order(self, order_id: int) -> Order:
+        o = self.orders.get(order_id)
+        if o is None:
+            raise SimError(f"no order {order_id}")
+        return o
+
+    def customer_by_email(self, email: str) -> Customer | None:
+        wanted = email.strip().lower()
+        for c in self.customers.values():
+            if c.email and c.email.lower() == wanted:
+                return c
+        return None
+
+    # -- seeding ----------------------------------------------------------------------------
+
+    def add_location(self, name: str, **fields: Any) -> Location:
+        loc = Location(id=self.next_id(), name=name, **fields)
+        self.locations[loc.id] = loc
+        return loc
+
+    def add_product(
+        self,
+        title: str,
+        variants: Iterable[dict[str, Any]],
+        *,
+        inventory: dict[int, int] | None = None,
+        notify: bool = False,
+        **fields: Any,
+    ) -> Product:
+        """Create a product; each variant dict has ``sku``, optional ``price``, ``barcode``,
+        ``title`` and ``inventory`` ({location id: available}) overriding ``inventory``."""
+        product = Product(id=self.next_id(), title=title, handle=_slug(title), **fields)
+        self.products[product.id] = product
+        for pos, spec in enumerate(variants, start=1):
+            v = self._add_variant(product, spec, pos)
+            for loc_id, qty in (spec.get("inventory") or inventory or {}).items():
+                self.activate(v.inventory_item_id, int(loc_id), available=int(qty))
+        if notify:
+            self.publish("products/create", payloads.product(product, self))
+        return product
+
+    def _add_variant(self, product: Product, spec: dict[str, Any], position: int) -> Variant:
+        sku = str(spec.get("sku") or "")
+        if sku and sku in self._sku_index:
+            raise SimError(f"SKU {sku!r} exists")
+        vid, iid = self.next_id(), self.next_id()
+        v = Variant(
+            id=vid,
+            product_id=product.id,
+            sku=sku,
+            price=Decimal(str(spec.get("price", "0.00"))),
+            inventory_item_id=iid,
+            title=str(spec.get("title") or "Default Title"),
+            barcode=spec.get("barcode"),
+            position=position,
+        )
+        self.variants[vid] = v
+        self.items[iid] = InventoryItem(id=iid, variant_id=vid, sku=sku)
+        product.variant_ids.append(vid)
+        if sku:
+            self._sku_index[sku] = vid
+        return v
+
+    def activate(self, item_id: int, location_id: int, available: int = 0) -> Level:
+        key = (item_id, location_id)
+        level = self.levels.get(key)
+        if level is None:
+            level = Level(item_id=item_id, location_id=location_id)
+            level.set("available", available)
+            self.levels[key] = level
+        return level
+
+    # -- inventory --------------------------------------------------------------------------
+
+    def _notify_levels(self, levels: Iterable[Level]) -> None:
+        seen: set[tuple[int, int]] = set()
+        for level in levels:
+            key = (level.item_id, level.location_id)
+            if key not in seen:
+                seen.add(key)
+                self.publish("inventory_levels/update", payloads.inventory_level(level))
+
+    def apply_set(self, name: str, entries: list[tuple[int, int, int]]) -> list[QuantityChange]:
+        """Set ``name`` for (item, location, quantity) entries already checked by the caller."""
+        changes: list[QuantityChange] = []
+        touched: list[Level] = []
+        for item_id, loc_id, qty in entries:
+            level = self.levels[(item_id, loc_id)]
+            delta = level.set(name, qty)
+            changes.append(QuantityChange(name, delta, level.get(name), item_id, loc_id))
+            other = "on_hand" if name == "available" else "available"
+            changes.append(QuantityChange(other, delta, level.get(other), item_id, loc_id))
+            if delta:
+                touched.append(level)
+        self._notify_levels(touched)
+        return changes
+
+    def apply_adjust(
+        self, name: str, entries: list[tuple[int, int, int, str | None]]
+    ) -> list[QuantityChange]:
+        changes: list[QuantityChange] = []
+        touched: list[Level] = []
+        for item_id, loc_id, delta, ledger in entries:
+            level = self.levels[(item_id, loc_id)]
+            level.add(name, delta)
+            changes.append(QuantityChange(name, delta, level.get(name), item_id, loc_id, ledger))
+            if name in ("available", "on_hand") or name in QUANTITY_NAMES:
+                touched.append(level)
+        self._notify_levels(touched)
+        return changes
+
+    def edit_inventory(
+        self,
+        sku_or_item: str | int,
+        location_id: int,
+        *,
+        quantity: int | None = None,
+        delta: int | None = None,
+        name: str = "available",
+    ) -> Level:
+        """A staff member edits stock in the Shopify admin (absolute ``quantity`` or ``delta``)."""
+        if name not in QUANTITY_NAMES or name == "incoming":
+            raise SimError(f"cannot edit {name!r}")
+        item = self.item_for(sku_or_item)
+        self.location(location_id)
+        level = self.levels.get((item.id, location_id)) or self.activate(item.id, location_id)
+        if quantity is not None:
+            level.set(name, quantity)
+        elif delta is not None:
+            level.add(name, delta)
+        else:
+            raise SimError("give quantity or delta")
+        self._notify_levels([level])
+        return level
+
+    # -- orders -----------------------------------------------------------------------------
+
+    def place_order(
+        self,
+        lines: Iterable[tuple[str, int]],
+        *,
+        location_id: int,
+        delivery: str = "SHIPPING",
+        email: str | None = None,
+        financial_status: str = "paid",
+        currency: str = "SEK",
+    ) -> Order:
+        """An online order: stock at ``location_id`` moves from available to committed."""
+        delivery = delivery.upper().replace("PICKUP", "PICK_UP")
+        if delivery not in ("SHIPPING", "PICK_UP", "LOCAL", "NONE", "RETAIL", "PICKUP_POINT"):
+            raise SimError(f"unknown delivery method {delivery!r}")
+        self.location(location_id)
+        customer = None
+        created_customer = False
+        if email:
+            customer = self.customer_by_email(email)
+            if customer is None:
+                customer = Customer(id=self.next_id(), email=email)
+                self.customers[customer.id] = customer
+                created_customer = True
+        items: list[LineItem] = []
+        fo_lines: list[FulfillmentOrderLine] = []
+        touched: list[Level] = []
+        specs = list(lines)
+        for sku, _qty in specs:
+            v = self.variant_by_sku(sku)
+            if v is None:
+                raise SimError(f"unknown SKU {sku!r}")
+            if (v.inventory_item_id, location_id) not in self.levels:
+                raise SimError(f"SKU {sku!r} is not stocked at location {location_id}")
+        for sku, qty in specs:
+            v = self.variant_by_sku(sku)
+            assert v is not None
+            product = self.products[v.product_id]
+            li = LineItem(
+                id=self.next_id(),
+                variant_id=v.id,
+                product_id=v.product_id,
+                sku=sku,
+                title=product.title,
+                quantity=int(qty),
+                price=v.price,
+            )
+            items.append(li)
+            fo_lines.append(
+                FulfillmentOrderLine(
+                    id=self.next_id(),
+                    line_item_id=li.id,
+                    variant_id=v.id,
+                    inventory_item_id=v.inventory_item_id,
+                    sku=sku,
+                    total=int(qty),
+                    remaining=int(qty),
+                )
+            )
+            level = self.levels[(v.inventory_item_id, location_id)]
+            level.add("available", -int(qty))
+            level.add("committed", int(qty))
+            touched.append(level)
+        order = Order(
+            id=self.next_id(),
+            number=next(self._order_numbers),
+            email=email,
+            customer_id=customer.id if customer else None,
+            line_items=items,
+            currency=currency,
+            financial_status=financial_status,
+        )
+        fo = FulfillmentOrder(
+            id=self.next_id(),
+            order_id=order.id,
+            location_id=location_id,
+            method_type=delivery,
+            lines=fo_lines,
+        )
+        self.fulfillment_orders[fo.id] = fo
+        order.fulfillment_order_ids.append(fo.id)
+        self.orders[order.id] = order
+        if customer and created_customer:
+            self.publish("customers/create", payloads.customer(customer, self))
+        body = payloads.order(order, self)
+        self.publish("orders/create", body)
+        if financial_status == "paid":
+            self.publish("orders/paid", body)
+        self._notify_levels(touched)
+        return order
+
+    def _touch_order(self, order: Order) -> None:
+        order.updated_at = now_iso()
+
+    def cancel_order(self, order_id: int, *, reason: str = "customer") -> Order:
+        """Cancel and restock what was not fulfilled: committed goes back to available."""
+        order = self.order(order_id)
+        if order.cancelled_at:
+            raise SimError(f"order {order_id} is already cancelled")
+        touched: list[Level] = []
+        for fo_id in order.fulfillment_order_ids:
+            fo = self.fulfillment_orders[fo_id]
+            for line in fo.lines:
+                if line.remaining:
+                    level = self.levels[(line.inventory_item_id, fo.location_id)]
+                    level.add("committed", -line.remaining)
+                    level.add("available", line.remaining)
+                    touched.append(level)
+                    line.remaining = 0
+            if fo.status not in ("CLOSED",):
+                fo.status = "CANCELLED"
+                fo.updated_at = now_iso()
+        order.cancelled_at = now_iso()
+        order.cancel_reason = reason
+        self._touch_order(order)
+        body = payloads.order(order, self)
+        self.publish("orders/cancelled", body)
+        self.publish("orders/updated", body)
+        self._notify_levels(touched)
+        return order
+
+    def fulfil(
+        self, fulfillment_order_id: int, lines: list[tuple[int, int]] | None = None
+    ) -> Fulfillment:
+        """Fulfil a fulfillment order (all of it, or (fo line id, quantity) pairs):
+        committed and on_hand both fall."""
+        fo = self.fulfillment_orders.get(fulfillment_order_id)
+        if fo is None:
+            raise SimError(f"no fulfillment order {fulfillment_order_id}")
+        if fo.status in ("CLOSED", "CANCELLED"):
+            raise SimError(f"fulfillment order {fulfillment_order_id} is {fo.status.lower()}")
+        by_id = {line.id: line for line in fo.lines}
+        wanted = lines if lines is not None else [(ln.id, ln.remaining) for ln in fo.lines]
+        for line_id, qty in wanted:
+            line = by_id.get(line_id)
+            if line is None or qty < 1 or qty > line.remaining:
+                raise SimError(f"invalid quantity {qty} for fulfillment order line {line_id}")
+        order = self.orders[fo.order_id]
+        items = {li.id: li for li in order.line_items}
+        done: list[tuple[int, int]] = []
+        for line_id, qty in wanted:
+            line = by_id[line_id]
+            if not qty:
+                continue
+            line.remaining -= qty
+            self.levels[(line.inventory_item_id, fo.location_id)].add("committed", -qty)
+            items[line.line_item_id].fulfilled += qty
+            done.append((line.line_item_id, qty))
+        fo.status = "CLOSED" if all(ln.remaining == 0 for ln in fo.lines) else "IN_PROGRESS"
+        fo.updated_at = now_iso()
+        f = Fulfillment(
+            id=self.next_id(), order_id=order.id, location_id=fo.location_id, lines=done
+        )
+        self.fulfillments[f.id] = f
+        order.fulfillment_ids.append(f.id)
+        complete = all(li.fulfilled + li.refunded >= li.quantity for li in order.line_items)
+        order.fulfillment_status = "fulfilled" if complete else "partial"
+        self._touch_order(order)
+        body = payloads.order(order, self)
+        if complete:
+            self.publish("orders/fulfilled", body)
+        self.publish("orders/updated", body)
+        return f
+
+    def prepare_for_pickup(self, fulfillment_order_id: int) -> FulfillmentOrder:
+        fo = self.fulfillment_orders.get(fulfillment_order_id)
+        if fo is None:
+            raise SimError(f"no fulfillment order {fulfillment_order_id}")
+        if fo.method_type != "PICK_UP":
+            raise SimError("fulfillment order is not for local pickup")
+        if fo.status not in ("OPEN", "IN_PROGRESS"):
+            raise SimError(f"fulfillment order is {fo.status.lower()}")
+        fo.prepared_for_pickup = True
+        fo.status = "IN_PROGRESS"
+        fo.updated_at = now_iso()
+        self.publish(
+            "fulfillment_orders/line_items_prepared_for_pickup", payloads.fulfillment_order(fo)
+        )
+        return fo
+
+    def refund(
+        self,
+        order_id: int,
+        lines: list[tuple[int, int, str, int | None]],
+        *,
+        note: str | None = None,
+    ) -> Refund:
+        """Refund (line item id, quantity, restock type, location id) lines.
+
+        RETURN puts units back into available at the location; CANCEL releases units still
+        committed on an open fulfillment order; NO_RESTOCK moves no stock.
+        """
+        order = self.order(order_id)
+        items = {li.id: li for li in order.line_items}
+        for li_id, qty, restock, loc_id in lines:
+            li = items.get(li_id)
+            if li is None:
+                raise SimError(f"line item {li_id} is not on order {order_id}")
+            if qty < 1 or qty > li.quantity - li.refunded:
+                raise SimError(f"cannot refund {qty} of line item {li_id}")
+            if restock.lower() not in ("no_restock", "cancel", "return", "legacy_restock"):
+                raise SimError(f"unknown restock type {restock!r}")
+            if restock.lower() == "return" and loc_id is None:
+                raise SimError("a RETURN restock needs a location")
+        touched: list[Level] = []
+        refund_lines: list[RefundLine] = []
+        for li_id, qty, restock, loc_id in lines:
+            li = items[li_id]
+            kind = restock.lower()
+            li.refunded += qty
+            if kind in ("return", "legacy_restock") and loc_id is not None:
+                v = self.variants[li.variant_id]
+                level = self.levels.get((v.inventory_item_id, loc_id)) or self.activate(
+                    v.inventory_item_id, loc_id
+                )
+                level.add("available", qty)
+                touched.append(level)
+            elif kind == "cancel":
+                touched.extend(self._release_committed(order, li, qty))
+            refund_lines.append(
+                RefundLine(self.next_id(), li_id, qty, kind, loc_id, li.price * qty)
+            )
+        amount = sum((rl.subtotal for rl in refund_lines), Decimal(0))
+        r = Refund(
+            id=self.next_id(), order_id=order.id, note=note, lines=refund_lines, amount=amount
+        )
+        self.refunds[r.id] = r
+        order.refund_ids.append(r.id)
+        refunded_all = all(li.refunded >= li.quantity for li in order.line_items)
+        order.financial_status = "refunded" if refunded_all else "partially_refunded"
+        self._touch_order(order)
+        self.publish("refunds/create", payloads.refund(r, order))
+        self.publish("orders/updated", payloads.order(order, self))
+        self._notify_levels(touched)
+        return r
+
+    def _release_committed(self, order: Order, li: LineItem, qty: int) -> list[Level]:
+        out: list[Level] = []
+        for fo_id in order.fulfillment_order_ids:
+            fo = self.fulfillment_orders[fo_id]
+            for line in fo.lines:
+                if line.line_item_id == li.id and line.remaining and qty:
+                    n = min(qty, line.remaining)
+                    line.remaining -= n
+                    qty -= n
+                    level = self.levels[(line.inventory_item_id, fo.location_id)]
+                    level.add("committed", -n)
+                    level.add("available", n)
+                    out.append(level)
+        return out
+
+    # -- customers --------------------------------------------------------------------------
+
+    def create_customer(self, email: str | None, **fields: Any) -> Customer:
+        if email and self.customer_by_email(email):
+            raise SimError("Email has already been taken")
+        c = Customer(id=self.next_id(), email=email, **fields)
+        self.customers[c.id] = c
+        self.publish("customers/create", payloads.customer(c, self))
+        return c
+
+    def update_customer(self, customer_id: int, **fields: Any) -> Customer:
+        c = self.customers.get(customer_id)
+        if c is None:
+            raise SimError(f"no customer {customer_id}")
+        new_email = fields.get("email")
+        if new_email:
+            other = self.customer_by_email(new_email)
+            if other is not None and other.id != c.id:
+                raise SimError("Email has already been taken")
+        for k, v in fields.items():
+            setattr(c, k, v)
+        c.updated_at = now_iso()
+        self.publish("customers/update", payloads.customer(c, self))
+        return c
+
+    def add_tags(self, customer_id: int, tags: list[str]) -> Customer:
+        c = self.customers.get(customer_id)
+        if c is None:
+            raise SimError(f"no customer {customer_id}")
+        merged = list(dict.fromkeys([*c.tags, *(t.strip() for t in tags if t.strip())]))
+        return self.update_customer(customer_id, tags=merged)
+
+    def set_metafield(
+        self, customer_id: int, namespace: str, key: str, value: str, type_: str
+    ) -> Metafield:
+        c = self.customers.get(customer_id)
+        if c is None:
+            raise SimError(f"no customer {customer_id}")
+        mf = c.metafields.get((namespace, key))
+        if mf is None:
+            mf = Metafield(self.next_id(), gid("Customer", c.id), namespace, key, value, type_)
+            c.metafields[(namespace, key)] = mf
+        else:
+            mf.value, mf.type, mf.updated_at = value, type_, now_iso()
+        c.updated_at = now_iso()
+        self.publish("customers/update", payloads.customer(c, self))
+        return mf
+
+    # -- products ---------------------------------------------------------------------------
+
+    def update_product(self, product_id: int, **fields: Any) -> Product:
+        p = self.products.get(product_id)
+        if p is None:
+            raise SimError(f"no product {product_id}")
+        for k, v in fields.items():
+            setattr(p, k, v)
+        p.updated_at = now_iso()
+        self.publish("products/update", payloads.product(p, self))
+        return p
+
+    # -- reporting --------------------------------------------------------------------------
+
+    def inventory_snapshot(self) -> list[dict[str, Any]]:
+        out = []
+        for (item_id, loc_id), level in sorted(self.levels.items()):
+            item = self.items[item_id]
+            row: dict[str, Any] = {
+                "sku": item.sku,
+                "inventory_item_id": gid("InventoryItem", item_id),
+                "location_id": gid("Location", loc_id),
+            }
+            row.update({n: level.get(n) for n in QUANTITY_NAMES})
+            out.append(row)
+        return out

@@ -1,0 +1,103 @@
+"""The location map: which Shopify location is which Sitoo store and warehouse.
+
+The one place where the pairing, the safety buffers and the drift policies are defined. Loaded
+from YAML and validated at start so that a typo stops the worker with a message, not a
+half-synced store network.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class DriftPolicy(StrEnum):
+    HEAL = "heal"  # write the target again
+    ALERT = "alert"  # report only; a person decides
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="a name operators recognise, e.g. 'Stockholm Drottninggatan'")
+    shopify_location_id: int = Field(ge=1, description="numeric id (the tail of the Location GID)")
+    sitoo_store_id: int = Field(ge=1)
+    sitoo_warehouse_id: int = Field(ge=1)
+    buffer: int = Field(0, ge=0, description="units held back from Shopify at this location")
+    buffer_overrides: dict[str, int] = Field(
+        default_factory=dict, description="per-SKU buffers that replace `buffer`"
+    )
+    drift_policy: DriftPolicy = DriftPolicy.HEAL
+    settle_seconds: float = Field(
+        2.0, ge=0, le=3600, description="how long target and Shopify may differ before it is drift"
+    )
+
+    @field_validator("shopify_location_id", mode="before")
+    @classmethod
+    def _gid(cls, v: object) -> object:
+        if isinstance(v, str) and v.startswith("gid://shopify/Location/"):
+            return int(v.rsplit("/", 1)[1])
+        return v
+
+    @field_validator("buffer_overrides")
+    @classmethod
+    def _non_negative(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = [sku for sku, n in v.items() if n < 0]
+        if bad:
+            raise ValueError(f"buffers must be >= 0 (SKUs {', '.join(bad)})")
+        return v
+
+    def buffer_for(self, sku: str) -> int:
+        return self.buffer_overrides.get(sku, self.buffer)
+
+
+class LocationMap(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    locations: list[Location]
+
+    @model_validator(mode="after")
+    def _unique(self) -> LocationMap:
+        for attr in ("shopify_location_id", "sitoo_store_id", "sitoo_warehouse_id"):
+            seen: set[int] = set()
+            for loc in self.locations:
+                value = getattr(loc, attr)
+                if value in seen:
+                    raise ValueError(f"{attr} {value} is mapped twice; each must map one-to-one")
+                seen.add(value)
+        return self
+
+    def by_shopify(self, location_id: int) -> Location | None:
+        return self._shopify.get(location_id)
+
+    def by_warehouse(self, warehouse_id: int) -> Location | None:
+        return self._warehouse.get(warehouse_id)
+
+    @property
+    def _shopify(self) -> dict[int, Location]:
+        return {loc.shopify_location_id: loc for loc in self.locations}
+
+    @property
+    def _warehouse(self) -> dict[int, Location]:
+        return {loc.sitoo_warehouse_id: loc for loc in self.locations}
+
+
+class LocationMapError(ValueError):
+    pass
+
+
+def load_location_map(path: Path) -> LocationMap:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise LocationMapError(f"location map {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise LocationMapError(f"location map {path} is not valid YAML: {exc}") from None
+    try:
+        return LocationMap.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise LocationMapError(f"location map {path} is invalid:\n" + "\n".join(lines)) from None

@@ -1,0 +1,124 @@
+"""Online orders and the stock they hold at a store location.
+
+An online order placed in Shopify and routed to a mapped store for shipping commits units
+there that Sitoo knows nothing of until the store fulfils it: those are `pending`. Its
+fulfilment becomes a Move Out in Sitoo (once: the externalid names order and fulfilment), and
+its cancellation releases them. Click & collect orders are not pending here: they become Sitoo
+orders, whose reservations Sitoo itself reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import faust
+from pydantic import ValidationError
+
+from schemas.events import PendingUnits
+from schemas.shopify import Order
+from schemas.sitoo import WarehouseTransactionIn, WarehouseTransactionItemIn
+from streams import topics
+from streams.app import Context
+from streams.deadletter import dead_letter
+from streams.lru import RecentIds
+from streams.skus import gid_tail
+from streams.stock.refs import fulfilment_external_id, pending_ref
+from streams.stock.shopify_webhooks import header
+
+log = logging.getLogger("tillsync.orders")
+
+MOVE_OUT = 20  # Sitoo transactiontype "Move Out" (sitoo-api.md: from the example description)
+
+
+def register(ctx: Context) -> None:
+    app = ctx.app
+    rt = ctx.runtime
+    assert rt is not None
+    stock_topic = ctx.topic(topics.STOCK_EVENTS)
+    sitoo_commands = ctx.topic(topics.SITOO_STOCK_COMMANDS)
+
+    async def pending_lines(order_id: int) -> list[tuple[int, str, int]]:
+        """(location, sku, units) of the order's shipping lines at mapped locations."""
+        order = await rt.shopify.order(f"gid://shopify/Order/{order_id}")
+        out: list[tuple[int, str, int]] = []
+        for fo in ((order or {}).get("fulfillmentOrders") or {}).get("nodes", []):
+            if (fo.get("deliveryMethod") or {}).get("methodType") == "PICK_UP":
+                continue
+            location = ((fo.get("assignedLocation") or {}).get("location") or {}).get("id")
+            if location is None or rt.locations.by_shopify(gid_tail(location)) is None:
+                continue
+            for line in fo["lineItems"]["nodes"]:
+                if line.get("sku"):
+                    out.append((gid_tail(location), line["sku"], int(line["remainingQuantity"])))
+        return out
+
+    async def send_pending(order: Order, final: bool) -> None:
+        now = time.time()
+        for location, sku, units in await pending_lines(order.id):
+            ev = PendingUnits(
+                sku=sku,
+                location_id=location,
+                ref=pending_ref(order.id, sku),
+                units=0 if final else units,
+                final=final,
+                at=now,
+            )
+            await stock_topic.send(key=sku.encode(), value=ev.model_dump_json().encode())
+
+    async def send_fulfilments(order: Order) -> None:
+        pickup = any((line.code or "").lower() == "pickup" for line in order.shipping_lines)
+        if pickup:
+            return  # click & collect leaves Sitoo's stock when the Sitoo order closes
+        for f in order.fulfillments:
+            loc = rt.locations.by_shopify(f.location_id or 0)
+            if loc is None or (f.status or "success") != "success":
+                continue
+            items = [
+                WarehouseTransactionItemIn(sku=li.sku, decimalquantity=f"{-li.quantity}.000")
+                for li in f.line_items
+                if li.sku
+            ]
+            if not items:
+                continue
+            tx = WarehouseTransactionIn(
+                warehouseid=loc.sitoo_warehouse_id,
+                transactiontype=MOVE_OUT,
+                items=items,
+                description=f"Shopify order {order.name or order.id} fulfilled from store",
+                externalid=fulfilment_external_id(order.id, f.id),
+            )
+            await sitoo_commands.send(
+                key=(tx.externalid or "").encode(), value=tx.model_dump_json().encode()
+            )
+
+    @app.agent(ctx.topic(topics.RAW_SHOPIFY_WEBHOOKS), name="shopify-orders")
+    async def orders(stream: faust.StreamT[bytes]) -> None:
+        await rt.ready.wait()
+        recent = RecentIds()
+        async for event in stream.events():
+            topic = header(event, "X-Shopify-Topic")
+            if not topic.startswith("orders/"):
+                continue
+            if recent.seen(header(event, "X-Shopify-Webhook-Id")):
+                continue
+            try:
+                order = Order.model_validate_json(event.value)
+                if topic == "orders/create":
+                    await send_pending(order, final=False)
+                elif topic == "orders/cancelled":
+                    await send_pending(order, final=True)
+                elif topic in ("orders/fulfilled", "orders/updated"):
+                    await send_fulfilments(order)
+            except ValidationError as exc:
+                await dead_letter(
+                    ctx, origin=event.message.topic, reason=f"{topic}: {exc}", value=event.value
+                )
+            except Exception as exc:  # a Shopify outage must not stop the stream
+                log.warning("order %s (%s) failed: %s", topic, event.key, exc)
+                await dead_letter(
+                    ctx,
+                    origin=event.message.topic,
+                    reason=f"{topic} not handled: {exc}",
+                    value=event.value,
+                )

@@ -1,0 +1,279 @@
+"""One stock position: a SKU at a location, as both platforms see it, and what to do about it.
+
+Pure logic, no Faust and no I/O, so that every rule here is tested on its own: the agent in
+``streams.stock.agents`` loads a position from the table, calls :func:`step` with one event,
+stores the position and sends what the outcome asks for.
+
+The target for Shopify is ``available = max(0, sitoo_available - buffer - pending)``, where
+``pending`` counts units of online orders assigned to this location that Shopify has committed
+and Sitoo does not account for yet. Without it the sync would offer those units again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+from schemas.events import (
+    DriftCause,
+    DriftCheck,
+    DriftEvent,
+    DriftState,
+    ObservedSource,
+    PendingUnits,
+    SetInventory,
+    ShopifyObserved,
+    SitooLevel,
+    SitooReserved,
+    StockEvent,
+    WriteResult,
+)
+from schemas.locations import DriftPolicy, Location
+from streams.stock.refs import order_of_external_id, pending_ref
+
+# A write with no answer for this long is treated as lost (the worker may have died with it).
+IN_FLIGHT_TIMEOUT = 30.0
+SETTLED = -1  # a pending order line that is settled; later updates for it are stale
+
+
+class InFlight(BaseModel):
+    target: int
+    version: int
+    since: float
+
+
+class Position(BaseModel):
+    sku: str
+    location_id: int
+    inventory_item_id: int | None = None
+    sitoo_total: int | None = None
+    sitoo_version: int = -1
+    sitoo_event_time: float | None = None
+    sitoo_reserved: int = 0
+    reserved_at: float = 0.0
+    pending: dict[str, int] = Field(default_factory=dict)
+    observed: int | None = None
+    observed_at: float = 0.0
+    webhook_at: float = 0.0  # updated_at of the newest webhook taken
+    write_at: float = 0.0  # when our newest confirmed write landed
+    commanded: int | None = None
+    command_version: int = 0
+    in_flight: InFlight | None = None
+    last_written: int | None = None
+    written_sitoo_version: int = -1
+    drift_since: float | None = None
+    drift_cause: DriftCause | None = None
+    drift_reported: bool = False
+
+    @property
+    def key(self) -> str:
+        return position_key(self.sku, self.location_id)
+
+    @property
+    def pending_units(self) -> int:
+        return sum(u for u in self.pending.values() if u > 0)
+
+    @property
+    def sitoo_available(self) -> int | None:
+        if self.sitoo_total is None:
+            return None
+        return self.sitoo_total - self.sitoo_reserved
+
+    def target(self, buffer: int) -> int | None:
+        available = self.sitoo_available
+        if available is None:
+            return None
+        return max(0, available - buffer - self.pending_units)
+
+
+def position_key(sku: str, location_id: int) -> str:
+    return f"{sku}@{location_id}"
+
+
+@dataclass
+class Outcome:
+    position: Position
+    commands: list[SetInventory] = field(default_factory=list)
+    drift: list[DriftEvent] = field(default_factory=list)
+    check_at: float | None = None  # when to look again (settle window end)
+    ignored: str | None = None  # why the event changed nothing, for the audit
+
+
+def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome:
+    out = Outcome(pos)
+    if isinstance(event, SitooLevel):
+        if event.version <= pos.sitoo_version:
+            out.ignored = f"stale Sitoo transaction {event.version} <= {pos.sitoo_version}"
+            return out
+        pos.sitoo_total = event.total
+        pos.sitoo_version = event.version
+        pos.sitoo_event_time = event.event_time
+        order_id = order_of_external_id(event.external_id)
+        if order_id is not None:
+            # the Move Out of a store-fulfilled online order: its units leave `pending` in the
+            # same step as they leave Sitoo's stock
+            ref = pending_ref(order_id, event.sku)
+            left = pos.pending.get(ref, 0) + event.delta
+            pos.pending[ref] = SETTLED if left <= 0 else left
+    elif isinstance(event, SitooReserved):
+        if event.observed_at < pos.reserved_at:
+            out.ignored = "older reservation reading"
+            return out
+        pos.sitoo_reserved = event.reserved
+        pos.reserved_at = event.observed_at
+    elif isinstance(event, ShopifyObserved):
+        if event.source is ObservedSource.WEBHOOK:
+            # Shopify stamps updated_at to the second: only a webhook from an earlier second
+            # than what we know is certainly older
+            if event.updated_at < math.floor(max(pos.webhook_at, pos.write_at)):
+                out.ignored = "stale webhook (updated_at older than what we know)"
+                return out
+            pos.webhook_at = max(pos.webhook_at, event.updated_at)
+        pos.inventory_item_id = event.inventory_item_id
+        pos.observed = event.available
+        pos.observed_at = max(pos.observed_at, event.updated_at)
+        if (
+            pos.in_flight is None
+            and pos.commanded is not None
+            and event.available != pos.commanded
+            and pos.drift_since is None
+        ):
+            pos.drift_since = now
+            pos.drift_cause = (
+                DriftCause.SHOPIFY_EDIT
+                if event.source is ObservedSource.WEBHOOK
+                else DriftCause.MISSED_EVENT
+            )
+    elif isinstance(event, WriteResult):
+        _write_result(pos, event, now)
+    elif isinstance(event, PendingUnits):
+        if pos.pending.get(event.ref) == SETTLED:
+            out.ignored = f"order line {event.ref} already settled"
+            return out
+        pos.pending[event.ref] = SETTLED if event.final else event.units
+    elif isinstance(event, DriftCheck):
+        _drift_check(pos, loc, now, out)
+        return out
+    _reconcile(pos, loc, now, out)
+    return out
+
+
+def _write_result(pos: Position, event: WriteResult, now: float) -> None:
+    pos.inventory_item_id = event.inventory_item_id
+    current = pos.in_flight is not None and event.version >= pos.in_flight.version
+    if event.ok and event.written is not None:
+        pos.observed = event.written
+        pos.observed_at = max(pos.observed_at, event.at)
+        pos.last_written = event.written
+        pos.write_at = max(pos.write_at, event.at)
+    if current:
+        pos.in_flight = None
+    if not event.ok and current and pos.drift_since is None:
+        pos.drift_since = now
+        pos.drift_cause = DriftCause.FAILED_WRITE
+
+
+def _command(pos: Position, target: int, now: float) -> SetInventory:
+    assert pos.inventory_item_id is not None
+    pos.command_version += 1
+    pos.commanded = target
+    pos.in_flight = InFlight(target=target, version=pos.command_version, since=now)
+    return SetInventory(
+        sku=pos.sku,
+        inventory_item_id=pos.inventory_item_id,
+        location_id=pos.location_id,
+        target=target,
+        change_from=pos.observed,
+        version=pos.command_version,
+        sitoo_version=pos.sitoo_version,
+        event_time=pos.sitoo_event_time or now,
+    )
+
+
+def _reconcile(pos: Position, loc: Location, now: float, out: Outcome) -> None:
+    target = pos.target(loc.buffer_for(pos.sku))
+    if target is None or pos.inventory_item_id is None:
+        return  # one side unknown yet: nothing to write
+    if pos.in_flight is not None and now - pos.in_flight.since > IN_FLIGHT_TIMEOUT:
+        pos.in_flight = None
+    if target != pos.commanded:
+        out.commands.append(_command(pos, target, now))
+        return
+    if pos.observed == target:
+        _close_drift(pos, loc, now, out)
+        return
+    if pos.drift_reported and loc.drift_policy is DriftPolicy.ALERT:
+        return  # reported once; a person decides, or the next Sitoo change overwrites it
+    if pos.in_flight is None:
+        if pos.drift_since is None:
+            pos.drift_since = now
+            pos.drift_cause = pos.drift_cause or DriftCause.MISSED_EVENT
+        out.check_at = pos.drift_since + loc.settle_seconds
+
+
+def _close_drift(pos: Position, loc: Location, now: float, out: Outcome) -> None:
+    if pos.drift_since is not None and pos.drift_reported and pos.drift_cause is not None:
+        out.drift.append(
+            _drift(pos, DriftState.HEALED, pos.drift_cause, now, "Shopify agrees again")
+        )
+    pos.drift_since = None
+    pos.drift_cause = None
+    pos.drift_reported = False
+
+
+def _drift(pos: Position, state: DriftState, cause: DriftCause, now: float, why: str) -> DriftEvent:
+    target = pos.commanded
+    return DriftEvent(
+        sku=pos.sku,
+        location_id=pos.location_id,
+        state=state,
+        cause=cause,
+        target=target,
+        observed=pos.observed,
+        since=pos.drift_since or now,
+        at=now,
+        explanation=why,
+    )
+
+
+_EXPLAIN = {
+    DriftCause.SHOPIFY_EDIT: "Shopify changed with no write of ours in flight (admin or app edit)",
+    DriftCause.MISSED_EVENT: "Shopify differs and no event explains it (missed or lost event)",
+    DriftCause.FAILED_WRITE: "our write to Shopify failed",
+    DriftCause.UNKNOWN_SKU: "the SKU is known to one platform only",
+}
+
+
+def _drift_check(pos: Position, loc: Location, now: float, out: Outcome) -> None:
+    if pos.in_flight is not None and now - pos.in_flight.since > IN_FLIGHT_TIMEOUT:
+        pos.in_flight = None
+    target = pos.target(loc.buffer_for(pos.sku))
+    if pos.drift_since is None or target is None or pos.inventory_item_id is None:
+        return
+    if pos.observed == target:
+        _close_drift(pos, loc, now, out)
+        return
+    if pos.in_flight is not None:
+        return  # a write is on its way; its result decides
+    due = pos.drift_since + loc.settle_seconds
+    if now < due:
+        out.check_at = due
+        return
+    cause = pos.drift_cause or DriftCause.MISSED_EVENT
+    why = (
+        f"{_EXPLAIN[cause]}: Shopify has {pos.observed}, the target is {target} "
+        f"(Sitoo {pos.sitoo_available} available, buffer {loc.buffer_for(pos.sku)}, "
+        f"pending {pos.pending_units})"
+    )
+    if pos.drift_reported and loc.drift_policy is DriftPolicy.ALERT:
+        return  # reported already
+    if not pos.drift_reported:
+        out.drift.append(_drift(pos, DriftState.DETECTED, cause, now, why))
+        pos.drift_reported = True
+    if loc.drift_policy is DriftPolicy.HEAL:
+        out.drift.append(_drift(pos, DriftState.HEALING, cause, now, "writing the target again"))
+        out.commands.append(_command(pos, target, now))
+    else:
+        out.drift.append(_drift(pos, DriftState.REPORTED, cause, now, why))

@@ -1,0 +1,199 @@
+"""The Shopify inventory sink: targets in, `inventorySetQuantities` calls out.
+
+Commands are taken in windows and coalesced per (inventory item, location) to the newest
+version; a version at or below one already written is dropped, so an older Sitoo state never
+overwrites a newer one, even when commands are replayed after a crash. Each window is written
+in calls of up to 250 quantities, several in flight, paced by the client from Shopify's cost
+bucket. A stale compare-and-swap is re-read and retried; what still fails is reported back to
+the position (which treats it as drift), dead-lettered and raised as an exception.
+
+Offsets advance only after a window is written: an outage stalls this agent, not ingestion,
+and the backlog waits in Kafka, to drain coalesced when Shopify is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+
+import faust
+from pydantic import ValidationError
+
+from connectors.shopify.client import SetQuantityEntry, ShopifyError
+from schemas.events import ExceptionRecord, Owner, SetInventory, WriteResult
+from streams import metrics, topics
+from streams.app import Context
+from streams.deadletter import dead_letter
+from streams.skus import gid_tail
+
+log = logging.getLogger("tillsync.shopify_sink")
+
+MAX_ENTRIES = 250  # Shopify's limit on any input array
+WINDOW = 2_000  # commands taken at once; coalescing shrinks them
+WINDOW_SECONDS = 0.05
+CALLS_IN_FLIGHT = 4
+STALE_ROUNDS = 3
+STALE = "CHANGE_FROM_QUANTITY_STALE"
+REASON = "correction"
+REFERENCE = "gid://tillsync/StockSync/{}"
+
+
+def coalesce(
+    commands: list[SetInventory], written: dict[tuple[int, int], int]
+) -> list[SetInventory]:
+    """The newest command per (item, location), without those already superseded."""
+    newest: dict[tuple[int, int], SetInventory] = {}
+    for cmd in commands:
+        k = (cmd.inventory_item_id, cmd.location_id)
+        if cmd.version <= written.get(k, 0):
+            continue
+        if k not in newest or cmd.version > newest[k].version:
+            newest[k] = cmd
+    return list(newest.values())
+
+
+def idempotency_key(entries: list[SetQuantityEntry]) -> str:
+    digest = hashlib.sha256()
+    for e in entries:
+        digest.update(
+            f"{e.inventory_item_id}|{e.location_id}|{e.quantity}|{e.change_from};".encode()
+        )
+    return digest.hexdigest()[:32]
+
+
+def register(ctx: Context) -> None:
+    app = ctx.app
+    rt = ctx.runtime
+    assert rt is not None
+    stock_topic = ctx.topic(topics.STOCK_EVENTS)
+    exceptions = ctx.topic(topics.EXCEPTIONS)
+    commands_name = topics.SHOPIFY_INVENTORY_COMMANDS.name(ctx.settings.app_id)
+    # highest version written per (item, location), and the value Shopify then had
+    written: dict[tuple[int, int], int] = {}
+    known: dict[tuple[int, int], int] = {}
+    in_flight = asyncio.Semaphore(CALLS_IN_FLIGHT)
+    stats = {"throttled": 0}
+
+    async def report(cmd: SetInventory, ok: bool, value: int | None, error: str | None) -> None:
+        result = WriteResult(
+            sku=cmd.sku,
+            location_id=cmd.location_id,
+            inventory_item_id=cmd.inventory_item_id,
+            ok=ok,
+            target=cmd.target,
+            written=value,
+            version=cmd.version,
+            error=error,
+            at=time.time(),
+        )
+        await stock_topic.send(key=cmd.sku.encode(), value=result.model_dump_json().encode())
+        if ok:
+            metrics.sync_latency.labels(flow="stock").observe(
+                max(0.0, time.time() - cmd.event_time)
+            )
+
+    async def fail(cmds: list[SetInventory], reason: str) -> None:
+        for cmd in cmds:
+            await report(cmd, False, None, reason)
+            await dead_letter(
+                ctx,
+                origin=commands_name,
+                reason=reason,
+                value=cmd.model_dump_json().encode(),
+                key=cmd.sku.encode(),
+            )
+        record = ExceptionRecord(
+            type="shopify_inventory_write_failed",
+            owner=Owner.ECOMMERCE,
+            key=",".join(sorted({c.sku for c in cmds}))[:200],
+            message=f"{len(cmds)} inventory writes to Shopify failed: {reason}",
+            at=time.time(),
+        )
+        metrics.exceptions_raised.labels(type=record.type, owner=record.owner.value).inc()
+        await exceptions.send(value=record.model_dump_json().encode())
+
+    async def reread(cmd: SetInventory) -> int | None:
+        levels = await rt.shopify.inventory_levels(
+            f"gid://shopify/InventoryItem/{cmd.inventory_item_id}", names=["available"]
+        )
+        for level in levels:
+            if gid_tail(level.location_id) == cmd.location_id:
+                return level.quantities.get("available")
+        return None
+
+    async def write_chunk(chunk: list[SetInventory]) -> None:
+        todo = chunk
+        for _ in range(STALE_ROUNDS + 1):
+            entries = [
+                SetQuantityEntry(
+                    f"gid://shopify/InventoryItem/{c.inventory_item_id}",
+                    f"gid://shopify/Location/{c.location_id}",
+                    c.target,
+                    known.get((c.inventory_item_id, c.location_id), c.change_from),
+                )
+                for c in todo
+            ]
+            key = idempotency_key(entries)
+            try:
+                async with in_flight:
+                    result = await rt.shopify.set_quantities(
+                        entries,
+                        reason=REASON,
+                        reference_uri=REFERENCE.format(key),
+                        idempotency_key=key,
+                    )
+            except ShopifyError as exc:
+                await fail(todo, f"{exc.reason} after {exc.attempts} attempts")
+                return
+            if result.ok:
+                for cmd, res in zip(todo, result.entries, strict=True):
+                    k = (cmd.inventory_item_id, cmd.location_id)
+                    value = res.quantity_after if res.quantity_after is not None else cmd.target
+                    written[k] = max(written.get(k, 0), cmd.version)
+                    known[k] = value
+                    await report(cmd, True, value, None)
+                return
+            stale: list[SetInventory] = []
+            broken: list[tuple[SetInventory, str]] = []
+            for cmd, res in zip(todo, result.entries, strict=True):
+                code = res.error.code if res.error else None
+                if code == STALE:
+                    stale.append(cmd)
+                elif res.error is not None and res.error.entry_index is not None:
+                    broken.append((cmd, f"{code}: {res.error.message}"))
+            if not stale and not broken:
+                await fail(todo, "; ".join(e.message for e in result.user_errors)[:500])
+                return
+            for cmd, reason in broken:
+                await fail([cmd], reason)
+            for cmd in stale:
+                fresh = await reread(cmd)
+                if fresh is not None:
+                    known[(cmd.inventory_item_id, cmd.location_id)] = fresh
+            named = {id(c) for c in stale} | {id(c) for c, _ in broken}
+            # entries with no error of their own only failed because the call did
+            todo = stale + [c for c in todo if id(c) not in named]
+            if not todo:
+                return
+        await fail(todo, f"{STALE} after {STALE_ROUNDS} re-reads")
+
+    @app.agent(ctx.topic(topics.SHOPIFY_INVENTORY_COMMANDS), name="shopify-inventory-sink")
+    async def sink(stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.take(WINDOW, within=WINDOW_SECONDS):
+            cmds: list[SetInventory] = []
+            for raw in batch:
+                try:
+                    cmds.append(SetInventory.model_validate_json(raw))
+                except ValidationError as exc:
+                    await dead_letter(
+                        ctx, origin=commands_name, reason=f"invalid command: {exc}", value=raw
+                    )
+            todo = coalesce(cmds, written)
+            metrics.sink_backlog.labels(sink="shopify-inventory").set(len(todo))
+            chunks = [todo[i : i + MAX_ENTRIES] for i in range(0, len(todo), MAX_ENTRIES)]
+            await asyncio.gather(*(write_chunk(c) for c in chunks))
+            metrics.sink_backlog.labels(sink="shopify-inventory").set(0)
+            metrics.events_out.labels(topic="shopify.inventorySetQuantities").inc(len(todo))
+        _ = stats

@@ -1,0 +1,111 @@
+"""What a worker does before the stock flow runs: build the SKU index from both platforms and,
+on the worker that owns the ledger, take the first snapshot of both sides.
+
+The snapshot gives every position a starting point: Sitoo's warehouse items (versioned with the
+newest ledger id read *before* them, so every later transaction is newer) and Shopify's levels
+from a bulk export.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from schemas.events import ObservedSource, ShopifyObserved, SitooLevel, SitooReserved
+from schemas.money import whole_units
+from streams.app import Context
+from streams.skus import gid_tail
+
+log = logging.getLogger("tillsync.startup")
+
+
+async def build_index(ctx: Context) -> list[ShopifyObserved]:
+    """Fill the SKU index; return Shopify's current levels at mapped locations."""
+    rt = ctx.runtime
+    assert rt is not None
+    lines = await rt.shopify.bulk_inventory_export()
+    observed: list[ShopifyObserved] = []
+    item_sku: dict[str, str] = {}
+    now = time.time()
+    for line in lines:
+        if "__parentId" not in line:
+            if line.get("sku"):
+                item_sku[line["id"]] = line["sku"]
+                rt.skus.add_shopify(line["sku"], gid_tail(line["id"]))
+            continue
+        sku = item_sku.get(line["__parentId"])
+        location = gid_tail(line["location"]["id"])
+        if sku is None or rt.locations.by_shopify(location) is None:
+            continue
+        quantities = {q["name"]: q["quantity"] for q in line.get("quantities", [])}
+        observed.append(
+            ShopifyObserved(
+                sku=sku,
+                location_id=location,
+                inventory_item_id=gid_tail(line["__parentId"]),
+                available=int(quantities.get("available", 0)),
+                updated_at=now,
+                source=ObservedSource.SNAPSHOT,
+            )
+        )
+    return observed
+
+
+async def sitoo_snapshot(ctx: Context) -> tuple[int, list[SitooLevel | SitooReserved]]:
+    """The newest ledger id, then every mapped warehouse's items."""
+    rt = ctx.runtime
+    assert rt is not None
+    newest = 0
+    body = await rt.sitoo.request(
+        "GET",
+        f"/sites/{rt.sitoo.site_id}/warehousetransactions.json",
+        params={"sort": "-warehousetransactionid", "num": 1},
+    )
+    if body["items"]:
+        newest = int(body["items"][0]["warehousetransactionid"])
+    now = time.time()
+    events: list[SitooLevel | SitooReserved] = []
+    for loc in rt.locations.locations:
+        async for item in rt.sitoo.iter_warehouse_items(loc.sitoo_warehouse_id, page_size=1000):
+            rt.skus.add_sitoo(item.sku)
+            events.append(
+                SitooLevel(
+                    sku=item.sku,
+                    warehouse_id=loc.sitoo_warehouse_id,
+                    total=whole_units(item.decimaltotal),
+                    version=newest,
+                    event_time=now,
+                )
+            )
+            events.append(
+                SitooReserved(
+                    sku=item.sku,
+                    warehouse_id=loc.sitoo_warehouse_id,
+                    reserved=whole_units(item.decimalreserved),
+                    observed_at=now,
+                )
+            )
+    return newest, events
+
+
+def register(ctx: Context) -> None:
+    app = ctx.app
+    rt = ctx.runtime
+    assert rt is not None
+
+    @app.task
+    async def start_stock_flow() -> None:
+        began = time.monotonic()
+        observed = await build_index(ctx)
+        newest, sitoo_events = await sitoo_snapshot(ctx)
+        for sku in sorted(rt.skus.only_in_sitoo())[:50]:
+            log.warning("SKU %s is in Sitoo but not in Shopify: not synced", sku)
+        rt.snapshot = (newest, [*sitoo_events, *observed])
+        rt.ready.set()
+        log.info(
+            "stock flow ready in %.1fs: %d SKUs in Shopify, %d in Sitoo, %d locations",
+            time.monotonic() - began,
+            len(rt.skus.item_by_sku),
+            len(rt.skus.sitoo_skus),
+            len(rt.locations.locations),
+        )

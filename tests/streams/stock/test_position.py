@@ -1,0 +1,199 @@
+"""The rules of one stock position, event by event."""
+
+from __future__ import annotations
+
+from schemas.events import (
+    DriftCause,
+    DriftCheck,
+    DriftState,
+    ObservedSource,
+    PendingUnits,
+    ShopifyObserved,
+    SitooLevel,
+    SitooReserved,
+    WriteResult,
+)
+from schemas.locations import DriftPolicy, Location
+from streams.stock.position import Outcome, Position, step
+
+LOC = Location(
+    name="Store 1",
+    shopify_location_id=11,
+    sitoo_store_id=1,
+    sitoo_warehouse_id=101,
+    buffer=2,
+    buffer_overrides={"RARE": 0},
+    settle_seconds=2.0,
+)
+
+
+def level(total: int, version: int, sku: str = "SKU") -> SitooLevel:
+    return SitooLevel(sku=sku, warehouse_id=101, total=total, version=version, event_time=100.0)
+
+
+def observed(
+    available: int, at: float, source: ObservedSource = ObservedSource.WEBHOOK
+) -> ShopifyObserved:
+    return ShopifyObserved(
+        sku="SKU",
+        location_id=11,
+        inventory_item_id=7,
+        available=available,
+        updated_at=at,
+        source=source,
+    )
+
+
+def ok(pos: Position, written: int, at: float) -> WriteResult:
+    assert pos.in_flight is not None
+    return WriteResult(
+        sku="SKU",
+        location_id=11,
+        inventory_item_id=7,
+        ok=True,
+        target=written,
+        written=written,
+        version=pos.in_flight.version,
+        at=at,
+    )
+
+
+def synced(total: int = 10, loc: Location = LOC) -> Position:
+    """A position whose target was written and confirmed."""
+    pos = Position(sku="SKU", location_id=11)
+    step(pos, observed(total - loc.buffer, 1.0), loc, 1.0)
+    out = step(pos, level(total, 1), loc, 2.0)
+    assert out.commands and out.commands[0].target == total - loc.buffer
+    step(pos, ok(pos, total - loc.buffer, 3.0), loc, 3.0)
+    assert pos.in_flight is None and pos.drift_since is None
+    return pos
+
+
+def test_target_subtracts_reserved_buffer_and_pending_and_never_goes_below_zero() -> None:
+    pos = synced(10)
+    step(pos, SitooReserved(sku="SKU", warehouse_id=101, reserved=3, observed_at=4.0), LOC, 4.0)
+    out = step(
+        pos, PendingUnits(sku="SKU", location_id=11, ref="o/1/l/1", units=2, at=5.0), LOC, 5.0
+    )
+    assert pos.target(LOC.buffer) == 10 - 3 - 2 - 2
+    assert [c.target for c in out.commands] == [3]
+    out = step(pos, level(1, 2), LOC, 6.0)
+    assert [c.target for c in out.commands] == [0]
+
+
+def test_per_sku_buffer_override() -> None:
+    pos = Position(sku="RARE", location_id=11)
+    step(pos, SitooLevel(sku="RARE", warehouse_id=101, total=1, version=1, event_time=1), LOC, 1)
+    assert pos.target(LOC.buffer_for("RARE")) == 1
+
+
+def test_older_sitoo_transactions_never_overwrite_newer_ones() -> None:
+    pos = synced(10)
+    step(pos, level(5, 9), LOC, 4.0)
+    out = step(pos, level(8, 7), LOC, 5.0)
+    assert out.ignored and "stale" in out.ignored
+    assert pos.sitoo_total == 5 and not out.commands
+    out = step(pos, level(5, 9), LOC, 6.0)  # a duplicate
+    assert out.ignored and not out.commands
+
+
+def test_commands_carry_increasing_versions_and_the_last_observed_value() -> None:
+    pos = synced(10)
+    a = step(pos, level(9, 2), LOC, 4.0).commands[0]
+    b = step(pos, level(8, 3), LOC, 4.1).commands[0]
+    assert b.version > a.version and b.sitoo_version == 3
+    assert a.change_from == b.change_from == 8  # nothing observed since the confirmed write
+
+
+def test_settled_order_lines_ignore_late_updates() -> None:
+    pos = synced(10)
+    step(pos, PendingUnits(sku="SKU", location_id=11, ref="r", units=0, final=True, at=1), LOC, 4)
+    out = step(pos, PendingUnits(sku="SKU", location_id=11, ref="r", units=3, at=0), LOC, 5)
+    assert out.ignored and pos.pending_units == 0
+
+
+def test_admin_edit_becomes_drift_after_the_settle_window_and_heals() -> None:
+    pos = synced(10)
+    out = step(pos, observed(20, 10.0), LOC, 10.0)
+    assert pos.drift_cause is DriftCause.SHOPIFY_EDIT
+    assert out.check_at == 12.0 and not out.drift
+    early = step(pos, DriftCheck(sku="SKU", location_id=11, at=11.0), LOC, 11.0)
+    assert not early.drift and early.check_at == 12.0
+    due = step(pos, DriftCheck(sku="SKU", location_id=11, at=12.0), LOC, 12.0)
+    assert [d.state for d in due.drift] == [DriftState.DETECTED, DriftState.HEALING]
+    assert due.drift[0].cause is DriftCause.SHOPIFY_EDIT
+    assert [(c.target, c.change_from) for c in due.commands] == [(8, 20)]
+    healed = step(pos, ok(pos, 8, 12.5), LOC, 12.5)
+    assert [d.state for d in healed.drift] == [DriftState.HEALED]
+    assert pos.drift_since is None
+
+
+def test_alert_policy_reports_once_and_writes_nothing() -> None:
+    loc = LOC.model_copy(update={"drift_policy": DriftPolicy.ALERT})
+    pos = synced(10, loc)
+    step(pos, observed(20, 10.0), loc, 10.0)
+    due = step(pos, DriftCheck(sku="SKU", location_id=11, at=12.0), loc, 12.0)
+    assert [d.state for d in due.drift] == [DriftState.DETECTED, DriftState.REPORTED]
+    assert not due.commands
+    again = step(pos, DriftCheck(sku="SKU", location_id=11, at=20.0), loc, 20.0)
+    assert not again.drift and not again.commands
+    # Sitoo stays master: its next change is written as usual and ends the drift
+    out = step(pos, level(9, 2), loc, 21.0)
+    assert [c.target for c in out.commands] == [7]
+
+
+def test_our_own_write_echoed_by_a_webhook_is_not_drift() -> None:
+    pos = synced(10)
+    out = step(pos, level(9, 2), LOC, 4.0)
+    assert out.commands[0].target == 7
+    echo = step(pos, observed(7, 4.2), LOC, 4.2)
+    assert pos.drift_since is None and not echo.drift
+
+
+def test_stale_webhook_is_ignored_but_one_from_the_same_second_is_not() -> None:
+    pos = synced(10)  # our write confirmed at 3.0
+    out = step(pos, observed(3, 2.0), LOC, 5.0)
+    assert out.ignored and pos.observed == 8
+    out = step(pos, observed(4, 3.0), LOC, 5.0)  # an edit within the second of our write
+    assert not out.ignored and pos.observed == 4 and pos.drift_since is not None
+
+
+def test_failed_write_is_drift_with_its_cause() -> None:
+    pos = synced(10)
+    step(pos, level(9, 2), LOC, 4.0)
+    assert pos.in_flight is not None
+    fail = WriteResult(
+        sku="SKU",
+        location_id=11,
+        inventory_item_id=7,
+        ok=False,
+        target=7,
+        version=pos.in_flight.version,
+        error="THROTTLED x8",
+        at=5.0,
+    )
+    out: Outcome = step(pos, fail, LOC, 5.0)
+    assert pos.drift_cause is DriftCause.FAILED_WRITE and out.check_at == 7.0
+    due = step(pos, DriftCheck(sku="SKU", location_id=11, at=7.0), LOC, 7.0)
+    assert due.drift[0].cause is DriftCause.FAILED_WRITE
+    assert [c.target for c in due.commands] == [7]
+
+
+def test_store_fulfilment_settles_pending_in_the_same_step_as_stock_leaves() -> None:
+    pos = synced(10)
+    placed = PendingUnits(sku="SKU", location_id=11, ref="order/55/SKU", units=2, at=4.0)
+    assert [c.target for c in step(pos, placed, LOC, 4.0).commands] == [6]
+    moved = SitooLevel(
+        sku="SKU",
+        warehouse_id=101,
+        total=8,
+        version=2,
+        event_time=5.0,
+        external_id="sf-55-900",
+        delta=-2,
+    )
+    out = step(pos, moved, LOC, 5.0)
+    assert pos.pending_units == 0
+    assert not out.commands  # 8 - 2 buffer - 0 pending: the target never moved
+    late = PendingUnits(sku="SKU", location_id=11, ref="order/55/SKU", units=2, at=3.0)
+    assert step(pos, late, LOC, 6.0).ignored
