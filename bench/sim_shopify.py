@@ -1,11 +1,11 @@
 """How many small inventorySetQuantities calls per second the Shopify simulator serves.
 
 The simulator runs in its own process (one core, as in the demo); the load comes from
-``--clients`` concurrent httpx clients in this process, each sending one-entry
+``--clients`` concurrent httpx clients in each of ``--load-processes`` processes, sending one-entry
 ``inventorySetQuantities`` mutations with a fresh ``@idempotent`` key over real HTTP.
 The bucket uses the ``unlimited`` plan so the figure is the simulator's, not Shopify's limit.
 
-    .venv/bin/python bench/sim_shopify.py --seconds 10 --clients 16
+    .venv/bin/python bench/sim_shopify.py --seconds 10 --clients 8 --load-processes 2
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ async def _load(port: int, seconds: float, clients: int) -> tuple[int, int, floa
         )
         head, tail = template.split('"@KEY@"')
         tail_a, tail_b = tail.split("424242")
-        headers = {**headers, "Content-Type": "application/json"}
+        request_headers = {**headers, "Content-Type": "application/json"}
 
         def body(n: int) -> bytes:
             return f'{head}"{uuid.uuid4()}"{tail_a}{n % 100}{tail_b}'.encode()
@@ -110,7 +110,7 @@ async def _load(port: int, seconds: float, clients: int) -> tuple[int, int, floa
             n = 0
             while time.monotonic() < deadline:
                 n += 1
-                r = await http.post(url, content=body(n), headers=headers)
+                r = await http.post(url, content=body(n), headers=request_headers)
                 if r.status_code == 200 and b'"userErrors": []' in r.content:
                     ok += 1
                 else:
@@ -124,7 +124,7 @@ async def _load(port: int, seconds: float, clients: int) -> tuple[int, int, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients per process")
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument(
         "--load-processes",

@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from streams import metrics, topics
 from streams.admin import ensure_topics
@@ -18,6 +18,8 @@ from streams.runtime import Runtime, load_runtime
 from tillsync.settings import Settings
 
 log = logging.getLogger("tillsync.worker")
+
+METRICS_TYPE = "text/plain; version=0.0.4"
 
 
 @dataclass
@@ -38,7 +40,8 @@ def build_app(settings: Settings) -> Context:
         settings.app_id,
         broker=settings.kafka_broker_url,
         store="rocksdb://",
-        datadir=str(settings.data_dir),
+        # one dir per app id: RocksDB files must never meet the changelog of another app
+        datadir=str(settings.data_dir / settings.app_id),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
         # one worker per node by default; standbys would double writes for nothing
@@ -61,6 +64,7 @@ def build_app(settings: Settings) -> Context:
         web_graph_enabled=False,
         logging_config=None,
     )
+    (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
     runtime = load_runtime(settings) if settings.locations_file else None
     ctx = Context(app=app, settings=settings, runtime=runtime)
     for spec in topics.ALL:
@@ -111,7 +115,8 @@ def _views(ctx: Context) -> None:
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
+            # aiohttp refuses a charset inside content_type; Prometheus reads text as UTF-8
+            return self.bytes(generate_latest(metrics.REGISTRY), content_type=METRICS_TYPE)
 
     @app.page("/health")
     class Health(View):

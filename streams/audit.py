@@ -19,7 +19,6 @@ from streams.app import Context
 RAW_SOURCES = {
     topics.RAW_SHOPIFY_WEBHOOKS: "shopify.webhooks",
     topics.RAW_SITOO_EVENTS: "sitoo.events",
-    topics.RAW_SITOO_LEDGER: "sitoo.ledger",
 }
 
 

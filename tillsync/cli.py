@@ -141,15 +141,61 @@ def worker(ctx: click.Context, loglevel: str) -> None:
 
 
 @main.command()
-@click.option("--events", default=2000, show_default=True, help="events to send")
+@click.option("--stores", default=5, show_default=True, help="stores in the network")
+@click.option("--skus", default=2000, show_default=True, help="SKUs in every store")
+@click.option("--actions", default=20_000, show_default=True, help="store and online actions")
+@click.option("--rate", default=500.0, show_default=True, help="actions per second")
 @click.option(
-    "--log-dir", type=click.Path(path_type=Path), default=Path("var/demo"), show_default=True
+    "--work-dir", type=click.Path(path_type=Path), default=Path("var/demo"), show_default=True
 )
-def demo(events: int, log_dir: Path) -> None:
-    """Run the demo on the built-in simulators through a real worker."""
+def demo(stores: int, skus: int, actions: int, rate: float, work_dir: Path) -> None:
+    """Play a store network on the built-in simulators through a real worker."""
     from tillsync import demo as demo_mod
 
-    demo_mod.run(_settings(), events, log_dir)
+    demo_mod.run(_settings(), stores=stores, skus=skus, actions=actions, rate=rate, work=work_dir)
+
+
+@main.group()
+def stock() -> None:
+    """Stock positions as the running worker sees them."""
+
+
+@stock.command("show")
+@click.argument("sku")
+@click.option("--worker", default=None, help="worker URL; default http://<web_host>:<web_port>")
+def stock_show(sku: str, worker: str | None) -> None:
+    """Print one SKU's positions across locations: Sitoo, buffer, pending, target, Shopify."""
+    import httpx
+
+    settings = _settings()
+    url = worker or f"http://{settings.web_host}:{settings.web_port}"
+    try:
+        body = httpx.get(f"{url}/state/stock/{sku}", timeout=10).json()
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"no worker answers at {url}: {exc}") from None
+    rows = body.get("positions", [])
+    if not rows:
+        click.echo(f"{sku}: no positions on this worker")
+        return
+    head = ("location", "sitoo", "reserved", "buffer", "pending", "target", "shopify", "state")
+    click.echo("  ".join(f"{h:>10}" for h in head))
+    for r in rows:
+        state = (
+            "in flight"
+            if r["in_flight"]
+            else ("DRIFT " + str(r["drift_cause"]) if r["drift_since"] else "ok")
+        )
+        values = (
+            r["location"],
+            r["sitoo_total"],
+            r["sitoo_reserved"],
+            r["buffer"],
+            r["pending"],
+            r["target"],
+            r["shopify_observed"],
+            state,
+        )
+        click.echo("  ".join(f"{v!s:>10}" for v in values))
 
 
 # -- simulators -----------------------------------------------------------------------------

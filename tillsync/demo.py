@@ -1,53 +1,105 @@
-"""`tillsync demo`: a worker on the local broker, fed events, with a live line of what it did."""
+"""`tillsync demo`: a store network on the built-in simulators, synced by a real worker.
+
+Both simulators run in this process and serve real HTTP; the worker is a process of its own on
+the local Kafka broker. A live line shows what tillsync does while the scenario plays.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
 import click
 import httpx
-from aiokafka import AIOKafkaProducer
 
-from streams import topics
-from streams.admin import ensure_topics
-from tillsync.procs import Child
+from connectors.scenario.driver import Driver, Mix, Run, mismatches
+from connectors.scenario.harness import Harness
+from connectors.scenario.network import NetworkSpec
 from tillsync.settings import Settings
 
 
-async def _feed(settings: Settings, n: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
-    await producer.start()
-    try:
-        name = topics.RAW_SITOO_EVENTS.name(settings.app_id)
-        for i in range(n):
-            await producer.send(name, f'{{"demo": {i}}}'.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
+def _quantile(text: str, q: float) -> float | None:
+    """A quantile of tillsync_sync_latency_seconds{flow="stock"} from /metrics text."""
+    buckets: list[tuple[float, float]] = []
+    for m in re.finditer(
+        r'^tillsync_sync_latency_seconds_bucket\{flow="stock",le="([^"]+)"\} (\S+)$', text, re.M
+    ):
+        buckets.append(
+            (float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2)))
+        )
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    for le, count in buckets:
+        if count >= q * total:
+            return le
+    return None
 
 
-def run(settings: Settings, events: int, log_dir: Path) -> None:
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.app_id, settings.topic_partitions))
-    worker = Child("worker", ["worker"], log_dir, {})
-    url = f"http://{settings.web_host}:{settings.web_port}"
-    click.echo(f"starting a worker (log: {worker.log_path})")
-    worker.start()
+def _metric(text: str, name: str) -> float:
+    return sum(
+        float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
+    )
+
+
+async def _live(h: Harness, run: Run, events_before: float) -> str:
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        text = (await http.get(f"{h.worker_url}/metrics")).text
+    elapsed = max(1e-6, time.monotonic() - run.started)
+    p50, p99 = _quantile(text, 0.5), _quantile(text, 0.99)
+    events = _metric(text, "tillsync_events_in_total") - events_before
+    return (
+        f"actions {run.actions:>6}  events/s {events / elapsed:>7.0f}  "
+        f"sync p50 <= {p50 or 0:.2f}s p99 <= {p99 or 0:.2f}s  "
+        f"drift open {int(_metric(text, 'tillsync_drift_open'))} "
+        f"detected {int(_metric(text, 'tillsync_drift_detected_total'))} "
+        f"healed {int(_metric(text, 'tillsync_drift_healed_total'))}"
+    )
+
+
+async def _run(
+    settings: Settings, spec: NetworkSpec, actions: int, rate: float, work: Path
+) -> None:
+    h = Harness(settings, spec, work)
+    click.echo(f"seeding {spec.stores} stores x {spec.skus} SKUs on both simulators...")
+    await h.start_simulators()
+    worker = h.start_worker()
+    click.echo(f"worker starting (log: {worker.log_path})")
     try:
-        worker.wait_http(f"{url}/health", timeout=90)
-        before = httpx.get(f"{url}/state/raw-counts").json().get("sitoo.events", 0)
-        click.echo(f"worker ready; sending {events} events")
-        asyncio.run(_feed(settings, events))
-        began = time.monotonic()
-        while True:
-            done = httpx.get(f"{url}/state/raw-counts").json().get("sitoo.events", 0) - before
-            click.echo(f"\rprocessed {done}/{events}", nl=False)
-            if done >= events:
+        await h.wait_ready()
+        click.echo("worker ready: snapshot taken, stock flow running")
+        driver = Driver(h.network, h.shopify, h.sitoo, mix=Mix())  # type: ignore[arg-type]
+        lines: list[str] = []
+
+        def progress(run: Run) -> None:
+            lines.append("")
+
+        task = asyncio.create_task(driver.play(actions, rate, progress))
+        while not task.done():
+            await asyncio.sleep(1.0)
+            click.echo("\r" + await _live(h, driver.run, 0), nl=False)
+        await task
+        click.echo("\nscenario done: " + ", ".join(f"{k} {v}" for k, v in driver.run.done.items()))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            off = mismatches(h.network, h.shopify, h.sitoo)  # type: ignore[arg-type]
+            if not off:
                 break
-            if time.monotonic() - began > 60:
-                raise click.ClickException("the worker did not process the events within 60s")
-            time.sleep(0.2)
-        click.echo(f"\nall {events} events processed in {time.monotonic() - began:.2f}s")
+            await asyncio.sleep(0.5)
+        total = spec.stores * spec.skus
+        click.echo(await _live(h, driver.run, 0))
+        if off:
+            click.echo(f"{len(off)} of {total} positions still differ from their target")
+        else:
+            click.echo(f"all {total} positions in Shopify equal their target")
     finally:
-        worker.stop()
+        await h.stop()
+
+
+def run(
+    settings: Settings, *, stores: int, skus: int, actions: int, rate: float, work: Path
+) -> None:
+    spec = NetworkSpec(stores=stores, skus=skus)
+    asyncio.run(_run(settings, spec, actions, rate, work))

@@ -327,11 +327,18 @@ class ShopifyClient:
         expected = self._expected_cost.get(document)
         if expected is None:
             return
-        available = self._bucket.expected_available(self._now())
+        now = self._now()
+        available = self._bucket.expected_available(now)
         rate = self._bucket.restore_rate
-        if available is None or not rate or expected <= available:
+        if available is None or not rate:
             return
-        await self._wait((expected - available) / rate)
+        if expected > available:
+            await self._wait((expected - available) / rate)
+            now, available = self._now(), expected
+        # Reserve the points locally until the answer brings the server's figure: concurrent
+        # callers sharing this client then pace against each other instead of all seeing the
+        # same stale "available" and bursting into THROTTLED together.
+        self._bucket.available, self._bucket.at = max(0.0, available - expected), now
 
     def _throttle_wait(self, cost: JSON, attempt: int) -> float:
         ts = cost.get("throttleStatus") or {}

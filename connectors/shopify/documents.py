@@ -200,13 +200,15 @@ mutation MetafieldsSet($metafields: [MetafieldsSetInput!]!) {
 }
 """
 
+# Cost: first x (1 + 2 + variantsFirst x 2) must stay under 1,000: 20 products of 20 variants
+# is 862 points.
 PRODUCTS_PAGE = """
-query ProductsPage($first: Int!, $after: String, $query: String) {
+query ProductsPage($first: Int!, $after: String, $query: String, $variantsFirst: Int = 20) {
   products(first: $first, after: $after, query: $query) {
     pageInfo { hasNextPage endCursor }
     nodes {
       id legacyResourceId title handle status vendor productType tags updatedAt
-      variants(first: 100) {
+      variants(first: $variantsFirst) {
         nodes { id legacyResourceId sku barcode title price inventoryItem { id } }
       }
     }

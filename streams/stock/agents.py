@@ -10,10 +10,14 @@ import faust
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
+from connectors.shopify.client import ShopifyError
+from connectors.shopify.stock_documents import LEVEL_AVAILABLE
 from schemas.events import (
     STOCK_EVENT,
     DriftCheck,
     DriftState,
+    ObservedSource,
+    ShopifyObserved,
     SitooLevel,
     SitooReserved,
     StockEvent,
@@ -27,6 +31,8 @@ from streams.stock.position import IN_FLIGHT_TIMEOUT, Position, position_key, st
 
 log = logging.getLogger("tillsync.stock")
 
+VERIFY_AFTER = 1.5  # let the webhooks of that second arrive before reading back
+VERIFY_BATCH = 50
 DRIFT_TICK = 0.25  # how often due drift checks are sent
 FULL_SCAN_EVERY = 10.0  # how often every local position is looked at (crash leftovers)
 
@@ -53,6 +59,8 @@ def register(ctx: Context) -> None:
     commands = ctx.topic(topics.SHOPIFY_INVENTORY_COMMANDS)
     drift_topic = ctx.topic(topics.DRIFT)
     due: dict[str, tuple[float, str, int]] = {}
+    verify: dict[str, tuple[float, str, int]] = {}
+    verify_items: dict[str, int] = {}
     open_drift: set[str] = set()
 
     @app.agent(stock_topic, name="stock-positions")
@@ -107,6 +115,9 @@ def register(ctx: Context) -> None:
                 due.pop(key, None)
             if out.check_at is not None:
                 due[key] = (out.check_at, pos.sku, pos.location_id)
+            if out.verify and pos.inventory_item_id is not None:
+                verify[key] = (time.time() + VERIFY_AFTER, pos.sku, pos.location_id)
+                verify_items[key] = pos.inventory_item_id
             metrics.drift_open.set(len(open_drift))
 
     async def _nudge(sku: str, location_id: int, now: float) -> None:
@@ -120,6 +131,39 @@ def register(ctx: Context) -> None:
             if when <= now:
                 due.pop(key, None)
                 await _nudge(sku, location_id, now)
+
+    @app.timer(DRIFT_TICK)
+    async def verify_ambiguous() -> None:
+        now = time.time()
+        ready = [(k, v) for k, v in verify.items() if v[0] <= now][:VERIFY_BATCH]
+        for key, (_, sku, location_id) in ready:
+            verify.pop(key, None)
+            item = verify_items.pop(key, None)
+            if item is None:
+                continue
+            try:
+                data = await rt.shopify.execute(
+                    LEVEL_AVAILABLE,
+                    {
+                        "item": f"gid://shopify/InventoryItem/{item}",
+                        "location": f"gid://shopify/Location/{location_id}",
+                    },
+                )
+            except ShopifyError as exc:
+                log.warning("could not read back %s at %s: %s", sku, location_id, exc)
+                continue
+            level = (data.get("inventoryItem") or {}).get("inventoryLevel") or {}
+            for q in level.get("quantities", []):
+                if q["name"] == "available":
+                    seen = ShopifyObserved(
+                        sku=sku,
+                        location_id=location_id,
+                        inventory_item_id=item,
+                        available=int(q["quantity"]),
+                        updated_at=time.time(),
+                        source=ObservedSource.READ,
+                    )
+                    await stock_topic.send(key=sku.encode(), value=seen.model_dump_json().encode())
 
     @app.timer(FULL_SCAN_EVERY)
     async def scan_positions() -> None:

@@ -15,6 +15,7 @@ import time
 import faust
 from pydantic import ValidationError
 
+from connectors.shopify.stock_documents import ORDER_ROUTING
 from schemas.events import PendingUnits
 from schemas.shopify import Order
 from schemas.sitoo import WarehouseTransactionIn, WarehouseTransactionItemIn
@@ -40,7 +41,8 @@ def register(ctx: Context) -> None:
 
     async def pending_lines(order_id: int) -> list[tuple[int, str, int]]:
         """(location, sku, units) of the order's shipping lines at mapped locations."""
-        order = await rt.shopify.order(f"gid://shopify/Order/{order_id}")
+        data = await rt.shopify.execute(ORDER_ROUTING, {"id": f"gid://shopify/Order/{order_id}"})
+        order = data.get("order")
         out: list[tuple[int, str, int]] = []
         for fo in ((order or {}).get("fulfillmentOrders") or {}).get("nodes", []):
             if (fo.get("deliveryMethod") or {}).get("methodType") == "PICK_UP":

@@ -98,6 +98,7 @@ class Outcome:
     commands: list[SetInventory] = field(default_factory=list)
     drift: list[DriftEvent] = field(default_factory=list)
     check_at: float | None = None  # when to look again (settle window end)
+    verify: bool = False  # read Shopify's value back: the webhooks could not be ordered
     ignored: str | None = None  # why the event changed nothing, for the audit
 
 
@@ -130,6 +131,8 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
             if event.updated_at < math.floor(max(pos.webhook_at, pos.write_at)):
                 out.ignored = "stale webhook (updated_at older than what we know)"
                 return out
+            # two webhooks of one second may arrive in either order: ask Shopify which won
+            out.verify = math.floor(event.updated_at) == math.floor(pos.webhook_at)
             pos.webhook_at = max(pos.webhook_at, event.updated_at)
         pos.inventory_item_id = event.inventory_item_id
         pos.observed = event.available

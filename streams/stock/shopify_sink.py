@@ -21,18 +21,18 @@ import time
 import faust
 from pydantic import ValidationError
 
-from connectors.shopify.client import SetQuantityEntry, ShopifyError
+from connectors.shopify.client import SetQuantitiesResult, SetQuantityEntry, ShopifyError
+from connectors.shopify.stock_documents import LEVEL_AVAILABLE
 from schemas.events import ExceptionRecord, Owner, SetInventory, WriteResult
 from streams import metrics, topics
 from streams.app import Context
 from streams.deadletter import dead_letter
-from streams.skus import gid_tail
 
 log = logging.getLogger("tillsync.shopify_sink")
 
 MAX_ENTRIES = 250  # Shopify's limit on any input array
 WINDOW = 2_000  # commands taken at once; coalescing shrinks them
-WINDOW_SECONDS = 0.05
+WINDOW_SECONDS = 0.25  # at most ~4 calls a second per window: a cost bucket restores 100 points/s
 CALLS_IN_FLIGHT = 4
 STALE_ROUNDS = 3
 STALE = "CHANGE_FROM_QUANTITY_STALE"
@@ -74,6 +74,7 @@ def register(ctx: Context) -> None:
     written: dict[tuple[int, int], int] = {}
     known: dict[tuple[int, int], int] = {}
     in_flight = asyncio.Semaphore(CALLS_IN_FLIGHT)
+    rereading = asyncio.Semaphore(CALLS_IN_FLIGHT * 2)
     stats = {"throttled": 0}
 
     async def report(cmd: SetInventory, ok: bool, value: int | None, error: str | None) -> None:
@@ -114,38 +115,55 @@ def register(ctx: Context) -> None:
         metrics.exceptions_raised.labels(type=record.type, owner=record.owner.value).inc()
         await exceptions.send(value=record.model_dump_json().encode())
 
+    async def reread_all(cmds: list[SetInventory]) -> list[int | None]:
+        return list(await asyncio.gather(*(reread(c) for c in cmds)))
+
     async def reread(cmd: SetInventory) -> int | None:
-        levels = await rt.shopify.inventory_levels(
-            f"gid://shopify/InventoryItem/{cmd.inventory_item_id}", names=["available"]
+        async with rereading:
+            return await _reread(cmd)
+
+    async def _reread(cmd: SetInventory) -> int | None:
+        data = await rt.shopify.execute(
+            LEVEL_AVAILABLE,
+            {
+                "item": f"gid://shopify/InventoryItem/{cmd.inventory_item_id}",
+                "location": f"gid://shopify/Location/{cmd.location_id}",
+            },
         )
-        for level in levels:
-            if gid_tail(level.location_id) == cmd.location_id:
-                return level.quantities.get("available")
+        level = (data.get("inventoryItem") or {}).get("inventoryLevel")
+        for q in (level or {}).get("quantities", []):
+            if q["name"] == "available":
+                return int(q["quantity"])
         return None
+
+    async def call(todo: list[SetInventory]) -> SetQuantitiesResult | None:
+        entries = [
+            SetQuantityEntry(
+                f"gid://shopify/InventoryItem/{c.inventory_item_id}",
+                f"gid://shopify/Location/{c.location_id}",
+                c.target,
+                known.get((c.inventory_item_id, c.location_id), c.change_from),
+            )
+            for c in todo
+        ]
+        key = idempotency_key(entries)
+        try:
+            async with in_flight:
+                return await rt.shopify.set_quantities(
+                    entries,
+                    reason=REASON,
+                    reference_uri=REFERENCE.format(key),
+                    idempotency_key=key,
+                )
+        except ShopifyError as exc:
+            await fail(todo, f"{exc.reason} after {exc.attempts} attempts")
+            return None
 
     async def write_chunk(chunk: list[SetInventory]) -> None:
         todo = chunk
-        for _ in range(STALE_ROUNDS + 1):
-            entries = [
-                SetQuantityEntry(
-                    f"gid://shopify/InventoryItem/{c.inventory_item_id}",
-                    f"gid://shopify/Location/{c.location_id}",
-                    c.target,
-                    known.get((c.inventory_item_id, c.location_id), c.change_from),
-                )
-                for c in todo
-            ]
-            key = idempotency_key(entries)
-            try:
-                async with in_flight:
-                    result = await rt.shopify.set_quantities(
-                        entries,
-                        reason=REASON,
-                        reference_uri=REFERENCE.format(key),
-                        idempotency_key=key,
-                    )
-            except ShopifyError as exc:
-                await fail(todo, f"{exc.reason} after {exc.attempts} attempts")
+        for round_ in range(STALE_ROUNDS + 1):
+            result = await call(todo)
+            if result is None:
                 return
             if result.ok:
                 for cmd, res in zip(todo, result.entries, strict=True):
@@ -168,13 +186,21 @@ def register(ctx: Context) -> None:
                 return
             for cmd, reason in broken:
                 await fail([cmd], reason)
-            for cmd in stale:
-                fresh = await reread(cmd)
-                if fresh is not None:
-                    known[(cmd.inventory_item_id, cmd.location_id)] = fresh
             named = {id(c) for c in stale} | {id(c) for c, _ in broken}
-            # entries with no error of their own only failed because the call did
-            todo = stale + [c for c in todo if id(c) not in named]
+            # the mutation is all or nothing: entries with no error of their own were not
+            # applied either, and go again at once while the stale ones are re-read
+            innocent = [c for c in todo if id(c) not in named]
+            if round_ == STALE_ROUNDS:
+                break
+            fresh: list[int | None]
+            if innocent:
+                fresh, _ = await asyncio.gather(reread_all(stale), write_chunk(innocent))
+            else:
+                fresh = await reread_all(stale)
+            for cmd, now_available in zip(stale, fresh, strict=True):
+                if now_available is not None:
+                    known[(cmd.inventory_item_id, cmd.location_id)] = now_available
+            todo = stale
             if not todo:
                 return
         await fail(todo, f"{STALE} after {STALE_ROUNDS} re-reads")

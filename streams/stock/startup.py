@@ -64,10 +64,15 @@ async def sitoo_snapshot(ctx: Context) -> tuple[int, list[SitooLevel | SitooRese
     if body["items"]:
         newest = int(body["items"][0]["warehousetransactionid"])
     now = time.time()
+    async for product in rt.sitoo.iter_products():
+        rt.skus.add_sitoo(product.sku)
     events: list[SitooLevel | SitooReserved] = []
     for loc in rt.locations.locations:
+        # a product with no warehouse item at a store has none there: Sitoo keeps no zero rows
+        missing = set(rt.skus.sitoo_skus)
         async for item in rt.sitoo.iter_warehouse_items(loc.sitoo_warehouse_id, page_size=1000):
             rt.skus.add_sitoo(item.sku)
+            missing.discard(item.sku)
             events.append(
                 SitooLevel(
                     sku=item.sku,
@@ -85,6 +90,16 @@ async def sitoo_snapshot(ctx: Context) -> tuple[int, list[SitooLevel | SitooRese
                     observed_at=now,
                 )
             )
+        events.extend(
+            SitooLevel(
+                sku=sku,
+                warehouse_id=loc.sitoo_warehouse_id,
+                total=0,
+                version=newest,
+                event_time=now,
+            )
+            for sku in sorted(missing)
+        )
     return newest, events
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -70,6 +71,8 @@ def test_table_survives_sigkill(kafka_bootstrap: str, app_id: str, tmp_path: Pat
         asyncio.run(_produce(kafka_bootstrap, shopify, 50, "c"))
         expected["shopify.webhooks"] = 350
         wait_until(lambda: worker.get("/state/raw-counts") == expected, 60, what="new records")
+        metrics = httpx.get(f"{worker.url}/metrics", timeout=5).text
+        assert 'tillsync_events_in_total{topic="' + shopify + '"} 350.0' in metrics
     except BaseException:
         print(worker.tail())
         raise

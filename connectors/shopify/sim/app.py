@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 from graphql import OperationType
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.shopify.graphql_schema import admin_schema, operation_of, prepare_document
 from connectors.shopify.sim import control, executor
@@ -343,4 +343,4 @@ class ShopifySimulator:
         return web.Response(body=op.jsonl, content_type="application/jsonl")
 
 
-__all__ = ["Seed", "ShopifySimulator", "ValidationError"]
+__all__ = ["Seed", "ShopifySimulator"]

@@ -140,7 +140,7 @@ async def test_duplicates_keep_the_webhook_id(sim: ShopifySimulator, receiver: R
 
 
 async def test_reordering(sim: ShopifySimulator, receiver: Receiver) -> None:
-    sim.set_faults(webhook_reorder_rate=1.0, webhook_reorder_window_ms=200)
+    sim.set_faults(webhook_reorder_rate=1.0, webhook_reorder_window_ms=500)
     sim.subscribe_all(receiver.url, ("customers/create",))
     sim.state.create_customer("first@example.com")
     sim.set_faults(webhook_reorder_rate=0.0)
