@@ -69,6 +69,7 @@ class WriteResult(_Event):
     target: int
     written: int | None = None
     version: int
+    sitoo_version: int = Field(-1, description="the Sitoo ledger id the written target came from")
     error: str | None = None
     at: float
 

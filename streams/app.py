@@ -112,6 +112,21 @@ def _register(ctx: Context) -> None:
 def _views(ctx: Context) -> None:
     app = ctx.app
 
+    @app.timer(5.0)
+    async def export_lag() -> None:
+        # highwater minus the next offset this worker will read, per assigned partition
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            try:
+                end = consumer.highwater(tp)
+                position = await consumer.position(tp)
+            except Exception:  # a partition being revoked mid-read; next tick tells
+                continue
+            if end is not None and position is not None:
+                metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(0, end - position)
+                )
+
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:

@@ -37,6 +37,7 @@ class Runtime:
     ledger_nudge: asyncio.Event = field(default_factory=asyncio.Event)
     # (newest ledger id, events) taken at start: the ledger poller sends it on first start
     snapshot: tuple[int, list[Any]] | None = None
+    positions: Any = None  # the stock positions table, for read-only look-ups by the sinks
     _shopify: ShopifyClient | None = None
     _sitoo: SitooClient | None = None
     _throttle_seen: float = 0.0

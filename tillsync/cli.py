@@ -143,8 +143,8 @@ def worker(ctx: click.Context, loglevel: str) -> None:
 @main.command()
 @click.option("--stores", default=5, show_default=True, help="stores in the network")
 @click.option("--skus", default=2000, show_default=True, help="SKUs in every store")
-@click.option("--actions", default=20_000, show_default=True, help="store and online actions")
-@click.option("--rate", default=500.0, show_default=True, help="actions per second")
+@click.option("--actions", default=6_000, show_default=True, help="store and online actions")
+@click.option("--rate", default=200.0, show_default=True, help="actions per second")
 @click.option(
     "--work-dir", type=click.Path(path_type=Path), default=Path("var/demo"), show_default=True
 )
@@ -196,6 +196,45 @@ def stock_show(sku: str, worker: str | None) -> None:
             state,
         )
         click.echo("  ".join(f"{v!s:>10}" for v in values))
+
+
+@main.group()
+def reconcile() -> None:
+    """Compare full snapshots of both platforms."""
+
+
+@reconcile.command("stock")
+@click.option("--heal", is_flag=True, help="feed variances to the worker to mend by policy")
+@click.option("--worker", default=None, help="worker URL to explain variances (pending units)")
+def reconcile_stock(heal: bool, worker: str | None) -> None:
+    """Shopify's bulk export against Sitoo's warehouse items, position by position."""
+    from schemas.locations import LocationMapError, load_location_map
+    from streams.stock import reconcile as rec
+
+    settings = _settings()
+    if settings.locations_file is None:
+        raise click.ClickException("set TILLSYNC_LOCATIONS_FILE to the location map")
+    try:
+        locations = load_location_map(settings.locations_file)
+    except LocationMapError as exc:
+        raise click.ClickException(str(exc)) from None
+    variances = rec.run(
+        settings,
+        locations,
+        heal,
+        lambda m: click.echo(m, nl=not m.startswith("\r"), err=True),
+        worker,
+    )
+    if not variances:
+        click.echo("no variances: Shopify equals Sitoo less buffers at every position")
+        return
+    click.echo(f"{'sku':<14}{'location':<20}{'sitoo':>7}{'buffer':>7}{'shopify':>8}  note")
+    for v in variances:
+        click.echo(
+            f"{v.sku:<14}{v.location:<20}{v.sitoo_available:>7}{v.buffer:>7}{v.shopify:>8}  "
+            f"{v.note or ''}"
+        )
+    click.echo(f"{len(variances)} variances")
 
 
 # -- simulators -----------------------------------------------------------------------------

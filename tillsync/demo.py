@@ -44,12 +44,12 @@ def _metric(text: str, name: str) -> float:
     )
 
 
-async def _live(h: Harness, run: Run, events_before: float) -> str:
+async def _live(h: Harness, run: Run) -> str:
     async with httpx.AsyncClient(timeout=2.0) as http:
         text = (await http.get(f"{h.worker_url}/metrics")).text
     elapsed = max(1e-6, time.monotonic() - run.started)
     p50, p99 = _quantile(text, 0.5), _quantile(text, 0.99)
-    events = _metric(text, "tillsync_events_in_total") - events_before
+    events = _metric(text, "tillsync_events_in_total")
     return (
         f"actions {run.actions:>6}  events/s {events / elapsed:>7.0f}  "
         f"sync p50 <= {p50 or 0:.2f}s p99 <= {p99 or 0:.2f}s  "
@@ -70,30 +70,28 @@ async def _run(
     try:
         await h.wait_ready()
         click.echo("worker ready: snapshot taken, stock flow running")
-        driver = Driver(h.network, h.shopify, h.sitoo, mix=Mix())  # type: ignore[arg-type]
-        lines: list[str] = []
-
-        def progress(run: Run) -> None:
-            lines.append("")
-
-        task = asyncio.create_task(driver.play(actions, rate, progress))
+        assert h.network is not None and h.shopify is not None and h.sitoo is not None
+        driver = Driver(h.network, h.shopify, h.sitoo, mix=Mix())
+        task = asyncio.create_task(driver.play(actions, rate))
         while not task.done():
             await asyncio.sleep(1.0)
-            click.echo("\r" + await _live(h, driver.run, 0), nl=False)
+            click.echo("\r" + await _live(h, driver.run), nl=False)
         await task
         click.echo("\nscenario done: " + ", ".join(f"{k} {v}" for k, v in driver.run.done.items()))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            off = mismatches(h.network, h.shopify, h.sitoo)  # type: ignore[arg-type]
-            if not off:
-                break
+        ended = time.monotonic()
+        off = mismatches(h.network, h.shopify, h.sitoo)
+        while off and time.monotonic() - ended < 60:
             await asyncio.sleep(0.5)
+            off = mismatches(h.network, h.shopify, h.sitoo)
         total = spec.stores * spec.skus
-        click.echo(await _live(h, driver.run, 0))
+        click.echo(await _live(h, driver.run))
         if off:
             click.echo(f"{len(off)} of {total} positions still differ from their target")
         else:
-            click.echo(f"all {total} positions in Shopify equal their target")
+            click.echo(
+                f"all {total} positions in Shopify equal their target, "
+                f"{time.monotonic() - ended:.1f}s after the last action"
+            )
     finally:
         await h.stop()
 

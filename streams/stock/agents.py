@@ -55,6 +55,7 @@ def register(ctx: Context) -> None:
         schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
         help="one entry per (SKU, Shopify location): both platforms' view and what to do",
     )
+    rt.positions = positions
     stock_topic = ctx.topic(topics.STOCK_EVENTS)
     commands = ctx.topic(topics.SHOPIFY_INVENTORY_COMMANDS)
     drift_topic = ctx.topic(topics.DRIFT)

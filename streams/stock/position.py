@@ -62,6 +62,7 @@ class Position(BaseModel):
     command_version: int = 0
     in_flight: InFlight | None = None
     last_written: int | None = None
+    written_version: int = 0  # the newest command version Shopify confirmed
     written_sitoo_version: int = -1
     drift_since: float | None = None
     drift_cause: DriftCause | None = None
@@ -170,6 +171,7 @@ def _write_result(pos: Position, event: WriteResult, now: float) -> None:
         pos.observed = event.written
         pos.observed_at = max(pos.observed_at, event.at)
         pos.last_written = event.written
+        pos.written_version = max(pos.written_version, event.version)
         pos.write_at = max(pos.write_at, event.at)
     if current:
         pos.in_flight = None
@@ -201,6 +203,9 @@ def _reconcile(pos: Position, loc: Location, now: float, out: Outcome) -> None:
         return  # one side unknown yet: nothing to write
     if pos.in_flight is not None and now - pos.in_flight.since > IN_FLIGHT_TIMEOUT:
         pos.in_flight = None
+    if pos.commanded is None and pos.observed == target:
+        pos.commanded = target  # already right: nothing to write, but now a baseline
+        return
     if target != pos.commanded:
         out.commands.append(_command(pos, target, now))
         return

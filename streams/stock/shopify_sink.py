@@ -27,6 +27,7 @@ from schemas.events import ExceptionRecord, Owner, SetInventory, WriteResult
 from streams import metrics, topics
 from streams.app import Context
 from streams.deadletter import dead_letter
+from streams.stock.position import position_key
 
 log = logging.getLogger("tillsync.shopify_sink")
 
@@ -70,8 +71,19 @@ def register(ctx: Context) -> None:
     stock_topic = ctx.topic(topics.STOCK_EVENTS)
     exceptions = ctx.topic(topics.EXCEPTIONS)
     commands_name = topics.SHOPIFY_INVENTORY_COMMANDS.name(ctx.settings.app_id)
-    # highest version written per (item, location), and the value Shopify then had
+    # highest version written per (item, location), and the value Shopify then had. After a
+    # restart the positions table says which versions Shopify confirmed, so a replayed command
+    # cannot write an older state than one already confirmed.
     written: dict[tuple[int, int], int] = {}
+
+    def recall(cmds: list[SetInventory]) -> None:
+        for cmd in cmds:
+            k = (cmd.inventory_item_id, cmd.location_id)
+            if k not in written and rt.positions is not None:
+                stored = rt.positions.get(position_key(cmd.sku, cmd.location_id))
+                if stored and stored.get("written_version"):
+                    written[k] = int(stored["written_version"])
+
     known: dict[tuple[int, int], int] = {}
     in_flight = asyncio.Semaphore(CALLS_IN_FLIGHT)
     rereading = asyncio.Semaphore(CALLS_IN_FLIGHT * 2)
@@ -86,6 +98,7 @@ def register(ctx: Context) -> None:
             target=cmd.target,
             written=value,
             version=cmd.version,
+            sitoo_version=cmd.sitoo_version,
             error=error,
             at=time.time(),
         )
@@ -216,6 +229,7 @@ def register(ctx: Context) -> None:
                     await dead_letter(
                         ctx, origin=commands_name, reason=f"invalid command: {exc}", value=raw
                     )
+            recall(cmds)
             todo = coalesce(cmds, written)
             metrics.sink_backlog.labels(sink="shopify-inventory").set(len(todo))
             chunks = [todo[i : i + MAX_ENTRIES] for i in range(0, len(todo), MAX_ENTRIES)]

@@ -61,7 +61,7 @@ def ok(pos: Position, written: int, at: float) -> WriteResult:
 def synced(total: int = 10, loc: Location = LOC) -> Position:
     """A position whose target was written and confirmed."""
     pos = Position(sku="SKU", location_id=11)
-    step(pos, observed(total - loc.buffer, 1.0), loc, 1.0)
+    step(pos, observed(total, 1.0), loc, 1.0)
     out = step(pos, level(total, 1), loc, 2.0)
     assert out.commands and out.commands[0].target == total - loc.buffer
     step(pos, ok(pos, total - loc.buffer, 3.0), loc, 3.0)
@@ -197,3 +197,12 @@ def test_store_fulfilment_settles_pending_in_the_same_step_as_stock_leaves() -> 
     assert not out.commands  # 8 - 2 buffer - 0 pending: the target never moved
     late = PendingUnits(sku="SKU", location_id=11, ref="order/55/SKU", units=2, at=3.0)
     assert step(pos, late, LOC, 6.0).ignored
+
+
+def test_a_position_already_right_at_start_is_a_baseline_for_drift() -> None:
+    pos = Position(sku="SKU", location_id=11)
+    step(pos, observed(8, 1.0, ObservedSource.SNAPSHOT), LOC, 1.0)
+    out = step(pos, level(10, 1), LOC, 2.0)
+    assert not out.commands and pos.commanded == 8
+    out = step(pos, observed(13, 5.0), LOC, 5.0)
+    assert pos.drift_cause is DriftCause.SHOPIFY_EDIT and out.check_at == 7.0
