@@ -69,6 +69,7 @@ def register(ctx: Context) -> None:
         await rt.ready.wait()
         async for event in stream.events():
             raw = event.value
+            rt.stock_offsets[event.message.partition] = event.message.offset
             metrics.events_in.labels(topic=event.message.topic).inc()
             try:
                 ev = STOCK_EVENT.validate_json(raw)

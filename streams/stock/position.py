@@ -35,6 +35,11 @@ from streams.stock.refs import order_of_external_id, pending_ref
 
 # A write with no answer for this long is treated as lost (the worker may have died with it).
 IN_FLIGHT_TIMEOUT = 30.0
+# Shopify below the target is most often an online order whose pending units are still on
+# their way (webhook, routing query); writing the target back would offer the sold unit again.
+# So a shortfall waits this long before it counts as drift; an excess (over-offer) does not.
+# An assumption sized to order routing under load, not a Shopify fact: one constant.
+SHORTFALL_GRACE = 30.0
 SETTLED = -1  # a pending order line that is settled; later updates for it are stale
 
 
@@ -160,7 +165,7 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
     elif isinstance(event, DriftCheck):
         _drift_check(pos, loc, now, out)
         return out
-    _reconcile(pos, loc, now, out)
+    _reconcile(pos, loc, now, out, _source_time(event, now))
     return out
 
 
@@ -180,7 +185,18 @@ def _write_result(pos: Position, event: WriteResult, now: float) -> None:
         pos.drift_cause = DriftCause.FAILED_WRITE
 
 
-def _command(pos: Position, target: int, now: float) -> SetInventory:
+def _source_time(event: StockEvent, now: float) -> float:
+    """When the change that leads to a write happened: sync latency is measured from it."""
+    if isinstance(event, SitooLevel):
+        return event.event_time
+    if isinstance(event, PendingUnits | WriteResult | DriftCheck):
+        return min(now, event.at)
+    if isinstance(event, SitooReserved):
+        return min(now, event.observed_at)
+    return min(now, event.updated_at)
+
+
+def _command(pos: Position, target: int, now: float, since: float | None = None) -> SetInventory:
     assert pos.inventory_item_id is not None
     pos.command_version += 1
     pos.commanded = target
@@ -193,21 +209,24 @@ def _command(pos: Position, target: int, now: float) -> SetInventory:
         change_from=pos.observed,
         version=pos.command_version,
         sitoo_version=pos.sitoo_version,
-        event_time=pos.sitoo_event_time or now,
+        event_time=since if since is not None else now,
     )
 
 
-def _reconcile(pos: Position, loc: Location, now: float, out: Outcome) -> None:
+def _reconcile(pos: Position, loc: Location, now: float, out: Outcome, since: float) -> None:
     target = pos.target(loc.buffer_for(pos.sku))
     if target is None or pos.inventory_item_id is None:
         return  # one side unknown yet: nothing to write
     if pos.in_flight is not None and now - pos.in_flight.since > IN_FLIGHT_TIMEOUT:
         pos.in_flight = None
-    if pos.commanded is None and pos.observed == target:
-        pos.commanded = target  # already right: nothing to write, but now a baseline
+    if target != pos.commanded and pos.observed == target and pos.in_flight is None:
+        # Shopify already shows it (an online sale it counted itself, or the first look at a
+        # position that is right): nothing to write, and this is the new baseline
+        pos.commanded = target
+        _close_drift(pos, loc, now, out)
         return
     if target != pos.commanded:
-        out.commands.append(_command(pos, target, now))
+        out.commands.append(_command(pos, target, now, since))
         return
     if pos.observed == target:
         _close_drift(pos, loc, now, out)
@@ -218,7 +237,13 @@ def _reconcile(pos: Position, loc: Location, now: float, out: Outcome) -> None:
         if pos.drift_since is None:
             pos.drift_since = now
             pos.drift_cause = pos.drift_cause or DriftCause.MISSED_EVENT
-        out.check_at = pos.drift_since + loc.settle_seconds
+        out.check_at = pos.drift_since + settle_for(pos, loc, target)
+
+
+def settle_for(pos: Position, loc: Location, target: int) -> float:
+    if pos.observed is not None and pos.observed < target:
+        return max(loc.settle_seconds, SHORTFALL_GRACE)
+    return loc.settle_seconds
 
 
 def _close_drift(pos: Position, loc: Location, now: float, out: Outcome) -> None:
@@ -265,7 +290,7 @@ def _drift_check(pos: Position, loc: Location, now: float, out: Outcome) -> None
         return
     if pos.in_flight is not None:
         return  # a write is on its way; its result decides
-    due = pos.drift_since + loc.settle_seconds
+    due = pos.drift_since + settle_for(pos, loc, target)
     if now < due:
         out.check_at = due
         return

@@ -4,8 +4,9 @@ Commands are taken in windows and coalesced per (inventory item, location) to th
 version; a version at or below one already written is dropped, so an older Sitoo state never
 overwrites a newer one, even when commands are replayed after a crash. Each window is written
 in calls of up to 250 quantities, several in flight, paced by the client from Shopify's cost
-bucket. A stale compare-and-swap is re-read and retried; what still fails is reported back to
-the position (which treats it as drift), dead-lettered and raised as an exception.
+bucket. A stale compare-and-swap is re-read and retried, rebased on what moved in Shopify
+meanwhile (so a concurrent online sale is kept, not overwritten); what still fails is reported
+back to the position (which treats it as drift), dead-lettered and raised as an exception.
 
 Offsets advance only after a window is written: an outage stalls this agent, not ingestion,
 and the backlog waits in Kafka, to drain coalesced when Shopify is back.
@@ -83,6 +84,8 @@ def register(ctx: Context) -> None:
                 stored = rt.positions.get(position_key(cmd.sku, cmd.location_id))
                 if stored and stored.get("written_version"):
                     written[k] = int(stored["written_version"])
+                if stored and stored.get("observed") is not None:
+                    known.setdefault(k, int(stored["observed"]))
 
     known: dict[tuple[int, int], int] = {}
     in_flight = asyncio.Semaphore(CALLS_IN_FLIGHT)
@@ -210,16 +213,48 @@ def register(ctx: Context) -> None:
                 fresh, _ = await asyncio.gather(reread_all(stale), write_chunk(innocent))
             else:
                 fresh = await reread_all(stale)
+            rebased: list[SetInventory] = []
             for cmd, now_available in zip(stale, fresh, strict=True):
+                k = (cmd.inventory_item_id, cmd.location_id)
+                assumed = known.get(k, cmd.change_from)
                 if now_available is not None:
-                    known[(cmd.inventory_item_id, cmd.location_id)] = now_available
-            todo = stale
+                    known[k] = now_available
+                    if assumed is not None:
+                        # Shopify moved under us (an online order, an edit): keep that move and
+                        # apply ours on top, instead of overwriting a sale we have not seen yet.
+                        # A move that was an edit stays visible and is healed as drift.
+                        cmd = cmd.model_copy(
+                            update={"target": cmd.target + now_available - assumed}
+                        )
+                rebased.append(cmd)
+            todo = rebased
             if not todo:
                 return
         await fail(todo, f"{STALE} after {STALE_ROUNDS} re-reads")
 
+    async def positions_caught_up(timeout: float = 120.0) -> None:
+        """Wait until the position agent has taken every stock event already in Kafka.
+
+        After a crash, confirmations of writes made just before it may still be on their way
+        to the positions; replayed commands are only judged once they have arrived, so an
+        older state is never written over a newer one."""
+        await rt.ready.wait()
+        stock = topics.STOCK_EVENTS.name(ctx.settings.app_id)
+        parts = [tp for tp in app.consumer.assignment() if tp.topic == stock]
+        if not parts:
+            return
+        ends = await app.consumer.highwaters(*parts)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            behind = [tp for tp in parts if rt.stock_offsets.get(tp.partition, -1) < ends[tp] - 1]
+            if not behind:
+                return
+            await asyncio.sleep(0.05)
+        log.warning("positions did not catch up within %.0fs; writing anyway", timeout)
+
     @app.agent(ctx.topic(topics.SHOPIFY_INVENTORY_COMMANDS), name="shopify-inventory-sink")
     async def sink(stream: faust.StreamT[bytes]) -> None:
+        await positions_caught_up()
         async for batch in stream.take(WINDOW, within=WINDOW_SECONDS):
             cmds: list[SetInventory] = []
             for raw in batch:

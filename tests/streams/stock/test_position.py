@@ -206,3 +206,16 @@ def test_a_position_already_right_at_start_is_a_baseline_for_drift() -> None:
     assert not out.commands and pos.commanded == 8
     out = step(pos, observed(13, 5.0), LOC, 5.0)
     assert pos.drift_cause is DriftCause.SHOPIFY_EDIT and out.check_at == 7.0
+
+
+def test_a_shortfall_in_shopify_waits_for_its_order_before_it_is_drift() -> None:
+    from streams.stock.position import SHORTFALL_GRACE
+
+    pos = synced(10)  # target 8
+    out = step(pos, observed(7, 10.0), LOC, 10.0)  # an online sale, its order not seen yet
+    assert out.check_at == 10.0 + SHORTFALL_GRACE
+    late = step(pos, DriftCheck(sku="SKU", location_id=11, at=12.0), LOC, 12.0)
+    assert not late.commands and not late.drift
+    placed = PendingUnits(sku="SKU", location_id=11, ref="order/9/SKU", units=1, at=13.0)
+    out = step(pos, placed, LOC, 13.0)
+    assert not out.commands and pos.drift_since is None  # explained: 10 - 2 - 1 = 7
