@@ -11,7 +11,6 @@ from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from connectors.shopify.client import ShopifyError
-from connectors.shopify.stock_documents import LEVEL_AVAILABLE
 from schemas.events import (
     STOCK_EVENT,
     DriftCheck,
@@ -28,6 +27,7 @@ from streams.app import Context
 from streams.deadletter import dead_letter
 from streams.runtime import Runtime
 from streams.stock.position import IN_FLIGHT_TIMEOUT, Position, position_key, step
+from streams.stock.reads import read_available
 
 log = logging.getLogger("tillsync.stock")
 
@@ -144,28 +144,21 @@ def register(ctx: Context) -> None:
             if item is None:
                 continue
             try:
-                data = await rt.shopify.execute(
-                    LEVEL_AVAILABLE,
-                    {
-                        "item": f"gid://shopify/InventoryItem/{item}",
-                        "location": f"gid://shopify/Location/{location_id}",
-                    },
-                )
+                available = await read_available(rt.shopify, item, location_id)
             except ShopifyError as exc:
                 log.warning("could not read back %s at %s: %s", sku, location_id, exc)
                 continue
-            level = (data.get("inventoryItem") or {}).get("inventoryLevel") or {}
-            for q in level.get("quantities", []):
-                if q["name"] == "available":
-                    seen = ShopifyObserved(
-                        sku=sku,
-                        location_id=location_id,
-                        inventory_item_id=item,
-                        available=int(q["quantity"]),
-                        updated_at=time.time(),
-                        source=ObservedSource.READ,
-                    )
-                    await stock_topic.send(key=sku.encode(), value=seen.model_dump_json().encode())
+            if available is None:
+                continue
+            seen = ShopifyObserved(
+                sku=sku,
+                location_id=location_id,
+                inventory_item_id=item,
+                available=available,
+                updated_at=time.time(),
+                source=ObservedSource.READ,
+            )
+            await stock_topic.send(key=sku.encode(), value=seen.model_dump_json().encode())
 
     @app.timer(FULL_SCAN_EVERY)
     async def scan_positions() -> None:

@@ -23,12 +23,12 @@ import faust
 from pydantic import ValidationError
 
 from connectors.shopify.client import SetQuantitiesResult, SetQuantityEntry, ShopifyError
-from connectors.shopify.stock_documents import LEVEL_AVAILABLE
 from schemas.events import ExceptionRecord, Owner, SetInventory, WriteResult
 from streams import metrics, topics
 from streams.app import Context
 from streams.deadletter import dead_letter
 from streams.stock.position import position_key
+from streams.stock.reads import read_available
 
 log = logging.getLogger("tillsync.shopify_sink")
 
@@ -90,7 +90,6 @@ def register(ctx: Context) -> None:
     known: dict[tuple[int, int], int] = {}
     in_flight = asyncio.Semaphore(CALLS_IN_FLIGHT)
     rereading = asyncio.Semaphore(CALLS_IN_FLIGHT * 2)
-    stats = {"throttled": 0}
 
     async def report(cmd: SetInventory, ok: bool, value: int | None, error: str | None) -> None:
         result = WriteResult(
@@ -139,18 +138,7 @@ def register(ctx: Context) -> None:
             return await _reread(cmd)
 
     async def _reread(cmd: SetInventory) -> int | None:
-        data = await rt.shopify.execute(
-            LEVEL_AVAILABLE,
-            {
-                "item": f"gid://shopify/InventoryItem/{cmd.inventory_item_id}",
-                "location": f"gid://shopify/Location/{cmd.location_id}",
-            },
-        )
-        level = (data.get("inventoryItem") or {}).get("inventoryLevel")
-        for q in (level or {}).get("quantities", []):
-            if q["name"] == "available":
-                return int(q["quantity"])
-        return None
+        return await read_available(rt.shopify, cmd.inventory_item_id, cmd.location_id)
 
     async def call(todo: list[SetInventory]) -> SetQuantitiesResult | None:
         entries = [
@@ -271,4 +259,3 @@ def register(ctx: Context) -> None:
             await asyncio.gather(*(write_chunk(c) for c in chunks))
             metrics.sink_backlog.labels(sink="shopify-inventory").set(0)
             metrics.events_out.labels(topic="shopify.inventorySetQuantities").inc(len(todo))
-        _ = stats
