@@ -142,17 +142,31 @@ def worker(ctx: click.Context, loglevel: str) -> None:
 
 @main.command()
 @click.option("--stores", default=5, show_default=True, help="stores in the network")
-@click.option("--skus", default=2000, show_default=True, help="SKUs in every store")
-@click.option("--actions", default=6_000, show_default=True, help="store and online actions")
-@click.option("--rate", default=200.0, show_default=True, help="actions per second")
+@click.option("--skus", default=1000, show_default=True, help="SKUs in every store")
+@click.option("--actions", default=3_000, show_default=True, help="store and online actions")
+@click.option("--rate", default=50.0, show_default=True, help="actions per second")
 @click.option(
     "--work-dir", type=click.Path(path_type=Path), default=Path("var/demo"), show_default=True
 )
 def demo(stores: int, skus: int, actions: int, rate: float, work_dir: Path) -> None:
-    """Play a store network on the built-in simulators through a real worker."""
-    from tillsync import demo as demo_mod
+    """Play a store network on the built-in simulators through a real worker.
 
-    demo_mod.run(_settings(), stores=stores, skus=skus, actions=actions, rate=rate, work=work_dir)
+    Without TILLSYNC_CONFIG it uses config/demo.toml: the simulators' own credentials.
+    """
+    import os
+
+    from tillsync import demo as demo_mod
+    from tillsync.settings import CONFIG_ENV
+
+    demo_config = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
+    if not os.environ.get(CONFIG_ENV) and demo_config.is_file():
+        os.environ[CONFIG_ENV] = str(demo_config)  # the worker it starts inherits it
+    try:
+        demo_mod.run(
+            _settings(), stores=stores, skus=skus, actions=actions, rate=rate, work=work_dir
+        )
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -19,23 +20,27 @@ from connectors.scenario.harness import Harness
 from connectors.scenario.network import NetworkSpec
 from tillsync.settings import Settings
 
+_BUCKET = re.compile(
+    r'^tillsync_sync_latency_seconds_bucket\{flow="stock",le="([^"]+)"\} (\S+)$', re.M
+)
 
-def _quantile(text: str, q: float) -> float | None:
-    """A quantile of tillsync_sync_latency_seconds{flow="stock"} from /metrics text."""
-    buckets: list[tuple[float, float]] = []
-    for m in re.finditer(
-        r'^tillsync_sync_latency_seconds_bucket\{flow="stock",le="([^"]+)"\} (\S+)$', text, re.M
-    ):
-        buckets.append(
-            (float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2)))
-        )
-    if not buckets or buckets[-1][1] == 0:
+
+def _buckets(text: str) -> dict[float, float]:
+    """Cumulative counts of tillsync_sync_latency_seconds{flow="stock"} by upper bound."""
+    return {
+        float("inf") if m.group(1) == "+Inf" else float(m.group(1)): float(m.group(2))
+        for m in _BUCKET.finditer(text)
+    }
+
+
+def _quantile(now: dict[float, float], base: dict[float, float], q: float) -> float | None:
+    """A quantile over the writes since `base` was read: the live line is about the
+    scenario, not the first sync of every position at start."""
+    counts = sorted((le, c - base.get(le, 0.0)) for le, c in now.items())
+    if not counts or counts[-1][1] <= 0:
         return None
-    total = buckets[-1][1]
-    for le, count in buckets:
-        if count >= q * total:
-            return le
-    return None
+    total = counts[-1][1]
+    return next((le for le, c in counts if c >= q * total), None)
 
 
 def _metric(text: str, name: str) -> float:
@@ -44,19 +49,62 @@ def _metric(text: str, name: str) -> float:
     )
 
 
-async def _live(h: Harness, run: Run) -> str:
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        text = (await http.get(f"{h.worker_url}/metrics")).text
+@dataclass
+class _Baseline:
+    """Counters as they stood when the scenario began."""
+
+    buckets: dict[float, float]
+    events: float
+    detected: float
+    healed: float
+
+
+async def _scrape(h: Harness) -> str:
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        return (await http.get(f"{h.worker_url}/metrics")).text
+
+
+async def _baseline(h: Harness) -> _Baseline:
+    text = await _scrape(h)
+    return _Baseline(
+        _buckets(text),
+        _metric(text, "tillsync_events_in_total"),
+        _metric(text, "tillsync_drift_detected_total"),
+        _metric(text, "tillsync_drift_healed_total"),
+    )
+
+
+async def _live(h: Harness, run: Run, base: _Baseline) -> str:
+    text = await _scrape(h)
     elapsed = max(1e-6, time.monotonic() - run.started)
-    p50, p99 = _quantile(text, 0.5), _quantile(text, 0.99)
-    events = _metric(text, "tillsync_events_in_total")
+    now = _buckets(text)
+    p50, p99 = _quantile(now, base.buckets, 0.5), _quantile(now, base.buckets, 0.99)
+    events = _metric(text, "tillsync_events_in_total") - base.events
     return (
-        f"actions {run.actions:>6}  events/s {events / elapsed:>7.0f}  "
+        f"actions {run.actions:>6}  events/s {events / elapsed:>6.0f}  "
         f"sync p50 <= {p50 or 0:.2f}s p99 <= {p99 or 0:.2f}s  "
         f"drift open {int(_metric(text, 'tillsync_drift_open'))} "
-        f"detected {int(_metric(text, 'tillsync_drift_detected_total'))} "
-        f"healed {int(_metric(text, 'tillsync_drift_healed_total'))}"
+        f"detected {int(_metric(text, 'tillsync_drift_detected_total') - base.detected)} "
+        f"healed {int(_metric(text, 'tillsync_drift_healed_total') - base.healed)}"
     )
+
+
+async def _initial_sync(h: Harness, total: int, timeout: float = 300.0) -> None:
+    """Wait until every position has a value and no write is in flight: the first sync (every
+    target written once, each write echoed by a webhook) is the heaviest minute of a run."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        state = await h.worker_json("/state/stock")
+        click.echo(
+            f"\rfirst sync: {state['positions']}/{total} positions, "
+            f"{state['in_flight']} writes in flight",
+            nl=False,
+        )
+        if state["positions"] >= total and state["in_flight"] == 0:
+            click.echo("")
+            return
+        await asyncio.sleep(1.0)
+    click.echo("\nfirst sync still running; starting the scenario anyway")
 
 
 async def _run(
@@ -70,12 +118,14 @@ async def _run(
     try:
         await h.wait_ready()
         click.echo("worker ready: snapshot taken, stock flow running")
+        await _initial_sync(h, spec.stores * spec.skus)
         assert h.network is not None and h.shopify is not None and h.sitoo is not None
         driver = Driver(h.network, h.shopify, h.sitoo, mix=Mix())
+        base = await _baseline(h)
         task = asyncio.create_task(driver.play(actions, rate))
         while not task.done():
             await asyncio.sleep(1.0)
-            click.echo("\r" + await _live(h, driver.run), nl=False)
+            click.echo("\r" + await _live(h, driver.run, base), nl=False)
         await task
         click.echo("\nscenario done: " + ", ".join(f"{k} {v}" for k, v in driver.run.done.items()))
         ended = time.monotonic()
@@ -84,9 +134,13 @@ async def _run(
             await asyncio.sleep(0.5)
             off = mismatches(h.network, h.shopify, h.sitoo)
         total = spec.stores * spec.skus
-        click.echo(await _live(h, driver.run))
+        click.echo(await _live(h, driver.run, base))
         if off:
-            click.echo(f"{len(off)} of {total} positions still differ from their target")
+            click.echo(f"{len(off)} of {total} positions still differ from their target:")
+            for (sku, location), (have, want) in list(off.items())[:5]:
+                seen = await h.worker_json(f"/state/stock/{sku}")
+                mine = [p for p in seen["positions"] if p["shopify_location_id"] == location]
+                click.echo(f"  {sku} at {location}: Shopify {have}, target {want}; worker: {mine}")
         else:
             click.echo(
                 f"all {total} positions in Shopify equal their target, "
