@@ -86,6 +86,17 @@ class PendingUnits(_Event):
     at: float
 
 
+class OrderPlaced(_Event):
+    """An online order took units of this SKU somewhere: known from the order webhook at once,
+    before the routing query says which location. A shortfall seen in Shopify now is most
+    likely this sale, not an edit."""
+
+    kind: Literal["order_placed"] = "order_placed"
+    order_id: int
+    units: int
+    at: float
+
+
 class DriftCheck(_Event):
     """A timer's nudge: look at this position again now that its settle window has passed."""
 
@@ -95,7 +106,13 @@ class DriftCheck(_Event):
 
 
 StockEvent = Annotated[
-    SitooLevel | SitooReserved | ShopifyObserved | WriteResult | PendingUnits | DriftCheck,
+    SitooLevel
+    | SitooReserved
+    | ShopifyObserved
+    | WriteResult
+    | PendingUnits
+    | OrderPlaced
+    | DriftCheck,
     Field(discriminator="kind"),
 ]
 STOCK_EVENT: TypeAdapter[StockEvent] = TypeAdapter(StockEvent)

@@ -16,6 +16,7 @@ from schemas.events import (
     DriftCheck,
     DriftState,
     ObservedSource,
+    OrderPlaced,
     ShopifyObserved,
     SitooLevel,
     SitooReserved,
@@ -37,12 +38,17 @@ DRIFT_TICK = 0.25  # how often due drift checks are sent
 FULL_SCAN_EVERY = 10.0  # how often every local position is looked at (crash leftovers)
 
 
-def _location(ctx: Context, event: StockEvent) -> Location | None:
+def _locations(ctx: Context, event: StockEvent) -> list[Location]:
     assert ctx.runtime is not None
     locations = ctx.runtime.locations
-    if isinstance(event, SitooLevel | SitooReserved):
-        return locations.by_warehouse(event.warehouse_id)
-    return locations.by_shopify(event.location_id)
+    if isinstance(event, OrderPlaced):
+        return list(locations.locations)  # the order's location is not known yet
+    found = (
+        locations.by_warehouse(event.warehouse_id)
+        if isinstance(event, SitooLevel | SitooReserved)
+        else locations.by_shopify(event.location_id)
+    )
+    return [found] if found is not None else []
 
 
 def register(ctx: Context) -> None:
@@ -82,45 +88,47 @@ def register(ctx: Context) -> None:
                     key=event.key,
                 )
                 continue
-            loc = _location(ctx, ev)
-            if loc is None:
+            targets = _locations(ctx, ev)
+            if not targets:
                 metrics.events_ignored.labels(reason="unmapped location").inc()
                 continue
-            key = position_key(ev.sku, loc.shopify_location_id)
-            stored = positions.get(key)
-            pos = (
-                Position.model_validate(stored)
-                if stored
-                else Position(sku=ev.sku, location_id=loc.shopify_location_id)
-            )
-            if pos.inventory_item_id is None:
-                pos.inventory_item_id = rt.skus.item_by_sku.get(ev.sku)
-            out = step(pos, ev, loc, time.time())
-            if out.ignored:
-                metrics.events_ignored.labels(reason=out.ignored.split(" ", 1)[0]).inc()
-                if stored is not None:
-                    continue
-            positions[key] = pos.model_dump(mode="json")
-            for cmd in out.commands:
-                await commands.send(key=cmd.sku.encode(), value=cmd.model_dump_json().encode())
-            for drift in out.drift:
-                if drift.state is DriftState.DETECTED:
-                    metrics.drift_detected.labels(cause=drift.cause.value).inc()
-                    open_drift.add(key)
-                elif drift.state is DriftState.HEALED:
-                    metrics.drift_healed.inc()
-                await drift_topic.send(
-                    key=drift.sku.encode(), value=drift.model_dump_json().encode()
-                )
-            if pos.drift_since is None:
-                open_drift.discard(key)
-                due.pop(key, None)
-            if out.check_at is not None:
-                due[key] = (out.check_at, pos.sku, pos.location_id)
-            if out.verify and pos.inventory_item_id is not None:
-                verify[key] = (time.time() + VERIFY_AFTER, pos.sku, pos.location_id)
-                verify_items[key] = pos.inventory_item_id
-            metrics.drift_open.set(len(open_drift))
+            for loc in targets:
+                await apply(ev, loc)
+
+    async def apply(ev: StockEvent, loc: Location) -> None:
+        key = position_key(ev.sku, loc.shopify_location_id)
+        stored = positions.get(key)
+        pos = (
+            Position.model_validate(stored)
+            if stored
+            else Position(sku=ev.sku, location_id=loc.shopify_location_id)
+        )
+        if pos.inventory_item_id is None:
+            pos.inventory_item_id = rt.skus.item_by_sku.get(ev.sku)
+        out = step(pos, ev, loc, time.time())
+        if out.ignored:
+            metrics.events_ignored.labels(reason=out.ignored.split(" ", 1)[0]).inc()
+            if stored is not None:
+                return
+        positions[key] = pos.model_dump(mode="json")
+        for cmd in out.commands:
+            await commands.send(key=cmd.sku.encode(), value=cmd.model_dump_json().encode())
+        for drift in out.drift:
+            if drift.state is DriftState.DETECTED:
+                metrics.drift_detected.labels(cause=drift.cause.value).inc()
+                open_drift.add(key)
+            elif drift.state is DriftState.HEALED:
+                metrics.drift_healed.inc()
+            await drift_topic.send(key=drift.sku.encode(), value=drift.model_dump_json().encode())
+        if pos.drift_since is None:
+            open_drift.discard(key)
+            due.pop(key, None)
+        if out.check_at is not None:
+            due[key] = (out.check_at, pos.sku, pos.location_id)
+        if out.verify and pos.inventory_item_id is not None:
+            verify[key] = (time.time() + VERIFY_AFTER, pos.sku, pos.location_id)
+            verify_items[key] = pos.inventory_item_id
+        metrics.drift_open.set(len(open_drift))
 
     async def _nudge(sku: str, location_id: int, now: float) -> None:
         check = DriftCheck(sku=sku, location_id=location_id, at=now)

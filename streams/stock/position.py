@@ -22,6 +22,7 @@ from schemas.events import (
     DriftEvent,
     DriftState,
     ObservedSource,
+    OrderPlaced,
     PendingUnits,
     SetInventory,
     ShopifyObserved,
@@ -37,12 +38,12 @@ from streams.stock.refs import order_of_external_id, pending_ref
 # may lag by many seconds, and calling that drift would add heal writes to the backlog; a
 # crash replays unconfirmed commands anyway.
 IN_FLIGHT_TIMEOUT = 300.0
-# Shopify below the target is most often an online order whose pending units are still on
-# their way (webhook, routing query); writing the target back would offer the sold unit again.
-# So a shortfall waits this long before it counts as drift; an excess (over-offer) does not.
-# An assumption sized to order routing under load, not a Shopify fact: one constant. Measured
-# on the peak-day bench (BENCHMARKS.md, d): 8 s let 22 orders oversell, 30 s let 1. The price:
-# a staff edit *down* in the admin is healed after 30 s instead of 2 (under-offer, the safe way).
+# Shopify below the target while an online order of the SKU is on its way (its webhook seen,
+# its routing query and pending units not yet) is that sale: writing the target back would
+# offer the sold unit again. Such a shortfall waits until this long after the order was seen;
+# one with no order in sight (a staff edit down) is drift after the usual settle window. An
+# assumption sized to order routing under load, not a Shopify fact: one constant. Measured on
+# the peak-day bench (BENCHMARKS.md, d): 8 s of grace let 22 orders oversell, 30 s let 1.
 SHORTFALL_GRACE = 30.0
 SETTLED = -1  # a pending order line that is settled; later updates for it are stale
 
@@ -76,6 +77,7 @@ class Position(BaseModel):
     drift_since: float | None = None
     drift_cause: DriftCause | None = None
     drift_reported: bool = False
+    order_hint_until: float = 0.0  # an online order of this SKU was seen: shortfalls wait
 
     @property
     def key(self) -> str:
@@ -166,6 +168,9 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
             out.ignored = f"order line {event.ref} already settled"
             return out
         pos.pending[event.ref] = SETTLED if event.final else event.units
+    elif isinstance(event, OrderPlaced):
+        pos.order_hint_until = max(pos.order_hint_until, event.at + SHORTFALL_GRACE)
+        return out
     elif isinstance(event, DriftCheck):
         _drift_check(pos, loc, now, out)
         return out
@@ -193,7 +198,7 @@ def _source_time(event: StockEvent, now: float) -> float:
     """When the change that leads to a write happened: sync latency is measured from it."""
     if isinstance(event, SitooLevel):
         return event.event_time
-    if isinstance(event, PendingUnits | WriteResult | DriftCheck):
+    if isinstance(event, PendingUnits | WriteResult | DriftCheck | OrderPlaced):
         return min(now, event.at)
     if isinstance(event, SitooReserved):
         return min(now, event.observed_at)
@@ -245,8 +250,12 @@ def _reconcile(pos: Position, loc: Location, now: float, out: Outcome, since: fl
 
 
 def settle_for(pos: Position, loc: Location, target: int) -> float:
-    if pos.observed is not None and pos.observed < target:
-        return max(loc.settle_seconds, SHORTFALL_GRACE)
+    """How long a difference may last before it is drift: longer for a shortfall while an
+    online order of the SKU is on its way to the positions."""
+    shortfall = pos.observed is not None and pos.observed < target
+    since = pos.drift_since or 0.0
+    if shortfall and pos.order_hint_until > since:
+        return max(loc.settle_seconds, pos.order_hint_until - since)
     return loc.settle_seconds
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from connectors.scenario.driver import Driver, mismatches
 from connectors.scenario.harness import Harness
-from connectors.scenario.network import NetworkSpec
+from connectors.scenario.network import NetworkSpec, Store
 from tests.support.waiting import async_wait_until
 from tests.support.worker import REPO
 from tillsync.settings import load_settings
@@ -95,15 +95,31 @@ async def test_scenario_with_faults_and_a_sigkill_ends_exact(harness: Harness) -
     assert len(moves) == len({t.externalid for t in moves})
 
 
-async def test_an_admin_edit_is_detected_classified_and_healed(harness: Harness) -> None:
+async def test_admin_edits_up_and_down_are_detected_classified_and_healed(
+    harness: Harness,
+) -> None:
     h = harness
     assert h.shopify is not None and h.network is not None
     await _quiet(h)
     store = h.network.stores[0]
-    sku = h.network.skus[0]
+    await _edit_is_healed(h, store, h.network.skus[0], +5)
+    # down: no online order is on its way, so it is drift after the usual settle window
+    stocked = next(
+        sku
+        for sku in h.network.skus
+        if h.shopify.state.levels[
+            (h.shopify.state.item_for(sku).id, store.shopify_location_id)
+        ].get("available")
+        >= 2
+    )
+    await _edit_is_healed(h, store, stocked, -2)
+
+
+async def _edit_is_healed(h: Harness, store: Store, sku: str, delta: int) -> None:
+    assert h.shopify is not None and h.network is not None
     edit = 'tillsync_drift_detected_total{cause="shopify_edit"}'
     before = await _metrics(h)
-    h.shopify.state.edit_inventory(sku, store.shopify_location_id, delta=5)
+    h.shopify.state.edit_inventory(sku, store.shopify_location_id, delta=delta)
     loop = asyncio.get_running_loop()
     edited_at = loop.time()
     settle = h.network.spec.settle_seconds

@@ -208,14 +208,24 @@ def test_a_position_already_right_at_start_is_a_baseline_for_drift() -> None:
     assert pos.drift_cause is DriftCause.SHOPIFY_EDIT and out.check_at == 7.0
 
 
-def test_a_shortfall_in_shopify_waits_for_its_order_before_it_is_drift() -> None:
+def test_a_shortfall_waits_for_an_order_seen_on_its_way_but_an_edit_down_does_not() -> None:
+    from schemas.events import OrderPlaced
     from streams.stock.position import SHORTFALL_GRACE
 
     pos = synced(10)  # target 8
-    out = step(pos, observed(7, 10.0), LOC, 10.0)  # an online sale, its order not seen yet
-    assert out.check_at == 10.0 + SHORTFALL_GRACE
-    late = step(pos, DriftCheck(sku="SKU", location_id=11, at=12.0), LOC, 12.0)
-    assert not late.commands and not late.drift
+    hint = OrderPlaced(sku="SKU", order_id=9, units=1, at=9.5)
+    assert not step(pos, hint, LOC, 9.5).commands
+    out = step(pos, observed(7, 10.0), LOC, 10.0)  # the sale, its routing not done yet
+    assert out.check_at == 9.5 + SHORTFALL_GRACE
+    early = step(pos, DriftCheck(sku="SKU", location_id=11, at=12.0), LOC, 12.0)
+    assert not early.commands and not early.drift
     placed = PendingUnits(sku="SKU", location_id=11, ref="order/9/SKU", units=1, at=13.0)
     out = step(pos, placed, LOC, 13.0)
     assert not out.commands and pos.drift_since is None  # explained: 10 - 2 - 1 = 7
+
+    other = synced(10)
+    out = step(other, observed(5, 10.0), LOC, 10.0)  # a staff edit down, no order in sight
+    assert out.check_at == 10.0 + LOC.settle_seconds
+    due = step(other, DriftCheck(sku="SKU", location_id=11, at=12.0), LOC, 12.0)
+    assert due.drift[0].cause is DriftCause.SHOPIFY_EDIT
+    assert [c.target for c in due.commands] == [8]
