@@ -76,6 +76,7 @@ def register(ctx: Context) -> None:
     # restart the positions table says which versions Shopify confirmed, so a replayed command
     # cannot write an older state than one already confirmed.
     written: dict[tuple[int, int], int] = {}
+    known: dict[tuple[int, int], int] = {}
 
     def recall(cmds: list[SetInventory]) -> None:
         for cmd in cmds:
@@ -87,7 +88,6 @@ def register(ctx: Context) -> None:
                 if stored and stored.get("observed") is not None:
                     known.setdefault(k, int(stored["observed"]))
 
-    known: dict[tuple[int, int], int] = {}
     in_flight = asyncio.Semaphore(CALLS_IN_FLIGHT)
     rereading = asyncio.Semaphore(CALLS_IN_FLIGHT * 2)
 
