@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import base64
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,15 +28,10 @@ from pathlib import Path
 
 import httpx
 
+from tillsync.procs import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT, API_ID, PASSWORD = 90001, "90001-1", "bench-password"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def start_sim(port: int, skus: int) -> subprocess.Popen[bytes]:

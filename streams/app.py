@@ -6,7 +6,6 @@ import asyncio
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import Any
 
 import faust
 from faust.web import Request, Response, View
@@ -169,11 +168,3 @@ def run_worker(
         *(extra_args or []),
     ]
     ctx.app.main()
-
-
-def table_snapshot(table: Any) -> dict[str, Any]:
-    """A JSON-friendly copy of a table's local items (keys decoded as text)."""
-    out: dict[str, Any] = {}
-    for k, v in table.items():
-        out[k.decode() if isinstance(k, bytes) else str(k)] = v
-    return out

@@ -10,13 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-def gid_tail(gid: str | int) -> int:
-    """`gid://shopify/InventoryItem/123` -> 123; plain numbers pass through."""
-    if isinstance(gid, int):
-        return gid
-    return int(str(gid).rsplit("/", 1)[-1].split("?", 1)[0])
-
-
 @dataclass
 class SkuIndex:
     item_by_sku: dict[str, int] = field(default_factory=dict)

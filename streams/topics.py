@@ -71,6 +71,5 @@ ALL: tuple[TopicSpec, ...] = (
 
 # Kafka headers tillsync adds to raw records (platform headers are kept as they came)
 HEADER_RECEIVED_AT = "tillsync-received-at"
-HEADER_SOURCE = "tillsync-source"
 HEADER_REASON = "tillsync-reason"
 HEADER_ORIGIN_TOPIC = "tillsync-origin-topic"

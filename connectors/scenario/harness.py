@@ -5,7 +5,6 @@ its own, wired to each other the way a real deployment is."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,14 +16,8 @@ import httpx
 from connectors.scenario.network import Network, NetworkSpec, build
 from connectors.shopify.sim import ShopifySimulator
 from connectors.sitoo.sim import SitooSimulator
-from tillsync.procs import Child
+from tillsync.procs import Child, free_port
 from tillsync.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

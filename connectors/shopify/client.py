@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from connectors.shopify import documents as docs
+from connectors.shopify.ids import gid_tail
 from tillsync.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,16 @@ class InventoryLevelInfo:
     location_id: str
     quantities: dict[str, int]
     updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotLevel:
+    """One inventory level of a bulk export, with numeric ids."""
+
+    sku: str
+    inventory_item_id: int
+    location_id: int
+    quantities: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -562,6 +573,28 @@ class ShopifyClient:
             resp = await plain.get(op["url"])
             resp.raise_for_status()
         return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+
+    async def inventory_snapshot(self) -> tuple[dict[int, str], list[SnapshotLevel]]:
+        """Every inventory item's SKU and every level, from one bulk export: the JSONL puts
+        items first and their levels after them, linked by ``__parentId``."""
+        skus: dict[int, str] = {}
+        levels: list[SnapshotLevel] = []
+        for line in await self.bulk_inventory_export():
+            if "__parentId" not in line:
+                if line.get("sku"):
+                    skus[gid_tail(line["id"])] = line["sku"]
+                continue
+            item = gid_tail(line["__parentId"])
+            if item in skus:
+                levels.append(
+                    SnapshotLevel(
+                        sku=skus[item],
+                        inventory_item_id=item,
+                        location_id=gid_tail(line["location"]["id"]),
+                        quantities={q["name"]: q["quantity"] for q in line.get("quantities", [])},
+                    )
+                )
+        return skus, levels
 
     async def order(self, order_id: str) -> JSON | None:
         data = await self.execute(docs.ORDER_WITH_FULFILLMENT_ORDERS, {"id": order_id})

@@ -116,7 +116,8 @@ def register(ctx: Context) -> None:
             body = await request.read()
             received = repr(time.time()).encode()
             try:
-                batch = SitooEventBatch.parse_body(json.loads(body))
+                raw_events = json.loads(body)
+                batch = SitooEventBatch.parse_body(raw_events)
             except ValueError as exc:
                 reason = f"not an Events SPI batch: {str(exc).splitlines()[0][:300]}"
                 await dead_letter(
@@ -128,7 +129,6 @@ def register(ctx: Context) -> None:
                 )
                 return self.json({"error": reason}, status=400)
             # one record per event, each as Sitoo sent it, keyed by its id for deduplication
-            raw_events = json.loads(body)
             futures = [
                 await raw_sitoo.send(
                     key=event.event_id.encode(),

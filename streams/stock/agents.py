@@ -66,8 +66,7 @@ def register(ctx: Context) -> None:
     commands = ctx.topic(topics.SHOPIFY_INVENTORY_COMMANDS)
     drift_topic = ctx.topic(topics.DRIFT)
     due: dict[str, tuple[float, str, int]] = {}
-    verify: dict[str, tuple[float, str, int]] = {}
-    verify_items: dict[str, int] = {}
+    verify: dict[str, tuple[float, str, int, int]] = {}  # when, sku, location, item
     open_drift: set[str] = set()
 
     @app.agent(stock_topic, name="stock-positions")
@@ -126,8 +125,12 @@ def register(ctx: Context) -> None:
         if out.check_at is not None:
             due[key] = (out.check_at, pos.sku, pos.location_id)
         if out.verify and pos.inventory_item_id is not None:
-            verify[key] = (time.time() + VERIFY_AFTER, pos.sku, pos.location_id)
-            verify_items[key] = pos.inventory_item_id
+            verify[key] = (
+                time.time() + VERIFY_AFTER,
+                pos.sku,
+                pos.location_id,
+                pos.inventory_item_id,
+            )
         metrics.drift_open.set(len(open_drift))
 
     async def _nudge(sku: str, location_id: int, now: float) -> None:
@@ -146,11 +149,8 @@ def register(ctx: Context) -> None:
     async def verify_ambiguous() -> None:
         now = time.time()
         ready = [(k, v) for k, v in verify.items() if v[0] <= now][:VERIFY_BATCH]
-        for key, (_, sku, location_id) in ready:
+        for key, (_, sku, location_id, item) in ready:
             verify.pop(key, None)
-            item = verify_items.pop(key, None)
-            if item is None:
-                continue
             try:
                 available = await read_available(rt.shopify, item, location_id)
             except ShopifyError as exc:

@@ -15,6 +15,7 @@ import time
 import faust
 from pydantic import ValidationError
 
+from connectors.shopify.ids import gid, gid_tail
 from connectors.shopify.stock_documents import ORDER_ROUTING
 from schemas.events import PendingUnits
 from schemas.shopify import Order
@@ -23,7 +24,6 @@ from streams import topics
 from streams.app import Context
 from streams.deadletter import dead_letter
 from streams.lru import RecentIds
-from streams.skus import gid_tail
 from streams.stock.refs import fulfilment_external_id, pending_ref
 from streams.stock.shopify_webhooks import header
 
@@ -41,7 +41,7 @@ def register(ctx: Context) -> None:
 
     async def pending_lines(order_id: int) -> list[tuple[int, str, int]]:
         """(location, sku, units) of the order's shipping lines at mapped locations."""
-        data = await rt.shopify.execute(ORDER_ROUTING, {"id": f"gid://shopify/Order/{order_id}"})
+        data = await rt.shopify.execute(ORDER_ROUTING, {"id": gid("Order", order_id)})
         order = data.get("order")
         out: list[tuple[int, str, int]] = []
         for fo in ((order or {}).get("fulfillmentOrders") or {}).get("nodes", []):

@@ -65,13 +65,11 @@ class Position(BaseModel):
     reserved_at: float = 0.0
     pending: dict[str, int] = Field(default_factory=dict)
     observed: int | None = None
-    observed_at: float = 0.0
     webhook_at: float = 0.0  # updated_at of the newest webhook taken
     write_at: float = 0.0  # when our newest confirmed write landed
     commanded: int | None = None
     command_version: int = 0
     in_flight: InFlight | None = None
-    last_written: int | None = None
     written_version: int = 0  # the newest command version Shopify confirmed
     written_sitoo_version: int = -1
     drift_since: float | None = None
@@ -148,7 +146,6 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
             pos.webhook_at = max(pos.webhook_at, event.updated_at)
         pos.inventory_item_id = event.inventory_item_id
         pos.observed = event.available
-        pos.observed_at = max(pos.observed_at, event.updated_at)
         if (
             pos.in_flight is None
             and pos.commanded is not None
@@ -183,8 +180,6 @@ def _write_result(pos: Position, event: WriteResult, now: float) -> None:
     current = pos.in_flight is not None and event.version >= pos.in_flight.version
     if event.ok and event.written is not None:
         pos.observed = event.written
-        pos.observed_at = max(pos.observed_at, event.at)
-        pos.last_written = event.written
         pos.written_version = max(pos.written_version, event.version)
         pos.write_at = max(pos.write_at, event.at)
     if current:

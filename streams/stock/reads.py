@@ -4,6 +4,7 @@ of one second cannot be ordered by their timestamps."""
 from __future__ import annotations
 
 from connectors.shopify.client import ShopifyClient
+from connectors.shopify.ids import gid
 from connectors.shopify.stock_documents import LEVEL_AVAILABLE
 
 
@@ -12,8 +13,8 @@ async def read_available(shopify: ShopifyClient, item_id: int, location_id: int)
     data = await shopify.execute(
         LEVEL_AVAILABLE,
         {
-            "item": f"gid://shopify/InventoryItem/{item_id}",
-            "location": f"gid://shopify/Location/{location_id}",
+            "item": gid("InventoryItem", item_id),
+            "location": gid("Location", location_id),
         },
     )
     level = (data.get("inventoryItem") or {}).get("inventoryLevel") or {}

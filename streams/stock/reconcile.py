@@ -22,7 +22,6 @@ from schemas.events import ObservedSource, ShopifyObserved
 from schemas.locations import LocationMap
 from schemas.money import whole_units
 from streams import topics
-from streams.skus import gid_tail
 from tillsync.settings import Settings
 
 Echo = Callable[[str], None]
@@ -54,20 +53,15 @@ async def reconcile_stock(
     sitoo = SitooClient(settings)
     try:
         echo("exporting Shopify inventory (bulk operation)...")
-        lines = await shopify.bulk_inventory_export()
-        sku_of: dict[str, str] = {}
-        shop: dict[tuple[str, int], tuple[int, int]] = {}
-        for line in lines:
-            if "__parentId" not in line:
-                if line.get("sku"):
-                    sku_of[line["id"]] = line["sku"]
-                continue
-            sku = sku_of.get(line["__parentId"])
-            location_id = gid_tail(line["location"]["id"])
-            if sku is None or locations.by_shopify(location_id) is None:
-                continue
-            q = {x["name"]: x["quantity"] for x in line.get("quantities", [])}
-            shop[(sku, location_id)] = (int(q.get("available", 0)), gid_tail(line["__parentId"]))
+        _, levels = await shopify.inventory_snapshot()
+        shop = {
+            (level.sku, level.location_id): (
+                int(level.quantities.get("available", 0)),
+                level.inventory_item_id,
+            )
+            for level in levels
+            if locations.by_shopify(level.location_id) is not None
+        }
         echo(f"  {len(shop)} levels at {len(locations.locations)} mapped locations")
         sitoo_avail: dict[tuple[str, int], int] = {}
         for n, store in enumerate(locations.locations, start=1):

@@ -23,6 +23,7 @@ import faust
 from pydantic import ValidationError
 
 from connectors.shopify.client import SetQuantitiesResult, SetQuantityEntry, ShopifyError
+from connectors.shopify.ids import gid
 from schemas.events import ExceptionRecord, Owner, SetInventory, WriteResult
 from streams import metrics, topics
 from streams.app import Context
@@ -143,8 +144,8 @@ def register(ctx: Context) -> None:
     async def call(todo: list[SetInventory]) -> SetQuantitiesResult | None:
         entries = [
             SetQuantityEntry(
-                f"gid://shopify/InventoryItem/{c.inventory_item_id}",
-                f"gid://shopify/Location/{c.location_id}",
+                gid("InventoryItem", c.inventory_item_id),
+                gid("Location", c.location_id),
                 c.target,
                 known.get((c.inventory_item_id, c.location_id), c.change_from),
             )

@@ -14,7 +14,6 @@ import time
 from schemas.events import ObservedSource, ShopifyObserved, SitooLevel, SitooReserved
 from schemas.money import whole_units
 from streams.app import Context
-from streams.skus import gid_tail
 
 log = logging.getLogger("tillsync.startup")
 
@@ -23,31 +22,22 @@ async def build_index(ctx: Context) -> list[ShopifyObserved]:
     """Fill the SKU index; return Shopify's current levels at mapped locations."""
     rt = ctx.runtime
     assert rt is not None
-    lines = await rt.shopify.bulk_inventory_export()
-    observed: list[ShopifyObserved] = []
-    item_sku: dict[str, str] = {}
+    skus, levels = await rt.shopify.inventory_snapshot()
+    for item, sku in skus.items():
+        rt.skus.add_shopify(sku, item)
     now = time.time()
-    for line in lines:
-        if "__parentId" not in line:
-            if line.get("sku"):
-                item_sku[line["id"]] = line["sku"]
-                rt.skus.add_shopify(line["sku"], gid_tail(line["id"]))
-            continue
-        sku = item_sku.get(line["__parentId"])
-        location = gid_tail(line["location"]["id"])
-        if sku is None or rt.locations.by_shopify(location) is None:
-            continue
-        quantities = {q["name"]: q["quantity"] for q in line.get("quantities", [])}
-        observed.append(
-            ShopifyObserved(
-                sku=sku,
-                location_id=location,
-                inventory_item_id=gid_tail(line["__parentId"]),
-                available=int(quantities.get("available", 0)),
-                updated_at=now,
-                source=ObservedSource.SNAPSHOT,
-            )
+    observed = [
+        ShopifyObserved(
+            sku=level.sku,
+            location_id=level.location_id,
+            inventory_item_id=level.inventory_item_id,
+            available=int(level.quantities.get("available", 0)),
+            updated_at=now,
+            source=ObservedSource.SNAPSHOT,
         )
+        for level in levels
+        if rt.locations.by_shopify(level.location_id) is not None
+    ]
     return observed
 
 

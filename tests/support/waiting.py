@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -43,9 +42,3 @@ async def async_wait_until(
         if time.monotonic() > deadline:
             raise Timeout(f"{what} not met within {timeout}s (last value: {last!r})")
         await asyncio.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from connectors.shopify.ids import gid
 from connectors.shopify.sim.faults import Faults
-from connectors.shopify.sim.model import gid, parse_gid
+from connectors.shopify.sim.model import parse_gid
 from connectors.shopify.sim.state import ShopState, SimError
 from connectors.shopify.sim.webhooks import ALL_TOPICS
 

@@ -34,10 +34,6 @@ def now_iso() -> str:
     return _last_stamp[1]
 
 
-def gid(kind: str, ident: int | str) -> str:
-    return f"gid://shopify/{kind}/{ident}"
-
-
 def parse_gid(value: object, kind: str) -> int | None:
     """The numeric id of ``gid://shopify/<kind>/<n>`` (query string ignored), else None."""
     if not isinstance(value, str):

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
+from connectors.shopify.ids import gid
 from connectors.shopify.sim import payloads
 from connectors.shopify.sim.model import (
     QUANTITY_NAMES,
@@ -34,7 +35,6 @@ from connectors.shopify.sim.model import (
     Refund,
     Variant,
     WebhookSubscription,
-    gid,
     parse_gid,
 )
 from connectors.shopify.sim.state import ShopState

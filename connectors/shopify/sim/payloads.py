@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from connectors.shopify.ids import gid
 from connectors.shopify.sim.model import (
     Customer,
     Fulfillment,
@@ -16,7 +17,6 @@ from connectors.shopify.sim.model import (
     Product,
     Refund,
     Variant,
-    gid,
 )
 
 if TYPE_CHECKING:

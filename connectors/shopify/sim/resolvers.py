@@ -17,6 +17,7 @@ import graphql
 from graphql import GraphQLError, GraphQLResolveInfo, VariableNode
 
 from connectors.shopify.graphql_schema import admin_schema, operation_of, prepare_document
+from connectors.shopify.ids import gid
 from connectors.shopify.sim import executor
 from connectors.shopify.sim.model import (
     QUANTITY_NAMES,
@@ -24,7 +25,6 @@ from connectors.shopify.sim.model import (
     Fulfillment,
     Variant,
     WebhookSubscription,
-    gid,
     now_iso,
     parse_gid,
 )

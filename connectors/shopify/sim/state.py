@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from connectors.shopify.ids import gid
 from connectors.shopify.sim import payloads
 from connectors.shopify.sim.model import (
     QUANTITY_NAMES,
@@ -31,7 +32,6 @@ from connectors.shopify.sim.model import (
     RefundLine,
     Variant,
     WebhookSubscription,
-    gid,
     now_iso,
 )
 
