@@ -28,7 +28,8 @@ from schemas.events import ExceptionRecord, Owner, SetInventory, WriteResult
 from streams import metrics, topics
 from streams.app import Context
 from streams.deadletter import dead_letter
-from streams.stock.position import position_key
+from streams.partitioned import any_partition
+from streams.stock.position import Position, position_key
 from streams.stock.reads import read_available
 
 log = logging.getLogger("tillsync.shopify_sink")
@@ -70,7 +71,6 @@ def register(ctx: Context) -> None:
     app = ctx.app
     rt = ctx.runtime
     assert rt is not None
-    stock_topic = ctx.topic(topics.STOCK_EVENTS)
     exceptions = ctx.topic(topics.EXCEPTIONS)
     commands_name = topics.SHOPIFY_INVENTORY_COMMANDS.name(ctx.settings.app_id)
     # highest version written per (item, location), and the value Shopify then had. After a
@@ -83,37 +83,45 @@ def register(ctx: Context) -> None:
         for cmd in cmds:
             k = (cmd.inventory_item_id, cmd.location_id)
             if k not in written and rt.positions is not None:
-                stored = rt.positions.get(position_key(cmd.sku, cmd.location_id))
-                if stored and stored.get("written_version"):
-                    written[k] = int(stored["written_version"])
-                if stored and stored.get("observed") is not None:
-                    known.setdefault(k, int(stored["observed"]))
+                # the current event is a command of any partition: look the key up in all
+                with any_partition():
+                    stored = rt.positions.get(position_key(cmd.sku, cmd.location_id))
+                if not stored:
+                    continue
+                pos = Position.model_validate_json(stored)
+                if pos.written_version:
+                    written[k] = pos.written_version
+                if pos.observed is not None:
+                    known.setdefault(k, pos.observed)
 
     in_flight = asyncio.Semaphore(CALLS_IN_FLIGHT)
     rereading = asyncio.Semaphore(CALLS_IN_FLIGHT * 2)
 
-    async def report(cmd: SetInventory, ok: bool, value: int | None, error: str | None) -> None:
-        result = WriteResult(
-            sku=cmd.sku,
-            location_id=cmd.location_id,
-            inventory_item_id=cmd.inventory_item_id,
-            ok=ok,
-            target=cmd.target,
-            written=value,
-            version=cmd.version,
-            sitoo_version=cmd.sitoo_version,
-            error=error,
-            at=time.time(),
-        )
-        await stock_topic.send(key=cmd.sku.encode(), value=result.model_dump_json().encode())
-        if ok:
-            metrics.sync_latency.labels(flow="stock").observe(
-                max(0.0, time.time() - cmd.event_time)
+    async def report(results: list[tuple[SetInventory, int | None, str | None]]) -> None:
+        """Tell the positions what each write did: (command, value written, error)."""
+        now = time.time()
+        out: list[tuple[bytes | None, bytes]] = []
+        for cmd, value, error in results:
+            result = WriteResult(
+                sku=cmd.sku,
+                location_id=cmd.location_id,
+                inventory_item_id=cmd.inventory_item_id,
+                ok=error is None,
+                target=cmd.target,
+                written=value,
+                version=cmd.version,
+                sitoo_version=cmd.sitoo_version,
+                error=error,
+                at=now,
             )
+            out.append((cmd.sku.encode(), result.model_dump_json().encode()))
+            if error is None:
+                metrics.sync_latency.labels(flow="stock").observe(max(0.0, now - cmd.event_time))
+        await ctx.send_all(topics.STOCK_EVENTS, out)
 
     async def fail(cmds: list[SetInventory], reason: str) -> None:
+        await report([(cmd, None, reason) for cmd in cmds])
         for cmd in cmds:
-            await report(cmd, False, None, reason)
             await dead_letter(
                 ctx,
                 origin=commands_name,
@@ -171,12 +179,14 @@ def register(ctx: Context) -> None:
             if result is None:
                 return
             if result.ok:
+                done: list[tuple[SetInventory, int | None, str | None]] = []
                 for cmd, res in zip(todo, result.entries, strict=True):
                     k = (cmd.inventory_item_id, cmd.location_id)
                     value = res.quantity_after if res.quantity_after is not None else cmd.target
                     written[k] = max(written.get(k, 0), cmd.version)
                     known[k] = value
-                    await report(cmd, True, value, None)
+                    done.append((cmd, value, None))
+                await report(done)
                 return
             stale: list[SetInventory] = []
             broken: list[tuple[SetInventory, str]] = []
