@@ -8,13 +8,17 @@ committed yet) is not counted twice: the count and its offset change in one tabl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.web import Request, Response, View
 
 from streams import metrics, topics
 from streams.app import Context
+from streams.partitioned import in_partition_of
+
+BATCH_MAX = 1_000
+BATCH_SECONDS = 0.05
 
 RAW_SOURCES = {
     topics.RAW_SHOPIFY_WEBHOOKS: "shopify.webhooks",
@@ -42,14 +46,31 @@ def register(ctx: Context) -> None:
 
     @app.agent(raw, name="audit-raw")
     async def audit_raw(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            msg = event.message
-            metrics.events_in.labels(topic=msg.topic).inc()
-            key = f"{source_of.get(msg.topic, msg.topic)}:{msg.partition}"
-            entry = counts[key]
-            if msg.offset <= entry.get("offset", -1):
-                continue  # replayed after a crash: already counted
-            counts[key] = {"n": entry.get("n", 0) + 1, "offset": msg.offset}
+        batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
+        async for events in batches:
+            # one table write per (source, partition) per batch
+            last: dict[str, faust.EventT] = {}
+            for event in events:
+                msg = event.message
+                metrics.events_in.labels(topic=msg.topic).inc()
+                last[f"{source_of.get(msg.topic, msg.topic)}:{msg.partition}"] = event
+            for key, newest in last.items():
+                with in_partition_of(newest):
+                    entry = counts[key]
+                    done = entry.get("offset", -1)
+                    # a record replayed after a crash (offset already counted) is not counted
+                    fresh = sum(
+                        1
+                        for e in events
+                        if e.message.partition == newest.message.partition
+                        and e.message.topic == newest.message.topic
+                        and e.message.offset > done
+                    )
+                    if fresh:
+                        counts[key] = {
+                            "n": entry.get("n", 0) + fresh,
+                            "offset": newest.message.offset,
+                        }
 
     @app.page("/state/raw-counts")
     class RawCounts(View):

@@ -44,6 +44,11 @@ RAW_SITOO_LEDGER = TopicSpec(
     # one partition: the ledger is one ordered sequence, and its cursor lives beside it
     partitions=1,
 )
+SHOPIFY_ORDER_WEBHOOKS = TopicSpec(
+    "shopify.order-webhooks",
+    Keying.ORDER,
+    "order webhooks from the raw topic, de-duplicated, body and headers unchanged",
+)
 STOCK_EVENTS = TopicSpec("stock.events", Keying.SKU, "canonical stock changes from both platforms")
 SHOPIFY_INVENTORY_COMMANDS = TopicSpec(
     "cmd.shopify.inventory", Keying.SKU, "inventory targets for the Shopify sink"
@@ -61,6 +66,7 @@ ALL: tuple[TopicSpec, ...] = (
     RAW_SHOPIFY_WEBHOOKS,
     RAW_SITOO_EVENTS,
     RAW_SITOO_LEDGER,
+    SHOPIFY_ORDER_WEBHOOKS,
     STOCK_EVENTS,
     SHOPIFY_INVENTORY_COMMANDS,
     SITOO_STOCK_COMMANDS,

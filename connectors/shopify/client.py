@@ -5,7 +5,8 @@ One ``execute()`` does pacing and retries for every call:
 * paces from ``extensions.cost.throttleStatus``: it remembers how many points the bucket had
   and its restore rate, and before a call whose expected cost exceeds what should be available
   now, sleeps the deficit / restore rate;
-* ``THROTTLED`` (HTTP 200, ``errors[].extensions.code``) waits for the bucket and retries;
+* ``THROTTLED`` (HTTP 200, ``errors[].extensions.code``) waits for the bucket and retries,
+  without using up an attempt until ``max_throttled_seconds`` have passed;
 * 429 honours ``Retry-After``; 5xx and transport errors back off exponentially with jitter;
 * after ``max_attempts`` it raises ``ShopifyError`` with a ``reason``.
 
@@ -196,6 +197,7 @@ class ShopifyClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         max_retry_after: float = 60.0,
+        max_throttled_seconds: float = 300.0,
         on_call: CallHook | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Any] | None = None,
@@ -209,6 +211,7 @@ class ShopifyClient:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_retry_after = max_retry_after
+        self.max_throttled_seconds = max_throttled_seconds
         self.on_call = on_call
         self.stats = ClientStats()
         self._bucket = _Bucket()
@@ -251,7 +254,10 @@ class ShopifyClient:
         """Run a document; returns ``data``. Raises ShopifyError when it cannot succeed."""
         body = json.dumps({"query": document, "variables": variables or {}}).encode()
         last_reason, last_message = "unknown", ""
-        for attempt in range(1, self.max_attempts + 1):
+        began = self._now()
+        attempt = 0
+        while attempt < self.max_attempts:
+            attempt += 1
             await self._pace(document)
             started = time.monotonic()
             try:
@@ -294,6 +300,11 @@ class ShopifyClient:
                 self.stats.throttled_retries += 1
                 last_reason, last_message = "throttled", "THROTTLED"
                 await self._wait(self._throttle_wait(cost, attempt))
+                if self._now() - began < self.max_throttled_seconds:
+                    # THROTTLED is Shopify pacing us, not a failure: many callers sharing one
+                    # bucket can each be turned away several times in a burst. Only a bucket
+                    # that never refills for this long gives up.
+                    attempt -= 1
                 continue
             if errors:
                 self._record("graphql_error", started)
@@ -306,8 +317,8 @@ class ShopifyClient:
             return data if isinstance(data, dict) else {}
         raise ShopifyError(
             last_reason,
-            f"gave up after {self.max_attempts} attempts ({last_message})",
-            attempts=self.max_attempts,
+            f"gave up after {attempt} attempts ({last_message})",
+            attempts=attempt,
         )
 
     def _record(self, outcome: str, started: float) -> None:

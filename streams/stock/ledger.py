@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import TP
@@ -26,12 +26,15 @@ from streams import metrics, topics
 from streams.app import Context
 from streams.deadletter import dead_letter
 from streams.lru import RecentIds
+from streams.partitioned import in_partition_of
 
 log = logging.getLogger("tillsync.ledger")
 
 POLL_INTERVAL = 2.0  # the safety net when no event wakes the poller
 PAGE = 500
 CURSOR_KEY = "sitoo.warehousetransactions"
+BATCH_MAX = 1_000
+BATCH_SECONDS = 0.02
 
 
 def levels_of(tx: WarehouseTransaction, now: float) -> list[SitooLevel]:
@@ -59,7 +62,6 @@ def register(ctx: Context) -> None:
     assert rt is not None
     raw_ledger = ctx.topic(topics.RAW_SITOO_LEDGER)
     raw_events = ctx.topic(topics.RAW_SITOO_EVENTS)
-    stock_topic = ctx.topic(topics.STOCK_EVENTS)
     ledger_name = topics.RAW_SITOO_LEDGER.name(ctx.settings.app_id)
     cursors = app.Table(
         "ledger-cursor",
@@ -71,23 +73,29 @@ def register(ctx: Context) -> None:
 
     @app.agent(raw_ledger, name="sitoo-ledger")
     async def ledger_to_stock(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            try:
-                tx = WarehouseTransaction.model_validate_json(event.value)
-            except ValidationError as exc:
-                await dead_letter(
-                    ctx,
-                    origin=ledger_name,
-                    reason=f"invalid warehouse transaction: {exc}",
-                    value=event.value,
-                )
-                continue
-            for level in levels_of(tx, time.time()):
-                await stock_topic.send(
-                    key=level.sku.encode(), value=level.model_dump_json().encode()
-                )
-            if tx.warehousetransactionid > cursors[CURSOR_KEY]:
-                cursors[CURSOR_KEY] = tx.warehousetransactionid
+        batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
+        async for events in batches:
+            levels: list[tuple[bytes | None, bytes]] = []
+            newest = 0
+            for event in events:
+                try:
+                    tx = WarehouseTransaction.model_validate_json(event.value)
+                except ValidationError as exc:
+                    await dead_letter(
+                        ctx,
+                        origin=ledger_name,
+                        reason=f"invalid warehouse transaction: {exc}",
+                        value=event.value,
+                    )
+                    continue
+                for level in levels_of(tx, time.time()):
+                    levels.append((level.sku.encode(), level.model_dump_json().encode()))
+                newest = max(newest, tx.warehousetransactionid)
+            await ctx.send_all(topics.STOCK_EVENTS, levels)
+            if events:
+                with in_partition_of(events[-1]):
+                    if newest > cursors[CURSOR_KEY]:
+                        cursors[CURSOR_KEY] = newest
 
     @app.agent(raw_events, name="sitoo-events")
     async def sitoo_events(stream: faust.StreamT[bytes]) -> None:
@@ -115,9 +123,6 @@ def register(ctx: Context) -> None:
 
     def owns_ledger() -> bool:
         return TP(ledger_name, 0) in app.assignor.assigned_actives()
-
-    async def send(topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
-        await topic.send(key=key, value=value)
 
     @app.task
     async def poll_ledger() -> None:
@@ -147,8 +152,9 @@ def register(ctx: Context) -> None:
         else:
             cursor = stored
             events = [e for e in snapshot if e.kind == "shopify_observed"]
-        for ev in events:
-            await send(stock_topic, ev.sku.encode(), ev.model_dump_json().encode())
+        await ctx.send_all(
+            topics.STOCK_EVENTS, ((ev.sku.encode(), ev.model_dump_json().encode()) for ev in events)
+        )
         return cursor
 
     async def _poll(cursor: int) -> int:
@@ -165,8 +171,11 @@ def register(ctx: Context) -> None:
                 },
             )
             items = body.get("items") or []
+            await ctx.send_all(
+                topics.RAW_SITOO_LEDGER,
+                ((None, json.dumps(item, separators=(",", ":")).encode()) for item in items),
+            )
             for item in items:
-                await send(raw_ledger, None, json.dumps(item, separators=(",", ":")).encode())
                 cursor = max(cursor, int(item["warehousetransactionid"]))
             if len(items) < PAGE:
                 return cursor

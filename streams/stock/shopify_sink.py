@@ -147,7 +147,13 @@ def register(ctx: Context) -> None:
             return await _reread(cmd)
 
     async def _reread(cmd: SetInventory) -> int | None:
-        return await read_available(rt.shopify, cmd.inventory_item_id, cmd.location_id)
+        try:
+            return await read_available(rt.shopify, cmd.inventory_item_id, cmd.location_id)
+        except ShopifyError as exc:
+            # unknown then: the write goes again on what we assumed, and a stale compare again
+            # fails the write, which the position takes as drift to heal
+            log.warning("could not re-read %s at %s: %s", cmd.sku, cmd.location_id, exc)
+            return None
 
     async def call(todo: list[SetInventory]) -> SetQuantitiesResult | None:
         entries = [
@@ -231,6 +237,14 @@ def register(ctx: Context) -> None:
                 return
         await fail(todo, f"{STALE} after {STALE_ROUNDS} re-reads")
 
+    async def guarded(chunk: list[SetInventory]) -> None:
+        """A surprise in one chunk fails that chunk's writes, never the sink."""
+        try:
+            await write_chunk(chunk)
+        except Exception as exc:
+            log.exception("inventory write failed unexpectedly")
+            await fail(chunk, f"unexpected error: {type(exc).__name__}: {exc}")
+
     async def positions_caught_up(timeout: float = 120.0) -> None:
         """Wait until the position agent has taken every stock event already in Kafka.
 
@@ -267,6 +281,6 @@ def register(ctx: Context) -> None:
             todo = coalesce(cmds, written)
             metrics.sink_backlog.labels(sink="shopify-inventory").set(len(todo))
             chunks = [todo[i : i + MAX_ENTRIES] for i in range(0, len(todo), MAX_ENTRIES)]
-            await asyncio.gather(*(write_chunk(c) for c in chunks))
+            await asyncio.gather(*(guarded(c) for c in chunks))
             metrics.sink_backlog.labels(sink="shopify-inventory").set(0)
             metrics.events_out.labels(topic="shopify.inventorySetQuantities").inc(len(todo))

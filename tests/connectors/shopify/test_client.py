@@ -275,3 +275,49 @@ async def test_concurrent_callers_share_the_budget(
     # hitting THROTTLED
     assert c.stats.throttled_retries == 0
     assert waits == [pytest.approx(0.01), pytest.approx(0.01)]
+
+
+async def test_throttled_does_not_use_up_attempts(
+    manual_sim: ShopifySimulator, settings: Settings, clock: ManualClock
+) -> None:
+    # other callers of the same shop take the points back each time this one waits
+    turned_away = 5
+
+    async def sleep(seconds: float) -> None:
+        nonlocal turned_away
+        clock.advance(seconds)
+        if turned_away > 1:
+            manual_sim.bucket.drain()
+        turned_away -= 1
+
+    async with _client(
+        manual_sim, settings, max_attempts=2, sleep=sleep, monotonic=clock.monotonic
+    ) as c:
+        manual_sim.bucket.drain()
+        assert (await c.execute("{ shop { id } }"))["shop"]["id"]
+    assert c.stats.throttled_retries == 5
+
+
+async def test_throttled_gives_up_after_its_deadline(
+    manual_sim: ShopifySimulator, settings: Settings, clock: ManualClock
+) -> None:
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds + 10.0)  # nothing ever refills in time
+        manual_sim.bucket.drain()
+
+    async with _client(
+        manual_sim,
+        settings,
+        max_attempts=2,
+        max_throttled_seconds=30.0,
+        sleep=sleep,
+        monotonic=clock.monotonic,
+    ) as c:
+        manual_sim.bucket.drain()
+        with pytest.raises(ShopifyError) as info:
+            await c.execute("{ shop { id } }")
+    assert info.value.reason == "throttled"
+    # the first two waits (~10 s each) end inside the 30 s deadline and cost no attempt; the
+    # third ends past it, so it and the next use up the two attempts
+    assert c.stats.throttled_retries == 4
+    assert info.value.attempts == 2
