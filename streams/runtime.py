@@ -37,8 +37,6 @@ class Runtime:
     ledger_nudge: asyncio.Event = field(default_factory=asyncio.Event)
     # (newest ledger id, events) taken at start: the ledger poller sends it on first start
     snapshot: tuple[int, list[Any]] | None = None
-    positions: Any = None  # the stock positions table, for read-only look-ups by the sinks
-    stock_offsets: dict[int, int] = field(default_factory=dict)  # last offset taken, per partition
     _shopify: ShopifyClient | None = None
     _sitoo: SitooClient | None = None
     _throttle_seen: float = 0.0

@@ -83,7 +83,6 @@ def register(ctx: Context) -> None:
         value_type=bytes,
         help="one entry per (SKU, Shopify location): both platforms' view and what to do",
     )
-    rt.positions = positions
     stock_topic = ctx.topic(topics.STOCK_EVENTS)
     due: dict[str, tuple[float, str, int]] = {}
     verify: dict[str, tuple[float, str, int, int]] = {}  # when, sku, location, item
@@ -142,11 +141,6 @@ def register(ctx: Context) -> None:
         await ctx.send_all(
             topics.DRIFT, ((d.sku.encode(), d.model_dump_json().encode()) for d in drifts_out)
         )
-        for event in events:
-            msg = event.message
-            rt.stock_offsets[msg.partition] = max(
-                rt.stock_offsets.get(msg.partition, -1), msg.offset
-            )
         if events:
             metrics.events_in.labels(topic=events[0].message.topic).inc(len(events))
         metrics.drift_open.set(len(open_drift))

@@ -18,9 +18,10 @@ import asyncio
 import hashlib
 import logging
 import time
+from typing import Any, cast
 
 import faust
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from connectors.shopify.client import SetQuantitiesResult, SetQuantityEntry, ShopifyError
 from connectors.shopify.ids import gid
@@ -28,8 +29,7 @@ from schemas.events import ExceptionRecord, Owner, SetInventory, WriteResult
 from streams import metrics, topics
 from streams.app import Context
 from streams.deadletter import dead_letter
-from streams.partitioned import any_partition
-from streams.stock.position import Position, position_key
+from streams.partitioned import in_partition_of
 from streams.stock.reads import read_available
 
 log = logging.getLogger("tillsync.shopify_sink")
@@ -73,26 +73,46 @@ def register(ctx: Context) -> None:
     assert rt is not None
     exceptions = ctx.topic(topics.EXCEPTIONS)
     commands_name = topics.SHOPIFY_INVENTORY_COMMANDS.name(ctx.settings.app_id)
-    # highest version written per (item, location), and the value Shopify then had. After a
-    # restart the positions table says which versions Shopify confirmed, so a replayed command
-    # cannot write an older state than one already confirmed.
+    # The newest version written per (item, location) and the value Shopify then had, kept
+    # in the sink's own changelogged table: after a crash it is restored before any command is
+    # taken, so a replayed command cannot write an older state than one already written. The
+    # dicts are this worker's cache of it, emptied when partitions move.
+    done_table = app.Table(
+        "shopify-written",
+        default=None,
+        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="raw"),
+        value_type=bytes,
+        help="per (inventory item, location): the newest command version written and its value",
+    )
     written: dict[tuple[int, int], int] = {}
     known: dict[tuple[int, int], int] = {}
+    # per (item, location) of the window being written: its command's event, whose partition
+    # the table entry belongs to
+    events_of: dict[tuple[int, int], faust.EventT] = {}
 
-    def recall(cmds: list[SetInventory]) -> None:
-        for cmd in cmds:
-            k = (cmd.inventory_item_id, cmd.location_id)
-            if k not in written and rt.positions is not None:
-                # the current event is a command of any partition: look the key up in all
-                with any_partition():
-                    stored = rt.positions.get(position_key(cmd.sku, cmd.location_id))
-                if not stored:
-                    continue
-                pos = Position.model_validate_json(stored)
-                if pos.written_version:
-                    written[k] = pos.written_version
-                if pos.observed is not None:
-                    known.setdefault(k, pos.observed)
+    @app.on_partitions_revoked.connect
+    async def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        written.clear()
+        known.clear()
+
+    def recall(k: tuple[int, int]) -> None:
+        if k in written:
+            return
+        with in_partition_of(events_of[k]):
+            stored = done_table.get(_table_key(k))
+        if stored:
+            entry = Written.model_validate_json(stored)
+            written[k] = entry.version
+            if entry.value is not None:
+                known.setdefault(k, entry.value)
+
+    def remember(k: tuple[int, int], version: int, value: int) -> None:
+        written[k] = max(written.get(k, 0), version)
+        known[k] = value
+        with in_partition_of(events_of[k]):
+            done_table[_table_key(k)] = (
+                Written(version=written[k], value=value).model_dump_json().encode()
+            )
 
     in_flight = asyncio.Semaphore(CALLS_IN_FLIGHT)
     rereading = asyncio.Semaphore(CALLS_IN_FLIGHT * 2)
@@ -189,8 +209,7 @@ def register(ctx: Context) -> None:
                 for cmd, res in zip(todo, result.entries, strict=True):
                     k = (cmd.inventory_item_id, cmd.location_id)
                     value = res.quantity_after if res.quantity_after is not None else cmd.target
-                    written[k] = max(written.get(k, 0), cmd.version)
-                    known[k] = value
+                    remember(k, cmd.version, value)
                     done.append((cmd, value, None))
                 await report(done)
                 return
@@ -245,42 +264,39 @@ def register(ctx: Context) -> None:
             log.exception("inventory write failed unexpectedly")
             await fail(chunk, f"unexpected error: {type(exc).__name__}: {exc}")
 
-    async def positions_caught_up(timeout: float = 120.0) -> None:
-        """Wait until the position agent has taken every stock event already in Kafka.
-
-        After a crash, confirmations of writes made just before it may still be on their way
-        to the positions; replayed commands are only judged once they have arrived, so an
-        older state is never written over a newer one."""
-        await rt.ready.wait()
-        stock = topics.STOCK_EVENTS.name(ctx.settings.app_id)
-        parts = [tp for tp in app.consumer.assignment() if tp.topic == stock]
-        if not parts:
-            return
-        ends = await app.consumer.highwaters(*parts)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            behind = [tp for tp in parts if rt.stock_offsets.get(tp.partition, -1) < ends[tp] - 1]
-            if not behind:
-                return
-            await asyncio.sleep(0.05)
-        log.warning("positions did not catch up within %.0fs; writing anyway", timeout)
-
     @app.agent(ctx.topic(topics.SHOPIFY_INVENTORY_COMMANDS), name="shopify-inventory-sink")
     async def sink(stream: faust.StreamT[bytes]) -> None:
-        await positions_caught_up()
-        async for batch in stream.take(WINDOW, within=WINDOW_SECONDS):
+        batches = cast(faust.Stream, stream).take_events(WINDOW, within=WINDOW_SECONDS)
+        async for events in batches:
+            events_of.clear()
             cmds: list[SetInventory] = []
-            for raw in batch:
+            for event in events:
                 try:
-                    cmds.append(SetInventory.model_validate_json(raw))
+                    cmd = SetInventory.model_validate_json(event.value)
                 except ValidationError as exc:
                     await dead_letter(
-                        ctx, origin=commands_name, reason=f"invalid command: {exc}", value=raw
+                        ctx,
+                        origin=commands_name,
+                        reason=f"invalid command: {exc}",
+                        value=event.value,
                     )
-            recall(cmds)
+                    continue
+                cmds.append(cmd)
+                k = (cmd.inventory_item_id, cmd.location_id)
+                events_of[k] = event
+                recall(k)
             todo = coalesce(cmds, written)
             metrics.sink_backlog.labels(sink="shopify-inventory").set(len(todo))
             chunks = [todo[i : i + MAX_ENTRIES] for i in range(0, len(todo), MAX_ENTRIES)]
             await asyncio.gather(*(guarded(c) for c in chunks))
             metrics.sink_backlog.labels(sink="shopify-inventory").set(0)
             metrics.events_out.labels(topic="shopify.inventorySetQuantities").inc(len(todo))
+
+
+class Written(BaseModel):
+    version: int
+    value: int | None = None
+
+
+def _table_key(k: tuple[int, int]) -> str:
+    return f"{k[0]}@{k[1]}"
