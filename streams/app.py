@@ -171,6 +171,11 @@ def run_worker(
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # one line per API call at info would drown the log (and cost CPU) at hundreds of calls/s;
+    # calls are counted in metrics, and failures are logged by the clients' callers
+    if loglevel.lower() != "debug":
+        for chatty in ("httpx", "httpcore"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     created = asyncio.run(
         ensure_topics(settings.kafka_bootstrap, settings.app_id, settings.topic_partitions)
     )

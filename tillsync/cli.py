@@ -146,9 +146,16 @@ def worker(ctx: click.Context, loglevel: str) -> None:
 @click.option("--actions", default=3_000, show_default=True, help="store and online actions")
 @click.option("--rate", default=50.0, show_default=True, help="actions per second")
 @click.option(
+    "--plan",
+    type=click.Choice(["standard", "advanced", "plus"]),
+    default="standard",
+    show_default=True,
+    help="the simulated shop's Shopify plan: its API cost budget (100/200/1,000 points/s)",
+)
+@click.option(
     "--work-dir", type=click.Path(path_type=Path), default=Path("var/demo"), show_default=True
 )
-def demo(stores: int, skus: int, actions: int, rate: float, work_dir: Path) -> None:
+def demo(stores: int, skus: int, actions: int, rate: float, plan: str, work_dir: Path) -> None:
     """Play a store network on the built-in simulators through a real worker.
 
     Without TILLSYNC_CONFIG it uses config/demo.toml: the simulators' own credentials.
@@ -163,7 +170,13 @@ def demo(stores: int, skus: int, actions: int, rate: float, work_dir: Path) -> N
         os.environ[CONFIG_ENV] = str(demo_config)  # the worker it starts inherits it
     try:
         demo_mod.run(
-            _settings(), stores=stores, skus=skus, actions=actions, rate=rate, work=work_dir
+            _settings(),
+            stores=stores,
+            skus=skus,
+            actions=actions,
+            rate=rate,
+            work=work_dir,
+            plan=plan,
         )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None

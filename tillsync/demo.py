@@ -108,10 +108,13 @@ async def _initial_sync(h: Harness, total: int, timeout: float = 300.0) -> None:
 
 
 async def _run(
-    settings: Settings, spec: NetworkSpec, actions: int, rate: float, work: Path
+    settings: Settings, spec: NetworkSpec, actions: int, rate: float, work: Path, plan: str
 ) -> None:
-    h = Harness(settings, spec, work)
-    click.echo(f"seeding {spec.stores} stores x {spec.skus} SKUs on both simulators...")
+    h = Harness(settings, spec, work, plan=plan)
+    click.echo(
+        f"seeding {spec.stores} stores x {spec.skus} SKUs on both simulators "
+        f"(Shopify {plan} plan)..."
+    )
     await h.start_simulators()
     worker = h.start_worker()
     click.echo(f"worker starting (log: {worker.log_path})")
@@ -151,7 +154,14 @@ async def _run(
 
 
 def run(
-    settings: Settings, *, stores: int, skus: int, actions: int, rate: float, work: Path
+    settings: Settings,
+    *,
+    stores: int,
+    skus: int,
+    actions: int,
+    rate: float,
+    work: Path,
+    plan: str = "standard",
 ) -> None:
     spec = NetworkSpec(stores=stores, skus=skus)
-    asyncio.run(_run(settings, spec, actions, rate, work))
+    asyncio.run(_run(settings, spec, actions, rate, work, plan))

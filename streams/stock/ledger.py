@@ -31,6 +31,7 @@ from streams.partitioned import in_partition_of
 log = logging.getLogger("tillsync.ledger")
 
 POLL_INTERVAL = 2.0  # the safety net when no event wakes the poller
+POLL_AT_MOST_EVERY = 0.1  # seconds between polls however often events wake the poller
 PAGE = 500
 CURSOR_KEY = "sitoo.warehousetransactions"
 BATCH_MAX = 1_000
@@ -140,6 +141,9 @@ def register(ctx: Context) -> None:
                 log.warning("ledger poll failed (will retry): %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(rt.ledger_nudge.wait(), POLL_INTERVAL)
+            # at hundreds of events a second the nudges never stop: a short pause lets one
+            # page carry the transactions of many events instead of one GET per event
+            await asyncio.sleep(POLL_AT_MOST_EVERY)
             rt.ledger_nudge.clear()
 
     async def _take_over() -> int:
