@@ -95,6 +95,11 @@ class OrderPlaced(_Event):
     order_id: int
     units: int
     at: float
+    routed: bool = Field(
+        False,
+        description="the order's routing is known and its pending units sent: a shortfall "
+        "no longer waits for this order",
+    )
 
 
 class DriftCheck(_Event):

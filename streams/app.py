@@ -12,7 +12,7 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
-from streams import metrics, topics
+from streams import fetch_wait, metrics, topics
 from streams.admin import ensure_topics
 from streams.runtime import Runtime, load_runtime
 from tillsync.settings import Settings
@@ -50,6 +50,7 @@ class Context:
 
 
 def build_app(settings: Settings) -> Context:
+    fetch_wait.install()
     app = faust.App(
         settings.app_id,
         broker=settings.kafka_broker_url,

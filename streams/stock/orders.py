@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from connectors.shopify.ids import gid, gid_tail
 from connectors.shopify.stock_documents import ORDER_ROUTING
-from schemas.events import PendingUnits
+from schemas.events import OrderPlaced, PendingUnits
 from schemas.shopify import Order
 from schemas.sitoo import WarehouseTransactionIn, WarehouseTransactionItemIn
 from streams import topics
@@ -35,7 +35,6 @@ def register(ctx: Context) -> None:
     app = ctx.app
     rt = ctx.runtime
     assert rt is not None
-    stock_topic = ctx.topic(topics.STOCK_EVENTS)
     sitoo_commands = ctx.topic(topics.SITOO_STOCK_COMMANDS)
 
     async def pending_lines(order_id: int) -> list[tuple[int, str, int]]:
@@ -56,6 +55,7 @@ def register(ctx: Context) -> None:
 
     async def send_pending(order: Order, final: bool) -> None:
         now = time.time()
+        out: list[tuple[bytes | None, bytes]] = []
         for location, sku, units in await pending_lines(order.id):
             ev = PendingUnits(
                 sku=sku,
@@ -65,7 +65,13 @@ def register(ctx: Context) -> None:
                 final=final,
                 at=now,
             )
-            await stock_topic.send(key=sku.encode(), value=ev.model_dump_json().encode())
+            out.append((sku.encode(), ev.model_dump_json().encode()))
+        # after the pending units (same key, same partition, so they land first): every
+        # location of the order's SKUs stops holding a shortfall for this order
+        for sku in sorted({line.sku for line in order.line_items if line.sku}):
+            done = OrderPlaced(sku=sku, order_id=order.id, units=0, at=now, routed=True)
+            out.append((sku.encode(), done.model_dump_json().encode()))
+        await ctx.send_all(topics.STOCK_EVENTS, out)
 
     async def send_fulfilments(order: Order) -> None:
         pickup = any((line.code or "").lower() == "pickup" for line in order.shipping_lines)

@@ -75,7 +75,9 @@ class Position(BaseModel):
     drift_since: float | None = None
     drift_cause: DriftCause | None = None
     drift_reported: bool = False
-    order_hint_until: float = 0.0  # an online order of this SKU was seen: shortfalls wait
+    # online orders of this SKU seen but not yet routed (order id -> until when a shortfall
+    # waits for it)
+    order_hints: dict[str, float] = Field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -84,6 +86,10 @@ class Position(BaseModel):
     @property
     def pending_units(self) -> int:
         return sum(u for u in self.pending.values() if u > 0)
+
+    @property
+    def order_hint_until(self) -> float:
+        return max(self.order_hints.values(), default=0.0)
 
     @property
     def sitoo_available(self) -> int | None:
@@ -166,8 +172,14 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
             return out
         pos.pending[event.ref] = SETTLED if event.final else event.units
     elif isinstance(event, OrderPlaced):
-        pos.order_hint_until = max(pos.order_hint_until, event.at + SHORTFALL_GRACE)
-        return out
+        pos.order_hints = {k: t for k, t in pos.order_hints.items() if t > now}
+        if event.routed:
+            # its pending units are known (here or at another location): a shortfall here no
+            # longer waits for it, and a wait it was holding up may end now
+            pos.order_hints.pop(str(event.order_id), None)
+        else:
+            pos.order_hints[str(event.order_id)] = event.at + SHORTFALL_GRACE
+            return out
     elif isinstance(event, DriftCheck):
         _drift_check(pos, loc, now, out)
         return out

@@ -229,3 +229,32 @@ def test_a_shortfall_waits_for_an_order_seen_on_its_way_but_an_edit_down_does_no
     due = step(other, DriftCheck(sku="SKU", location_id=11, at=12.0), LOC, 12.0)
     assert due.drift[0].cause is DriftCause.SHOPIFY_EDIT
     assert [c.target for c in due.commands] == [8]
+
+
+def test_a_routed_order_stops_holding_a_shortfall_at_the_locations_it_did_not_go_to() -> None:
+    from schemas.events import OrderPlaced
+    from streams.stock.position import SHORTFALL_GRACE
+
+    pos = synced(10)  # target 8
+    step(pos, OrderPlaced(sku="SKU", order_id=9, units=1, at=9.5), LOC, 9.5)
+    out = step(pos, observed(5, 10.0), LOC, 10.0)  # an edit down here, while the order routes
+    assert out.check_at == 9.5 + SHORTFALL_GRACE
+    # the order went to another location: its pending units were sent there, not here
+    routed = OrderPlaced(sku="SKU", order_id=9, units=0, at=11.0, routed=True)
+    out = step(pos, routed, LOC, 11.0)
+    assert out.check_at == 10.0 + LOC.settle_seconds and not pos.order_hints
+    due = step(pos, DriftCheck(sku="SKU", location_id=11, at=12.0), LOC, 12.0)
+    assert due.drift[0].cause is DriftCause.SHOPIFY_EDIT
+    assert [c.target for c in due.commands] == [8]
+
+
+def test_order_hints_expire_and_do_not_pile_up() -> None:
+    from schemas.events import OrderPlaced
+    from streams.stock.position import SHORTFALL_GRACE
+
+    pos = synced(10)
+    for n in range(5):
+        step(pos, OrderPlaced(sku="SKU", order_id=n, units=1, at=float(n)), LOC, float(n))
+    later = 100.0 + SHORTFALL_GRACE
+    step(pos, OrderPlaced(sku="SKU", order_id=99, units=1, at=later), LOC, later)
+    assert list(pos.order_hints) == ["99"]
