@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
-import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from connectors.scenario.harness import Harness
 from connectors.scenario.network import NetworkSpec
+from streams.metrics_text import buckets, sample
 from tillsync.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,42 +89,16 @@ async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, 
         await consumer.stop()
 
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$")
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels`` (0 when absent)."""
-    total = 0.0
-    want = [f'{k}="{v}"' for k, v in labels.items()]
-    for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if m is None or m.group(1) != name:
-            continue
-        have = m.group(2) or ""
-        if all(w in have for w in want):
-            total += float(m.group(3))
-    return total
-
-
-def histogram(text: str, name: str, **labels: str) -> list[tuple[float, float]]:
-    """(upper bound, cumulative count) of a Prometheus histogram, sorted by bound."""
-    out: list[tuple[float, float]] = []
-    want = [f'{k}="{v}"' for k, v in labels.items()]
-    for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if m is None or m.group(1) != f"{name}_bucket":
-            continue
-        have = m.group(2) or ""
-        if not all(w in have for w in want):
-            continue
-        le = re.search(r'le="([^"]+)"', have)
-        if le is not None:
-            out.append((float(le.group(1)), float(m.group(3))))
-    return sorted(out)
+# the bench scripts' names for the shared /metrics reader (streams.metrics_text)
+metric = sample
+histogram = buckets
 
 
 def quantile(buckets: list[tuple[float, float]], q: float) -> float:
-    """Prometheus-style histogram_quantile: linear inside the bucket that holds the rank."""
+    """Prometheus-style histogram_quantile: linear inside the bucket that holds the rank.
+
+    Not ``streams.metrics_text.quantile`` (a bucket's upper bound, as the demo shows it): the
+    sync latencies bench/oversell.py reports (BENCHMARKS.md) are read with this interpolation."""
     if not buckets or buckets[-1][1] == 0:
         return float("nan")
     rank = q * buckets[-1][1]

@@ -18,6 +18,7 @@ BENCHES: dict[str, list[str]] = {
     "sim_shopify": ["bench/sim_shopify.py"],
     "sim_sitoo": ["bench/sim_sitoo.py"],
     "stock_pipeline": ["-m", "bench.stock_pipeline"],
+    "stock_latency": ["-m", "bench.stock_latency"],
     "shopify_ceiling": ["-m", "bench.shopify_ceiling"],
     "oversell": ["-m", "bench.oversell"],
 }

@@ -3,9 +3,11 @@
 A fresh app id gets its topics, then ``--events`` canonical Sitoo stock levels (the JSON the
 ledger agent writes, keyed by SKU) are produced into ``<app_id>.stock.events`` before any worker
 runs. The baseline is a plain ``AIOKafkaConsumer`` reading them all, with no group and no
-decoding. Then a worker starts against both simulators (a store network of ``--stores`` x
-``--skus``, so every level is a real position with a Shopify inventory item) and the clock runs
-from its first stock event to its N-th, read from its ``tillsync_events_in_total`` counter.
+decoding; a second one is a Faust agent that only counts them (``bench/faust_noop.py``), the
+ceiling the framework itself sets. Then a worker starts against both simulators (a store
+network of ``--stores`` x ``--skus``, so every level is a real position with a Shopify
+inventory item) and the clock runs from its first stock event to its N-th, read from its
+``tillsync_events_in_total`` counter.
 
 Every event raises or lowers Sitoo's total, so every one moves a target and makes a command: the
 figure is the position agent with the sink, Shopify's webhooks and the write results sharing
@@ -19,8 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import (
     DEFAULT_BOOTSTRAP,
+    ROOT,
     cpu_seconds,
     end_offsets,
     harness,
@@ -109,7 +115,25 @@ async def raw_consume(bootstrap: str, topic: str, ends: dict[int, int]) -> Resul
         await consumer.stop()
 
 
-async def pipeline(args: argparse.Namespace, work_dir: Path) -> tuple[Result, Result, str]:
+def faust_noop(bootstrap: str, topic: str, events: int) -> Result:
+    """A Faust agent that only counts the same records: what the framework itself allows."""
+    env = {**os.environ, "TOPIC": topic, "N": str(events), "BOOTSTRAP": bootstrap}
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.faust_noop", "worker", "-l", "warn", "--without-web"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    line = next((x for x in out.stdout.splitlines() if x.startswith("NOOP ")), None)
+    if line is None:
+        raise SystemExit(f"the no-op Faust agent did not finish:\n{out.stderr[-2000:]}")
+    _, n, seconds, cpu = line.split()
+    return Result(int(n), float(seconds), float(cpu))
+
+
+async def pipeline(args: argparse.Namespace, work_dir: Path) -> tuple[Result, Result, Result, str]:
     spec = NetworkSpec(stores=args.stores, skus=args.skus, buffer=1)
     h = harness(args.bootstrap, spec, work_dir, partitions=args.partitions)
     await h.start_simulators()
@@ -127,6 +151,7 @@ async def pipeline(args: argparse.Namespace, work_dir: Path) -> tuple[Result, Re
         ends = await end_offsets(args.bootstrap, topic, args.partitions)
         assert sum(ends.values()) == args.events, ends
         baseline = await raw_consume(args.bootstrap, topic, ends)
+        noop = faust_noop(args.bootstrap, topic, args.events)
 
         h.start_worker()
         await h.wait_ready()
@@ -155,7 +180,7 @@ async def pipeline(args: argparse.Namespace, work_dir: Path) -> tuple[Result, Re
                     )
                 await asyncio.sleep(args.poll)
             out_text = await worker_metrics(http, h.worker_url)
-        return baseline, measured, out_text
+        return baseline, noop, measured, out_text
     finally:
         await h.stop()
 
@@ -175,7 +200,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
-        baseline, measured, text = asyncio.run(pipeline(args, tmp))
+        baseline, noop, measured, text = asyncio.run(pipeline(args, tmp))
     finally:
         if args.keep:
             print(f"work dir kept: {tmp}")
@@ -187,13 +212,18 @@ def main() -> None:
         f"({baseline.events} in {baseline.seconds:.2f}s)"
     )
     print(
+        f"no-op Faust agent (counts only): {noop.rate:,.0f} events/s ({noop.events} in "
+        f"{noop.seconds:.2f}s, CPU {noop.worker_cpu:.1f}s): the framework's ceiling here"
+    )
+    print(
         f"stock pipeline, 1 worker: {measured.rate:,.0f} events/s "
         f"({measured.events} in {measured.seconds:.1f}s; worker CPU {measured.worker_cpu:.1f}s "
         f"=> {measured.events / max(measured.worker_cpu, 1e-9):,.0f} events per CPU-second)"
     )
     print(
-        f"ratio: {ratio:.4f} (target >= {TARGET_RATIO}) "
-        f"{'MET' if ratio >= TARGET_RATIO else 'NOT MET'}"
+        f"ratio to raw aiokafka: {ratio:.4f} (target >= {TARGET_RATIO}) "
+        f"{'MET' if ratio >= TARGET_RATIO else 'NOT MET'}; to the no-op Faust agent: "
+        f"{measured.rate / noop.rate:.2f}"
     )
     commands = metric(text, "tillsync_events_out_total", topic="shopify.inventorySetQuantities")
     print(f"meanwhile the sink wrote {commands:,.0f} quantities to Shopify")

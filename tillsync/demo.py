@@ -7,7 +7,7 @@ the local Kafka broker. A live line shows what tillsync does while the scenario 
 from __future__ import annotations
 
 import asyncio
-import re
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,35 +18,20 @@ import httpx
 from connectors.scenario.driver import Driver, Mix, Run, mismatches
 from connectors.scenario.harness import Harness
 from connectors.scenario.network import NetworkSpec
+from streams.metrics_text import buckets, quantile, sample
 from tillsync.settings import Settings
-
-_BUCKET = re.compile(
-    r'^tillsync_sync_latency_seconds_bucket\{flow="stock",le="([^"]+)"\} (\S+)$', re.M
-)
 
 
 def _buckets(text: str) -> dict[float, float]:
     """Cumulative counts of tillsync_sync_latency_seconds{flow="stock"} by upper bound."""
-    return {
-        float("inf") if m.group(1) == "+Inf" else float(m.group(1)): float(m.group(2))
-        for m in _BUCKET.finditer(text)
-    }
+    return dict(buckets(text, "tillsync_sync_latency_seconds", flow="stock"))
 
 
 def _quantile(now: dict[float, float], base: dict[float, float], q: float) -> float | None:
     """A quantile over the writes since `base` was read: the live line is about the
     scenario, not the first sync of every position at start."""
-    counts = sorted((le, c - base.get(le, 0.0)) for le, c in now.items())
-    if not counts or counts[-1][1] <= 0:
-        return None
-    total = counts[-1][1]
-    return next((le for le, c in counts if c >= q * total), None)
-
-
-def _metric(text: str, name: str) -> float:
-    return sum(
-        float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
-    )
+    value = quantile([(le, c - base.get(le, 0.0)) for le, c in now.items()], q)
+    return None if math.isnan(value) else value
 
 
 @dataclass
@@ -68,9 +53,9 @@ async def _baseline(h: Harness) -> _Baseline:
     text = await _scrape(h)
     return _Baseline(
         _buckets(text),
-        _metric(text, "tillsync_events_in_total"),
-        _metric(text, "tillsync_drift_detected_total"),
-        _metric(text, "tillsync_drift_healed_total"),
+        sample(text, "tillsync_events_in_total"),
+        sample(text, "tillsync_drift_detected_total"),
+        sample(text, "tillsync_drift_healed_total"),
     )
 
 
@@ -79,13 +64,13 @@ async def _live(h: Harness, run: Run, base: _Baseline) -> str:
     elapsed = max(1e-6, time.monotonic() - run.started)
     now = _buckets(text)
     p50, p99 = _quantile(now, base.buckets, 0.5), _quantile(now, base.buckets, 0.99)
-    events = _metric(text, "tillsync_events_in_total") - base.events
+    events = sample(text, "tillsync_events_in_total") - base.events
     return (
         f"actions {run.actions:>6}  events/s {events / elapsed:>6.0f}  "
         f"sync p50 <= {p50 or 0:.2f}s p99 <= {p99 or 0:.2f}s  "
-        f"drift open {int(_metric(text, 'tillsync_drift_open'))} "
-        f"detected {int(_metric(text, 'tillsync_drift_detected_total') - base.detected)} "
-        f"healed {int(_metric(text, 'tillsync_drift_healed_total') - base.healed)}"
+        f"drift open {int(sample(text, 'tillsync_drift_open'))} "
+        f"detected {int(sample(text, 'tillsync_drift_detected_total') - base.detected)} "
+        f"healed {int(sample(text, 'tillsync_drift_healed_total') - base.healed)}"
     )
 
 

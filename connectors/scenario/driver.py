@@ -145,14 +145,16 @@ class Driver:
         progress: Callable[[Run], None] | None = None,
         tick: float = 0.05,
     ) -> Run:
-        """Play ``actions`` actions at about ``rate`` per second, yielding to the event loop
-        between small slices so that the simulators keep serving HTTP."""
+        """Play until ``actions`` actions are done in all (this call and earlier ones), at
+        about ``rate`` per second from now, yielding to the event loop between small slices so
+        that the simulators keep serving HTTP."""
         began = time.monotonic()
         last_report = began
+        already = self.run.actions
         target_done = 0
         while self.run.actions < actions:
             elapsed = time.monotonic() - began
-            target_done = min(actions, int(elapsed * rate) + 1)
+            target_done = min(actions, already + int(elapsed * rate) + 1)
             while self.run.actions < target_done:
                 if self.step() is None:
                     break

@@ -17,6 +17,7 @@ import pytest
 from connectors.scenario.driver import Driver, mismatches
 from connectors.scenario.harness import Harness
 from connectors.scenario.network import NetworkSpec, Store
+from streams.metrics_text import sample
 from tests.support.waiting import async_wait_until
 from tests.support.worker import REPO
 from tillsync.settings import load_settings
@@ -117,7 +118,6 @@ async def test_admin_edits_up_and_down_are_detected_classified_and_healed(
 
 async def _edit_is_healed(h: Harness, store: Store, sku: str, delta: int) -> None:
     assert h.shopify is not None and h.network is not None
-    edit = 'tillsync_drift_detected_total{cause="shopify_edit"}'
     before = await _metrics(h)
     h.shopify.state.edit_inventory(sku, store.shopify_location_id, delta=delta)
     loop = asyncio.get_running_loop()
@@ -125,7 +125,7 @@ async def _edit_is_healed(h: Harness, store: Store, sku: str, delta: int) -> Non
     settle = h.network.spec.settle_seconds
 
     async def detected() -> bool:
-        return _value(await _metrics(h), edit) == _value(before, edit) + 1
+        return _edited(await _metrics(h)) == _edited(before) + 1
 
     await async_wait_until(detected, settle + 2, interval=0.05, what="the edit to be detected")
     took = loop.time() - edited_at
@@ -140,16 +140,20 @@ async def _edit_is_healed(h: Harness, store: Store, sku: str, delta: int) -> Non
     except AssertionError:
         print(await h.worker_json(f"/state/stock/{sku}"))
         raise
-    healed_total = "tillsync_drift_healed_total"
     after = await _metrics(h)
-    assert _value(after, healed_total) == _value(before, healed_total) + 1
+    assert _healed(after) == _healed(before) + 1
 
 
-def _value(text: str, series: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+def _edited(text: str) -> float:
+    return sample(text, "tillsync_drift_detected_total", cause="shopify_edit")
+
+
+def _missed(text: str) -> float:
+    return sample(text, "tillsync_drift_detected_total", cause="missed_event")
+
+
+def _healed(text: str) -> float:
+    return sample(text, "tillsync_drift_healed_total")
 
 
 async def _metrics(h: Harness) -> str:
@@ -168,18 +172,16 @@ async def test_alert_policy_reports_an_admin_edit_and_leaves_it(harness: Harness
     await _quiet(h)
     store = h.network.stores[0]
     sku = h.network.skus[1]
-    edit = 'tillsync_drift_detected_total{cause="shopify_edit"}'
     before = await _metrics(h)
     h.shopify.state.edit_inventory(sku, store.shopify_location_id, delta=4)
 
     async def reported() -> bool:
-        return _value(await _metrics(h), edit) == _value(before, edit) + 1
+        return _edited(await _metrics(h)) == _edited(before) + 1
 
     await async_wait_until(reported, h.network.spec.settle_seconds + 5, what="a drift report")
     off = mismatches(h.network, h.shopify, h.sitoo)
     assert list(off) == [(sku, store.shopify_location_id)]
-    healed_total = "tillsync_drift_healed_total"
-    assert _value(await _metrics(h), healed_total) == _value(before, healed_total)
+    assert _healed(await _metrics(h)) == _healed(before)
 
 
 async def test_reconcile_finds_a_change_no_event_told_of_and_heals_it(harness: Harness) -> None:
@@ -191,7 +193,6 @@ async def test_reconcile_finds_a_change_no_event_told_of_and_heals_it(harness: H
     await _quiet(h)
     store = h.network.stores[1]
     sku = h.network.skus[2]
-    missed = 'tillsync_drift_detected_total{cause="missed_event"}'
     before = await _metrics(h)
     item = h.shopify.state.item_for(sku)
     level = h.shopify.state.levels[(item.id, store.shopify_location_id)]
@@ -212,7 +213,7 @@ async def test_reconcile_finds_a_change_no_event_told_of_and_heals_it(harness: H
     ]
     assert any("reading Sitoo stock" in line for line in said)  # progress on screen
     await _converged(h, timeout=h.network.spec.settle_seconds + 10)
-    assert _value(await _metrics(h), missed) == _value(before, missed) + 1
+    assert _missed(await _metrics(h)) == _missed(before) + 1
 
 
 async def _assert_writes_never_go_back(h: Harness) -> None:
