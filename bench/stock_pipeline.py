@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -126,10 +127,11 @@ def faust_noop(bootstrap: str, topic: str, events: int) -> Result:
         text=True,
         timeout=300,
     )
-    line = next((x for x in out.stdout.splitlines() if x.startswith("NOOP ")), None)
-    if line is None:
+    # Faust's worker sends what is printed to its log, so the line may come on either stream
+    found = re.search(r"NOOP (\d+) ([\d.]+) ([\d.]+)", out.stdout + out.stderr)
+    if found is None:
         raise SystemExit(f"the no-op Faust agent did not finish:\n{out.stderr[-2000:]}")
-    _, n, seconds, cpu = line.split()
+    n, seconds, cpu = found.groups()
     return Result(int(n), float(seconds), float(cpu))
 
 
