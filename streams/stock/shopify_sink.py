@@ -8,8 +8,10 @@ bucket. A stale compare-and-swap is re-read and retried, rebased on what moved i
 meanwhile (so a concurrent online sale is kept, not overwritten); what still fails is reported
 back to the position (which treats it as drift), dead-lettered and raised as an exception.
 
-Offsets advance only after a window is written: an outage stalls this agent, not ingestion,
-and the backlog waits in Kafka, to drain coalesced when Shopify is back.
+Offsets advance only after a window is written: a Shopify outage stalls this agent and the
+backlog waits in Kafka, to drain coalesced when Shopify is back. Ingestion goes on (the
+receivers write the raw topics whatever the agents do), but once this agent's queue is full
+Faust's conductor waits on it, so the worker's other agents wait too until Shopify answers.
 """
 
 from __future__ import annotations
