@@ -42,10 +42,10 @@ def register(ctx: Context) -> None:
 
     @app.agent(ctx.topic(topics.RAW_SHOPIFY_WEBHOOKS), name="shopify-webhooks")
     async def shopify_webhooks(stream: faust.StreamT[bytes]) -> None:
-        """The one reader of the raw webhook topic: duplicates are dropped here, inventory
-        levels and order hints become stock events, and order webhooks move on to their own
-        topic, keyed by order, for the orders agent (which waits on Shopify per order and must
-        not hold up inventory)."""
+        """The one agent acting on raw webhooks (the audit only counts them): duplicates are
+        dropped here, inventory levels and order hints become stock events, and order webhooks
+        move on to their own topic, keyed by order, for the orders agent (which waits on
+        Shopify per order and must not hold up inventory)."""
         await rt.ready.wait()
         recent = RecentIds()
         batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
