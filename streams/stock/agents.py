@@ -70,6 +70,21 @@ def _locations(ctx: Context, event: StockEvent) -> list[Location]:
     return [found] if found is not None else []
 
 
+def _resent(pos: Position) -> SetInventory:
+    """The command of the write a position has in flight, as it was sent."""
+    assert pos.in_flight is not None and pos.inventory_item_id is not None
+    return SetInventory(
+        sku=pos.sku,
+        inventory_item_id=pos.inventory_item_id,
+        location_id=pos.location_id,
+        target=pos.in_flight.target,
+        change_from=pos.observed,
+        version=pos.in_flight.version,
+        sitoo_version=pos.sitoo_version,
+        event_time=pos.in_flight.since,
+    )
+
+
 def register(ctx: Context) -> None:
     app = ctx.app
     assert ctx.runtime is not None
@@ -223,21 +238,40 @@ def register(ctx: Context) -> None:
             )
             await stock_topic.send(key=sku.encode(), value=seen.model_dump_json().encode())
 
+    # After a start or a rebalance, a position may say a write is in flight whose command never
+    # reached Kafka: its table entry was stored locally before the crash, the command was still
+    # in the producer's buffer, and the replayed events change nothing now. The first scan
+    # sends such commands again; the sink drops a version it has already written.
+    rescan = {"in_flight": True}
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        rescan["in_flight"] = True
+
     @app.timer(FULL_SCAN_EVERY)
     async def scan_positions() -> None:
         # After a crash the in-memory schedule is gone; the table still knows what is open.
         if not rt.ready.is_set():
             return
         now = time.time()
+        resend, rescan["in_flight"] = rescan["in_flight"], False
+        again: list[tuple[bytes | None, bytes]] = []
         for key, value in list(positions.items()):
-            if not value or key in due:
+            if not value:
                 continue
             pos = Position.model_validate_json(value)
+            if resend and pos.in_flight is not None and pos.inventory_item_id is not None:
+                again.append((pos.sku.encode(), _resent(pos).model_dump_json().encode()))
+            if key in due:
+                continue
             flight = pos.in_flight
             stuck = flight is not None and now - flight.since > IN_FLIGHT_TIMEOUT
             differs = pos.observed != pos.commanded
             if pos.drift_since is not None or stuck or (differs and flight is None):
                 await _nudge(pos.sku, pos.location_id, now)
+        if again:
+            log.info("sending %d in-flight commands again after a start or rebalance", len(again))
+            await ctx.send_all(topics.SHOPIFY_INVENTORY_COMMANDS, again)
 
     @app.timer(1.0)
     async def export_stats() -> None:

@@ -137,7 +137,7 @@ def register(ctx: Context) -> None:
                 at=now,
             )
             out.append((cmd.sku.encode(), result.model_dump_json().encode()))
-            if error is None:
+            if error is None and value is not None:
                 metrics.sync_latency.labels(flow="stock").observe(max(0.0, now - cmd.event_time))
         await ctx.send_all(topics.STOCK_EVENTS, out)
 
@@ -288,6 +288,16 @@ def register(ctx: Context) -> None:
                 events_of[k] = event
                 recall(k)
             todo = coalesce(cmds, written)
+            # a command of the very version already written is a replay (after a crash, or
+            # sent again by the positions): its write result may have been lost, so confirm it
+            # again, without a value (the position keeps what Shopify last told it)
+            again = {
+                (c.inventory_item_id, c.location_id): c
+                for c in cmds
+                if c.version == written.get((c.inventory_item_id, c.location_id))
+            }
+            if again:
+                await report([(c, None, None) for c in again.values()])
             metrics.sink_backlog.labels(sink="shopify-inventory").set(len(todo))
             chunks = [todo[i : i + MAX_ENTRIES] for i in range(0, len(todo), MAX_ENTRIES)]
             await asyncio.gather(*(guarded(c) for c in chunks))
