@@ -32,7 +32,14 @@ from streams.app import Context
 from streams.deadletter import dead_letter
 from streams.partitioned import in_partition_of
 from streams.runtime import Runtime
-from streams.stock.position import IN_FLIGHT_TIMEOUT, Outcome, Position, position_key, step
+from streams.stock.position import (
+    IN_FLIGHT_TIMEOUT,
+    Outcome,
+    Position,
+    in_flight_command,
+    position_key,
+    step,
+)
 from streams.stock.reads import read_available
 
 log = logging.getLogger("tillsync.stock")
@@ -68,21 +75,6 @@ def _locations(ctx: Context, event: StockEvent) -> list[Location]:
         else locations.by_shopify(event.location_id)
     )
     return [found] if found is not None else []
-
-
-def _resent(pos: Position) -> SetInventory:
-    """The command of the write a position has in flight, as it was sent."""
-    assert pos.in_flight is not None and pos.inventory_item_id is not None
-    return SetInventory(
-        sku=pos.sku,
-        inventory_item_id=pos.inventory_item_id,
-        location_id=pos.location_id,
-        target=pos.in_flight.target,
-        change_from=pos.observed,
-        version=pos.in_flight.version,
-        sitoo_version=pos.sitoo_version,
-        event_time=pos.in_flight.since,
-    )
 
 
 def register(ctx: Context) -> None:
@@ -261,7 +253,7 @@ def register(ctx: Context) -> None:
                 continue
             pos = Position.model_validate_json(value)
             if resend and pos.in_flight is not None and pos.inventory_item_id is not None:
-                again.append((pos.sku.encode(), _resent(pos).model_dump_json().encode()))
+                again.append((pos.sku.encode(), in_flight_command(pos).model_dump_json().encode()))
             if key in due:
                 continue
             flight = pos.in_flight

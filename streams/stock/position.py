@@ -229,6 +229,21 @@ def _command(pos: Position, target: int, now: float, since: float | None = None)
     )
 
 
+def in_flight_command(pos: Position) -> SetInventory:
+    """The command of the write a position has in flight, to send again after a restart."""
+    assert pos.in_flight is not None and pos.inventory_item_id is not None
+    return SetInventory(
+        sku=pos.sku,
+        inventory_item_id=pos.inventory_item_id,
+        location_id=pos.location_id,
+        target=pos.in_flight.target,
+        change_from=pos.observed,
+        version=pos.in_flight.version,
+        sitoo_version=pos.sitoo_version,
+        event_time=pos.in_flight.since,
+    )
+
+
 def _reconcile(pos: Position, loc: Location, now: float, out: Outcome, since: float) -> None:
     target = pos.target(loc.buffer_for(pos.sku))
     if target is None or pos.inventory_item_id is None:

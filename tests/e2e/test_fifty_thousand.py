@@ -25,10 +25,9 @@ from connectors.scenario.driver import Driver, mismatches
 from connectors.scenario.harness import Harness
 from connectors.scenario.network import NetworkSpec
 from streams.metrics_text import sample
+from tests.e2e.conftest import started
 from tests.e2e.test_stock_sync import _assert_writes_never_go_back
 from tests.support.waiting import async_wait_until
-from tests.support.worker import REPO
-from tillsync.settings import load_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 
@@ -40,20 +39,9 @@ END_WITHIN = 10.0
 
 @pytest.fixture
 async def big(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    os.environ["TILLSYNC_CONFIG"] = str(REPO / "config" / "demo.toml")
     spec = NetworkSpec(stores=5, skus=1000, buffer=1)
-    h = Harness(load_settings(kafka_bootstrap=kafka_bootstrap), spec, tmp_path, plan="plus")
-    await h.start_simulators()
-    h.start_worker()
-    try:
-        await h.wait_ready(timeout=180)
+    async with started(kafka_bootstrap, spec, tmp_path, plan="plus", ready_timeout=180) as h:
         yield h
-    except BaseException:
-        if h.worker is not None:
-            print(h.worker.log_path.read_text(errors="replace")[-5000:])
-        raise
-    finally:
-        await h.stop()
 
 
 async def _retries(h: Harness) -> dict[str, float]:

@@ -18,8 +18,8 @@ from connectors.scenario.driver import Driver, mismatches
 from connectors.scenario.harness import Harness
 from connectors.scenario.network import NetworkSpec, Store
 from streams.metrics_text import sample
+from tests.e2e.conftest import started
 from tests.support.waiting import async_wait_until
-from tests.support.worker import REPO
 from tillsync.settings import load_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
@@ -29,20 +29,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 async def harness(
     kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[Harness]:
-    os.environ["TILLSYNC_CONFIG"] = str(REPO / "config" / "demo.toml")
     spec: NetworkSpec = getattr(request, "param", NetworkSpec(stores=3, skus=200, buffer=1))
-    h = Harness(load_settings(kafka_bootstrap=kafka_bootstrap), spec, tmp_path)
-    await h.start_simulators()
-    h.start_worker()
-    try:
-        await h.wait_ready()
+    async with started(kafka_bootstrap, spec, tmp_path) as h:
         yield h
-    except BaseException:
-        if h.worker is not None:
-            print(h.worker.log_path.read_text(errors="replace")[-5000:])
-        raise
-    finally:
-        await h.stop()
 
 
 async def _converged(h: Harness, timeout: float) -> None:

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from connectors.scenario.harness import Harness
+from connectors.scenario.network import NetworkSpec
+from tests.support.worker import REPO
+from tillsync.settings import load_settings
+
+
+@asynccontextmanager
+async def started(
+    kafka_bootstrap: str,
+    spec: NetworkSpec,
+    work: Path,
+    *,
+    plan: str = "standard",
+    ready_timeout: float = 120.0,
+) -> AsyncIterator[Harness]:
+    """Both simulators and a worker process, ready; the worker's log tail printed on failure."""
+    os.environ["TILLSYNC_CONFIG"] = str(REPO / "config" / "demo.toml")
+    h = Harness(load_settings(kafka_bootstrap=kafka_bootstrap), spec, work, plan=plan)
+    await h.start_simulators()
+    h.start_worker()
+    try:
+        await h.wait_ready(timeout=ready_timeout)
+        yield h
+    except BaseException:
+        if h.worker is not None:
+            print(h.worker.log_path.read_text(errors="replace")[-5000:])
+        raise
+    finally:
+        await h.stop()
