@@ -72,6 +72,9 @@ class WriteResult(_Event):
     sitoo_version: int = Field(-1, description="the Sitoo ledger id the written target came from")
     error: str | None = None
     at: float
+    shopify_at: float | None = Field(
+        None, description="Shopify's createdAt of the write: its clock, to the second"
+    )
 
 
 class PendingUnits(_Event):

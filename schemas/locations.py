@@ -8,6 +8,7 @@ half-synced store network.
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -76,11 +77,12 @@ class LocationMap(BaseModel):
     def by_warehouse(self, warehouse_id: int) -> Location | None:
         return self._warehouse.get(warehouse_id)
 
-    @property
+    # the map is frozen, so each lookup table is built once; lookups happen on every event
+    @cached_property
     def _shopify(self) -> dict[int, Location]:
         return {loc.shopify_location_id: loc for loc in self.locations}
 
-    @property
+    @cached_property
     def _warehouse(self) -> dict[int, Location]:
         return {loc.sitoo_warehouse_id: loc for loc in self.locations}
 

@@ -1,5 +1,5 @@
-"""What the agents of one worker share at run time: the platform clients, the location map
-and the SKU index. Built once per worker process."""
+"""What the agents of one worker share at run time: the platform clients, the location map,
+the SKU index and the echoes of its own writes. Built once per worker process."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from connectors.shopify.client import ShopifyClient
 from connectors.sitoo.client import SitooClient
 from schemas.locations import LocationMap, load_location_map
 from streams import metrics
+from streams.echoes import Echoes
 from streams.skus import SkuIndex
 from tillsync.settings import ConfigError, Settings
 
@@ -33,6 +34,7 @@ class Runtime:
     settings: Settings
     locations: LocationMap
     skus: SkuIndex = field(default_factory=SkuIndex)
+    echoes: Echoes = field(default_factory=Echoes)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     ledger_nudge: asyncio.Event = field(default_factory=asyncio.Event)
     # (newest ledger id, events) taken at start: the ledger poller sends it on first start

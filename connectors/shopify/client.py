@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -149,6 +150,9 @@ class SetQuantitiesResult:
     entries: list[EntryResult]
     user_errors: list[UserErrorInfo]
     group_id: str | None
+    # the adjustment group's createdAt: when Shopify applied the write, by the clock (and to
+    # the second) that stamps its webhooks' updated_at
+    created_at: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -505,7 +509,13 @@ class ShopifyClient:
                     error=err,
                 )
             )
-        return SetQuantitiesResult(results, errors, (group or {}).get("id"))
+        created = (group or {}).get("createdAt")
+        return SetQuantitiesResult(
+            results,
+            errors,
+            (group or {}).get("id"),
+            datetime.fromisoformat(created).timestamp() if created else None,
+        )
 
     async def adjust_quantities(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -48,11 +49,21 @@ VERIFY_AFTER = 1.5  # let the webhooks of that second arrive before reading back
 VERIFY_BATCH = 50
 DRIFT_TICK = 0.25  # how often due drift checks are sent
 FULL_SCAN_EVERY = 10.0  # how often every local position is looked at (crash leftovers)
+SCAN_SLICE = 1_000  # positions looked at between two turns of the event loop
 # Events are taken in batches so that a position touched many times is stored once, and
 # Faust's per-event overhead is paid with less of ours on top. A batch waits at most this long
 # to fill: a small share of the 1.5 s latency budget.
 BATCH_MAX = 1_000
 BATCH_SECONDS = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class _Flags:
+    """What the state summary counts of one position."""
+
+    in_flight: bool
+    drifting: bool
+    in_sync: bool
 
 
 @dataclass
@@ -94,6 +105,19 @@ def register(ctx: Context) -> None:
     due: dict[str, tuple[float, str, int]] = {}
     verify: dict[str, tuple[float, str, int, int]] = {}  # when, sku, location, item
     open_drift: set[str] = set()
+    # the state summary, polled every half second by the demo and the tests, reads these flags
+    # rather than decoding the whole table on the event loop each time
+    summary: dict[str, _Flags] = {}
+    summary_stale = {"yes": True}
+
+    def _summarise(pos: Position) -> _Flags:
+        loc = rt.locations.by_shopify(pos.location_id)
+        target = pos.target(loc.buffer_for(pos.sku)) if loc else None
+        return _Flags(
+            in_flight=pos.in_flight is not None,
+            drifting=pos.drift_since is not None,
+            in_sync=target is not None and pos.observed == target,
+        )
 
     @app.agent(stock_topic, name="stock-positions")
     async def keep_positions(stream: faust.StreamT[bytes]) -> None:
@@ -141,6 +165,7 @@ def register(ctx: Context) -> None:
             if w.changed:
                 with in_partition_of(w.event):
                     positions[key] = w.pos.model_dump_json().encode()
+                summary[key] = _summarise(w.pos)
         await ctx.send_all(
             topics.SHOPIFY_INVENTORY_COMMANDS,
             ((c.sku.encode(), c.model_dump_json().encode()) for c in commands_out.values()),
@@ -195,17 +220,20 @@ def register(ctx: Context) -> None:
                 pos.inventory_item_id,
             )
 
-    async def _nudge(sku: str, location_id: int, now: float) -> None:
-        check = DriftCheck(sku=sku, location_id=location_id, at=now)
-        await stock_topic.send(key=sku.encode(), value=check.model_dump_json().encode())
+    def _check(sku: str, location_id: int, now: float) -> tuple[bytes | None, bytes]:
+        return sku.encode(), DriftCheck(
+            sku=sku, location_id=location_id, at=now
+        ).model_dump_json().encode()
 
     @app.timer(DRIFT_TICK)
     async def send_due_checks() -> None:
         now = time.time()
+        checks: list[tuple[bytes | None, bytes]] = []
         for key, (when, sku, location_id) in list(due.items()):
             if when <= now:
                 due.pop(key, None)
-                await _nudge(sku, location_id, now)
+                checks.append(_check(sku, location_id, now))
+        await ctx.send_all(topics.STOCK_EVENTS, checks)
 
     @app.timer(DRIFT_TICK)
     async def verify_ambiguous() -> None:
@@ -216,7 +244,8 @@ def register(ctx: Context) -> None:
             try:
                 available = await read_available(rt.shopify, item, location_id)
             except ShopifyError as exc:
-                log.warning("could not read back %s at %s: %s", sku, location_id, exc)
+                log.warning("could not read back %s at %s: %s; trying again", sku, location_id, exc)
+                verify.setdefault(key, (time.time() + VERIFY_AFTER, sku, location_id, item))
                 continue
             if available is None:
                 continue
@@ -239,6 +268,14 @@ def register(ctx: Context) -> None:
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         rescan["in_flight"] = True
+        summary_stale["yes"] = True
+
+    # Sent once the tables of the new assignment are recovered: only then does a scan see
+    # every local position, so both are asked for again here.
+    @app.on_rebalance_complete.connect
+    async def on_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        rescan["in_flight"] = True
+        summary_stale["yes"] = True
 
     @app.timer(FULL_SCAN_EVERY)
     async def scan_positions() -> None:
@@ -248,7 +285,10 @@ def register(ctx: Context) -> None:
         now = time.time()
         resend, rescan["in_flight"] = rescan["in_flight"], False
         again: list[tuple[bytes | None, bytes]] = []
-        for key, value in list(positions.items()):
+        checks: list[tuple[bytes | None, bytes]] = []
+        for n, (key, value) in enumerate(list(positions.items())):
+            if n % SCAN_SLICE == SCAN_SLICE - 1:
+                await asyncio.sleep(0)  # a large table must not hold up the event loop
             if not value:
                 continue
             pos = Position.model_validate_json(value)
@@ -260,7 +300,8 @@ def register(ctx: Context) -> None:
             stuck = flight is not None and now - flight.since > IN_FLIGHT_TIMEOUT
             differs = pos.observed != pos.commanded
             if pos.drift_since is not None or stuck or (differs and flight is None):
-                await _nudge(pos.sku, pos.location_id, now)
+                checks.append(_check(pos.sku, pos.location_id, now))
+        await ctx.send_all(topics.STOCK_EVENTS, checks)
         if again:
             log.info("sending %d in-flight commands again after a start or rebalance", len(again))
             await ctx.send_all(topics.SHOPIFY_INVENTORY_COMMANDS, again)
@@ -300,31 +341,24 @@ def register(ctx: Context) -> None:
     @app.page("/state/stock")
     class StockSummary(View):
         async def get(self, request: Request) -> Response:
-            total = in_sync = in_flight = drifting = 0
-            mismatched: list[str] = []
-            for key, value in positions.items():
-                if not value:
-                    continue
-                total += 1
-                pos = Position.model_validate_json(value)
-                loc = rt.locations.by_shopify(pos.location_id)
-                target = pos.target(loc.buffer_for(pos.sku)) if loc else None
-                if pos.in_flight is not None:
-                    in_flight += 1
-                if pos.drift_since is not None:
-                    drifting += 1
-                if target is not None and pos.observed == target:
-                    in_sync += 1
-                elif len(mismatched) < 20:
-                    mismatched.append(str(key))
+            if summary_stale["yes"]:
+                # the one full read: after a start or rebalance the table holds positions no
+                # batch has touched yet; from then on each stored batch keeps `summary` current
+                summary.clear()
+                for key, value in positions.items():
+                    if value:
+                        summary[key] = _summarise(Position.model_validate_json(value))
+                summary_stale["yes"] = False
+            flags = list(summary.values())
+            in_sync = sum(1 for f in flags if f.in_sync)
             return self.json(
                 {
-                    "positions": total,
+                    "positions": len(flags),
                     "in_sync": in_sync,
-                    "in_flight": in_flight,
-                    "drifting": drifting,
+                    "in_flight": sum(1 for f in flags if f.in_flight),
+                    "drifting": sum(1 for f in flags if f.drifting),
                     "drift_open": len(open_drift),
-                    "examples_not_in_sync": mismatched,
+                    "examples_not_in_sync": [k for k, f in summary.items() if not f.in_sync][:20],
                     "ready": rt.ready.is_set(),
                 }
             )

@@ -66,7 +66,7 @@ class Position(BaseModel):
     pending: dict[str, int] = Field(default_factory=dict)
     observed: int | None = None
     webhook_at: float = 0.0  # updated_at of the newest webhook taken
-    write_at: float = 0.0  # when our newest confirmed write landed
+    write_at: float = 0.0  # when Shopify applied our newest confirmed write (by its clock)
     commanded: int | None = None
     command_version: int = 0
     in_flight: InFlight | None = None
@@ -147,9 +147,23 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
             if event.updated_at < math.floor(max(pos.webhook_at, pos.write_at)):
                 out.ignored = "stale webhook (updated_at older than what we know)"
                 return out
-            # two webhooks of one second may arrive in either order: ask Shopify which won
-            out.verify = math.floor(event.updated_at) == math.floor(pos.webhook_at)
+            # two changes of one second may arrive in either order: ask Shopify which won
+            second = math.floor(event.updated_at)
+            out.verify = second == math.floor(pos.webhook_at) or (
+                second == math.floor(pos.write_at) and event.available != pos.observed
+            )
             pos.webhook_at = max(pos.webhook_at, event.updated_at)
+        else:
+            # a reading (start snapshot, read-back, reconcile), stamped by our clock when taken:
+            # a snapshot taken before a restart's first writes may arrive after their results
+            taken = math.floor(event.updated_at)
+            newest = math.floor(max(pos.webhook_at, pos.write_at))
+            if taken < newest:
+                out.ignored = "stale reading (Shopify changed after it was taken)"
+                return out
+            if taken == newest and event.available != pos.observed:
+                out.verify = True  # a change of the same second: read again, later
+                return out
         pos.inventory_item_id = event.inventory_item_id
         pos.observed = event.available
         if (
@@ -165,7 +179,7 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
                 else DriftCause.MISSED_EVENT
             )
     elif isinstance(event, WriteResult):
-        _write_result(pos, event, now)
+        _write_result(pos, event, now, out)
     elif isinstance(event, PendingUnits):
         if pos.pending.get(event.ref) == SETTLED:
             out.ignored = f"order line {event.ref} already settled"
@@ -187,13 +201,19 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
     return out
 
 
-def _write_result(pos: Position, event: WriteResult, now: float) -> None:
+def _write_result(pos: Position, event: WriteResult, now: float, out: Outcome) -> None:
     pos.inventory_item_id = event.inventory_item_id
     current = pos.in_flight is not None and event.version >= pos.in_flight.version
     if event.ok and event.written is not None:
-        pos.observed = event.written
+        # A webhook can overtake the result of the write before it: an online sale right after
+        # our write, say. Shopify's own stamps say which is newer; within one second, ask.
+        applied = event.shopify_at if event.shopify_at is not None else event.at
+        seen = math.floor(pos.webhook_at)
+        if seen <= math.floor(applied):
+            out.verify = seen == math.floor(applied) and pos.observed != event.written
+            pos.observed = event.written
         pos.written_version = max(pos.written_version, event.version)
-        pos.write_at = max(pos.write_at, event.at)
+        pos.write_at = max(pos.write_at, applied)
     if current:
         pos.in_flight = None
     if not event.ok and current and pos.drift_since is None:

@@ -119,7 +119,10 @@ def register(ctx: Context) -> None:
     in_flight = asyncio.Semaphore(CALLS_IN_FLIGHT)
     rereading = asyncio.Semaphore(CALLS_IN_FLIGHT * 2)
 
-    async def report(results: list[tuple[SetInventory, int | None, str | None]]) -> None:
+    async def report(
+        results: list[tuple[SetInventory, int | None, str | None]],
+        shopify_at: float | None = None,
+    ) -> None:
         """Tell the positions what each write did: (command, value written, error)."""
         now = time.time()
         out: list[tuple[bytes | None, bytes]] = []
@@ -135,6 +138,7 @@ def register(ctx: Context) -> None:
                 sitoo_version=cmd.sitoo_version,
                 error=error,
                 at=now,
+                shopify_at=shopify_at if value is not None else None,
             )
             out.append((cmd.sku.encode(), result.model_dump_json().encode()))
             if error is None and value is not None:
@@ -208,12 +212,14 @@ def register(ctx: Context) -> None:
                 return
             if result.ok:
                 done: list[tuple[SetInventory, int | None, str | None]] = []
+                applied_at = result.created_at or time.time()
                 for cmd, res in zip(todo, result.entries, strict=True):
                     k = (cmd.inventory_item_id, cmd.location_id)
                     value = res.quantity_after if res.quantity_after is not None else cmd.target
                     remember(k, cmd.version, value)
+                    rt.echoes.expect(*k, value, applied_at)
                     done.append((cmd, value, None))
-                await report(done)
+                await report(done, result.created_at)
                 return
             stale: list[SetInventory] = []
             broken: list[tuple[SetInventory, str]] = []

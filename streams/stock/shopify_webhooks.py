@@ -109,12 +109,16 @@ def register(ctx: Context) -> None:
         if rt.locations.by_shopify(level.location_id) is None:
             metrics.events_ignored.labels(reason="unmapped").inc()
             return []
+        updated = level.updated_at.timestamp() if level.updated_at else time.time()
+        if rt.echoes.absorb(level.inventory_item_id, level.location_id, level.available, updated):
+            # our own write coming back: its write result already told the position
+            metrics.events_ignored.labels(reason="echo").inc()
+            return []
         sku = rt.skus.sku_by_item.get(level.inventory_item_id)
         if sku is None:
             metrics.events_ignored.labels(reason="unknown").inc()
             log.info("inventory item %s has no known SKU", level.inventory_item_id)
             return []
-        updated = level.updated_at.timestamp() if level.updated_at else time.time()
         observed = ShopifyObserved(
             sku=sku,
             location_id=level.location_id,

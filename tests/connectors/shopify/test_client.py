@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -73,6 +74,7 @@ async def test_set_quantities_reports_stale_entries(
     assert [e.entry.inventory_item_id for e in result.stale] == [shirt_m]
     assert result.entries[1].error is not None
     assert result.entries[1].error.code == "CHANGE_FROM_QUANTITY_STALE"
+    before = time.time()
     ok = await client.set_quantities(
         [SetQuantityEntry(shirt_s, store, 6, 10), (shirt_m, store, 1, 4)],
         reason="correction",
@@ -81,6 +83,8 @@ async def test_set_quantities_reports_stale_entries(
     )
     assert ok.ok and ok.group_id
     assert [e.quantity_after for e in ok.entries] == [6, 1]
+    # Shopify's stamp of the write (to the second) is what its webhooks are compared with
+    assert ok.created_at is not None and int(before) <= ok.created_at <= time.time()
 
 
 async def test_adjust_and_activate(sim: ShopifySimulator, client: ShopifyClient) -> None:

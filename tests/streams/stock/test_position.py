@@ -44,7 +44,7 @@ def observed(
     )
 
 
-def ok(pos: Position, written: int, at: float) -> WriteResult:
+def ok(pos: Position, written: int, at: float, shopify_at: float | None = None) -> WriteResult:
     assert pos.in_flight is not None
     return WriteResult(
         sku="SKU",
@@ -55,6 +55,7 @@ def ok(pos: Position, written: int, at: float) -> WriteResult:
         written=written,
         version=pos.in_flight.version,
         at=at,
+        shopify_at=shopify_at,
     )
 
 
@@ -156,6 +157,49 @@ def test_stale_webhook_is_ignored_but_one_from_the_same_second_is_not() -> None:
     assert out.ignored and pos.observed == 8
     out = step(pos, observed(4, 3.0), LOC, 5.0)  # an edit within the second of our write
     assert not out.ignored and pos.observed == 4 and pos.drift_since is not None
+
+
+def test_a_sale_whose_webhook_overtakes_our_write_result_is_kept() -> None:
+    pos = synced(10)
+    step(pos, level(20, 2), LOC, 10.0)  # we write 18; Shopify applies it at 10.2
+    sale = step(pos, observed(17, 11.0), LOC, 11.1)  # an online sale a second later, seen first
+    assert not sale.ignored and pos.observed == 17
+    late = step(pos, ok(pos, 18, at=11.3, shopify_at=10.0), LOC, 11.3)
+    assert pos.observed == 17 and pos.in_flight is None and not late.verify
+
+
+def test_a_write_and_a_change_of_the_same_second_are_read_back() -> None:
+    pos = synced(10)
+    step(pos, level(20, 2), LOC, 10.0)
+    step(pos, observed(17, 10.0), LOC, 10.5)  # a sale stamped in the second of our write
+    out = step(pos, ok(pos, 18, at=10.6, shopify_at=10.0), LOC, 10.6)
+    assert out.verify, "which came last is unknown: Shopify must be asked"
+    # and the other way round: our result first, then a webhook of that second with another value
+    pos = synced(10)
+    step(pos, level(20, 2), LOC, 10.0)
+    step(pos, ok(pos, 18, at=10.6, shopify_at=10.0), LOC, 10.6)
+    assert step(pos, observed(17, 10.0), LOC, 10.7).verify
+    # the echo of our write (same second, same value) needs no read
+    pos = synced(10)
+    step(pos, level(20, 2), LOC, 10.0)
+    step(pos, ok(pos, 18, at=10.6, shopify_at=10.0), LOC, 10.6)
+    assert not step(pos, observed(18, 10.0), LOC, 10.7).verify
+
+
+def test_a_snapshot_taken_before_our_write_does_not_undo_it() -> None:
+    # a restart: the start snapshot reads Shopify, then a queued command is written, and the
+    # snapshot's reading reaches the position after the write's result
+    pos = synced(10)
+    step(pos, level(20, 2), LOC, 10.0)
+    step(pos, ok(pos, 18, at=11.3, shopify_at=11.0), LOC, 11.3)
+    old = step(pos, observed(8, 10.9, ObservedSource.SNAPSHOT), LOC, 11.4)
+    assert old.ignored and pos.observed == 18
+    # a reading of the very second of the write cannot be ordered: it is read again later
+    same = step(pos, observed(8, 11.5, ObservedSource.SNAPSHOT), LOC, 11.6)
+    assert same.verify and pos.observed == 18
+    # a reading from a later second is the truth, and a difference it shows is drift
+    step(pos, observed(8, 13.0, ObservedSource.READ), LOC, 13.1)
+    assert pos.observed == 8 and pos.drift_since is not None
 
 
 def test_failed_write_is_drift_with_its_cause() -> None:
