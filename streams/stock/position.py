@@ -153,17 +153,13 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
                 second == math.floor(pos.write_at) and event.available != pos.observed
             )
             pos.webhook_at = max(pos.webhook_at, event.updated_at)
-        else:
-            # a reading (start snapshot, read-back, reconcile), stamped by our clock when taken:
-            # a snapshot taken before a restart's first writes may arrive after their results
-            taken = math.floor(event.updated_at)
-            newest = math.floor(max(pos.webhook_at, pos.write_at))
-            if taken < newest:
-                out.ignored = "stale reading (Shopify changed after it was taken)"
-                return out
-            if taken == newest and event.available != pos.observed:
-                out.verify = True  # a change of the same second: read again, later
-                return out
+        elif math.floor(event.updated_at) <= math.floor(max(pos.webhook_at, pos.write_at)):
+            # A reading (start snapshot, read-back, reconcile) is stamped by our clock when it
+            # was taken; a snapshot taken before a restart's first writes can arrive after their
+            # results. One from the second of a known change may predate it, so it is not
+            # taken either: any change after that one comes with its own webhook.
+            out.ignored = "stale reading (not newer than a change already known)"
+            return out
         pos.inventory_item_id = event.inventory_item_id
         pos.observed = event.available
         if (
