@@ -11,20 +11,20 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-# Shopify stamps updated_at to the second, between our call and its answer; a webhook stamped
-# further from the answer than this is not taken for the echo of that write.
+# Shopify stamps a write's createdAt and its webhook's updated_at to the second, by one clock;
+# a webhook stamped further from the write than this is not taken for its echo.
 ECHO_WINDOW = 2.0
 
 
 class Echoes:
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
-        # (inventory item, location) -> (value written, when Shopify confirmed it)
+        # (inventory item, location) -> (value written, when Shopify applied it)
         self._expected: OrderedDict[tuple[int, int], tuple[int, float]] = OrderedDict()
 
-    def expect(self, item: int, location: int, value: int, confirmed_at: float) -> None:
+    def expect(self, item: int, location: int, value: int, applied_at: float) -> None:
         key = (item, location)
-        self._expected[key] = (value, confirmed_at)
+        self._expected[key] = (value, applied_at)
         self._expected.move_to_end(key)
         if len(self._expected) > self.capacity:
             self._expected.popitem(last=False)
@@ -35,8 +35,8 @@ class Echoes:
         expected = self._expected.get(key)
         if expected is None:
             return False
-        value, confirmed_at = expected
-        if value != available or abs(updated_at - confirmed_at) > ECHO_WINDOW:
+        value, applied_at = expected
+        if value != available or abs(updated_at - applied_at) > ECHO_WINDOW:
             return False
         del self._expected[key]
         return True

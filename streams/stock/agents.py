@@ -221,9 +221,8 @@ def register(ctx: Context) -> None:
             )
 
     def _check(sku: str, location_id: int, now: float) -> tuple[bytes | None, bytes]:
-        return sku.encode(), DriftCheck(
-            sku=sku, location_id=location_id, at=now
-        ).model_dump_json().encode()
+        check = DriftCheck(sku=sku, location_id=location_id, at=now)
+        return sku.encode(), check.model_dump_json().encode()
 
     @app.timer(DRIFT_TICK)
     async def send_due_checks() -> None:
