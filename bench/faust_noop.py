@@ -11,6 +11,7 @@ records, and exits.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import uuid
 
@@ -23,6 +24,8 @@ app = faust.App(
     f"noop-{uuid.uuid4().hex[:8]}",
     broker=f"kafka://{os.environ.get('BOOTSTRAP', '127.0.0.1:9092')}",
     store="memory://",
+    # Faust makes its data dir even with nothing to store: keep it out of the working tree
+    datadir=tempfile.mkdtemp(prefix="tillsync-noop-"),
     value_serializer="raw",
     key_serializer="raw",
     consumer_auto_offset_reset="earliest",

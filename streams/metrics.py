@@ -91,7 +91,7 @@ webhooks_rejected = Counter(
 )
 events_ignored = Counter(
     "tillsync_events_ignored_total",
-    "Events that changed nothing (stale, duplicate, unmapped), by reason",
+    "Events that changed nothing (stale, duplicate, unmapped, echo of our write), by reason",
     ["reason"],
     registry=REGISTRY,
 )
