@@ -1,16 +1,21 @@
 """Benchmarks of tillsync and its simulators; ``python -m bench`` runs them all (BENCHMARKS.md).
 
-What the stock benches share lives here: the demo settings, a harness started the way the
-end-to-end tests start it, Kafka produce and offset helpers, and reading the worker's /metrics.
+What the stock benches share lives here: the demo settings, their common options and work dir,
+a harness started the way the end-to-end tests start it, Kafka produce and offset helpers, and
+reading the worker's /metrics.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import platform
+import shutil
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -37,6 +42,25 @@ def machine() -> str:
         f"{os.cpu_count()} cores ({platform.machine()}, Python {platform.python_version()}), "
         f"load average {load:.2f} at start"
     )
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """--bootstrap and --keep, which every stock bench takes."""
+    parser.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP)
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (worker log)")
+
+
+@contextmanager
+def work_dir(name: str, keep: bool) -> Iterator[Path]:
+    """A fresh directory for one run (worker data and log), removed afterwards unless kept."""
+    path = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"work dir kept: {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def harness(

@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,11 +37,12 @@ from pathlib import Path
 import httpx
 
 from bench import (
-    DEFAULT_BOOTSTRAP,
+    add_common_args,
     harness,
     histogram,
     machine,
     quantile,
+    work_dir,
     worker_metrics,
 )
 from connectors.scenario.harness import Harness
@@ -228,17 +227,14 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=150)
     parser.add_argument("--skew", type=float, default=0.9, help="Zipf exponent of popularity")
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP)
+    add_common_args(parser)
     args = parser.parse_args()
     print(f"machine: {machine()}")
     actions = plan(args)
     scale = args.hours * 3600 / args.day_seconds
-    tmp = Path(tempfile.mkdtemp(prefix="bench-oversell-"))
-    try:
+    with work_dir("oversell", args.keep) as tmp:
         base = asyncio.run(baseline(args, actions, tmp))
         ours, text = asyncio.run(with_tillsync(args, actions, tmp))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     lat = histogram(text, "tillsync_sync_latency_seconds", flow="stock")
     p50, p99 = quantile(lat, 0.5), quantile(lat, 0.99)
     print(

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +30,14 @@ from typing import Any
 import httpx
 
 from bench import (
-    DEFAULT_BOOTSTRAP,
+    add_common_args,
     cpu_seconds,
     harness,
     machine,
     metric,
     own_cpu_seconds,
     produce,
+    work_dir,
     worker_metrics,
 )
 from connectors.scenario.network import NetworkSpec
@@ -171,18 +170,11 @@ def main() -> None:
         default=True,
         help="let the simulator send inventory_levels/update for every write, as Shopify does",
     )
-    parser.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP)
-    parser.add_argument("--keep", action="store_true", help="keep the work dir (worker log)")
+    add_common_args(parser)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ceiling-"))
-    try:
+    with work_dir("ceiling", args.keep) as tmp:
         out = asyncio.run(run(args, tmp))
-    finally:
-        if args.keep:
-            print(f"work dir kept: {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     started, ended = out["started"], out["ended"]
     tally = Tally([c for c in out["tally"].calls if c[0] <= ended], out["tally"].bucket_dry_at)
     elapsed = ended - started

@@ -21,14 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench import DEFAULT_BOOTSTRAP, cpu_seconds, machine, settings
+from bench import add_common_args, cpu_seconds, machine, settings, work_dir
 from connectors.scenario.harness import Harness
 from connectors.scenario.network import NetworkSpec
 from connectors.shopify.client import ShopifyClient
@@ -194,18 +192,11 @@ def main() -> None:
     parser.add_argument("--stores", type=int, default=5)
     parser.add_argument("--skus", type=int, default=1_000)
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP)
-    parser.add_argument("--keep", action="store_true", help="keep the work dir (worker log)")
+    add_common_args(parser)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    work = Path(tempfile.mkdtemp(prefix="bench-latency-"))
-    try:
+    with work_dir("latency", args.keep) as work:
         asyncio.run(run(args, work))
-    finally:
-        if args.keep:
-            print(f"work dir kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

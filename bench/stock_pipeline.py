@@ -24,10 +24,8 @@ import asyncio
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +34,15 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import (
-    DEFAULT_BOOTSTRAP,
     ROOT,
+    add_common_args,
     cpu_seconds,
     end_offsets,
     harness,
     machine,
     metric,
     produce,
+    work_dir,
     worker_metrics,
 )
 from connectors.scenario.network import NetworkSpec
@@ -196,18 +195,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--poll", type=float, default=0.25, help="seconds between /metrics reads")
     parser.add_argument("--timeout", type=float, default=150.0)
-    parser.add_argument("--bootstrap", default=DEFAULT_BOOTSTRAP)
-    parser.add_argument("--keep", action="store_true", help="keep the work dir (worker log)")
+    add_common_args(parser)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    try:
+    with work_dir("pipeline", args.keep) as tmp:
         baseline, noop, measured, text = asyncio.run(pipeline(args, tmp))
-    finally:
-        if args.keep:
-            print(f"work dir kept: {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     ratio = measured.rate / baseline.rate
     print(
         f"raw aiokafka consumer: {baseline.rate:,.0f} events/s "
