@@ -150,6 +150,16 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine spent busy (every core, every process), from /proc/stat."""
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def own_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system

@@ -20,19 +20,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import time
 from pathlib import Path
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench import add_common_args, cpu_seconds, machine, settings, work_dir
+from bench import (
+    add_common_args,
+    cpu_seconds,
+    machine,
+    machine_cpu_seconds,
+    own_cpu_seconds,
+    settings,
+    work_dir,
+)
 from connectors.scenario.harness import Harness
 from connectors.scenario.network import NetworkSpec
 from connectors.shopify.client import ShopifyClient
-from schemas.events import STOCK_EVENT, SitooLevel, WriteResult
+from schemas.events import SitooLevel, WriteResult, stock_events
 from streams import topics
 from streams.admin import ensure_topics
+from tillsync.procs import Child, free_port
 
 TARGET_P99 = 1.5
 POLLING_PERIOD = 15 * 60.0
@@ -44,14 +55,37 @@ def _q(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def _first_sync(h: Harness, total: int, timeout: float) -> None:
+async def _summed(urls: list[str], field: str) -> int:
+    """A field of /state/stock summed over the workers (each tells of its own partitions)."""
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        states = [(await http.get(f"{url}/state/stock")).json() for url in urls]
+    return sum(int(state[field]) for state in states)
+
+
+async def _first_sync(urls: list[str], total: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = await h.worker_json("/state/stock")
-        if state["positions"] >= total and state["in_flight"] == 0:
+        if await _summed(urls, "positions") >= total and await _summed(urls, "in_flight") == 0:
             return
         await asyncio.sleep(0.5)
     raise SystemExit(f"the first sync did not finish in {timeout:.0f}s")
+
+
+def _more_workers(h: Harness, work: Path, n: int) -> list[Child]:
+    """Workers 2..n of the same app, each with its own port and data dir. Only for this bench:
+    no product changes here, so each worker's in-memory SKU index stays right (README)."""
+    started = []
+    for i in range(2, n + 1):
+        env = {
+            **h.worker_env,
+            "TILLSYNC_WEB_PORT": str(free_port()),
+            "TILLSYNC_WORKER_ID": f"worker-{i}",
+            "TILLSYNC_DATA_DIR": str(work / f"worker-{i}-data"),
+        }
+        child = Child(f"worker-{i}", ["worker"], work, env)
+        child.start()
+        started.append(child)
+    return started
 
 
 async def _send_steadily(
@@ -98,11 +132,11 @@ async def _read_back(bootstrap: str, topic: str, partitions: int) -> list[float]
             while await consumer.position(tp) < ends[tp]:
                 batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
                 for record in batch.get(tp, []):
-                    ev = STOCK_EVENT.validate_json(record.value)
-                    if isinstance(ev, SitooLevel) and ev.version > FIRST_VERSION:
-                        sent_at[(ev.sku, ev.version)] = ev.event_time
-                    elif isinstance(ev, WriteResult) and ev.ok:
-                        results.append(ev)
+                    for ev in stock_events(record.value):
+                        if isinstance(ev, SitooLevel) and ev.version > FIRST_VERSION:
+                            sent_at[(ev.sku, ev.version)] = ev.event_time
+                        elif isinstance(ev, WriteResult) and ev.ok:
+                            results.append(ev)
     finally:
         await consumer.stop()
     return [
@@ -131,15 +165,20 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     h = Harness(settings(args.bootstrap), spec, work, partitions=args.partitions, plan="plus")
     await h.start_simulators()
     assert h.shopify is not None and h.network is not None
+    extra: list[Child] = []
     try:
         await ensure_topics(args.bootstrap, h.app_id, args.partitions)
         h.start_worker()
+        extra = _more_workers(h, work, args.workers)
+        urls = [h.worker_url] + [f"http://127.0.0.1:{w.env['TILLSYNC_WEB_PORT']}" for w in extra]
         await h.wait_ready(timeout=180)
-        await _first_sync(h, args.stores * args.skus, timeout=300)
+        await _first_sync(urls, args.stores * args.skus, timeout=300)
         h.shopify.set_faults(latency_ms=args.shopify_ms)
         floor = await _call_floor(h)
-        assert h.worker is not None and h.worker.proc is not None
-        cpu0 = cpu_seconds(h.worker.proc.pid)
+        assert h.worker is not None
+        pids = [w.proc.pid for w in [h.worker, *extra] if w.proc is not None]
+        cpu0 = [cpu_seconds(pid) for pid in pids]
+        own0, machine0 = own_cpu_seconds(), machine_cpu_seconds()
         topic = topics.STOCK_EVENTS.name(h.app_id)
         began = time.monotonic()
         sent = await _send_steadily(
@@ -154,12 +193,16 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         # then let the last writes land
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if (await h.worker_json("/state/stock"))["in_flight"] == 0:
+            if await _summed(urls, "in_flight") == 0:
                 break
             await asyncio.sleep(0.5)
-        cpu = cpu_seconds(h.worker.proc.pid) - cpu0
+        window = time.monotonic() - began
+        cpu = [cpu_seconds(pid) - c0 for pid, c0 in zip(pids, cpu0, strict=True)]
+        own, busy = own_cpu_seconds() - own0, machine_cpu_seconds() - machine0
         latencies = await _read_back(args.bootstrap, topic, args.partitions)
     finally:
+        for w in extra:
+            w.stop()
         await h.stop()
     p50, p99 = _q(latencies, 0.5), _q(latencies, 0.99)
     print(
@@ -176,11 +219,18 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         f"baselines: one Shopify call {floor:.3f}s (the floor); a 15-minute copy "
         f"{POLLING_PERIOD / 2:.0f}s on average, {POLLING_PERIOD:.0f}s at worst"
     )
-    print(f"worker CPU {cpu:.1f}s over the {args.seconds:.0f}s of sending and draining")
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU over the {window:.0f}s of sending and draining: worker{'s' if len(cpu) > 1 else ''} "
+        f"{' + '.join(f'{c:.1f}s' for c in cpu)}, bench process (simulators, sender) {own:.1f}s, "
+        f"whole machine busy {busy:.1f}s of {cores * window:.0f}s ({busy / (cores * window):.0%} "
+        f"of {cores} cores; the rest is mostly the broker)"
+    )
     print(
         "reproduce: .venv/bin/python -m bench.stock_latency "
         f"--rate {args.rate:.0f} --seconds {args.seconds:.0f} --shopify-ms {args.shopify_ms:.0f} "
         f"--stores {args.stores} --skus {args.skus}"
+        f"{f' --workers {args.workers}' if args.workers > 1 else ''}"
     )
 
 
@@ -192,6 +242,12 @@ def main() -> None:
     parser.add_argument("--stores", type=int, default=5)
     parser.add_argument("--skus", type=int, default=1_000)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="workers sharing the partitions (the issue's figure is for one)",
+    )
     add_common_args(parser)
     args = parser.parse_args()
     print(f"machine: {machine()}")

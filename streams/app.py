@@ -48,6 +48,16 @@ class Context:
         for key, value in records:
             await send(name, key, value, None, None, None)
 
+    async def send_to_partitions(
+        self, spec: topics.TopicSpec, records: Iterable[tuple[int, bytes]]
+    ) -> None:
+        """Hand (partition, value) records to the producer: for a record about many keys that
+        all live in one partition, which its sender knows."""
+        name = spec.name(self.settings.app_id)
+        send = self.app.producer.send
+        for partition, value in records:
+            await send(name, None, value, partition, None, None)
+
 
 def build_app(settings: Settings) -> Context:
     fetch_wait.install()

@@ -15,7 +15,6 @@ from pydantic import ValidationError
 
 from connectors.shopify.client import ShopifyError
 from schemas.events import (
-    STOCK_EVENT,
     DriftCheck,
     DriftEvent,
     DriftState,
@@ -26,6 +25,7 @@ from schemas.events import (
     SitooLevel,
     SitooReserved,
     StockEvent,
+    stock_events,
 )
 from schemas.locations import Location
 from streams import metrics, topics
@@ -136,7 +136,7 @@ def register(ctx: Context) -> None:
         for event in events:
             raw = event.value
             try:
-                ev = STOCK_EVENT.validate_json(raw)
+                evs = stock_events(raw)
             except ValidationError as exc:
                 await dead_letter(
                     ctx,
@@ -146,21 +146,22 @@ def register(ctx: Context) -> None:
                     key=event.key,
                 )
                 continue
-            targets = _locations(ctx, ev)
-            if not targets:
-                metrics.events_ignored.labels(reason="unmapped location").inc()
-                continue
-            for loc in targets:
-                key = position_key(ev.sku, loc.shopify_location_id)
-                w = work.get(key)
-                if w is None:
-                    w = work[key] = _load(key, ev.sku, loc, event)
-                out = step(w.pos, ev, loc, now)
-                if out.ignored:
-                    metrics.events_ignored.labels(reason=out.ignored.split(" ", 1)[0]).inc()
+            for ev in evs:
+                targets = _locations(ctx, ev)
+                if not targets:
+                    metrics.events_ignored.labels(reason="unmapped location").inc()
                     continue
-                w.changed = True
-                _follow(key, w.pos, out, commands_out, drifts_out)
+                for loc in targets:
+                    key = position_key(ev.sku, loc.shopify_location_id)
+                    w = work.get(key)
+                    if w is None:
+                        w = work[key] = _load(key, ev.sku, loc, event)
+                    out = step(w.pos, ev, loc, now)
+                    if out.ignored:
+                        metrics.events_ignored.labels(reason=out.ignored.split(" ", 1)[0]).inc()
+                        continue
+                    w.changed = True
+                    _follow(key, w.pos, out, commands_out, drifts_out)
         for key, w in work.items():
             if w.changed:
                 with in_partition_of(w.event):

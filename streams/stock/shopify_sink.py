@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from connectors.shopify.client import SetQuantitiesResult, SetQuantityEntry, ShopifyError
 from connectors.shopify.ids import gid
-from schemas.events import ExceptionRecord, Owner, SetInventory, WriteResult
+from schemas.events import ExceptionRecord, Owner, SetInventory, WriteResult, WriteResults
 from streams import metrics, topics
 from streams.app import Context
 from streams.deadletter import dead_letter
@@ -74,6 +74,8 @@ def register(ctx: Context) -> None:
     rt = ctx.runtime
     assert rt is not None
     exceptions = ctx.topic(topics.EXCEPTIONS)
+    # write results go back to the partition their command came from (see `report`)
+    assert topics.SHOPIFY_INVENTORY_COMMANDS.partitions == topics.STOCK_EVENTS.partitions
     commands_name = topics.SHOPIFY_INVENTORY_COMMANDS.name(ctx.settings.app_id)
     # The newest version written per (item, location) and the value Shopify then had, kept
     # in the sink's own changelogged table: after a crash it is restored before any command is
@@ -123,9 +125,12 @@ def register(ctx: Context) -> None:
         results: list[tuple[SetInventory, int | None, str | None]],
         shopify_at: float | None = None,
     ) -> None:
-        """Tell the positions what each write did: (command, value written, error)."""
+        """Tell the positions what each write did: (command, value written, error).
+
+        One record per partition: a command's partition of the commands topic is its SKU's
+        partition of ``stock.events`` (both keyed by SKU, with as many partitions)."""
         now = time.time()
-        out: list[tuple[bytes | None, bytes]] = []
+        by_partition: dict[int, list[WriteResult]] = {}
         for cmd, value, error in results:
             result = WriteResult(
                 sku=cmd.sku,
@@ -140,10 +145,17 @@ def register(ctx: Context) -> None:
                 at=now,
                 shopify_at=shopify_at if value is not None else None,
             )
-            out.append((cmd.sku.encode(), result.model_dump_json().encode()))
+            partition = events_of[(cmd.inventory_item_id, cmd.location_id)].message.partition
+            by_partition.setdefault(partition, []).append(result)
             if error is None and value is not None:
                 metrics.sync_latency.labels(flow="stock").observe(max(0.0, now - cmd.event_time))
-        await ctx.send_all(topics.STOCK_EVENTS, out)
+        await ctx.send_to_partitions(
+            topics.STOCK_EVENTS,
+            (
+                (partition, WriteResults(results=batch).model_dump_json().encode())
+                for partition, batch in by_partition.items()
+            ),
+        )
 
     async def fail(cmds: list[SetInventory], reason: str) -> None:
         await report([(cmd, None, reason) for cmd in cmds])
