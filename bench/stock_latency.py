@@ -25,7 +25,6 @@ import random
 import time
 from pathlib import Path
 
-import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench import (
@@ -43,7 +42,6 @@ from connectors.shopify.client import ShopifyClient
 from schemas.events import SitooLevel, WriteResult, stock_events
 from streams import topics
 from streams.admin import ensure_topics
-from tillsync.procs import Child, free_port
 
 TARGET_P99 = 1.5
 POLLING_PERIOD = 15 * 60.0
@@ -55,37 +53,14 @@ def _q(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def _summed(urls: list[str], field: str) -> int:
-    """A field of /state/stock summed over the workers (each tells of its own partitions)."""
-    async with httpx.AsyncClient(timeout=10.0) as http:
-        states = [(await http.get(f"{url}/state/stock")).json() for url in urls]
-    return sum(int(state[field]) for state in states)
-
-
-async def _first_sync(urls: list[str], total: int, timeout: float) -> None:
+async def _first_sync(h: Harness, total: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if await _summed(urls, "positions") >= total and await _summed(urls, "in_flight") == 0:
+        state = await h.stock_state()
+        if state["positions"] >= total and state["in_flight"] == 0:
             return
         await asyncio.sleep(0.5)
     raise SystemExit(f"the first sync did not finish in {timeout:.0f}s")
-
-
-def _more_workers(h: Harness, work: Path, n: int) -> list[Child]:
-    """Workers 2..n of the same app, each with its own port and data dir. Only for this bench:
-    no product changes here, so each worker's in-memory SKU index stays right (README)."""
-    started = []
-    for i in range(2, n + 1):
-        env = {
-            **h.worker_env,
-            "TILLSYNC_WEB_PORT": str(free_port()),
-            "TILLSYNC_WORKER_ID": f"worker-{i}",
-            "TILLSYNC_DATA_DIR": str(work / f"worker-{i}-data"),
-        }
-        child = Child(f"worker-{i}", ["worker"], work, env)
-        child.start()
-        started.append(child)
-    return started
 
 
 async def _send_steadily(
@@ -165,18 +140,16 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     h = Harness(settings(args.bootstrap), spec, work, partitions=args.partitions, plan="plus")
     await h.start_simulators()
     assert h.shopify is not None and h.network is not None
-    extra: list[Child] = []
     try:
         await ensure_topics(args.bootstrap, h.app_id, args.partitions)
         h.start_worker()
-        extra = _more_workers(h, work, args.workers)
-        urls = [h.worker_url] + [f"http://127.0.0.1:{w.env['TILLSYNC_WEB_PORT']}" for w in extra]
+        for _ in range(args.workers - 1):
+            h.add_worker()
         await h.wait_ready(timeout=180)
-        await _first_sync(urls, args.stores * args.skus, timeout=300)
+        await _first_sync(h, args.stores * args.skus, timeout=300)
         h.shopify.set_faults(latency_ms=args.shopify_ms)
         floor = await _call_floor(h)
-        assert h.worker is not None
-        pids = [w.proc.pid for w in [h.worker, *extra] if w.proc is not None]
+        pids = [w.proc.pid for w in h.workers if w.proc is not None]
         cpu0 = [cpu_seconds(pid) for pid in pids]
         own0, machine0 = own_cpu_seconds(), machine_cpu_seconds()
         topic = topics.STOCK_EVENTS.name(h.app_id)
@@ -193,7 +166,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         # then let the last writes land
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if await _summed(urls, "in_flight") == 0:
+            if (await h.stock_state())["in_flight"] == 0:
                 break
             await asyncio.sleep(0.5)
         window = time.monotonic() - began
@@ -201,8 +174,6 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         own, busy = own_cpu_seconds() - own0, machine_cpu_seconds() - machine0
         latencies = await _read_back(args.bootstrap, topic, args.partitions)
     finally:
-        for w in extra:
-            w.stop()
         await h.stop()
     p50, p99 = _q(latencies, 0.5), _q(latencies, 0.99)
     print(

@@ -56,6 +56,14 @@ SHOPIFY_INVENTORY_COMMANDS = TopicSpec(
 SITOO_STOCK_COMMANDS = TopicSpec(
     "cmd.sitoo.stock", Keying.EXTERNAL_ID, "stock transactions for the Sitoo sink"
 )
+SKU_INDEX = TopicSpec(
+    "sku.index",
+    Keying.SKU,
+    "SKU and inventory item pairs learnt from product webhooks, read in full by every worker",
+    compacted=True,
+    # one ordered sequence that each worker reads from an offset of its own, outside the group
+    partitions=1,
+)
 DRIFT = TopicSpec("drift", Keying.SKU, "drift detected, healed or reported")
 EXCEPTIONS = TopicSpec("exceptions", Keying.NONE, "exceptions with an owner")
 DEAD_LETTER = TopicSpec(
@@ -70,6 +78,7 @@ ALL: tuple[TopicSpec, ...] = (
     STOCK_EVENTS,
     SHOPIFY_INVENTORY_COMMANDS,
     SITOO_STOCK_COMMANDS,
+    SKU_INDEX,
     DRIFT,
     EXCEPTIONS,
     DEAD_LETTER,

@@ -35,10 +35,23 @@ class Harness:
     network: Network | None = None
     worker: Child | None = None
     worker_port: int = field(default_factory=free_port)
+    # workers 2..n of the same app, sharing its partitions; Shopify's webhooks and Sitoo's
+    # events all go to the first, as to the one address a load balancer would give them
+    more_workers: list[Child] = field(default_factory=list)
 
     @property
     def worker_url(self) -> str:
         return f"http://127.0.0.1:{self.worker_port}"
+
+    @property
+    def worker_urls(self) -> list[str]:
+        return [self.worker_url] + [
+            f"http://127.0.0.1:{w.env['TILLSYNC_WEB_PORT']}" for w in self.more_workers
+        ]
+
+    @property
+    def workers(self) -> list[Child]:
+        return ([self.worker] if self.worker is not None else []) + self.more_workers
 
     async def start_simulators(self) -> None:
         self.shopify = ShopifySimulator(
@@ -77,28 +90,59 @@ class Harness:
         self.worker.start()
         return self.worker
 
+    def add_worker(self) -> Child:
+        """Start one more worker of the same app, with a port and a data dir of its own."""
+        n = len(self.more_workers) + 2
+        env = {
+            **self.worker_env,
+            "TILLSYNC_WEB_PORT": str(free_port()),
+            "TILLSYNC_WORKER_ID": f"worker-{n}",
+            "TILLSYNC_DATA_DIR": str(self.work_dir / f"worker-{n}-data"),
+        }
+        child = Child(f"worker-{n}", ["worker"], self.work_dir, env)
+        child.start()
+        self.more_workers.append(child)
+        return child
+
     async def wait_ready(self, timeout: float = 120.0) -> None:
-        """The worker answers and its stock flow has taken its snapshot."""
+        """Every worker answers and its stock flow has taken its snapshot."""
         assert self.worker is not None
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2.0) as http:
-            while time.monotonic() < deadline:
-                if self.worker.proc is not None and self.worker.proc.poll() is not None:
-                    raise RuntimeError(f"the worker exited; see {self.worker.log_path}")
-                try:
-                    r = await http.get(f"{self.worker_url}/state/stock")
-                    if r.status_code == 200 and r.json().get("ready"):
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.25)
-        raise TimeoutError(f"the worker was not ready in {timeout}s; see {self.worker.log_path}")
+            for worker, url in zip(self.workers, self.worker_urls, strict=True):
+                while True:
+                    if worker.proc is not None and worker.proc.poll() is not None:
+                        raise RuntimeError(f"{worker.name} exited; see {worker.log_path}")
+                    try:
+                        r = await http.get(f"{url}/state/stock")
+                        if r.status_code == 200 and r.json().get("ready"):
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(
+                            f"{worker.name} was not ready in {timeout}s; see {worker.log_path}"
+                        )
+                    await asyncio.sleep(0.25)
 
     async def worker_json(self, path: str) -> Any:
         async with httpx.AsyncClient(timeout=10.0) as http:
             return (await http.get(f"{self.worker_url}{path}")).json()
 
+    async def stock_state(self) -> dict[str, int]:
+        """The counts of ``/state/stock`` summed over the workers: each tells of the positions
+        of its own partitions."""
+        totals = {"positions": 0, "in_sync": 0, "in_flight": 0, "drifting": 0, "drift_open": 0}
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            for url in self.worker_urls:
+                state = (await http.get(f"{url}/state/stock")).json()
+                for name in totals:
+                    totals[name] += int(state[name])
+        return totals
+
     async def stop(self) -> None:
+        for worker in self.more_workers:
+            worker.stop()
         if self.worker is not None:
             self.worker.stop()
         if self.shopify is not None:

@@ -37,6 +37,8 @@ JSON = dict[str, Any]
 # on_call(platform, outcome, seconds): outcome is ok, throttled, rate_limited, server_error,
 # transport_error, graphql_error or unauthorized
 CallHook = Callable[[str, str, float], None]
+# bulkOperationRunQuery's userErrors code while another bulk query of the app runs
+BULK_IN_PROGRESS = "OPERATION_IN_PROGRESS"
 
 
 class ShopifyError(Exception):
@@ -570,20 +572,29 @@ class ShopifyClient:
     ) -> list[JSON]:
         """Snapshot every inventory level via a bulk query; returns the parsed JSONL lines
         (items, and levels with ``__parentId``)."""
-        started = await self.execute(
-            docs.BULK_OPERATION_RUN_QUERY, {"query": docs.BULK_INVENTORY_EXPORT_QUERY}
-        )
-        run = started["bulkOperationRunQuery"]
-        errors = _user_errors(run.get("userErrors"))
-        if errors:
-            raise ShopifyError("bulk_rejected", "; ".join(e.message for e in errors))
-        op_id = run["bulkOperation"]["id"]
         deadline = time.monotonic() + timeout
         while True:
-            op = (await self.execute(docs.CURRENT_BULK_OPERATION))["currentBulkOperation"]
-            if op and op["id"] == op_id and op["status"] == "COMPLETED":
+            started = await self.execute(
+                docs.BULK_OPERATION_RUN_QUERY, {"query": docs.BULK_INVENTORY_EXPORT_QUERY}
+            )
+            run = started["bulkOperationRunQuery"]
+            errors = _user_errors(run.get("userErrors"))
+            if not errors:
                 break
-            if op and op["id"] == op_id and op["status"] in ("FAILED", "CANCELED", "EXPIRED"):
+            busy = all(e.code == BULK_IN_PROGRESS for e in errors)
+            if not busy or time.monotonic() > deadline:
+                raise ShopifyError("bulk_rejected", "; ".join(e.message for e in errors))
+            # Shopify runs one bulk query per app and shop: another worker starting, or a
+            # reconcile, has one running; ours starts when it is done
+            await self._sleep(poll_interval)
+        op_id = run["bulkOperation"]["id"]
+        while True:
+            op = (await self.execute(docs.BULK_OPERATION_BY_ID, {"id": op_id}))["node"]
+            if op is None:
+                raise ShopifyError("bulk_failed", f"bulk operation {op_id} is gone")
+            if op["status"] == "COMPLETED":
+                break
+            if op["status"] in ("FAILED", "CANCELED", "EXPIRED"):
                 raise ShopifyError("bulk_failed", f"{op['status']} {op.get('errorCode')}")
             if time.monotonic() > deadline:
                 raise ShopifyError("bulk_timeout", f"bulk operation {op_id} still running")

@@ -284,6 +284,16 @@ query CurrentBulkOperation {
 }
 """
 
+# One operation by its id: `currentBulkOperation` names only the newest, which is another's
+# once a second export (another worker starting, a reconcile) starts after ours finished.
+BULK_OPERATION_BY_ID = """
+query BulkOperationById($id: ID!) {
+  node(id: $id) {
+    ... on BulkOperation { id status errorCode url }
+  }
+}
+"""
+
 WEBHOOK_SUBSCRIPTION_CREATE = """
 mutation WebhookSubscriptionCreate($topic: WebhookSubscriptionTopic!,
                                    $webhookSubscription: WebhookSubscriptionInput!) {
@@ -317,5 +327,6 @@ ALL_DOCUMENTS: dict[str, str] = {
     "BULK_INVENTORY_EXPORT_QUERY": BULK_INVENTORY_EXPORT_QUERY,
     "BULK_OPERATION_RUN_QUERY": BULK_OPERATION_RUN_QUERY,
     "CURRENT_BULK_OPERATION": CURRENT_BULK_OPERATION,
+    "BULK_OPERATION_BY_ID": BULK_OPERATION_BY_ID,
     "WEBHOOK_SUBSCRIPTION_CREATE": WEBHOOK_SUBSCRIPTION_CREATE,
 }

@@ -299,7 +299,9 @@ def register(ctx: Context) -> None:
             flight = pos.in_flight
             stuck = flight is not None and now - flight.since > IN_FLIGHT_TIMEOUT
             differs = pos.observed != pos.commanded
-            if pos.drift_since is not None or stuck or (differs and flight is None):
+            # a new product's stock that came before its SKU reached this worker's index
+            learnt = pos.inventory_item_id is None and pos.sku in rt.skus.item_by_sku
+            if pos.drift_since is not None or stuck or (differs and flight is None) or learnt:
                 checks.append(_check(pos.sku, pos.location_id, now))
         await ctx.send_all(topics.STOCK_EVENTS, checks)
         if again:
@@ -359,6 +361,7 @@ def register(ctx: Context) -> None:
                     "drifting": sum(1 for f in flags if f.drifting),
                     "drift_open": len(open_drift),
                     "examples_not_in_sync": [k for k, f in summary.items() if not f.in_sync][:20],
+                    "skus_in_shopify": len(rt.skus.item_by_sku),
                     "ready": rt.ready.is_set(),
                 }
             )

@@ -334,6 +334,11 @@ def _drift_check(pos: Position, loc: Location, now: float, out: Outcome) -> None
     if pos.in_flight is not None and now - pos.in_flight.since > IN_FLIGHT_TIMEOUT:
         pos.in_flight = None
     target = pos.target(loc.buffer_for(pos.sku))
+    if pos.commanded is None and pos.drift_since is None:
+        # never written: its Sitoo stock may have come before its SKU reached the index (a new
+        # product), and the index may know it now
+        _reconcile(pos, loc, now, out, now)
+        return
     if pos.drift_since is None or target is None or pos.inventory_item_id is None:
         return
     if pos.observed == target:

@@ -17,6 +17,8 @@ from streams import metrics, topics
 from streams.app import Context
 from streams.deadletter import dead_letter
 from streams.lru import RecentIds
+from streams.stock import sku_feed
+from streams.stock.sku_feed import SkuPair
 
 log = logging.getLogger("tillsync.shopify")
 
@@ -66,9 +68,15 @@ def register(ctx: Context) -> None:
                         await _forward_order(event, order.id)
                     elif topic in ("products/create", "products/update"):
                         product = Product.model_validate_json(event.value)
-                        for variant in product.variants:
-                            if variant.sku and variant.inventory_item_id:
-                                rt.skus.add_shopify(variant.sku, variant.inventory_item_id)
+                        pairs = [
+                            SkuPair(sku=v.sku, inventory_item_id=v.inventory_item_id)
+                            for v in product.variants
+                            if v.sku and v.inventory_item_id
+                        ]
+                        for pair in pairs:
+                            rt.skus.add_shopify(pair.sku, pair.inventory_item_id)
+                        # the other workers learn it from the feed
+                        await sku_feed.publish(ctx, pairs)
                 except (ValidationError, ValueError, KeyError) as exc:
                     await dead_letter(
                         ctx,

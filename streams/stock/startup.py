@@ -14,6 +14,7 @@ import time
 from schemas.events import ObservedSource, ShopifyObserved, SitooLevel, SitooReserved
 from schemas.money import whole_units
 from streams.app import Context
+from streams.stock import sku_feed
 
 log = logging.getLogger("tillsync.startup")
 
@@ -101,6 +102,7 @@ def register(ctx: Context) -> None:
     @app.task
     async def start_stock_flow() -> None:
         began = time.monotonic()
+        feed_from = await sku_feed.end_offset(ctx)
         observed = await build_index(ctx)
         newest, sitoo_events = await sitoo_snapshot(ctx)
         for sku in sorted(rt.skus.only_in_sitoo())[:50]:
@@ -114,3 +116,5 @@ def register(ctx: Context) -> None:
             len(rt.skus.sitoo_skus),
             len(rt.locations.locations),
         )
+        # what other workers learn from product webhooks from now on
+        await sku_feed.follow(ctx, feed_from)

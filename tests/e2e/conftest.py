@@ -19,18 +19,22 @@ async def started(
     *,
     plan: str = "standard",
     ready_timeout: float = 120.0,
+    workers: int = 1,
 ) -> AsyncIterator[Harness]:
-    """Both simulators and a worker process, ready; the worker's log tail printed on failure."""
+    """Both simulators and worker processes, ready; their log tails printed on failure."""
     os.environ["TILLSYNC_CONFIG"] = str(REPO / "config" / "demo.toml")
     h = Harness(load_settings(kafka_bootstrap=kafka_bootstrap), spec, work, plan=plan)
     await h.start_simulators()
     h.start_worker()
+    for _ in range(workers - 1):
+        h.add_worker()
     try:
         await h.wait_ready(timeout=ready_timeout)
         yield h
     except BaseException:
-        if h.worker is not None:
-            print(h.worker.log_path.read_text(errors="replace")[-5000:])
+        for worker in h.workers:
+            print(f"--- {worker.name} ---")
+            print(worker.log_path.read_text(errors="replace")[-5000:])
         raise
     finally:
         await h.stop()

@@ -12,6 +12,7 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from connectors.scenario.driver import Driver, mismatches
@@ -255,3 +256,62 @@ async def _assert_writes_never_go_back(h: Harness) -> None:
         assert writes > 100
     finally:
         await consumer.stop()
+
+
+async def test_two_workers_share_the_stock_and_learn_new_products_from_either(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Two workers of one deployment split the partitions. A product created in Shopify after
+    they started is announced by one webhook, which reaches one worker's agent only; its
+    positions live on both. Both must learn it, and every position must end exact."""
+    spec = NetworkSpec(stores=3, skus=200, buffer=1)
+    async with started(kafka_bootstrap, spec, tmp_path, workers=2) as h:
+        assert h.shopify is not None and h.sitoo is not None and h.network is not None
+        stores = h.network.stores
+        await _converged(h, timeout=30)
+        per_worker = []
+        for url in h.worker_urls:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                per_worker.append((await http.get(f"{url}/state/stock")).json()["positions"])
+        assert sum(per_worker) == 3 * 200 and all(n > 0 for n in per_worker), per_worker
+
+        new = [f"NEW-{n:02d}" for n in range(12)]
+        for sku in new:
+            h.shopify.state.add_product(
+                f"New {sku}",
+                [{"sku": sku, "price": "10.00"}],
+                inventory={s.shopify_location_id: 0 for s in stores},
+                notify=True,
+            )
+            h.sitoo.state.add_product(
+                {"sku": sku, "title": f"New {sku}", "moneyprice": "10.00", "vatvalue": 25}
+            )
+
+        async def every_worker_knows_them() -> bool:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                for url in h.worker_urls:
+                    state = (await http.get(f"{url}/state/stock")).json()
+                    if state["skus_in_shopify"] != 200 + len(new):
+                        return False
+            return True
+
+        await async_wait_until(every_worker_knows_them, 20, what="both workers to know them")
+        for n, sku in enumerate(new):
+            for s in stores:
+                h.sitoo.state.move_in(s.sitoo_warehouse_id, sku, 3 + (n + s.sitoo_warehouse_id) % 5)
+        h.network.skus.extend(new)
+        await _converged(h, timeout=30)
+        written = {
+            (sku, s.shopify_location_id): h.shopify.state.levels[
+                (h.shopify.state.item_for(sku).id, s.shopify_location_id)
+            ].get("available")
+            for sku in new
+            for s in stores
+        }
+        # 3-7 units each, less the buffer of 1: every one was written, none left at 0
+        assert all(2 <= v <= 6 for v in written.values()), written
+        # and the stock of every product goes on flowing through both workers
+        await Driver(h.network, h.shopify, h.sitoo, seed=5).play(600, rate=150)
+        await _converged(h, timeout=30)
+        state = await h.stock_state()
+        assert state["positions"] == 3 * (200 + len(new))

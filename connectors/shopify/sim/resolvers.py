@@ -91,6 +91,7 @@ class Resolvers(Objects):
             "customers": self.q_customers,
             "customer": self.q_customer,
             "currentBulkOperation": self.q_current_bulk_operation,
+            "node": self.q_node,
             "webhookSubscriptions": self.q_webhook_subscriptions,
         }
         self.mutation_root: Node = {
@@ -221,6 +222,16 @@ class Resolvers(Objects):
         op = self.bulk_operations[max(self.bulk_operations)]
         self._maybe_finish(op)
         return self.bulk_operation(op)
+
+    def q_node(self, _info: GraphQLResolveInfo, id: str) -> Node | None:
+        """Any object by its global id in Shopify; here bulk operations only (what tillsync
+        polls this way), so any other id reads as not found (null)."""
+        kind, _, tail = id.removeprefix("gid://shopify/").partition("/")
+        if kind == "BulkOperation" and tail.isdigit() and int(tail) in self.bulk_operations:
+            op = self.bulk_operations[int(tail)]
+            self._maybe_finish(op)
+            return self.bulk_operation(op)
+        return None
 
     def q_webhook_subscriptions(self, _info: GraphQLResolveInfo, **a: Any) -> Node:
         return connection(list(self.state.subscriptions.values()), self.webhook_subscription, **a)

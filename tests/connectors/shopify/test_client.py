@@ -116,6 +116,20 @@ async def test_bulk_inventory_export(sim: ShopifySimulator, client: ShopifyClien
     assert set(quantities) == {"available", "on_hand", "committed"}
 
 
+async def test_two_bulk_exports_at_once_both_complete(
+    sim: ShopifySimulator, client: ShopifyClient
+) -> None:
+    """Shopify runs one bulk query per app at a time, and `currentBulkOperation` names only the
+    newest: two workers starting together must each wait their turn and read their own."""
+    sim.resolvers.bulk_delay_seconds = 0.05
+    first, second = await asyncio.gather(
+        client.bulk_inventory_export(poll_interval=0.02, timeout=5),
+        client.bulk_inventory_export(poll_interval=0.02, timeout=5),
+    )
+    assert first == second and len(first) == 3 + 4
+    assert len(sim.resolvers.bulk_operations) == 2
+
+
 async def test_orders_refunds_customers(sim: ShopifySimulator, client: ShopifyClient) -> None:
     store = ids(sim)["locations"]["Store Stockholm"]
     order = sim.state.place_order(

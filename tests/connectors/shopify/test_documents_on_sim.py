@@ -100,6 +100,7 @@ def _variables(name: str, sim: ShopifySimulator) -> dict[str, Any]:
         "BULK_INVENTORY_EXPORT_QUERY": {},
         "BULK_OPERATION_RUN_QUERY": {"query": ALL_DOCUMENTS["BULK_INVENTORY_EXPORT_QUERY"]},
         "CURRENT_BULK_OPERATION": {},
+        "BULK_OPERATION_BY_ID": {"id": "gid://shopify/BulkOperation/1"},
         "WEBHOOK_SUBSCRIPTION_CREATE": {
             "topic": "ORDERS_CREATE",
             "webhookSubscription": {"callbackUrl": "http://127.0.0.1:9/hooks", "format": "JSON"},

@@ -302,3 +302,17 @@ def test_order_hints_expire_and_do_not_pile_up() -> None:
     later = 100.0 + SHORTFALL_GRACE
     step(pos, OrderPlaced(sku="SKU", order_id=99, units=1, at=later), LOC, later)
     assert list(pos.order_hints) == ["99"]
+
+
+def test_stock_that_came_before_its_sku_was_known_is_written_once_the_index_knows_it() -> None:
+    pos = Position(sku="SKU", location_id=11)  # a new product: no inventory item yet
+    first = step(pos, level(9, 1), LOC, 200.0)
+    assert first.commands == [] and pos.commanded is None
+
+    pos.inventory_item_id = 7  # what the agent does on load once the SKU index knows it
+    later = step(pos, DriftCheck(sku="SKU", location_id=11, at=210.0), LOC, 210.0)
+    assert [(c.inventory_item_id, c.target) for c in later.commands] == [(7, 7)]
+
+    # a check of a position already written changes nothing while there is no drift
+    again = step(pos, DriftCheck(sku="SKU", location_id=11, at=211.0), LOC, 211.0)
+    assert again.commands == []

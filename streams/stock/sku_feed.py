@@ -1,0 +1,92 @@
+"""The SKU index shared by every worker of a deployment.
+
+Each worker builds its own index from both platforms at start (``startup.build_index``) and
+keeps it in memory, because every stock event looks a SKU up. A product webhook reaches one
+worker only: the one that owns its partition of the raw topic. So what that worker learns is
+published to a compacted one-partition topic, which every worker reads in full with a consumer
+of its own, outside the consumer group, from the offset it noted just before its snapshot:
+nothing learnt after the snapshot is missed, and nothing before it is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from streams import topics
+from streams.app import Context
+
+log = logging.getLogger("tillsync.skus")
+
+POLL_MS = 500
+RETRY_SECONDS = 1.0
+
+
+class SkuPair(BaseModel):
+    """One variant's SKU and its Shopify inventory item."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str
+    inventory_item_id: int
+
+
+def _partition(ctx: Context) -> TopicPartition:
+    return TopicPartition(topics.SKU_INDEX.name(ctx.settings.app_id), 0)
+
+
+async def end_offset(ctx: Context) -> int:
+    """Where the feed ends now: what is published later is news to a snapshot taken after."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=ctx.settings.kafka_bootstrap)
+    await consumer.start()
+    try:
+        tp = _partition(ctx)
+        return int((await consumer.end_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()
+
+
+async def publish(ctx: Context, pairs: Iterable[SkuPair]) -> None:
+    await ctx.send_all(
+        topics.SKU_INDEX, ((p.sku.encode(), p.model_dump_json().encode()) for p in pairs)
+    )
+
+
+async def follow(ctx: Context, start: int) -> None:
+    """Apply every pair published from ``start`` on to this worker's index, for good; a lost
+    connection is retried from the next offset, so nothing is skipped."""
+    rt = ctx.runtime
+    assert rt is not None
+    tp = _partition(ctx)
+    position = start
+    while True:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=ctx.settings.kafka_bootstrap, enable_auto_commit=False
+        )
+        try:
+            await consumer.start()
+            consumer.assign([tp])
+            consumer.seek(tp, position)
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=POLL_MS)
+                for record in batch.get(tp, []):
+                    position = record.offset + 1
+                    try:
+                        pair = SkuPair.model_validate_json(record.value or b"")
+                    except ValidationError as exc:
+                        # only our own agent writes here: a bad record is a bug, not input
+                        log.warning("skipping SKU index record %d: %s", record.offset, exc)
+                        continue
+                    rt.skus.add_shopify(pair.sku, pair.inventory_item_id)
+        except KafkaError as exc:
+            log.warning(
+                "SKU index feed interrupted at offset %d (%s); reading again", position, exc
+            )
+            await asyncio.sleep(RETRY_SECONDS)
+        finally:
+            await consumer.stop()
