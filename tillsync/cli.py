@@ -189,20 +189,28 @@ def stock() -> None:
 
 @stock.command("show")
 @click.argument("sku")
-@click.option("--worker", default=None, help="worker URL; default http://<web_host>:<web_port>")
-def stock_show(sku: str, worker: str | None) -> None:
+@click.option(
+    "--worker",
+    "workers",
+    multiple=True,
+    help="worker URL, once per worker of the deployment (each holds its own partitions); "
+    "default http://<web_host>:<web_port>",
+)
+def stock_show(sku: str, workers: tuple[str, ...]) -> None:
     """Print one SKU's positions across locations: Sitoo, buffer, pending, target, Shopify."""
     import httpx
 
     settings = _settings()
-    url = worker or f"http://{settings.web_host}:{settings.web_port}"
-    try:
-        body = httpx.get(f"{url}/state/stock/{sku}", timeout=10).json()
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"no worker answers at {url}: {exc}") from None
-    rows = body.get("positions", [])
+    urls = workers or (f"http://{settings.web_host}:{settings.web_port}",)
+    rows: list[dict[str, Any]] = []
+    for url in urls:
+        try:
+            body = httpx.get(f"{url}/state/stock/{sku}", timeout=10).json()
+        except httpx.HTTPError as exc:
+            raise click.ClickException(f"no worker answers at {url}: {exc}") from None
+        rows.extend(body.get("positions", []))
     if not rows:
-        click.echo(f"{sku}: no positions on this worker")
+        click.echo(f"{sku}: no positions on {'this worker' if len(urls) == 1 else 'these workers'}")
         return
     head = ("location", "sitoo", "reserved", "buffer", "pending", "target", "shopify", "state")
     click.echo("  ".join(f"{h:>10}" for h in head))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from connectors.scenario.driver import Driver, mismatches
 from connectors.scenario.harness import Harness
@@ -21,6 +22,7 @@ from connectors.scenario.network import NetworkSpec, Store
 from streams.metrics_text import sample
 from tests.e2e.conftest import started
 from tests.support.waiting import async_wait_until
+from tillsync.cli import main as cli
 from tillsync.settings import load_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
@@ -310,6 +312,17 @@ async def test_two_workers_share_the_stock_and_learn_new_products_from_either(
         }
         # 3-7 units each, less the buffer of 1: every one was written, none left at 0
         assert all(2 <= v <= 6 for v in written.values()), written
+
+        # an operator asks both workers for one SKU: its positions all live on one of them
+        def show(*urls: str) -> list[str]:
+            args = ["stock", "show", new[0], *(a for u in urls for a in ("--worker", u))]
+            result = CliRunner().invoke(cli, args)
+            assert result.exit_code == 0, result.output
+            return [line for line in result.output.splitlines()[1:] if "Store" in line]
+
+        assert len(await asyncio.to_thread(show, *h.worker_urls)) == len(stores)
+        alone = [len(await asyncio.to_thread(show, url)) for url in h.worker_urls]
+        assert sorted(alone) == [0, len(stores)], alone
         # and the stock of every product goes on flowing through both workers
         await Driver(h.network, h.shopify, h.sitoo, seed=5).play(600, rate=150)
         await _converged(h, timeout=30)
