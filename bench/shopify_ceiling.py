@@ -125,23 +125,24 @@ async def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         )
         await produce(args.bootstrap, topics.SHOPIFY_INVENTORY_COMMANDS.name(h.app_id), backlog)
         h.start_worker()
+        for _ in range(args.workers - 1):
+            h.add_worker()
         await h.wait_ready()
-        assert h.worker is not None and h.worker.proc is not None
         if not args.burst:
             h.shopify.bucket.try_take(h.shopify.bucket.available)
         # only writes from here on count: the worker may have written before it was ready
         instrument(h.shopify, tally)
         started = time.monotonic()
-        pid = h.worker.proc.pid
-        cpu_w0, cpu_b0 = cpu_seconds(pid), own_cpu_seconds()
+        pids = [w.proc.pid for w in h.workers if w.proc is not None]
+        cpu_w0, cpu_b0 = sum(cpu_seconds(p) for p in pids), own_cpu_seconds()
         wanted = len(backlog) - 0  # every command is a new version: none coalesces away
         deadline = started + args.seconds
         while time.monotonic() < deadline and tally.total < wanted:
             await asyncio.sleep(0.25)
         ended = time.monotonic()
-        cpu_w, cpu_b = cpu_seconds(pid) - cpu_w0, own_cpu_seconds() - cpu_b0
+        cpu_w, cpu_b = sum(cpu_seconds(p) for p in pids) - cpu_w0, own_cpu_seconds() - cpu_b0
         async with httpx.AsyncClient(timeout=10.0) as http:
-            text = await worker_metrics(http, h.worker_url)
+            text = "\n".join([await worker_metrics(http, url) for url in h.worker_urls])
         return {
             "tally": tally,
             "started": started,
@@ -164,6 +165,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="longest measuring window")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--burst", action="store_true", help="start with a full cost bucket")
+    parser.add_argument("--workers", type=int, default=1, help="workers sharing the partitions")
     parser.add_argument(
         "--webhooks",
         action=argparse.BooleanOptionalAction,
@@ -209,7 +211,8 @@ def main() -> None:
     waited = metric(text, "tillsync_api_throttle_wait_seconds_total", platform="shopify")
     throttled = out["sim_stats"].get("throttled", 0)
     print(
-        f"worker CPU {out['worker_cpu']:.1f}s, bench process (simulators) CPU "
+        f"worker{'s' if args.workers > 1 else ''} CPU {out['worker_cpu']:.1f}s, "
+        "bench process (simulators) CPU "
         f"{out['bench_cpu']:.1f}s over {elapsed:.1f}s; client throttle wait {waited:.1f}s, "
         f"THROTTLED answers {throttled}"
     )
@@ -220,6 +223,7 @@ def main() -> None:
         f"--stores {args.stores} --skus {args.skus} --rounds {args.rounds} "
         f"--partitions {args.partitions}{' --burst' if args.burst else ''}"
         f"{'' if args.webhooks else ' --no-webhooks'}"
+        f"{f' --workers {args.workers}' if args.workers > 1 else ''}"
     )
 
 

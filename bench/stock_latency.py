@@ -217,7 +217,7 @@ def main() -> None:
         "--workers",
         type=int,
         default=1,
-        help="workers sharing the partitions (the issue's figure is for one)",
+        help="workers of the deployment, sharing its partitions",
     )
     add_common_args(parser)
     args = parser.parse_args()
