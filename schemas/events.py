@@ -129,9 +129,10 @@ STOCK_EVENT: TypeAdapter[StockEvent] = TypeAdapter(StockEvent)
 class WriteResults(BaseModel):
     """The sink's answers for the positions of one partition, from one window of writes.
 
-    One record per partition instead of one per position: at a few thousand writes a second,
-    the per-record cost of producing and consuming was a fifth of the worker's CPU. Sent to
-    the partition of ``stock.events`` the commands came from, which holds those SKUs too."""
+    One record per partition instead of one per position, so that fewer records queue ahead of
+    the Sitoo levels in this topic (BENCHMARKS.md, b: p99 at 500 levels/s 0.78-0.82 s instead
+    of 1.13 s). Sent to the partition of ``stock.events`` the commands came from, which holds
+    those SKUs too."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
