@@ -45,7 +45,8 @@ class ObservedSource(StrEnum):
     WEBHOOK = "webhook"  # inventory_levels/update
     WRITE = "write"  # the answer to our own mutation
     READ = "read"  # a query (after a stale compare, or at start)
-    SNAPSHOT = "snapshot"  # a bulk export during reconciliation
+    SNAPSHOT = "snapshot"  # a bulk export at start
+    RECONCILE = "reconcile"  # a bulk export an operator asked for (`tillsync reconcile stock`)
 
 
 class ShopifyObserved(_Event):

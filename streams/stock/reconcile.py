@@ -149,7 +149,7 @@ async def _feed(settings: Settings, variances: list[Variance]) -> None:
                 inventory_item_id=v.inventory_item_id,
                 available=v.shopify,
                 updated_at=now,
-                source=ObservedSource.SNAPSHOT,
+                source=ObservedSource.RECONCILE,
             )
             await producer.send(name, key=v.sku.encode(), value=ev.model_dump_json().encode())
         await producer.flush()

@@ -202,6 +202,22 @@ def test_a_snapshot_taken_before_our_write_does_not_undo_it() -> None:
     assert pos.observed == 8 and pos.drift_since is not None
 
 
+def test_a_reconcile_variance_of_the_second_of_our_write_is_read_back_not_dropped() -> None:
+    pos = synced(10)
+    step(pos, level(20, 2), LOC, 10.0)
+    step(pos, ok(pos, 18, at=11.3, shopify_at=11.0), LOC, 11.3)
+    # an operator's reconcile finds Shopify at 25 in that very second: a lost edit, or a
+    # reading from just before our write; the position cannot tell, so it asks Shopify again
+    found = step(pos, observed(25, 11.8, ObservedSource.RECONCILE), LOC, 11.9)
+    assert found.verify and not found.ignored and pos.observed == 18
+    # one that agrees with what the position knows asks nothing
+    agrees = step(pos, observed(18, 11.8, ObservedSource.RECONCILE), LOC, 11.9)
+    assert agrees.ignored and not agrees.verify
+    # from a later second it is taken at once, as drift a missed event explains
+    step(pos, observed(25, 12.5, ObservedSource.RECONCILE), LOC, 12.6)
+    assert pos.observed == 25 and pos.drift_cause is DriftCause.MISSED_EVENT
+
+
 def test_failed_write_is_drift_with_its_cause() -> None:
     pos = synced(10)
     step(pos, level(9, 2), LOC, 4.0)
