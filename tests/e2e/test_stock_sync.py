@@ -264,8 +264,9 @@ async def test_two_workers_share_the_stock_and_learn_new_products_from_either(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     """Two workers of one deployment split the partitions. A product created in Shopify after
-    they started is announced by one webhook, which reaches one worker's agent only; its
-    positions live on both. Both must learn it, and every position must end exact."""
+    they started is announced by one webhook, which reaches one worker's agent only, while the
+    positions of the twelve new products are spread over both workers. Both must learn every
+    one, and every position must end exact."""
     spec = NetworkSpec(stores=3, skus=200, buffer=1)
     async with started(kafka_bootstrap, spec, tmp_path, workers=2) as h:
         assert h.shopify is not None and h.sitoo is not None and h.network is not None
