@@ -141,17 +141,8 @@ class WriteResults(BaseModel):
     results: list[WriteResult] = Field(min_length=1)
 
 
-StockRecord = Annotated[
-    SitooLevel
-    | SitooReserved
-    | ShopifyObserved
-    | WriteResult
-    | PendingUnits
-    | OrderPlaced
-    | DriftCheck
-    | WriteResults,
-    Field(discriminator="kind"),
-]
+# the stock events' union nested in one more member: pydantic still picks by `kind` alone
+StockRecord = Annotated[StockEvent | WriteResults, Field(discriminator="kind")]
 _STOCK_RECORD: TypeAdapter[StockRecord] = TypeAdapter(StockRecord)
 
 
