@@ -10,7 +10,7 @@ TEST_DATA := var/test-kafka
 
 .PHONY: setup demo test check broker-start broker-stop bench clean
 
-$(STAMP): pyproject.toml scripts/bootstrap
+$(STAMP): pyproject.toml simulators/pyproject.toml scripts/bootstrap
 	bash scripts/bootstrap
 	@touch $(STAMP)
 

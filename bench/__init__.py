@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from connectors.scenario.harness import Harness
-from connectors.scenario.network import NetworkSpec
-from streams.metrics_text import buckets, sample
-from tillsync.settings import Settings, load_settings
+from tillsync.schemas.settings import Settings, load_settings
+from tillsync_sim.metrics_text import buckets, sample
+from tillsync_sim.scenario.harness import Harness
+from tillsync_sim.scenario.network import NetworkSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -113,7 +113,7 @@ async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, 
         await consumer.stop()
 
 
-# the bench scripts' names for the shared /metrics reader (streams.metrics_text)
+# the bench scripts' names for the shared /metrics reader (tillsync_sim.metrics_text)
 metric = sample
 histogram = buckets
 
@@ -121,7 +121,7 @@ histogram = buckets
 def quantile(buckets: list[tuple[float, float]], q: float) -> float:
     """Prometheus-style histogram_quantile: linear inside the bucket that holds the rank.
 
-    Not ``streams.metrics_text.quantile`` (a bucket's upper bound, as the demo shows it): the
+    Not ``tillsync_sim.metrics_text.quantile`` (a bucket's upper bound, as the demo shows it): the
     sync latencies bench/oversell.py reports (BENCHMARKS.md) are read with this interpolation."""
     if not buckets or buckets[-1][1] == 0:
         return float("nan")

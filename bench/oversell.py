@@ -45,8 +45,8 @@ from bench import (
     work_dir,
     worker_metrics,
 )
-from connectors.scenario.harness import Harness
-from connectors.scenario.network import NetworkSpec
+from tillsync_sim.scenario.harness import Harness
+from tillsync_sim.scenario.network import NetworkSpec
 
 
 @dataclass(frozen=True)

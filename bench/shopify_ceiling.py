@@ -40,11 +40,11 @@ from bench import (
     work_dir,
     worker_metrics,
 )
-from connectors.scenario.network import NetworkSpec
-from connectors.shopify.sim import ShopifySimulator
-from schemas.events import SetInventory
-from streams import topics
-from streams.admin import ensure_topics
+from tillsync.schemas.events import SetInventory
+from tillsync.streams import topics
+from tillsync.streams.admin import ensure_topics
+from tillsync_sim.scenario.network import NetworkSpec
+from tillsync_sim.shopify import ShopifySimulator
 
 CEILING = 2_500.0  # 100 points/s / 10 points per call x 250 quantities per call
 TARGET = 0.9

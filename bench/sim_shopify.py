@@ -30,7 +30,7 @@ SECRET = "bench-secret"
 
 
 def _settings(port: int) -> Any:
-    from tillsync.settings import Settings
+    from tillsync.schemas.settings import Settings
 
     return Settings(
         shopify_access_token=TOKEN,
@@ -40,7 +40,7 @@ def _settings(port: int) -> Any:
 
 
 def _serve(port: int, ready: Any) -> None:
-    from connectors.shopify.sim import ShopifySimulator
+    from tillsync_sim.shopify import ShopifySimulator
 
     async def run() -> None:
         sim = ShopifySimulator(_settings(port), plan="unlimited")
@@ -60,7 +60,7 @@ def _serve(port: int, ready: Any) -> None:
 
 
 async def _load(port: int, seconds: float, clients: int) -> tuple[int, int, float]:
-    from connectors.shopify import documents as docs
+    from tillsync.connectors.shopify import documents as docs
 
     url = f"http://127.0.0.1:{port}/admin/api/2026-04/graphql.json"
     headers = {"X-Shopify-Access-Token": TOKEN}

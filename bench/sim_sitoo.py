@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from tillsync.procs import free_port
+from tillsync_sim.procs import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT, API_ID, PASSWORD = 90001, "90001-1", "bench-password"
@@ -45,7 +45,7 @@ def start_sim(port: int, skus: int) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
         "-m",
-        "connectors.sitoo.sim.cli",
+        "tillsync_sim.sitoo.cli",
         "--port",
         str(port),
         "--rate",

@@ -36,12 +36,12 @@ from bench import (
     settings,
     work_dir,
 )
-from connectors.scenario.harness import Harness
-from connectors.scenario.network import NetworkSpec
-from connectors.shopify.client import ShopifyClient
-from schemas.events import SitooLevel, WriteResult, stock_events
-from streams import topics
-from streams.admin import ensure_topics
+from tillsync.connectors.shopify.client import ShopifyClient
+from tillsync.schemas.events import SitooLevel, WriteResult, stock_events
+from tillsync.streams import topics
+from tillsync.streams.admin import ensure_topics
+from tillsync_sim.scenario.harness import Harness
+from tillsync_sim.scenario.network import NetworkSpec
 
 TARGET_P99 = 1.5
 POLLING_PERIOD = 15 * 60.0

@@ -45,10 +45,10 @@ from bench import (
     work_dir,
     worker_metrics,
 )
-from connectors.scenario.network import NetworkSpec
-from schemas.events import SitooLevel
-from streams import topics
-from streams.admin import ensure_topics
+from tillsync.schemas.events import SitooLevel
+from tillsync.streams import topics
+from tillsync.streams.admin import ensure_topics
+from tillsync_sim.scenario.network import NetworkSpec
 
 TARGET_RATIO = 0.25
 # newer than any warehouse transaction the simulator has, so that no level is taken as stale

@@ -2,7 +2,7 @@
 
 Permissive on purpose: Shopify adds fields often and old payloads lack new ones, so unknown
 fields are kept (``extra="allow"``) and only the fields tillsync uses are typed. Money goes
-through ``schemas.money`` so it is a cent-exact ``Decimal``, never a float.
+through ``tillsync.schemas.money`` so it is a cent-exact ``Decimal``, never a float.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from schemas.money import money
+from tillsync.schemas.money import money
 
 Money = Annotated[Decimal, BeforeValidator(money)]
 

@@ -4,7 +4,7 @@ Field names are Sitoo's own (``decimaltotal``, ``moneytotal_gross_all``, ...), s
 validates a response body as it arrives. Models are permissive (unknown fields are kept, most
 fields optional) because Sitoo answers with only the fields asked for (``fields=``) and adds
 fields over time; the fields tillsync acts on are typed. Money and quantities arrive as strings
-("123.50", "5.000") and become ``Decimal`` through schemas.money, never floats.
+("123.50", "5.000") and become ``Decimal`` through tillsync.schemas.money, never floats.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from schemas.money import money, parse_decimal
+from tillsync.schemas.money import money, parse_decimal
 
 Money = Annotated[Decimal, BeforeValidator(money)]
 Quantity = Annotated[Decimal, BeforeValidator(parse_decimal)]

@@ -12,7 +12,7 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from streams import topics
+from tillsync.streams import topics
 
 
 async def ensure_topics(

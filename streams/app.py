@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
+import logging.config
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
-from streams import fetch_wait, metrics, topics
-from streams.admin import ensure_topics
-from streams.runtime import Runtime, load_runtime
-from tillsync.settings import Settings
+from tillsync.schemas.settings import Settings
+from tillsync.streams import fetch_wait, metrics, topics
+from tillsync.streams.admin import ensure_topics
+from tillsync.streams.runtime import Runtime, load_runtime
 
 log = logging.getLogger("tillsync.worker")
 
@@ -113,13 +114,13 @@ def build_app(settings: Settings) -> Context:
 
 
 def _register(ctx: Context) -> None:
-    from streams import audit
-    from streams.ingest import receivers
+    from tillsync.streams import audit
+    from tillsync.streams.ingest import receivers
 
     audit.register(ctx)
     receivers.register(ctx)
     if ctx.runtime is not None:
-        from streams.stock import (
+        from tillsync.streams.stock import (
             agents,
             ledger,
             orders,
@@ -175,31 +176,21 @@ def _views(ctx: Context) -> None:
             )
 
 
-def run_worker(
-    settings: Settings, loglevel: str = "info", extra_args: list[str] | None = None
-) -> None:
-    """Create the topics, then hand the process to Faust's worker."""
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # one line per API call at info would drown the log (and cost CPU) at hundreds of calls/s;
-    # calls are counted in metrics, and failures are logged by the clients' callers
-    if loglevel.lower() != "debug":
-        for chatty in ("httpx", "httpcore"):
-            logging.getLogger(chatty).setLevel(logging.WARNING)
+def run_worker(settings: Settings, logging_config: dict[str, Any]) -> None:
+    """Create the topics, then hand the process to Faust's worker, which applies
+    ``logging_config`` (one ``dictConfig`` for the whole process) and runs until stopped."""
+    logging.config.dictConfig(logging_config)  # the topic set-up below logs too
     created = asyncio.run(
         ensure_topics(settings.kafka_bootstrap, settings.app_id, settings.topic_partitions)
     )
     if created:
         log.info("created topics: %s", ", ".join(created))
     ctx = build_app(settings)
-    sys.argv = [
-        "tillsync",
-        "worker",
-        "-l",
-        loglevel,
-        "--web-port",
-        str(settings.web_port),
-        *(extra_args or []),
-    ]
-    ctx.app.main()
+    worker = faust.Worker(
+        ctx.app,
+        loglevel=logging.getLogger().level,
+        logging_config=logging_config,
+        # its stdout/stderr stay ours: the log handler writes to stderr already
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()

@@ -13,9 +13,9 @@ from typing import Any, cast
 import faust
 from faust.web import Request, Response, View
 
-from streams import metrics, topics
-from streams.app import Context
-from streams.partitioned import in_partition_of
+from tillsync.streams import metrics, topics
+from tillsync.streams.app import Context
+from tillsync.streams.partitioned import in_partition_of
 
 BATCH_MAX = 1_000
 BATCH_SECONDS = 0.05

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import time
 
-from streams import metrics, topics
-from streams.app import Context
+from tillsync.streams import metrics, topics
+from tillsync.streams.app import Context
 
 log = logging.getLogger("tillsync.deadletter")
 

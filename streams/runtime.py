@@ -7,13 +7,13 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.shopify.client import ShopifyClient
-from connectors.sitoo.client import SitooClient
-from schemas.locations import LocationMap, load_location_map
-from streams import metrics
-from streams.echoes import Echoes
-from streams.skus import SkuIndex
-from tillsync.settings import ConfigError, Settings
+from tillsync.connectors.shopify.client import ShopifyClient
+from tillsync.connectors.sitoo.client import SitooClient
+from tillsync.schemas.locations import LocationMap, load_location_map
+from tillsync.schemas.settings import ConfigError, Settings
+from tillsync.streams import metrics
+from tillsync.streams.echoes import Echoes
+from tillsync.streams.skus import SkuIndex
 
 
 def record_call(platform: str, outcome: str, seconds: float) -> None:

@@ -2,7 +2,7 @@
 
 Kept in memory on each worker (it is small: one entry per variant) and rebuilt from both
 platforms at start, then kept current from product webhooks, which reach every worker of a
-deployment through the SKU index feed (``streams.stock.sku_feed``). Lookups happen on every
+deployment through the SKU index feed (``tillsync.streams.stock.sku_feed``). Lookups happen on every
 stock event, so they must not cost a table read.
 """
 

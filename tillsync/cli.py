@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import click
 
-from tillsync.settings import ConfigError, Settings, load_settings
+from tillsync import logs
+from tillsync.logs import LogFormat
+from tillsync.schemas.settings import ConfigError, Settings, load_settings
 
 
 def _settings() -> Settings:
@@ -19,29 +21,45 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-class _LazyGroup(click.Group):
-    """A group whose subcommands live in other packages and load only when used.
+PLUGIN_GROUP = "tillsync.commands"
+# commands that other distributions add, and where a user finds them when they are absent
+_KNOWN_PLUGINS = {
+    "demo": "the simulators (pip install -e ./simulators, or `make setup`)",
+    "sim": "the simulators (pip install -e ./simulators, or `make setup`)",
+}
 
-    Importing a simulator pulls in the whole Shopify schema; `tillsync --help` should not.
-    """
 
-    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._lazy = lazy
+class _PluginGroup(click.Group):
+    """The top-level group: its own commands plus those other distributions register under the
+    `tillsync.commands` entry points (the simulators add `sim` and `demo`).
+
+    The product never imports those distributions; a command loads only when it is used, so
+    `tillsync --help` does not pull in the Shopify schema."""
+
+    def _plugins(self) -> dict[str, metadata.EntryPoint]:
+        return {ep.name: ep for ep in metadata.entry_points(group=PLUGIN_GROUP)}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *self._lazy])
+        return sorted({*super().list_commands(ctx), *self._plugins()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self._lazy:
-            module_name, _, attr = self._lazy[cmd_name].partition(":")
-            command = getattr(importlib.import_module(module_name), attr)
-            assert isinstance(command, click.Command)
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
             return command
-        return super().get_command(ctx, cmd_name)
+        plugin = self._plugins().get(cmd_name)
+        if plugin is None:
+            if cmd_name in _KNOWN_PLUGINS:
+                raise click.UsageError(
+                    f"`tillsync {cmd_name}` comes with {_KNOWN_PLUGINS[cmd_name]}", ctx
+                )
+            return None
+        loaded = plugin.load()
+        if not isinstance(loaded, click.Command):
+            raise click.ClickException(f"entry point {plugin.value} is not a click command")
+        return loaded
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tillsync")
 def main() -> None:
     """tillsync keeps a Shopify store and a Sitoo point of sale in agreement, in real time.
@@ -124,62 +142,25 @@ def broker_status(port: int, data_dir: Path) -> None:
 # -- worker ---------------------------------------------------------------------------------
 
 
-@main.command(
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+@main.command()
+@click.option(
+    "--loglevel",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
 )
-@click.option("--loglevel", default="info", show_default=True)
-@click.pass_context
-def worker(ctx: click.Context, loglevel: str) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="text lines, or JSON lines for a log shipper  [default: the log_format setting]",
+)
+def worker(loglevel: str, log_format: LogFormat | None) -> None:
     """Run a Faust worker: ingestion, tables, drift detection and sinks."""
     settings = _settings()
-    from streams.app import run_worker
+    from tillsync.streams.app import run_worker
 
-    run_worker(settings, loglevel=loglevel, extra_args=list(ctx.args))
-
-
-# -- demo -----------------------------------------------------------------------------------
-
-
-@main.command()
-@click.option("--stores", default=5, show_default=True, help="stores in the network")
-@click.option("--skus", default=1000, show_default=True, help="SKUs in every store")
-@click.option("--actions", default=3_000, show_default=True, help="store and online actions")
-@click.option("--rate", default=50.0, show_default=True, help="actions per second")
-@click.option(
-    "--plan",
-    type=click.Choice(["standard", "advanced", "plus"]),
-    default="standard",
-    show_default=True,
-    help="the simulated shop's Shopify plan: its API cost budget (100/200/1,000 points/s)",
-)
-@click.option(
-    "--work-dir", type=click.Path(path_type=Path), default=Path("var/demo"), show_default=True
-)
-def demo(stores: int, skus: int, actions: int, rate: float, plan: str, work_dir: Path) -> None:
-    """Play a store network on the built-in simulators through a real worker.
-
-    Without TILLSYNC_CONFIG it uses config/demo.toml: the simulators' own credentials.
-    """
-    import os
-
-    from tillsync import demo as demo_mod
-    from tillsync.settings import CONFIG_ENV
-
-    demo_config = Path(__file__).resolve().parents[1] / "config" / "demo.toml"
-    if not os.environ.get(CONFIG_ENV) and demo_config.is_file():
-        os.environ[CONFIG_ENV] = str(demo_config)  # the worker it starts inherits it
-    try:
-        demo_mod.run(
-            _settings(),
-            stores=stores,
-            skus=skus,
-            actions=actions,
-            rate=rate,
-            work=work_dir,
-            plan=plan,
-        )
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    run_worker(settings, logs.config(loglevel, log_format or settings.log_format))
 
 
 @main.group()
@@ -243,8 +224,8 @@ def reconcile() -> None:
 @click.option("--worker", default=None, help="worker URL to explain variances (pending units)")
 def reconcile_stock(heal: bool, worker: str | None) -> None:
     """Shopify's bulk export against Sitoo's warehouse items, position by position."""
-    from schemas.locations import LocationMapError, load_location_map
-    from streams.stock import reconcile as rec
+    from tillsync.schemas.locations import LocationMapError, load_location_map
+    from tillsync.streams.stock import reconcile as rec
 
     settings = _settings()
     if settings.locations_file is None:
@@ -270,20 +251,6 @@ def reconcile_stock(heal: bool, worker: str | None) -> None:
             f"{v.note or ''}"
         )
     click.echo(f"{len(variances)} variances")
-
-
-# -- simulators -----------------------------------------------------------------------------
-
-
-@main.group(
-    cls=_LazyGroup,
-    lazy={
-        "shopify": "connectors.shopify.sim.cli:command",
-        "sitoo": "connectors.sitoo.sim.cli:command",
-    },
-)
-def sim() -> None:
-    """Simulators of Shopify and Sitoo that speak their real wire formats."""
 
 
 if __name__ == "__main__":

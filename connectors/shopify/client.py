@@ -27,9 +27,9 @@ from typing import Any
 
 import httpx
 
-from connectors.shopify import documents as docs
-from connectors.shopify.ids import gid_tail
-from tillsync.settings import Settings
+from tillsync.connectors.shopify import documents as docs
+from tillsync.connectors.shopify.ids import gid_tail
+from tillsync.schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from schemas.sitoo import (
+from tillsync.schemas.settings import Settings
+from tillsync.schemas.sitoo import (
     ORDER_CANCELLED,
     ORDER_CLOSED,
     BatchResult,
@@ -42,7 +43,6 @@ from schemas.sitoo import (
     WarehouseTransactionIn,
     ZReport,
 )
-from tillsync.settings import Settings
 
 from .ratelimit import TokenBucket
 

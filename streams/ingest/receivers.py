@@ -18,10 +18,10 @@ import time
 
 from faust.web import Request, Response, View
 
-from schemas.sitoo import SitooEventBatch
-from streams import metrics, topics
-from streams.app import Context
-from streams.deadletter import dead_letter
+from tillsync.schemas.sitoo import SitooEventBatch
+from tillsync.streams import metrics, topics
+from tillsync.streams.app import Context
+from tillsync.streams.deadletter import dead_letter
 
 log = logging.getLogger("tillsync.receivers")
 

@@ -13,8 +13,8 @@ import faust
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from connectors.shopify.client import ShopifyError
-from schemas.events import (
+from tillsync.connectors.shopify.client import ShopifyError
+from tillsync.schemas.events import (
     DriftCheck,
     DriftEvent,
     DriftState,
@@ -27,13 +27,13 @@ from schemas.events import (
     StockEvent,
     stock_events,
 )
-from schemas.locations import Location
-from streams import metrics, topics
-from streams.app import Context
-from streams.deadletter import dead_letter
-from streams.partitioned import in_partition_of
-from streams.runtime import Runtime
-from streams.stock.position import (
+from tillsync.schemas.locations import Location
+from tillsync.streams import metrics, topics
+from tillsync.streams.app import Context
+from tillsync.streams.deadletter import dead_letter
+from tillsync.streams.partitioned import in_partition_of
+from tillsync.streams.runtime import Runtime
+from tillsync.streams.stock.position import (
     IN_FLIGHT_TIMEOUT,
     Outcome,
     Position,
@@ -41,7 +41,7 @@ from streams.stock.position import (
     position_key,
     step,
 )
-from streams.stock.reads import read_available
+from tillsync.streams.stock.reads import read_available
 
 log = logging.getLogger("tillsync.stock")
 

@@ -19,14 +19,14 @@ import faust
 from faust.types import TP
 from pydantic import ValidationError
 
-from schemas.events import SitooLevel
-from schemas.money import whole_units
-from schemas.sitoo import SitooEvent, WarehouseTransaction
-from streams import metrics, topics
-from streams.app import Context
-from streams.deadletter import dead_letter
-from streams.lru import RecentIds
-from streams.partitioned import in_partition_of
+from tillsync.schemas.events import SitooLevel
+from tillsync.schemas.money import whole_units
+from tillsync.schemas.sitoo import SitooEvent, WarehouseTransaction
+from tillsync.streams import metrics, topics
+from tillsync.streams.app import Context
+from tillsync.streams.deadletter import dead_letter
+from tillsync.streams.lru import RecentIds
+from tillsync.streams.partitioned import in_partition_of
 
 log = logging.getLogger("tillsync.ledger")
 

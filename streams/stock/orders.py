@@ -15,16 +15,16 @@ import time
 import faust
 from pydantic import ValidationError
 
-from connectors.shopify.ids import gid, gid_tail
-from connectors.shopify.stock_documents import ORDER_ROUTING
-from schemas.events import OrderPlaced, PendingUnits
-from schemas.shopify import Order
-from schemas.sitoo import WarehouseTransactionIn, WarehouseTransactionItemIn
-from streams import topics
-from streams.app import Context
-from streams.deadletter import dead_letter
-from streams.stock.refs import fulfilment_external_id, pending_ref
-from streams.stock.shopify_webhooks import header
+from tillsync.connectors.shopify.ids import gid, gid_tail
+from tillsync.connectors.shopify.stock_documents import ORDER_ROUTING
+from tillsync.schemas.events import OrderPlaced, PendingUnits
+from tillsync.schemas.shopify import Order
+from tillsync.schemas.sitoo import WarehouseTransactionIn, WarehouseTransactionItemIn
+from tillsync.streams import topics
+from tillsync.streams.app import Context
+from tillsync.streams.deadletter import dead_letter
+from tillsync.streams.stock.refs import fulfilment_external_id, pending_ref
+from tillsync.streams.stock.shopify_webhooks import header
 
 log = logging.getLogger("tillsync.orders")
 

@@ -1,8 +1,8 @@
 """One stock position: a SKU at a location, as both platforms see it, and what to do about it.
 
 Pure logic, no Faust and no I/O, so that every rule here is tested on its own: the agent in
-``streams.stock.agents`` loads a position from the table, calls :func:`step` with one event,
-stores the position and sends what the outcome asks for.
+``tillsync.streams.stock.agents`` loads a position from the table, calls :func:`step` with one
+event, stores the position and sends what the outcome asks for.
 
 The target for Shopify is ``available = max(0, sitoo_available - buffer - pending)``, where
 ``pending`` counts units of online orders assigned to this location that Shopify has committed
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-from schemas.events import (
+from tillsync.schemas.events import (
     DriftCause,
     DriftCheck,
     DriftEvent,
@@ -31,8 +31,8 @@ from schemas.events import (
     StockEvent,
     WriteResult,
 )
-from schemas.locations import DriftPolicy, Location
-from streams.stock.refs import order_of_external_id, pending_ref
+from tillsync.schemas.locations import DriftPolicy, Location
+from tillsync.streams.stock.refs import order_of_external_id, pending_ref
 
 # A write with no answer for this long is treated as lost. Long on purpose: under load the sink
 # may lag by many seconds, and calling that drift would add heal writes to the backlog; a

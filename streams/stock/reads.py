@@ -3,9 +3,9 @@ of one second cannot be ordered by their timestamps."""
 
 from __future__ import annotations
 
-from connectors.shopify.client import ShopifyClient
-from connectors.shopify.ids import gid
-from connectors.shopify.stock_documents import LEVEL_AVAILABLE
+from tillsync.connectors.shopify.client import ShopifyClient
+from tillsync.connectors.shopify.ids import gid
+from tillsync.connectors.shopify.stock_documents import LEVEL_AVAILABLE
 
 
 async def read_available(shopify: ShopifyClient, item_id: int, location_id: int) -> int | None:

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from connectors.shopify.client import ShopifyClient
-from connectors.sitoo.client import SitooClient
-from schemas.events import ObservedSource, ShopifyObserved
-from schemas.locations import LocationMap
-from schemas.money import whole_units
-from streams import topics
-from tillsync.settings import Settings
+from tillsync.connectors.shopify.client import ShopifyClient
+from tillsync.connectors.sitoo.client import SitooClient
+from tillsync.schemas.events import ObservedSource, ShopifyObserved
+from tillsync.schemas.locations import LocationMap
+from tillsync.schemas.money import whole_units
+from tillsync.schemas.settings import Settings
+from tillsync.streams import topics
 
 Echo = Callable[[str], None]
 

@@ -25,14 +25,14 @@ from typing import Any, cast
 import faust
 from pydantic import BaseModel, ValidationError
 
-from connectors.shopify.client import SetQuantitiesResult, SetQuantityEntry, ShopifyError
-from connectors.shopify.ids import gid
-from schemas.events import ExceptionRecord, Owner, SetInventory, WriteResult, WriteResults
-from streams import metrics, topics
-from streams.app import Context
-from streams.deadletter import dead_letter
-from streams.partitioned import in_partition_of
-from streams.stock.reads import read_available
+from tillsync.connectors.shopify.client import SetQuantitiesResult, SetQuantityEntry, ShopifyError
+from tillsync.connectors.shopify.ids import gid
+from tillsync.schemas.events import ExceptionRecord, Owner, SetInventory, WriteResult, WriteResults
+from tillsync.streams import metrics, topics
+from tillsync.streams.app import Context
+from tillsync.streams.deadletter import dead_letter
+from tillsync.streams.partitioned import in_partition_of
+from tillsync.streams.stock.reads import read_available
 
 log = logging.getLogger("tillsync.shopify_sink")
 

@@ -11,14 +11,14 @@ from typing import Any, cast
 import faust
 from pydantic import ValidationError
 
-from schemas.events import ObservedSource, OrderPlaced, ShopifyObserved
-from schemas.shopify import InventoryLevel, Order, Product
-from streams import metrics, topics
-from streams.app import Context
-from streams.deadletter import dead_letter
-from streams.lru import RecentIds
-from streams.stock import sku_feed
-from streams.stock.sku_feed import SkuPair
+from tillsync.schemas.events import ObservedSource, OrderPlaced, ShopifyObserved
+from tillsync.schemas.shopify import InventoryLevel, Order, Product
+from tillsync.streams import metrics, topics
+from tillsync.streams.app import Context
+from tillsync.streams.deadletter import dead_letter
+from tillsync.streams.lru import RecentIds
+from tillsync.streams.stock import sku_feed
+from tillsync.streams.stock.sku_feed import SkuPair
 
 log = logging.getLogger("tillsync.shopify")
 

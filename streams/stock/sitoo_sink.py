@@ -14,12 +14,12 @@ import time
 import faust
 from pydantic import ValidationError
 
-from connectors.sitoo.client import SitooError
-from schemas.events import ExceptionRecord, Owner
-from schemas.sitoo import WarehouseTransactionIn
-from streams import metrics, topics
-from streams.app import Context
-from streams.deadletter import dead_letter
+from tillsync.connectors.sitoo.client import SitooError
+from tillsync.schemas.events import ExceptionRecord, Owner
+from tillsync.schemas.sitoo import WarehouseTransactionIn
+from tillsync.streams import metrics, topics
+from tillsync.streams.app import Context
+from tillsync.streams.deadletter import dead_letter
 
 log = logging.getLogger("tillsync.sitoo_sink")
 

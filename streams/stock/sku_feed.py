@@ -18,8 +18,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from streams import topics
-from streams.app import Context
+from tillsync.streams import topics
+from tillsync.streams.app import Context
 
 log = logging.getLogger("tillsync.skus")
 

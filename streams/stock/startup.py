@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import time
 
-from schemas.events import ObservedSource, ShopifyObserved, SitooLevel, SitooReserved
-from schemas.money import whole_units
-from streams.app import Context
-from streams.stock import sku_feed
+from tillsync.schemas.events import ObservedSource, ShopifyObserved, SitooLevel, SitooReserved
+from tillsync.schemas.money import whole_units
+from tillsync.streams.app import Context
+from tillsync.streams.stock import sku_feed
 
 log = logging.getLogger("tillsync.startup")
 

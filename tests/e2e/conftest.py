@@ -5,10 +5,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from connectors.scenario.harness import Harness
-from connectors.scenario.network import NetworkSpec
 from tests.support.worker import REPO
-from tillsync.settings import load_settings
+from tillsync.schemas.settings import load_settings
+from tillsync_sim.scenario.harness import Harness
+from tillsync_sim.scenario.network import NetworkSpec
 
 
 @asynccontextmanager

@@ -21,13 +21,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.scenario.driver import Driver, mismatches
-from connectors.scenario.harness import Harness
-from connectors.scenario.network import NetworkSpec
-from streams.metrics_text import sample
 from tests.e2e.conftest import started
 from tests.e2e.test_stock_sync import _assert_writes_never_go_back
 from tests.support.waiting import async_wait_until
+from tillsync_sim.metrics_text import sample
+from tillsync_sim.scenario.driver import Driver, mismatches
+from tillsync_sim.scenario.harness import Harness
+from tillsync_sim.scenario.network import NetworkSpec
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 

@@ -16,14 +16,14 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from connectors.scenario.driver import Driver, mismatches
-from connectors.scenario.harness import Harness
-from connectors.scenario.network import NetworkSpec, Store
-from streams.metrics_text import sample
 from tests.e2e.conftest import started
 from tests.support.waiting import async_wait_until
 from tillsync.cli import main as cli
-from tillsync.settings import load_settings
+from tillsync.schemas.settings import load_settings
+from tillsync_sim.metrics_text import sample
+from tillsync_sim.scenario.driver import Driver, mismatches
+from tillsync_sim.scenario.harness import Harness
+from tillsync_sim.scenario.network import NetworkSpec, Store
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -189,8 +189,8 @@ async def test_alert_policy_reports_an_admin_edit_and_leaves_it(harness: Harness
 
 
 async def test_reconcile_finds_a_change_no_event_told_of_and_heals_it(harness: Harness) -> None:
-    from schemas.locations import load_location_map
-    from streams.stock.reconcile import reconcile_stock
+    from tillsync.schemas.locations import load_location_map
+    from tillsync.streams.stock.reconcile import reconcile_stock
 
     h = harness
     assert h.shopify is not None and h.network is not None
@@ -225,8 +225,8 @@ async def _assert_writes_never_go_back(h: Harness) -> None:
     state each write came from never goes back, and command versions only grow."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from schemas.events import WriteResult, stock_events
-    from streams import topics
+    from tillsync.schemas.events import WriteResult, stock_events
+    from tillsync.streams import topics
 
     name = topics.STOCK_EVENTS.name(h.app_id)
     consumer = AIOKafkaConsumer(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from schemas.events import DriftCheck, WriteResult, WriteResults, stock_events
+from tillsync.schemas.events import DriftCheck, WriteResult, WriteResults, stock_events
 
 
 def _result(sku: str, version: int) -> WriteResult:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.app import PRODUCER_BUFFER_MAX, build_app
-from streams.fetch_wait import FETCH_MAX_WAIT_MS
-from tillsync.settings import load_settings
+from tillsync.schemas.settings import load_settings
+from tillsync.streams.app import PRODUCER_BUFFER_MAX, build_app
+from tillsync.streams.fetch_wait import FETCH_MAX_WAIT_MS
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-from streams.echoes import ECHO_WINDOW, Echoes
+from tillsync.streams.echoes import ECHO_WINDOW, Echoes
 
 
 def test_the_echo_of_a_write_is_absorbed_once() -> None:

@@ -5,7 +5,7 @@ import math
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from streams.metrics_text import buckets, quantile, sample
+from tillsync_sim.metrics_text import buckets, quantile, sample
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams import topics
-from streams.admin import ensure_topics
 from tests.support.waiting import wait_until
 from tests.support.worker import REPO, WorkerProcess
+from tillsync.streams import topics
+from tillsync.streams.admin import ensure_topics
 
 pytestmark = pytest.mark.kafka
 

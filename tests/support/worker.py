@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tillsync.procs import Child, free_port
+from tillsync_sim.procs import Child, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

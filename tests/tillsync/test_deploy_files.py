@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from streams import metrics
+from tillsync.streams import metrics
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tillsync.settings import ConfigError, load_settings
+from tillsync.schemas.settings import ConfigError, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from aiohttp import web
 
-from connectors.shopify.client import ShopifyClient
-from connectors.shopify.sim import ManualClock, ShopifySimulator
-from tillsync.settings import Settings
+from tillsync.connectors.shopify.client import ShopifyClient
+from tillsync.schemas.settings import Settings
+from tillsync_sim.shopify import ManualClock, ShopifySimulator
 
 TOKEN = "shpat_test_token"
 SECRET = "test-app-secret"
@@ -204,6 +204,6 @@ async def client(sim: ShopifySimulator, settings: Settings) -> AsyncIterator[Sho
 
 
 def ids(sim: ShopifySimulator) -> dict[str, Any]:
-    from connectors.shopify.sim.control import state_ids
+    from tillsync_sim.shopify.control import state_ids
 
     return state_ids(sim.state)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from connectors.shopify.sim.cli import command
+from tillsync_sim.shopify.cli import command
 
 from .conftest import SEED
 
@@ -51,7 +51,7 @@ def test_process_serves_seeded_shop(tmp_path: Path) -> None:
     seed.write_text(json.dumps(SEED))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TILLSYNC_")}
     env.update(TILLSYNC_SHOPIFY_ACCESS_TOKEN="cli-token", TILLSYNC_SHOPIFY_APP_SECRET="s")
-    code = "from connectors.shopify.sim.cli import command; command()"
+    code = "from tillsync_sim.shopify.cli import command; command()"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "--port", "0", "--seed", str(seed), "--plan", "plus"],
         cwd=REPO,

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from connectors.shopify.client import (
+from tillsync.connectors.shopify.client import (
     AdjustChange,
     SetQuantityEntry,
     ShopifyClient,
     ShopifyError,
 )
-from connectors.shopify.sim import ManualClock, ShopifySimulator
-from tillsync.settings import Settings
+from tillsync.schemas.settings import Settings
+from tillsync_sim.shopify import ManualClock, ShopifySimulator
 
 from .conftest import ids
 

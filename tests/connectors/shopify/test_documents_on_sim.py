@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from connectors.shopify.documents import ALL_DOCUMENTS, QUANTITY_NAMES
-from connectors.shopify.sim import ShopifySimulator
+from tillsync.connectors.shopify.documents import ALL_DOCUMENTS, QUANTITY_NAMES
+from tillsync_sim.shopify import ShopifySimulator
 
 from .conftest import GQL, Receiver, ids, wait_for
 

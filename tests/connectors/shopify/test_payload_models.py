@@ -1,4 +1,4 @@
-"""schemas.shopify parses Shopify's own fixtures and the simulator's webhook bodies."""
+"""tillsync.schemas.shopify parses Shopify's own fixtures and the simulator's webhook bodies."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from connectors.shopify.sim import ShopifySimulator, payloads
-from schemas.shopify import (
+from tillsync.schemas.shopify import (
     Customer,
     Fulfillment,
     InventoryItem,
@@ -22,6 +21,7 @@ from schemas.shopify import (
     Variant,
     parse_webhook,
 )
+from tillsync_sim.shopify import ShopifySimulator, payloads
 
 from .conftest import SEED, make_settings
 

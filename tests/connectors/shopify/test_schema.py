@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from graphql import GraphQLInputObjectType
 
-from connectors.shopify.documents import ALL_DOCUMENTS
-from connectors.shopify.graphql_schema import admin_schema, prepare_document, validate_document
+from tillsync.connectors.shopify.documents import ALL_DOCUMENTS
+from tillsync_sim.shopify.graphql_schema import admin_schema, prepare_document, validate_document
 
 from .conftest import GQL
 

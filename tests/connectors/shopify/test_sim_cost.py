@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from graphql import OperationDefinitionNode, parse
 
-from connectors.shopify.documents import ALL_DOCUMENTS
-from connectors.shopify.graphql_schema import admin_schema
-from connectors.shopify.sim import ManualClock, ShopifySimulator
-from connectors.shopify.sim.cost import LeakyBucket, operation_cost
+from tillsync.connectors.shopify.documents import ALL_DOCUMENTS
+from tillsync_sim.shopify import ManualClock, ShopifySimulator
+from tillsync_sim.shopify.cost import LeakyBucket, operation_cost
+from tillsync_sim.shopify.graphql_schema import admin_schema
 
 from .conftest import GQL, ids, make_settings
 

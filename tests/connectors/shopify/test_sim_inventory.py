@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.shopify.documents import ALL_DOCUMENTS, QUANTITY_NAMES
-from connectors.shopify.sim import ShopifySimulator
+from tillsync.connectors.shopify.documents import ALL_DOCUMENTS, QUANTITY_NAMES
+from tillsync_sim.shopify import ShopifySimulator
 
 from .conftest import GQL, ids
 

@@ -9,10 +9,10 @@ import json
 
 import httpx
 
-from connectors.shopify.documents import ALL_DOCUMENTS
-from connectors.shopify.sim import ShopifySimulator
-from connectors.shopify.sim.webhooks import ALL_TOPICS
-from schemas.shopify import InventoryLevel, Order, Refund
+from tillsync.connectors.shopify.documents import ALL_DOCUMENTS
+from tillsync.schemas.shopify import InventoryLevel, Order, Refund
+from tillsync_sim.shopify import ShopifySimulator
+from tillsync_sim.shopify.webhooks import ALL_TOPICS
 
 from .conftest import GQL, SECRET, Receiver, ids, wait_for
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from graphql import parse
 
-from connectors.shopify.graphql_schema import admin_schema, validate_document
-from connectors.shopify.sim.cost import operation_cost
-from connectors.shopify.stock_documents import STOCK_DOCUMENTS
+from tillsync.connectors.shopify.stock_documents import STOCK_DOCUMENTS
+from tillsync_sim.shopify.cost import operation_cost
+from tillsync_sim.shopify.graphql_schema import admin_schema, validate_document
 
 
 @pytest.mark.parametrize("name", sorted(STOCK_DOCUMENTS))

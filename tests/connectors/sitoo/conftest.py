@@ -12,9 +12,9 @@ import httpx
 import pytest
 from aiohttp import web
 
-from connectors.sitoo.openapi_contract import match_template, validate_response
-from connectors.sitoo.sim import SeedSpec, SitooSimulator
-from tillsync.settings import Settings
+from tillsync.schemas.settings import Settings
+from tillsync_sim.sitoo import SeedSpec, SitooSimulator
+from tillsync_sim.sitoo.openapi_contract import match_template, validate_response
 
 ACCOUNT = 90001
 API_ID = "90001-1"

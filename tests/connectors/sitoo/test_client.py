@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from connectors.sitoo.client import SitooClient, SitooError, retry_after_seconds
-from connectors.sitoo.sim import SitooSimulator
-from schemas.sitoo import OrderIn, OrderItemIn, UserIn, WarehouseTransactionIn
+from tillsync.connectors.sitoo.client import SitooClient, SitooError, retry_after_seconds
+from tillsync.schemas.sitoo import OrderIn, OrderItemIn, UserIn, WarehouseTransactionIn
+from tillsync_sim.sitoo import SitooSimulator
 
 from .conftest import StartSim, make_settings
 
@@ -138,7 +138,7 @@ async def test_create_order_after_lost_answer_does_not_duplicate(
         rec = original(body, event=event)
         calls["n"] += 1
         if calls["n"] == 1:
-            from connectors.sitoo.sim import SimError
+            from tillsync_sim.sitoo import SimError
 
             raise SimError(500, "Internal Server Error.")
         return rec

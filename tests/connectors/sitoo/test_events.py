@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from schemas.sitoo import SitooEventBatch
+from tillsync.schemas.sitoo import SitooEventBatch
 
 from .conftest import ACCOUNT, Receiver, StartSim, make_settings, wait_for
 

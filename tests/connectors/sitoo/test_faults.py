@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from connectors.sitoo.sim import Faults, SitooSimulator
+from tillsync_sim.sitoo import Faults, SitooSimulator
 
 from .conftest import Api
 

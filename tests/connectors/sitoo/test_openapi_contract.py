@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from connectors.sitoo import openapi_contract as oc
-from connectors.sitoo.sim.cli import command
+from tillsync_sim.sitoo import openapi_contract as oc
+from tillsync_sim.sitoo.cli import command
 
 ITEMS = "/sites/{siteid}/warehouses/{warehouseid}/warehouseitems.json"
 
@@ -24,7 +24,7 @@ KNOWN_BAD_EXAMPLES = {
 
 
 def test_description_loads_from_the_repository_copy() -> None:
-    assert oc.OPENAPI_DIR.is_relative_to(oc.Path(__file__).resolve().parents[3] / "connectors")
+    assert oc.OPENAPI_DIR.is_relative_to(oc.Path(__file__).resolve().parents[3] / "simulators")
     ops = oc.operations()
     for key in [
         ("GET", "/orders.json"),

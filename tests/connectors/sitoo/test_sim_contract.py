@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from connectors.sitoo.sim import SitooSimulator
+from tillsync_sim.sitoo import SitooSimulator
 
 from .conftest import ACCOUNT, API_ID, PASSWORD, Api, StartSim
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from connectors.sitoo.sim import SitooSimulator
+from tillsync_sim.sitoo import SitooSimulator
 
 from .conftest import Api
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas.events import (
+from tillsync.schemas.events import (
     DriftCause,
     DriftCheck,
     DriftState,
@@ -13,8 +13,8 @@ from schemas.events import (
     SitooReserved,
     WriteResult,
 )
-from schemas.locations import DriftPolicy, Location
-from streams.stock.position import Outcome, Position, step
+from tillsync.schemas.locations import DriftPolicy, Location
+from tillsync.streams.stock.position import Outcome, Position, step
 
 LOC = Location(
     name="Store 1",
@@ -269,8 +269,8 @@ def test_a_position_already_right_at_start_is_a_baseline_for_drift() -> None:
 
 
 def test_a_shortfall_waits_for_an_order_seen_on_its_way_but_an_edit_down_does_not() -> None:
-    from schemas.events import OrderPlaced
-    from streams.stock.position import SHORTFALL_GRACE
+    from tillsync.schemas.events import OrderPlaced
+    from tillsync.streams.stock.position import SHORTFALL_GRACE
 
     pos = synced(10)  # target 8
     hint = OrderPlaced(sku="SKU", order_id=9, units=1, at=9.5)
@@ -292,8 +292,8 @@ def test_a_shortfall_waits_for_an_order_seen_on_its_way_but_an_edit_down_does_no
 
 
 def test_a_routed_order_stops_holding_a_shortfall_at_the_locations_it_did_not_go_to() -> None:
-    from schemas.events import OrderPlaced
-    from streams.stock.position import SHORTFALL_GRACE
+    from tillsync.schemas.events import OrderPlaced
+    from tillsync.streams.stock.position import SHORTFALL_GRACE
 
     pos = synced(10)  # target 8
     step(pos, OrderPlaced(sku="SKU", order_id=9, units=1, at=9.5), LOC, 9.5)
@@ -309,8 +309,8 @@ def test_a_routed_order_stops_holding_a_shortfall_at_the_locations_it_did_not_go
 
 
 def test_order_hints_expire_and_do_not_pile_up() -> None:
-    from schemas.events import OrderPlaced
-    from streams.stock.position import SHORTFALL_GRACE
+    from tillsync.schemas.events import OrderPlaced
+    from tillsync.streams.stock.position import SHORTFALL_GRACE
 
     pos = synced(10)
     for n in range(5):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from connectors.shopify.sim.cost import PLANS
-from connectors.shopify.sim.faults import Faults
-from tillsync.settings import ConfigError, load_settings
+from tillsync.schemas.settings import ConfigError, load_settings
+from tillsync_sim.shopify.cost import PLANS
+from tillsync_sim.shopify.faults import Faults
 
 
 @click.command(name="shopify", context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,7 +82,7 @@ def command(
     (TILLSYNC_SHOPIFY_ACCESS_TOKEN, TILLSYNC_SHOPIFY_APP_SECRET, ... or $TILLSYNC_CONFIG).
     Merchant actions and faults are driven through the JSON control API under /_sim/.
     """
-    from connectors.shopify.sim.app import ShopifySimulator
+    from tillsync_sim.shopify.app import ShopifySimulator
 
     try:
         settings = load_settings()

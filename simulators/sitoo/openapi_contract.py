@@ -1,6 +1,7 @@
 """The Sitoo REST v2 contract: response bodies checked against the OpenAPI description.
 
-`openapi/` is the hand-written description from spysystem/sitoo-client (see its SOURCE.md). Its
+`openapi-description/` (a name no import can take, so setuptools ships it as data) is the
+hand-written description from spysystem/sitoo-client (see its SOURCE.md). Its
 files reference each other with relative `$ref`s, so they are loaded through a `referencing`
 registry keyed by file URI instead of being bundled by hand.
 
@@ -25,7 +26,7 @@ from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-OPENAPI_DIR = Path(__file__).parent / "openapi"
+OPENAPI_DIR = Path(__file__).parent / "openapi-description"
 ENTRY = OPENAPI_DIR / "openapi.yaml"
 ERROR_SCHEMA = OPENAPI_DIR / "schemas" / "Error-read.yaml"
 OPTIONAL_PROPERTIES_NULLABLE = True

@@ -12,7 +12,7 @@ import random
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.shopify.sim.clock import Clock
+from tillsync_sim.shopify.clock import Clock
 
 
 class Faults(BaseModel):

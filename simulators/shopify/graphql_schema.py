@@ -26,7 +26,7 @@ from graphql import (
     OperationDefinitionNode,
 )
 
-SCHEMA_PACKAGE = "connectors.shopify.schema"
+SCHEMA_PACKAGE = "tillsync_sim.shopify.schema"
 SCHEMA_FILE = "admin_schema_2025-01.json.gz"
 OVERLAY_FILE = "overlay.graphql"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from connectors.shopify.sim import ShopifySimulator
-from connectors.sitoo.sim import SitooSimulator
+from tillsync_sim.shopify import ShopifySimulator
+from tillsync_sim.sitoo import SitooSimulator
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from connectors.shopify.ids import gid
-from connectors.shopify.sim.model import (
+from tillsync.connectors.shopify.ids import gid
+from tillsync_sim.shopify.model import (
     Customer,
     Fulfillment,
     FulfillmentOrder,
@@ -20,7 +20,7 @@ from connectors.shopify.sim.model import (
 )
 
 if TYPE_CHECKING:
-    from connectors.shopify.sim.state import ShopState
+    from tillsync_sim.shopify.state import ShopState
 
 
 def _money(value: Decimal) -> str:

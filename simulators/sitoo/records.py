@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from schemas.money import format_money, format_quantity
-from schemas.sitoo import ORDERITEM_PRODUCT, WAREHOUSE_FIFO
+from tillsync.schemas.money import format_money, format_quantity
+from tillsync.schemas.sitoo import ORDERITEM_PRODUCT, WAREHOUSE_FIFO
 
 ZERO = Decimal(0)
 _dumps = json.JSONEncoder(separators=(",", ":")).encode

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 
-from connectors.scenario.network import Network, NetworkSpec, build
-from connectors.shopify.sim import ShopifySimulator
-from connectors.sitoo.sim import SitooSimulator
-from tillsync.procs import Child, free_port
-from tillsync.settings import Settings
+from tillsync.schemas.settings import Settings
+from tillsync_sim.procs import Child, free_port
+from tillsync_sim.scenario.network import Network, NetworkSpec, build
+from tillsync_sim.shopify import ShopifySimulator
+from tillsync_sim.sitoo import SitooSimulator
 
 
 @dataclass

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from schemas.money import format_money, format_quantity, money, parse_decimal
-from schemas.sitoo import (
+from tillsync.schemas.money import format_money, format_quantity, money, parse_decimal
+from tillsync.schemas.sitoo import (
     ORDER_CANCELLED,
     ORDER_CLOSED,
     ORDER_OPEN,

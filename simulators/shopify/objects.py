@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
-from connectors.shopify.ids import gid
-from connectors.shopify.sim import payloads
-from connectors.shopify.sim.model import (
+from tillsync.connectors.shopify.ids import gid
+from tillsync_sim.shopify import payloads
+from tillsync_sim.shopify.model import (
     QUANTITY_NAMES,
     BulkOperation,
     Customer,
@@ -37,7 +37,7 @@ from connectors.shopify.sim.model import (
     WebhookSubscription,
     parse_gid,
 )
-from connectors.shopify.sim.state import ShopState
+from tillsync_sim.shopify.state import ShopState
 
 T = TypeVar("T")
 Node = dict[str, Any]

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.shopify.ids import gid
-from connectors.shopify.sim.faults import Faults
-from connectors.shopify.sim.model import parse_gid
-from connectors.shopify.sim.state import ShopState, SimError
-from connectors.shopify.sim.webhooks import ALL_TOPICS
+from tillsync.connectors.shopify.ids import gid
+from tillsync_sim.shopify.faults import Faults
+from tillsync_sim.shopify.model import parse_gid
+from tillsync_sim.shopify.state import ShopState, SimError
+from tillsync_sim.shopify.webhooks import ALL_TOPICS
 
 if TYPE_CHECKING:
-    from connectors.shopify.sim.app import ShopifySimulator
+    from tillsync_sim.shopify.app import ShopifySimulator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -111,7 +111,7 @@ def state_ids(state: ShopState) -> dict[str, Any]:
 
 
 def _order_json(sim: ShopifySimulator, order_id: int) -> dict[str, Any]:
-    from connectors.shopify.sim import payloads
+    from tillsync_sim.shopify import payloads
 
     order = sim.state.order(order_id)
     body = payloads.order(order, sim.state)
@@ -194,7 +194,7 @@ def add_routes(app: web.Application, sim: ShopifySimulator) -> None:
             loc = _ref(ln.location_id, "Location") if ln.location_id is not None else None
             lines.append((li_id, ln.quantity, ln.restock_type, loc))
         r = st.refund(order_id, lines, note=b.note)
-        from connectors.shopify.sim import payloads
+        from tillsync_sim.shopify import payloads
 
         return payloads.refund(r, order)
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import graphql
 from graphql import GraphQLError, GraphQLResolveInfo, VariableNode
 
-from connectors.shopify.graphql_schema import admin_schema, operation_of, prepare_document
-from connectors.shopify.ids import gid
-from connectors.shopify.sim import executor
-from connectors.shopify.sim.model import (
+from tillsync.connectors.shopify.ids import gid
+from tillsync_sim.shopify import executor
+from tillsync_sim.shopify.graphql_schema import admin_schema, operation_of, prepare_document
+from tillsync_sim.shopify.model import (
     QUANTITY_NAMES,
     BulkOperation,
     Fulfillment,
@@ -28,7 +28,7 @@ from connectors.shopify.sim.model import (
     now_iso,
     parse_gid,
 )
-from connectors.shopify.sim.objects import (
+from tillsync_sim.shopify.objects import (
     MAX_INPUT_ITEMS,
     Node,
     Objects,
@@ -36,10 +36,10 @@ from connectors.shopify.sim.objects import (
     search_terms,
     topic_wire_name,
 )
-from connectors.shopify.sim.state import QUANTITY_LIMIT, ShopState, SimError, UserError
+from tillsync_sim.shopify.state import QUANTITY_LIMIT, ShopState, SimError, UserError
 
 if TYPE_CHECKING:
-    from connectors.shopify.sim.clock import Clock
+    from tillsync_sim.shopify.clock import Clock
 
 # From this version on, inventory and refund mutations must carry @idempotent and every set
 # quantity must carry changeFromQuantity (shopify-api.md §1).

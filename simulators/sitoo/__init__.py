@@ -1,4 +1,4 @@
-"""A simulator of Sitoo's REST API v2 and Events SPI (see connectors/sitoo/openapi/).
+"""A simulator of Sitoo's REST API v2 and Events SPI (see openapi-description/).
 
 In-process::
 

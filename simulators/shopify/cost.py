@@ -30,7 +30,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from connectors.shopify.sim.clock import Clock
+from tillsync_sim.shopify.clock import Clock
 
 MUTATION_COST = 10
 CONNECTION_BASE = 2

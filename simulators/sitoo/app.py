@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.sitoo.ratelimit import TokenBucket
+from tillsync.connectors.sitoo.ratelimit import TokenBucket
 
 from .faults import Faults
 from .records import SimError

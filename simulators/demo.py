@@ -15,11 +15,11 @@ from pathlib import Path
 import click
 import httpx
 
-from connectors.scenario.driver import Driver, Mix, Run, mismatches
-from connectors.scenario.harness import Harness
-from connectors.scenario.network import NetworkSpec
-from streams.metrics_text import buckets, quantile, sample
-from tillsync.settings import Settings
+from tillsync.schemas.settings import Settings
+from tillsync_sim.metrics_text import buckets, quantile, sample
+from tillsync_sim.scenario.driver import Driver, Mix, Run, mismatches
+from tillsync_sim.scenario.harness import Harness
+from tillsync_sim.scenario.network import NetworkSpec
 
 
 def _buckets(text: str) -> dict[float, float]:

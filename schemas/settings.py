@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         None,
         description="stable id of this worker (Kafka static membership): a restarted worker "
         "takes its partitions back at once instead of after the session timeout",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="worker log lines: text, or JSON lines for a log shipper"
     )
     session_timeout: float = Field(
         15.0, gt=1, le=300, description="seconds before a silent worker loses its partitions"

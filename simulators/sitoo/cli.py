@@ -8,7 +8,7 @@ import signal
 
 import click
 
-from tillsync.settings import ConfigError, load_settings
+from tillsync.schemas.settings import ConfigError, load_settings
 
 from .faults import Faults
 from .seed import SeedSpec

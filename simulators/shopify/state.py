@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from connectors.shopify.ids import gid
-from connectors.shopify.sim import payloads
-from connectors.shopify.sim.model import (
+from tillsync.connectors.shopify.ids import gid
+from tillsync_sim.shopify import payloads
+from tillsync_sim.shopify.model import (
     QUANTITY_NAMES,
     Customer,
     Fulfillment,

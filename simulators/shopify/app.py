@@ -14,16 +14,16 @@ from aiohttp import web
 from graphql import OperationType
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.shopify.graphql_schema import admin_schema, operation_of, prepare_document
-from connectors.shopify.sim import control, executor
-from connectors.shopify.sim.clock import Clock, SystemClock
-from connectors.shopify.sim.cost import MAX_QUERY_COST, LeakyBucket, operation_cost
-from connectors.shopify.sim.faults import Faults, FaultState
-from connectors.shopify.sim.model import Location, parse_gid
-from connectors.shopify.sim.resolvers import RequestContext, Resolvers
-from connectors.shopify.sim.state import ShopState, SimError
-from connectors.shopify.sim.webhooks import ALL_TOPICS, WebhookDispatcher
-from tillsync.settings import Settings
+from tillsync.schemas.settings import Settings
+from tillsync_sim.shopify import control, executor
+from tillsync_sim.shopify.clock import Clock, SystemClock
+from tillsync_sim.shopify.cost import MAX_QUERY_COST, LeakyBucket, operation_cost
+from tillsync_sim.shopify.faults import Faults, FaultState
+from tillsync_sim.shopify.graphql_schema import admin_schema, operation_of, prepare_document
+from tillsync_sim.shopify.model import Location, parse_gid
+from tillsync_sim.shopify.resolvers import RequestContext, Resolvers
+from tillsync_sim.shopify.state import ShopState, SimError
+from tillsync_sim.shopify.webhooks import ALL_TOPICS, WebhookDispatcher
 
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
 RATE_LIMIT_DOCS = "https://shopify.dev/api/usage/rate-limits"

@@ -25,8 +25,8 @@ HTTP surface:
   ``POST /_sim/bucket/drain``, ``GET /_sim/health``
 """
 
-from connectors.shopify.sim.app import Seed, ShopifySimulator
-from connectors.shopify.sim.clock import Clock, ManualClock, SystemClock
-from connectors.shopify.sim.faults import Faults
+from tillsync_sim.shopify.app import Seed, ShopifySimulator
+from tillsync_sim.shopify.clock import Clock, ManualClock, SystemClock
+from tillsync_sim.shopify.faults import Faults
 
 __all__ = ["Clock", "Faults", "ManualClock", "Seed", "ShopifySimulator", "SystemClock"]

@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from connectors.scenario.network import Network
-from connectors.shopify.sim import ShopifySimulator
-from connectors.sitoo.sim import SitooSimulator
+from tillsync_sim.scenario.network import Network
+from tillsync_sim.shopify import ShopifySimulator
+from tillsync_sim.sitoo import SitooSimulator
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Any
 
 import aiohttp
 
-from connectors.shopify.sim.faults import FaultState
-from connectors.shopify.sim.model import WebhookSubscription
+from tillsync_sim.shopify.faults import FaultState
+from tillsync_sim.shopify.model import WebhookSubscription
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tillsync.settings import Settings
+from tillsync.schemas.settings import Settings
 
 from .app import Guard, RestApi
 from .control import ControlApi
