@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.config
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -16,48 +14,13 @@ from prometheus_client import generate_latest
 from tillsync.schemas.settings import Settings
 from tillsync.streams import fetch_wait, metrics, topics
 from tillsync.streams.admin import ensure_topics
-from tillsync.streams.runtime import Runtime, load_runtime
+from tillsync.streams.context import Context
+from tillsync.streams.runtime import load_runtime
 
 log = logging.getLogger("tillsync.worker")
 
 METRICS_TYPE = "text/plain; version=0.0.4"
 PRODUCER_BUFFER_MAX = 5_000
-
-
-@dataclass
-class Context:
-    """What agents share: the app, its settings and its declared topics."""
-
-    app: faust.App
-    settings: Settings
-    runtime: Runtime | None = None
-    declared: dict[str, faust.TopicT] = field(default_factory=dict)
-
-    def topic(self, spec: topics.TopicSpec) -> faust.TopicT:
-        return self.declared[spec.suffix]
-
-    async def send_all(
-        self, spec: topics.TopicSpec, records: Iterable[tuple[bytes | None, bytes]]
-    ) -> None:
-        """Hand (key, value) records to the producer, partitioned by key.
-
-        Cheaper than ``Topic.send`` per record (no future or callback bookkeeping of Faust's),
-        and as safe: Faust flushes the producer before it commits the offsets of the events
-        that caused these records."""
-        name = spec.name(self.settings.app_id)
-        send = self.app.producer.send
-        for key, value in records:
-            await send(name, key, value, None, None, None)
-
-    async def send_to_partitions(
-        self, spec: topics.TopicSpec, records: Iterable[tuple[int, bytes]]
-    ) -> None:
-        """Hand (partition, value) records to the producer: for a record about many keys that
-        all live in one partition, which its sender knows."""
-        name = spec.name(self.settings.app_id)
-        send = self.app.producer.send
-        for partition, value in records:
-            await send(name, None, value, partition, None, None)
 
 
 def build_app(settings: Settings) -> Context:
@@ -114,29 +77,13 @@ def build_app(settings: Settings) -> Context:
 
 
 def _register(ctx: Context) -> None:
-    from tillsync.streams import audit
-    from tillsync.streams.ingest import receivers
+    # each flow registers its agents, tables, timers and views from its own package
+    from tillsync.streams import audit, ingest, stock
 
     audit.register(ctx)
-    receivers.register(ctx)
+    ingest.register(ctx)
     if ctx.runtime is not None:
-        from tillsync.streams.stock import (
-            agents,
-            ledger,
-            orders,
-            shopify_sink,
-            shopify_webhooks,
-            sitoo_sink,
-            startup,
-        )
-
-        agents.register(ctx)
-        startup.register(ctx)
-        ledger.register(ctx)
-        shopify_webhooks.register(ctx)
-        orders.register(ctx)
-        shopify_sink.register(ctx)
-        sitoo_sink.register(ctx)
+        stock.register(ctx)
     else:
         log.warning("no locations_file: stock sync is off; only ingestion and audit run")
     _views(ctx)

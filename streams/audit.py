@@ -14,7 +14,7 @@ import faust
 from faust.web import Request, Response, View
 
 from tillsync.streams import metrics, topics
-from tillsync.streams.app import Context
+from tillsync.streams.context import Context
 from tillsync.streams.partitioned import in_partition_of
 
 BATCH_MAX = 1_000

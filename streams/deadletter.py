@@ -7,7 +7,7 @@ import logging
 import time
 
 from tillsync.streams import metrics, topics
-from tillsync.streams.app import Context
+from tillsync.streams.context import Context
 
 log = logging.getLogger("tillsync.deadletter")
 

@@ -20,7 +20,7 @@ from faust.web import Request, Response, View
 
 from tillsync.schemas.sitoo import SitooEventBatch
 from tillsync.streams import metrics, topics
-from tillsync.streams.app import Context
+from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter
 
 log = logging.getLogger("tillsync.receivers")

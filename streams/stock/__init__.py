@@ -1,0 +1,27 @@
+"""The stock flow: Sitoo's ledger and Shopify's inventory webhooks in, positions per (SKU,
+location) in a table, drift found as it appears, writes out through the two sinks."""
+
+from __future__ import annotations
+
+from tillsync.streams.context import Context
+
+
+def register(ctx: Context) -> None:
+    """Every agent, table, timer and view of the stock flow."""
+    from tillsync.streams.stock import (
+        agents,
+        ledger,
+        orders,
+        shopify_sink,
+        shopify_webhooks,
+        sitoo_sink,
+        startup,
+    )
+
+    agents.register(ctx)
+    startup.register(ctx)
+    ledger.register(ctx)
+    shopify_webhooks.register(ctx)
+    orders.register(ctx)
+    shopify_sink.register(ctx)
+    sitoo_sink.register(ctx)

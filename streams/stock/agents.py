@@ -29,7 +29,7 @@ from tillsync.schemas.events import (
 )
 from tillsync.schemas.locations import Location
 from tillsync.streams import metrics, topics
-from tillsync.streams.app import Context
+from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter
 from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.runtime import Runtime

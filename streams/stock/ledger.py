@@ -23,7 +23,7 @@ from tillsync.schemas.events import SitooLevel
 from tillsync.schemas.money import whole_units
 from tillsync.schemas.sitoo import SitooEvent, WarehouseTransaction
 from tillsync.streams import metrics, topics
-from tillsync.streams.app import Context
+from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter
 from tillsync.streams.lru import RecentIds
 from tillsync.streams.partitioned import in_partition_of

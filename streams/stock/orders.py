@@ -21,7 +21,7 @@ from tillsync.schemas.events import OrderPlaced, PendingUnits
 from tillsync.schemas.shopify import Order
 from tillsync.schemas.sitoo import WarehouseTransactionIn, WarehouseTransactionItemIn
 from tillsync.streams import topics
-from tillsync.streams.app import Context
+from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter
 from tillsync.streams.stock.refs import fulfilment_external_id, pending_ref
 from tillsync.streams.stock.shopify_webhooks import header

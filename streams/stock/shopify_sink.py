@@ -29,7 +29,7 @@ from tillsync.connectors.shopify.client import SetQuantitiesResult, SetQuantityE
 from tillsync.connectors.shopify.ids import gid
 from tillsync.schemas.events import ExceptionRecord, Owner, SetInventory, WriteResult, WriteResults
 from tillsync.streams import metrics, topics
-from tillsync.streams.app import Context
+from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter
 from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.stock.reads import read_available

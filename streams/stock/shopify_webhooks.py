@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from tillsync.schemas.events import ObservedSource, OrderPlaced, ShopifyObserved
 from tillsync.schemas.shopify import InventoryLevel, Order, Product
 from tillsync.streams import metrics, topics
-from tillsync.streams.app import Context
+from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter
 from tillsync.streams.lru import RecentIds
 from tillsync.streams.stock import sku_feed

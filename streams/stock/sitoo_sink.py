@@ -18,7 +18,7 @@ from tillsync.connectors.sitoo.client import SitooError
 from tillsync.schemas.events import ExceptionRecord, Owner
 from tillsync.schemas.sitoo import WarehouseTransactionIn
 from tillsync.streams import metrics, topics
-from tillsync.streams.app import Context
+from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter
 
 log = logging.getLogger("tillsync.sitoo_sink")

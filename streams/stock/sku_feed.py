@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tillsync.streams import topics
-from tillsync.streams.app import Context
+from tillsync.streams.context import Context
 
 log = logging.getLogger("tillsync.skus")
 

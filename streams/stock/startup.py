@@ -13,7 +13,7 @@ import time
 
 from tillsync.schemas.events import ObservedSource, ShopifyObserved, SitooLevel, SitooReserved
 from tillsync.schemas.money import whole_units
-from tillsync.streams.app import Context
+from tillsync.streams.context import Context
 from tillsync.streams.stock import sku_feed
 
 log = logging.getLogger("tillsync.startup")
