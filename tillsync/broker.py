@@ -348,10 +348,14 @@ def _port_taken(host: str, port: int) -> bool:
 
 def _cluster_id() -> str:
     # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding, as
-    # `kafka-storage random-uuid` prints them
+    # `kafka-storage random-uuid` prints them. One in 64 starts with '-', which the format
+    # tool takes for an option; Kafka's own Uuid.randomUuid draws again then, and so do we.
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def _wait_ready(cfg: BrokerConfig, pid: int, began: float, timeout: float) -> None:

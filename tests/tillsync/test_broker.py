@@ -61,3 +61,15 @@ def test_start_refuses_a_port_another_process_holds(tmp_path: Path) -> None:
         with pytest.raises(kb.BrokerError, match=f"port {port} .* is taken"):
             kb.start(cfg)
     assert not (tmp_path / "k").exists()
+
+
+def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Kafka's format tool reads an id starting with '-' as an option (1 format in 64 failed);
+    # Kafka's own Uuid.randomUuid draws again in that case, and so must we
+    import uuid
+
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x10" + bytes(15))])
+    monkeypatch.setattr(kb.uuid, "uuid4", lambda: next(draws))
+    cid = kb._cluster_id()
+    assert not cid.startswith("-")
+    assert cid == "EAAAAAAAAAAAAAAAAAAAAA"
