@@ -6,6 +6,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -186,7 +187,7 @@ def stock_show(sku: str, workers: tuple[str, ...]) -> None:
     rows: list[dict[str, Any]] = []
     for url in urls:
         try:
-            body = httpx.get(f"{url}/state/stock/{sku}", timeout=10).json()
+            body = httpx.get(f"{url}/state/stock/{quote(sku, safe='')}", timeout=10).json()
         except httpx.HTTPError as exc:
             raise click.ClickException(f"no worker answers at {url}: {exc}") from None
         rows.extend(body.get("positions", []))
