@@ -1,12 +1,20 @@
-"""The stock position table and the agent that keeps it, plus the drift timer and views."""
+"""The stock position table and the agent that keeps it, plus the drift timers and views.
+
+:class:`PositionsAgent` is the logic: it applies batches of ``stock.events`` records to the
+table and says what to send, and scans the table for what a restart left open. It needs no
+broker: its table is any mapping, its dead letters go where it is told. :class:`StockAgents` is
+the Faust side: the agent body, the timers, the signal handlers and the views, each a thin
+method over a :class:`PositionsAgent`, a :class:`DriftScheduler` and a :class:`StateSummary`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
@@ -27,12 +35,14 @@ from tillsync.schemas.events import (
     StockEvent,
     stock_events,
 )
-from tillsync.schemas.locations import Location
+from tillsync.schemas.locations import Location, LocationMap
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter
 from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.runtime import Runtime
+from tillsync.streams.skus import SkuIndex
+from tillsync.streams.stock.drift_schedule import DriftScheduler, drift_check
 from tillsync.streams.stock.position import (
     IN_FLIGHT_TIMEOUT,
     Outcome,
@@ -42,11 +52,10 @@ from tillsync.streams.stock.position import (
     step,
 )
 from tillsync.streams.stock.reads import read_available
+from tillsync.streams.stock.summary import StateSummary
 
 log = logging.getLogger("tillsync.stock")
 
-VERIFY_AFTER = 1.5  # let the webhooks of that second arrive before reading back
-VERIFY_BATCH = 50
 DRIFT_TICK = 0.25  # how often due drift checks are sent
 FULL_SCAN_EVERY = 10.0  # how often every local position is looked at (crash leftovers)
 SCAN_SLICE = 1_000  # positions looked at between two turns of the event loop
@@ -56,28 +65,65 @@ SCAN_SLICE = 1_000  # positions looked at between two turns of the event loop
 BATCH_MAX = 1_000
 BATCH_SECONDS = 0.02
 
+Encoded = tuple[bytes | None, bytes]  # a (key, value) record for `Context.send_all`
+
 
 @dataclass(frozen=True, slots=True)
-class _Flags:
-    """What the state summary counts of one position."""
+class Record:
+    """One ``stock.events`` record of a batch."""
 
-    in_flight: bool
-    drifting: bool
-    in_sync: bool
+    topic: str
+    key: bytes | None
+    value: bytes
+    # the event whose partition the table reads and writes of this record's positions go to;
+    # None when the table is a plain mapping (no Faust), which has no partitions to name
+    event: faust.EventT | None = None
+
+    @classmethod
+    def of(cls, event: faust.EventT) -> Record:
+        return cls(
+            topic=event.message.topic,
+            key=cast(bytes | None, event.key),
+            value=cast(bytes, event.value),
+            event=event,
+        )
 
 
-@dataclass
+DeadLetter = Callable[[Record, str], Awaitable[None]]  # (record, reason)
+
+
+@dataclass(slots=True)
+class Batch:
+    """What a batch asks to send, once its positions are stored."""
+
+    commands: list[SetInventory] = field(default_factory=list)  # the newest per position
+    drifts: list[DriftEvent] = field(default_factory=list)
+    stored: list[str] = field(default_factory=list)  # the position keys written, once each
+
+
+@dataclass(slots=True)
+class Scan:
+    """What a full scan of the table found to send."""
+
+    checks: list[DriftCheck] = field(default_factory=list)
+    again: list[SetInventory] = field(default_factory=list)  # in-flight commands to resend
+
+
+@dataclass(slots=True)
 class _Work:
-    """A position being changed by a batch, and an event of its partition to store it under."""
+    """A position being changed by a batch, and a record of its partition to store it under."""
 
     pos: Position
-    event: faust.EventT
+    record: Record
     changed: bool
 
 
-def _locations(ctx: Context, event: StockEvent) -> list[Location]:
-    assert ctx.runtime is not None
-    locations = ctx.runtime.locations
+def _partition_of(record: Record) -> AbstractContextManager[None]:
+    return in_partition_of(record.event) if record.event is not None else nullcontext()
+
+
+def locations_of(locations: LocationMap, event: StockEvent) -> list[Location]:
+    """The locations whose positions an event is about: none for an unmapped one."""
     if isinstance(event, OrderPlaced):
         return list(locations.locations)  # the order's location is not known yet
     found = (
@@ -88,11 +134,268 @@ def _locations(ctx: Context, event: StockEvent) -> list[Location]:
     return [found] if found is not None else []
 
 
+class PositionsAgent:
+    """The position table and the rules that change it, batch by batch."""
+
+    def __init__(
+        self,
+        table: MutableMapping[str, bytes],
+        locations: LocationMap,
+        skus: SkuIndex,
+        *,
+        dead_letter: DeadLetter,
+        scheduler: DriftScheduler | None = None,
+        summary: StateSummary | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.table = table  # position key -> the Position's JSON
+        self.locations = locations
+        self.skus = skus
+        self.scheduler = scheduler if scheduler is not None else DriftScheduler()
+        self.summary = summary if summary is not None else StateSummary(locations)
+        self._dead_letter = dead_letter
+        self._clock = clock
+
+    async def apply(self, records: Sequence[Record]) -> Batch:
+        """Apply a batch in arrival order, then store each touched position once: one table
+        write per position per batch, not per event. Returns what the outcomes ask to send."""
+        now = self._clock()
+        work: dict[str, _Work] = {}
+        commands: dict[str, SetInventory] = {}  # the newest command per position
+        drifts: list[DriftEvent] = []
+        for record in records:
+            try:
+                evs = stock_events(record.value)
+            except ValidationError as exc:
+                await self._dead_letter(record, f"invalid stock event: {exc}")
+                continue
+            for ev in evs:
+                targets = locations_of(self.locations, ev)
+                if not targets:
+                    metrics.events_ignored.labels(reason="unmapped location").inc()
+                    continue
+                for loc in targets:
+                    key = position_key(ev.sku, loc.shopify_location_id)
+                    w = work.get(key)
+                    if w is None:
+                        w = work[key] = self._load(key, ev.sku, loc, record)
+                    out = step(w.pos, ev, loc, now)
+                    if out.ignored:
+                        metrics.events_ignored.labels(reason=metrics.reason_of(out.ignored)).inc()
+                        continue
+                    w.changed = True
+                    self._follow(key, w.pos, out, commands, drifts)
+        stored: list[str] = []
+        for key, w in work.items():
+            if w.changed:
+                with _partition_of(w.record):
+                    self.table[key] = w.pos.model_dump_json().encode()
+                self.summary.update(key, w.pos)
+                stored.append(key)
+        return Batch(commands=list(commands.values()), drifts=drifts, stored=stored)
+
+    def _load(self, key: str, sku: str, loc: Location, record: Record) -> _Work:
+        with _partition_of(record):
+            stored = self.table.get(key)
+        if stored:
+            pos = Position.model_validate_json(stored)
+        else:
+            pos = Position(sku=sku, location_id=loc.shopify_location_id)
+        if pos.inventory_item_id is None:
+            pos.inventory_item_id = self.skus.item_by_sku.get(sku)
+        # a position seen for the first time is stored even if its first event changed nothing
+        return _Work(pos=pos, record=record, changed=not stored)
+
+    def _follow(
+        self,
+        key: str,
+        pos: Position,
+        out: Outcome,
+        commands: dict[str, SetInventory],
+        drifts: list[DriftEvent],
+    ) -> None:
+        if out.commands:
+            # a later command of the batch supersedes an earlier one: the sink would coalesce
+            # them anyway, and the position waits for the newest version only
+            commands[key] = out.commands[-1]
+        for drift in out.drift:
+            if drift.state is DriftState.DETECTED:
+                metrics.drift_detected.labels(cause=drift.cause.value).inc()
+            elif drift.state is DriftState.HEALED:
+                metrics.drift_healed.inc()
+            drifts.append(drift)
+        # the read-back waits from now, not from the batch's start
+        self.scheduler.follow(key, pos, out, self._clock())
+
+    async def scan(self, now: float, *, resend: bool) -> Scan:
+        """Every local position whose drift check is not scheduled but should be, and with
+        `resend`, every command in flight: the in-memory schedule does not survive a crash, the
+        table still knows what is open."""
+        found = Scan()
+        for n, (key, value) in enumerate(list(self.table.items())):
+            if n % SCAN_SLICE == SCAN_SLICE - 1:
+                await asyncio.sleep(0)  # a large table must not hold up the event loop
+            if not value:
+                continue
+            pos = Position.model_validate_json(value)
+            if resend and pos.in_flight is not None and pos.inventory_item_id is not None:
+                found.again.append(in_flight_command(pos))
+            if self.scheduler.is_scheduled(key):
+                continue
+            flight = pos.in_flight
+            stuck = flight is not None and now - flight.since > IN_FLIGHT_TIMEOUT
+            differs = pos.observed != pos.commanded
+            # a new product's stock that came before its SKU reached this worker's index
+            learnt = pos.inventory_item_id is None and pos.sku in self.skus.item_by_sku
+            if pos.drift_since is not None or stuck or (differs and flight is None) or learnt:
+                found.checks.append(drift_check(pos.sku, pos.location_id, now))
+        return found
+
+    def stock_of_sku(self, sku: str) -> list[dict[str, Any]]:
+        """One SKU's positions at every location that has one, for a person to read."""
+        out: list[dict[str, Any]] = []
+        for loc in self.locations.locations:
+            value = self.table.get(position_key(sku, loc.shopify_location_id))
+            if value is None:
+                continue
+            pos = Position.model_validate_json(value)
+            out.append(
+                {
+                    "location": loc.name,
+                    "shopify_location_id": loc.shopify_location_id,
+                    "sitoo_warehouse_id": loc.sitoo_warehouse_id,
+                    "sitoo_total": pos.sitoo_total,
+                    "sitoo_reserved": pos.sitoo_reserved,
+                    "sitoo_version": pos.sitoo_version,
+                    "buffer": loc.buffer_for(sku),
+                    "pending": pos.pending_units,
+                    "target": pos.target(loc.buffer_for(sku)),
+                    "shopify_observed": pos.observed,
+                    "in_flight": pos.in_flight is not None,
+                    "drift_since": pos.drift_since,
+                    "drift_cause": pos.drift_cause,
+                }
+            )
+        return out
+
+
+def _encoded(records: Sequence[SetInventory | DriftEvent | DriftCheck]) -> list[Encoded]:
+    return [(r.sku.encode(), r.model_dump_json().encode()) for r in records]
+
+
+class StockAgents:
+    """The Faust side of the positions: what `register` hands to the app."""
+
+    def __init__(self, ctx: Context, table: MutableMapping[str, bytes]) -> None:
+        assert ctx.runtime is not None
+        self.ctx = ctx
+        self.rt: Runtime = ctx.runtime
+        positions = PositionsAgent(
+            table, self.rt.locations, self.rt.skus, dead_letter=self.dead_letter
+        )
+        self.positions = positions
+        self.scheduler = positions.scheduler
+        self.summary = positions.summary
+        self.stock_topic = ctx.topic(topics.STOCK_EVENTS)
+        # After a start or a rebalance, a position may say a write is in flight whose command
+        # never reached Kafka: its table entry was stored locally before the crash, the command
+        # was still in the producer's buffer, and the replayed events change nothing now. The
+        # first scan sends such commands again; the sink drops a version it has already written.
+        self.rescan_in_flight = True
+
+    async def keep_positions(self, stream: faust.StreamT[bytes]) -> None:
+        await self.rt.ready.wait()
+        batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
+        async for events in batches:
+            await self.take_batch(events)
+
+    async def take_batch(self, events: Sequence[faust.EventT]) -> None:
+        batch = await self.positions.apply([Record.of(event) for event in events])
+        await self.ctx.send_all(topics.SHOPIFY_INVENTORY_COMMANDS, _encoded(batch.commands))
+        await self.ctx.send_all(topics.DRIFT, _encoded(batch.drifts))
+        if events:
+            metrics.events_in.labels(topic=events[0].message.topic).inc(len(events))
+        metrics.drift_open.set(len(self.scheduler.open_drift))
+
+    async def dead_letter(self, record: Record, reason: str) -> None:
+        await dead_letter(
+            self.ctx, origin=record.topic, reason=reason, value=record.value, key=record.key
+        )
+
+    async def send_due_checks(self) -> None:
+        now = time.time()
+        checks = [due.drift_check(now) for due in self.scheduler.due_now(now)]
+        await self.ctx.send_all(topics.STOCK_EVENTS, _encoded(checks))
+
+    async def verify_ambiguous(self) -> None:
+        for rb in self.scheduler.read_backs_ready(time.time()):
+            self.scheduler.start(rb)
+            try:
+                available = await read_available(
+                    self.rt.shopify, rb.inventory_item_id, rb.location_id
+                )
+            except ShopifyError as exc:
+                log.warning(
+                    "could not read back %s at %s: %s; trying again", rb.sku, rb.location_id, exc
+                )
+                self.scheduler.retry(rb, time.time())
+                continue
+            if available is None:
+                continue
+            seen = ShopifyObserved(
+                sku=rb.sku,
+                location_id=rb.location_id,
+                inventory_item_id=rb.inventory_item_id,
+                available=available,
+                updated_at=time.time(),
+                source=ObservedSource.READ,
+            )
+            await self.stock_topic.send(key=rb.sku.encode(), value=seen.model_dump_json().encode())
+
+    async def on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        self.rescan_in_flight = True
+        self.summary.mark_stale()
+
+    # Sent once the tables of the new assignment are recovered: only then does a scan see
+    # every local position, so both are asked for again here.
+    async def on_recovered(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        self.rescan_in_flight = True
+        self.summary.mark_stale()
+
+    async def scan_positions(self) -> None:
+        if not self.rt.ready.is_set():
+            return
+        now = time.time()
+        # taken before the scan awaits: a rebalance during it asks for the next one
+        resend, self.rescan_in_flight = self.rescan_in_flight, False
+        found = await self.positions.scan(now, resend=resend)
+        await self.ctx.send_all(topics.STOCK_EVENTS, _encoded(found.checks))
+        if found.again:
+            log.info(
+                "sending %d in-flight commands again after a start or rebalance", len(found.again)
+            )
+            await self.ctx.send_all(topics.SHOPIFY_INVENTORY_COMMANDS, _encoded(found.again))
+
+    async def export_stats(self) -> None:
+        self.rt.export_client_stats()
+
+    def state_summary(self) -> dict[str, Any]:
+        counts = self.summary.counts(self.positions.table)
+        return {
+            "positions": counts.positions,
+            "in_sync": counts.in_sync,
+            "in_flight": counts.in_flight,
+            "drifting": counts.drifting,
+            "drift_open": len(self.scheduler.open_drift),
+            "examples_not_in_sync": counts.examples_not_in_sync,
+            "skus_in_shopify": len(self.rt.skus.item_by_sku),
+            "ready": self.rt.ready.is_set(),
+        }
+
+
 def register(ctx: Context) -> None:
     app = ctx.app
-    assert ctx.runtime is not None
-    rt: Runtime = ctx.runtime
-    positions = app.Table(
+    table = app.Table(
         "stock-positions",
         default=None,
         # values are a Position's JSON made by pydantic: several times cheaper than Faust's
@@ -101,267 +404,22 @@ def register(ctx: Context) -> None:
         value_type=bytes,
         help="one entry per (SKU, Shopify location): both platforms' view and what to do",
     )
-    stock_topic = ctx.topic(topics.STOCK_EVENTS)
-    due: dict[str, tuple[float, str, int]] = {}
-    verify: dict[str, tuple[float, str, int, int]] = {}  # when, sku, location, item
-    open_drift: set[str] = set()
-    # the state summary, polled every half second by the demo and the tests, reads these flags
-    # rather than decoding the whole table on the event loop each time
-    summary: dict[str, _Flags] = {}
-    summary_stale = {"yes": True}
+    agents = StockAgents(ctx, table)
 
-    def _summarise(pos: Position) -> _Flags:
-        loc = rt.locations.by_shopify(pos.location_id)
-        target = pos.target(loc.buffer_for(pos.sku)) if loc else None
-        return _Flags(
-            in_flight=pos.in_flight is not None,
-            drifting=pos.drift_since is not None,
-            in_sync=target is not None and pos.observed == target,
-        )
-
-    @app.agent(stock_topic, name="stock-positions")
-    async def keep_positions(stream: faust.StreamT[bytes]) -> None:
-        await rt.ready.wait()
-        batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
-        async for events in batches:
-            await take_batch(events)
-
-    async def take_batch(events: Sequence[faust.EventT]) -> None:
-        """Apply a batch in arrival order, then store each touched position once and send
-        what the outcomes ask for: one table write per position per batch, not per event."""
-        now = time.time()
-        work: dict[str, _Work] = {}
-        commands_out: dict[str, SetInventory] = {}  # the newest command per position
-        drifts_out: list[DriftEvent] = []
-        for event in events:
-            raw = event.value
-            try:
-                evs = stock_events(raw)
-            except ValidationError as exc:
-                await dead_letter(
-                    ctx,
-                    origin=event.message.topic,
-                    reason=f"invalid stock event: {exc}",
-                    value=raw,
-                    key=event.key,
-                )
-                continue
-            for ev in evs:
-                targets = _locations(ctx, ev)
-                if not targets:
-                    metrics.events_ignored.labels(reason="unmapped location").inc()
-                    continue
-                for loc in targets:
-                    key = position_key(ev.sku, loc.shopify_location_id)
-                    w = work.get(key)
-                    if w is None:
-                        w = work[key] = _load(key, ev.sku, loc, event)
-                    out = step(w.pos, ev, loc, now)
-                    if out.ignored:
-                        metrics.events_ignored.labels(reason=out.ignored.split(" ", 1)[0]).inc()
-                        continue
-                    w.changed = True
-                    _follow(key, w.pos, out, commands_out, drifts_out)
-        for key, w in work.items():
-            if w.changed:
-                with in_partition_of(w.event):
-                    positions[key] = w.pos.model_dump_json().encode()
-                summary[key] = _summarise(w.pos)
-        await ctx.send_all(
-            topics.SHOPIFY_INVENTORY_COMMANDS,
-            ((c.sku.encode(), c.model_dump_json().encode()) for c in commands_out.values()),
-        )
-        await ctx.send_all(
-            topics.DRIFT, ((d.sku.encode(), d.model_dump_json().encode()) for d in drifts_out)
-        )
-        if events:
-            metrics.events_in.labels(topic=events[0].message.topic).inc(len(events))
-        metrics.drift_open.set(len(open_drift))
-
-    def _load(key: str, sku: str, loc: Location, event: faust.EventT) -> _Work:
-        with in_partition_of(event):
-            stored = positions.get(key)
-        if stored:
-            pos = Position.model_validate_json(stored)
-        else:
-            pos = Position(sku=sku, location_id=loc.shopify_location_id)
-        if pos.inventory_item_id is None:
-            pos.inventory_item_id = rt.skus.item_by_sku.get(sku)
-        # a position seen for the first time is stored even if its first event changed nothing
-        return _Work(pos=pos, event=event, changed=not stored)
-
-    def _follow(
-        key: str,
-        pos: Position,
-        out: Outcome,
-        commands_out: dict[str, SetInventory],
-        drifts_out: list[DriftEvent],
-    ) -> None:
-        if out.commands:
-            # a later command of the batch supersedes an earlier one: the sink would coalesce
-            # them anyway, and the position waits for the newest version only
-            commands_out[key] = out.commands[-1]
-        for drift in out.drift:
-            if drift.state is DriftState.DETECTED:
-                metrics.drift_detected.labels(cause=drift.cause.value).inc()
-                open_drift.add(key)
-            elif drift.state is DriftState.HEALED:
-                metrics.drift_healed.inc()
-            drifts_out.append(drift)
-        if pos.drift_since is None:
-            open_drift.discard(key)
-            due.pop(key, None)
-        if out.check_at is not None:
-            due[key] = (out.check_at, pos.sku, pos.location_id)
-        if out.verify and pos.inventory_item_id is not None:
-            verify[key] = (
-                time.time() + VERIFY_AFTER,
-                pos.sku,
-                pos.location_id,
-                pos.inventory_item_id,
-            )
-
-    def _check(sku: str, location_id: int, now: float) -> tuple[bytes | None, bytes]:
-        check = DriftCheck(sku=sku, location_id=location_id, at=now)
-        return sku.encode(), check.model_dump_json().encode()
-
-    @app.timer(DRIFT_TICK)
-    async def send_due_checks() -> None:
-        now = time.time()
-        checks: list[tuple[bytes | None, bytes]] = []
-        for key, (when, sku, location_id) in list(due.items()):
-            if when <= now:
-                due.pop(key, None)
-                checks.append(_check(sku, location_id, now))
-        await ctx.send_all(topics.STOCK_EVENTS, checks)
-
-    @app.timer(DRIFT_TICK)
-    async def verify_ambiguous() -> None:
-        now = time.time()
-        ready = [(k, v) for k, v in verify.items() if v[0] <= now][:VERIFY_BATCH]
-        for key, (_, sku, location_id, item) in ready:
-            verify.pop(key, None)
-            try:
-                available = await read_available(rt.shopify, item, location_id)
-            except ShopifyError as exc:
-                log.warning("could not read back %s at %s: %s; trying again", sku, location_id, exc)
-                verify.setdefault(key, (time.time() + VERIFY_AFTER, sku, location_id, item))
-                continue
-            if available is None:
-                continue
-            seen = ShopifyObserved(
-                sku=sku,
-                location_id=location_id,
-                inventory_item_id=item,
-                available=available,
-                updated_at=time.time(),
-                source=ObservedSource.READ,
-            )
-            await stock_topic.send(key=sku.encode(), value=seen.model_dump_json().encode())
-
-    # After a start or a rebalance, a position may say a write is in flight whose command never
-    # reached Kafka: its table entry was stored locally before the crash, the command was still
-    # in the producer's buffer, and the replayed events change nothing now. The first scan
-    # sends such commands again; the sink drops a version it has already written.
-    rescan = {"in_flight": True}
-
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        rescan["in_flight"] = True
-        summary_stale["yes"] = True
-
-    # Sent once the tables of the new assignment are recovered: only then does a scan see
-    # every local position, so both are asked for again here.
-    @app.on_rebalance_complete.connect
-    async def on_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        rescan["in_flight"] = True
-        summary_stale["yes"] = True
-
-    @app.timer(FULL_SCAN_EVERY)
-    async def scan_positions() -> None:
-        # After a crash the in-memory schedule is gone; the table still knows what is open.
-        if not rt.ready.is_set():
-            return
-        now = time.time()
-        resend, rescan["in_flight"] = rescan["in_flight"], False
-        again: list[tuple[bytes | None, bytes]] = []
-        checks: list[tuple[bytes | None, bytes]] = []
-        for n, (key, value) in enumerate(list(positions.items())):
-            if n % SCAN_SLICE == SCAN_SLICE - 1:
-                await asyncio.sleep(0)  # a large table must not hold up the event loop
-            if not value:
-                continue
-            pos = Position.model_validate_json(value)
-            if resend and pos.in_flight is not None and pos.inventory_item_id is not None:
-                again.append((pos.sku.encode(), in_flight_command(pos).model_dump_json().encode()))
-            if key in due:
-                continue
-            flight = pos.in_flight
-            stuck = flight is not None and now - flight.since > IN_FLIGHT_TIMEOUT
-            differs = pos.observed != pos.commanded
-            # a new product's stock that came before its SKU reached this worker's index
-            learnt = pos.inventory_item_id is None and pos.sku in rt.skus.item_by_sku
-            if pos.drift_since is not None or stuck or (differs and flight is None) or learnt:
-                checks.append(_check(pos.sku, pos.location_id, now))
-        await ctx.send_all(topics.STOCK_EVENTS, checks)
-        if again:
-            log.info("sending %d in-flight commands again after a start or rebalance", len(again))
-            await ctx.send_all(topics.SHOPIFY_INVENTORY_COMMANDS, again)
-
-    @app.timer(1.0)
-    async def export_stats() -> None:
-        rt.export_client_stats()
+    app.agent(agents.stock_topic, name="stock-positions")(agents.keep_positions)
+    app.timer(DRIFT_TICK)(agents.send_due_checks)
+    app.timer(DRIFT_TICK)(agents.verify_ambiguous)
+    app.on_partitions_assigned.connect(agents.on_assigned)
+    app.on_rebalance_complete.connect(agents.on_recovered)
+    app.timer(FULL_SCAN_EVERY)(agents.scan_positions)
+    app.timer(1.0)(agents.export_stats)
 
     @app.page("/state/stock/{sku}")
     class StockOfSku(View):
         async def get(self, request: Request, sku: str) -> Response:
-            out: list[dict[str, Any]] = []
-            for loc in rt.locations.locations:
-                value = positions.get(position_key(sku, loc.shopify_location_id))
-                if value is None:
-                    continue
-                pos = Position.model_validate_json(value)
-                out.append(
-                    {
-                        "location": loc.name,
-                        "shopify_location_id": loc.shopify_location_id,
-                        "sitoo_warehouse_id": loc.sitoo_warehouse_id,
-                        "sitoo_total": pos.sitoo_total,
-                        "sitoo_reserved": pos.sitoo_reserved,
-                        "sitoo_version": pos.sitoo_version,
-                        "buffer": loc.buffer_for(sku),
-                        "pending": pos.pending_units,
-                        "target": pos.target(loc.buffer_for(sku)),
-                        "shopify_observed": pos.observed,
-                        "in_flight": pos.in_flight is not None,
-                        "drift_since": pos.drift_since,
-                        "drift_cause": pos.drift_cause,
-                    }
-                )
-            return self.json({"sku": sku, "positions": out})
+            return self.json({"sku": sku, "positions": agents.positions.stock_of_sku(sku)})
 
     @app.page("/state/stock")
     class StockSummary(View):
         async def get(self, request: Request) -> Response:
-            if summary_stale["yes"]:
-                # the one full read: after a start or rebalance the table holds positions no
-                # batch has touched yet; from then on each stored batch keeps `summary` current
-                summary.clear()
-                for key, value in positions.items():
-                    if value:
-                        summary[key] = _summarise(Position.model_validate_json(value))
-                summary_stale["yes"] = False
-            flags = list(summary.values())
-            in_sync = sum(1 for f in flags if f.in_sync)
-            return self.json(
-                {
-                    "positions": len(flags),
-                    "in_sync": in_sync,
-                    "in_flight": sum(1 for f in flags if f.in_flight),
-                    "drifting": sum(1 for f in flags if f.drifting),
-                    "drift_open": len(open_drift),
-                    "examples_not_in_sync": [k for k, f in summary.items() if not f.in_sync][:20],
-                    "skus_in_shopify": len(rt.skus.item_by_sku),
-                    "ready": rt.ready.is_set(),
-                }
-            )
+            return self.json(agents.state_summary())
