@@ -27,7 +27,7 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
         [("{{topic}}", "sum by (topic) (rate(tillsync_events_in_total[1m]))")],
         "ops",
     ),
-    ("Drift open", [("open", "sum(tillsync_drift_open)")], "short"),
+    ("Drift open", [("open", "sum(tillsync_drift_open_positions)")], "short"),
     (
         "Drift detected and healed per minute",
         [
@@ -61,12 +61,31 @@ PANELS: list[tuple[str, list[tuple[str, str]], str]] = [
         ],
         "s",
     ),
-    ("Sink backlog", [("{{sink}}", "sum by (sink) (tillsync_sink_backlog)")], "short"),
-    ("Consumer lag", [("{{topic}}", "sum by (topic) (tillsync_consumer_lag)")], "short"),
+    ("Sink backlog", [("{{sink}}", "sum by (sink) (tillsync_sink_backlog_writes)")], "short"),
+    (
+        "Consumer lag (records to process)",
+        [("{{topic}}", "sum by (topic) (tillsync_consumer_lag_records)")],
+        "short",
+    ),
     (
         "Dead letters per minute",
         [("{{origin}}", "sum by (origin) (increase(tillsync_dead_letters_total[1m]))")],
         "short",
+    ),
+    (
+        "Events ignored per minute",
+        [("{{reason}}", "sum by (reason) (increase(tillsync_events_ignored_total[1m]))")],
+        "short",
+    ),
+    (
+        "Worker CPU (cores)",
+        [("{{instance}}", 'rate(process_cpu_seconds_total{job="tillsync"}[1m])')],
+        "short",
+    ),
+    (
+        "Worker memory",
+        [("{{instance}} resident", 'process_resident_memory_bytes{job="tillsync"}')],
+        "bytes",
     ),
 ]
 

@@ -67,8 +67,9 @@ async def _live(h: Harness, run: Run, base: _Baseline) -> str:
     events = sample(text, "tillsync_events_in_total") - base.events
     return (
         f"actions {run.actions:>6}  events/s {events / elapsed:>6.0f}  "
+        f"lag {int(sample(text, 'tillsync_consumer_lag_records')):>5}  "
         f"sync p50 <= {p50 or 0:.2f}s p99 <= {p99 or 0:.2f}s  "
-        f"drift open {int(sample(text, 'tillsync_drift_open'))} "
+        f"drift open {int(sample(text, 'tillsync_drift_open_positions'))} "
         f"detected {int(sample(text, 'tillsync_drift_detected_total') - base.detected)} "
         f"healed {int(sample(text, 'tillsync_drift_healed_total') - base.healed)}"
     )

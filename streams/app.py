@@ -8,6 +8,7 @@ import logging.config
 from typing import Any
 
 import faust
+from faust.types import TP, AppT, Message
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
@@ -21,6 +22,7 @@ log = logging.getLogger("tillsync.worker")
 
 METRICS_TYPE = "text/plain; version=0.0.4"
 PRODUCER_BUFFER_MAX = 5_000
+LAG_REFRESH_SECONDS = 5.0
 
 
 def build_app(settings: Settings) -> Context:
@@ -91,21 +93,8 @@ def _register(ctx: Context) -> None:
 
 def _views(ctx: Context) -> None:
     app = ctx.app
-
-    @app.timer(5.0)
-    async def export_lag() -> None:
-        # highwater minus the next offset this worker will read, per assigned partition
-        consumer = app.consumer
-        for tp in consumer.assignment():
-            try:
-                end = consumer.highwater(tp)
-                position = await consumer.position(tp)
-            except Exception:  # a partition being revoked mid-read; next tick tells
-                continue
-            if end is not None and position is not None:
-                metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                    max(0, end - position)
-                )
+    metrics.bind_topics(spec.name(ctx.settings.app_id) for spec in topics.ALL)
+    _consumer_lag(ctx)
 
     @app.page("/metrics")
     class Metrics(View):
@@ -121,6 +110,54 @@ def _views(ctx: Context) -> None:
                 {"status": "ok" if ready else "starting", "app": app.conf.id},
                 status=200 if ready else 503,
             )
+
+
+class _LagSensor(faust.Sensor):
+    """Tells `metrics.consumer_lag` what Faust's public sensor hooks say: the offset of each
+    record every stream is done with, and when the assignment changes."""
+
+    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
+        metrics.consumer_lag.processed(tp, offset)
+
+    def on_rebalance_start(self, app: AppT) -> dict[str, Any]:
+        # Kafka's eager rebalance takes every partition away first: what this worker knew of a
+        # partition is stale if it comes back after another worker had it
+        metrics.consumer_lag.forget_all()
+        return super().on_rebalance_start(app)
+
+    def on_rebalance_end(self, app: AppT, state: dict[str, Any]) -> None:
+        _attach_lag(app)
+
+
+def _attach_lag(app: AppT) -> None:
+    # the tables' changelogs commit no offsets (acks off): their partitions have no lag to show
+    metrics.consumer_lag.attach(app.consumer, app.topics.acks_enabled_for)
+
+
+def _consumer_lag(ctx: Context) -> None:
+    """Feed `metrics.consumer_lag`, which computes the lag when scraped (see ConsumerLag)."""
+    app = ctx.app
+    app.sensors.add(_LagSensor())
+
+    @app.timer(LAG_REFRESH_SECONDS)
+    async def refresh_lag() -> None:
+        # what needs awaiting, cached for the scrape; the series come from the assignment then
+        _attach_lag(app)
+        consumer = app.consumer
+        try:
+            assigned = [tp for tp in consumer.assignment() if app.topics.acks_enabled_for(tp.topic)]
+            ends = await consumer.highwaters(*assigned) if assigned else {}
+        except Exception:  # stopping, a rebalance or a broker away: the next tick tells
+            return
+        positions: dict[TP, int] = {}
+        for tp in assigned:
+            try:
+                position = await consumer.position(tp)
+            except Exception:  # revoked mid-read
+                continue
+            if position is not None:
+                positions[tp] = position
+        metrics.consumer_lag.refresh(ends, positions)
 
 
 def run_worker(settings: Settings, logging_config: dict[str, Any]) -> None:

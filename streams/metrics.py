@@ -1,97 +1,449 @@
-"""Prometheus metrics: names prefixed ``tillsync_``, base units, ``_total`` counters, no SKU labels.
+"""Prometheus metrics: names prefixed ``tillsync_``, ending in their unit (``_seconds``, or what
+a gauge counts: ``_positions``, ``_writes``, ``_records``), counters in ``_total``, no SKU labels.
 
-One registry per process keeps the worker's and a test's metrics apart.
+One registry per process keeps the worker's and a test's metrics apart. It also carries the
+process (CPU, memory, file descriptors), platform (Python version) and garbage-collector
+metrics of the worker.
+
+Every label takes its values from a fixed set (the enums below, or the app's own topics): a value
+outside it is recorded as ``other``, so a new code path or a free-text reason shows up as one
+series to look into instead of one new series per text. Every allowed combination exists from
+the start at 0, so a panel reads 0 rather than "no data" until the first event.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import itertools
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from enum import StrEnum
+from typing import Any, Generic, Protocol, TypeVar
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from tillsync.schemas.events import DriftCause, Owner
+
+# Counters and histograms would each add a `<name>_created` gauge (a Unix time, named without a
+# unit) to every series: twice the series for a number nothing here reads.
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
-events_in = Counter(
-    "tillsync_events_in_total",
-    "Records taken in, by topic",
-    ["topic"],
-    registry=REGISTRY,
+OTHER = "other"
+
+
+class Platform(StrEnum):
+    SHOPIFY = "shopify"
+    SITOO = "sitoo"
+
+
+class ApiOutcome(StrEnum):
+    """How a platform call ended, as the API clients report it (``on_call``)."""
+
+    OK = "ok"
+    THROTTLED = "throttled"  # Shopify's cost limit (GraphQL THROTTLED) or Sitoo's 429
+    RATE_LIMITED = "rate_limited"  # Shopify's HTTP 429
+    SERVER_ERROR = "server_error"
+    TRANSPORT_ERROR = "transport_error"
+    GRAPHQL_ERROR = "graphql_error"
+    UNAUTHORIZED = "unauthorized"
+    HTTP_ERROR = "http_error"
+    CLIENT_ERROR = "client_error"
+
+
+# what each client reports (connectors/*/client.py): the series created at 0
+API_OUTCOMES: dict[Platform, tuple[ApiOutcome, ...]] = {
+    Platform.SHOPIFY: (
+        ApiOutcome.OK,
+        ApiOutcome.THROTTLED,
+        ApiOutcome.RATE_LIMITED,
+        ApiOutcome.SERVER_ERROR,
+        ApiOutcome.TRANSPORT_ERROR,
+        ApiOutcome.GRAPHQL_ERROR,
+        ApiOutcome.UNAUTHORIZED,
+        ApiOutcome.HTTP_ERROR,
+    ),
+    Platform.SITOO: (
+        ApiOutcome.OK,
+        ApiOutcome.THROTTLED,
+        ApiOutcome.SERVER_ERROR,
+        ApiOutcome.TRANSPORT_ERROR,
+        ApiOutcome.CLIENT_ERROR,
+    ),
+}
+
+
+class IgnoredReason(StrEnum):
+    """Why an event changed nothing."""
+
+    DUPLICATE = "duplicate"  # delivered again: same webhook id, ledger id or order line
+    STALE = "stale"  # older than what the position already knows
+    UNMAPPED = "unmapped"  # a Shopify location no store is mapped to (webhooks)
+    # a stock event of a warehouse or location no store is mapped to (positions agent)
+    UNMAPPED_LOCATION = "unmapped location"
+    ECHO = "echo"  # our own write coming back
+    UNKNOWN = "unknown"  # an inventory item with no known SKU
+
+
+# The positions agent says why in words (`Outcome.ignored`, for the audit): its first words map
+# to a reason; anything else is `other`.
+_IGNORED_PREFIXES: tuple[tuple[str, IgnoredReason], ...] = (
+    ("stale ", IgnoredReason.STALE),
+    ("older ", IgnoredReason.STALE),
+    ("order line ", IgnoredReason.DUPLICATE),  # "order line <ref> already settled"
 )
-events_out = Counter(
-    "tillsync_events_out_total",
-    "Records written, by topic",
-    ["topic"],
-    registry=REGISTRY,
+
+
+def reason_of(ignored: str) -> str:
+    """The `events_ignored` reason for the positions agent's words (``Outcome.ignored``)."""
+    for prefix, reason in _IGNORED_PREFIXES:
+        if ignored.startswith(prefix):
+            return reason
+    return OTHER
+
+
+class WebhookSource(StrEnum):
+    SHOPIFY = "shopify"
+    SITOO = "sitoo"
+
+
+class RejectReason(StrEnum):
+    """Why a sender was not believed."""
+
+    SIGNATURE = "signature"  # Shopify's HMAC does not match
+    AUTH = "auth"  # Sitoo's basic auth does not match
+
+
+# each sender proves itself one way: the series created at 0
+REJECTED_BY = {
+    WebhookSource.SHOPIFY: RejectReason.SIGNATURE,
+    WebhookSource.SITOO: RejectReason.AUTH,
+}
+
+
+class ExceptionType(StrEnum):
+    SHOPIFY_INVENTORY_WRITE_FAILED = "shopify_inventory_write_failed"
+    SITOO_STOCK_WRITE_FAILED = "sitoo_stock_write_failed"
+
+
+# the team each sink hands its failures to: the series created at 0
+EXCEPTION_OWNERS = {
+    ExceptionType.SHOPIFY_INVENTORY_WRITE_FAILED: Owner.ECOMMERCE,
+    ExceptionType.SITOO_STOCK_WRITE_FAILED: Owner.STORE_OPS,
+}
+
+
+class Write(StrEnum):
+    """The platform operations the sinks write with (`events_out`'s `topic`)."""
+
+    SHOPIFY_INVENTORY = "shopify.inventorySetQuantities"
+    SITOO_TRANSACTIONS = "sitoo.warehousetransactions"
+
+
+class Flow(StrEnum):
+    STOCK = "stock"
+
+
+class Sink(StrEnum):
+    SHOPIFY_INVENTORY = "shopify-inventory"
+
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+class Fixed(Generic[M]):
+    """A labelled metric whose label values come from fixed sets.
+
+    ``labels()`` records a value outside its label's set as ``other``. A label whose set is
+    ``None`` takes any value until :meth:`allow` sets it (the app's topic names, known once the
+    app id is). The series are created at 0 as soon as the sets are known: every combination of
+    allowed values, or only those of ``series`` when most combinations cannot happen.
+    """
+
+    def __init__(
+        self,
+        metric: M,
+        /,
+        *,
+        series: Iterable[Mapping[str, str]] | None = None,
+        **allowed: Iterable[str] | None,
+    ) -> None:
+        # one keyword per label of `metric`: prometheus_client refuses a child missing one
+        self.metric: M = metric
+        self._allowed: dict[str, frozenset[str] | None] = dict.fromkeys(allowed)
+        self._series = None if series is None else [dict(s) for s in series]
+        self.allow(**allowed)
+
+    def allow(self, **allowed: Iterable[str] | None) -> None:
+        """Set the allowed values of some labels, and create their series at 0."""
+        for label, values in allowed.items():
+            if label not in self._allowed:
+                raise ValueError(f"no label {label!r} here")
+            self._allowed[label] = None if values is None else frozenset(map(str, values))
+        names = list(self._allowed)
+        sets = [self._allowed[label] for label in names]
+        if any(s is None for s in sets):
+            return
+        if self._series is None:
+            combos = [
+                dict(zip(names, combo, strict=True))
+                for combo in itertools.product(*(sorted(s or ()) for s in sets))
+            ]
+        else:
+            combos = self._series
+        for combo in combos:
+            self.labels(**combo)
+
+    def labels(self, **values: object) -> M:
+        return self.metric.labels(**{k: self._fixed(k, str(v)) for k, v in values.items()})
+
+    def _fixed(self, label: str, value: str) -> str:
+        allowed = self._allowed[label]
+        return value if allowed is None or value in allowed else OTHER
+
+
+events_in = Fixed(
+    Counter("tillsync_events_in_total", "Records taken in, by topic", ["topic"], registry=REGISTRY),
+    topic=None,  # the app's topics: bind_topics
 )
-dead_letters = Counter(
-    "tillsync_dead_letters_total",
-    "Records sent to the dead-letter topic, by origin topic",
-    ["origin"],
-    registry=REGISTRY,
+events_out = Fixed(
+    Counter(
+        "tillsync_events_out_total",
+        "Writes confirmed by a platform, by operation",
+        ["topic"],
+        registry=REGISTRY,
+    ),
+    topic=Write,
 )
-sync_latency = Histogram(
-    "tillsync_sync_latency_seconds",
-    "Source event time to confirmed write on the other platform",
-    ["flow"],
-    buckets=LATENCY_BUCKETS,
-    registry=REGISTRY,
+dead_letters = Fixed(
+    Counter(
+        "tillsync_dead_letters_total",
+        "Records sent to the dead-letter topic, by origin topic",
+        ["origin"],
+        registry=REGISTRY,
+    ),
+    origin=None,  # the app's topics: bind_topics
 )
-drift_detected = Counter(
-    "tillsync_drift_detected_total",
-    "Drift detected, by cause",
-    ["cause"],
-    registry=REGISTRY,
+sync_latency = Fixed(
+    Histogram(
+        "tillsync_sync_latency_seconds",
+        "Source event time to confirmed write on the other platform",
+        ["flow"],
+        buckets=LATENCY_BUCKETS,
+        registry=REGISTRY,
+    ),
+    flow=Flow,
+)
+drift_detected = Fixed(
+    Counter(
+        "tillsync_drift_detected_total", "Drift detected, by cause", ["cause"], registry=REGISTRY
+    ),
+    cause=DriftCause,
 )
 drift_healed = Counter("tillsync_drift_healed_total", "Drift healed by a write", registry=REGISTRY)
 drift_open = Gauge(
-    "tillsync_drift_open", "Positions in drift now (this worker's partitions)", registry=REGISTRY
-)
-exceptions_raised = Counter(
-    "tillsync_exceptions_total",
-    "Exceptions raised, by type and owner",
-    ["type", "owner"],
+    "tillsync_drift_open_positions",
+    "Positions in drift now (this worker's partitions)",
     registry=REGISTRY,
 )
-api_calls = Counter(
-    "tillsync_api_calls_total",
-    "Calls to a platform API, by platform and outcome",
-    ["platform", "outcome"],
-    registry=REGISTRY,
+exceptions_raised = Fixed(
+    Counter(
+        "tillsync_exceptions_total",
+        "Exceptions raised, by type and owner",
+        ["type", "owner"],
+        registry=REGISTRY,
+    ),
+    series=[{"type": type_, "owner": owner} for type_, owner in EXCEPTION_OWNERS.items()],
+    type=ExceptionType,
+    owner=Owner,
 )
-api_call_seconds = Histogram(
-    "tillsync_api_call_seconds",
-    "Duration of platform API calls",
-    ["platform"],
-    buckets=LATENCY_BUCKETS,
-    registry=REGISTRY,
+api_calls = Fixed(
+    Counter(
+        "tillsync_api_calls_total",
+        "Calls to a platform API, by platform and outcome",
+        ["platform", "outcome"],
+        registry=REGISTRY,
+    ),
+    series=[
+        {"platform": platform, "outcome": outcome}
+        for platform, outcomes in API_OUTCOMES.items()
+        for outcome in outcomes
+    ],
+    platform=Platform,
+    outcome=ApiOutcome,
 )
-throttle_wait = Counter(
-    "tillsync_api_throttle_wait_seconds_total",
-    "Time spent waiting for a platform's rate limit",
-    ["platform"],
-    registry=REGISTRY,
+api_call_seconds = Fixed(
+    Histogram(
+        "tillsync_api_call_seconds",
+        "Duration of platform API calls",
+        ["platform"],
+        buckets=LATENCY_BUCKETS,
+        registry=REGISTRY,
+    ),
+    platform=Platform,
 )
-sink_backlog = Gauge(
-    "tillsync_sink_backlog",
-    "Coalesced writes waiting in a sink",
-    ["sink"],
-    registry=REGISTRY,
+throttle_wait = Fixed(
+    Counter(
+        "tillsync_api_throttle_wait_seconds_total",
+        "Time spent waiting for a platform's rate limit",
+        ["platform"],
+        registry=REGISTRY,
+    ),
+    platform=Platform,
 )
-consumer_lag = Gauge(
-    "tillsync_consumer_lag",
-    "Messages between the committed offset and the end of a partition",
-    ["topic", "partition"],
-    registry=REGISTRY,
+sink_backlog = Fixed(
+    Gauge(
+        "tillsync_sink_backlog_writes",
+        "Coalesced writes waiting in a sink",
+        ["sink"],
+        registry=REGISTRY,
+    ),
+    sink=Sink,
 )
-webhooks_rejected = Counter(
-    "tillsync_webhooks_rejected_total",
-    "Webhook and Events SPI requests refused, by source and reason",
-    ["source", "reason"],
-    registry=REGISTRY,
+webhooks_rejected = Fixed(
+    Counter(
+        "tillsync_webhooks_rejected_total",
+        "Webhook and Events SPI requests refused, by source and reason",
+        ["source", "reason"],
+        registry=REGISTRY,
+    ),
+    series=[{"source": source, "reason": reason} for source, reason in REJECTED_BY.items()],
+    source=WebhookSource,
+    reason=RejectReason,
 )
-events_ignored = Counter(
-    "tillsync_events_ignored_total",
-    "Events that changed nothing (stale, duplicate, unmapped, echo of our write), by reason",
-    ["reason"],
-    registry=REGISTRY,
+events_ignored = Fixed(
+    Counter(
+        "tillsync_events_ignored_total",
+        "Events that changed nothing (stale, duplicate, unmapped, echo of our write), by reason",
+        ["reason"],
+        registry=REGISTRY,
+    ),
+    reason=IgnoredReason,
 )
+
+
+def bind_topics(names: Iterable[str]) -> None:
+    """Fix the topic labels to the app's topics (their names hold the app id)."""
+    names = list(names)
+    events_in.allow(topic=names)
+    dead_letters.allow(origin=names)
+
+
+class TopicPartition(Hashable, Protocol):
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+
+TP = TypeVar("TP", bound=TopicPartition)
+
+
+class Consumer(Protocol[TP]):
+    """What the lag needs of Faust's consumer: both calls answer without waiting."""
+
+    def assignment(self) -> Iterable[TP]: ...
+
+    def highwater(self, tp: TP) -> int | None: ...
+
+
+class ConsumerLag:
+    """``tillsync_consumer_lag_records``: per partition assigned at scrape time, the records
+    between the end of the partition and the next one this worker has to process.
+
+    Built when scraped, from the consumer's current assignment: a partition that moved to
+    another worker has no series here. The offsets come from three places:
+
+    - ``processed``: the offset of each record every stream of the worker is done with (the
+      app's sensor calls it from Faust's ``on_message_out``). Faust's public API has no
+      committed offset; this is what the next commit will be made of, so it is at least as new.
+    - ``refresh``: what needs a request, cached by a short timer: the end offsets asked of the
+      broker (the consumer's own high watermark stands still while Faust pauses a partition)
+      and the consumer's positions.
+    - the consumer's high watermark, read when scraped.
+
+    Until this worker has processed a record of a partition, the position stands in: right
+    after the assignment it is the committed offset, then it runs ahead of the processing by
+    what Faust has fetched and not handed to a stream yet.
+    """
+
+    name = "tillsync_consumer_lag_records"
+    documentation = "Records between the end of an assigned partition and the next to process"
+
+    def __init__(self) -> None:
+        self._consumer: Consumer[Any] | None = None
+        self._counted: Callable[[str], bool] = lambda topic: True
+        self._done: dict[TopicPartition, int] = {}
+        self._ends: dict[TopicPartition, int] = {}
+        self._positions: dict[TopicPartition, int] = {}
+
+    def attach(self, consumer: Consumer[Any], counted: Callable[[str], bool] | None = None) -> None:
+        """Read lag from ``consumer``, for the topics ``counted`` accepts (those whose offsets
+        are committed: not the tables' changelogs)."""
+        self._consumer = consumer
+        if counted is not None:
+            self._counted = counted
+
+    def processed(self, tp: TopicPartition, offset: int) -> None:
+        # per record, on the worker's hot path: one comparison and one store
+        if offset >= self._done.get(tp, -1):
+            self._done[tp] = offset + 1
+
+    def refresh(self, ends: Mapping[TP, int], positions: Mapping[TP, int]) -> None:
+        self._ends = {tp: offset for tp, offset in ends.items()}
+        self._positions = {tp: offset for tp, offset in positions.items()}
+
+    def forget_all(self) -> None:
+        """The partitions are taken away: what this worker knew of one is stale if it comes
+        back after another worker had it."""
+        self._done.clear()
+        self._ends.clear()
+        self._positions.clear()
+
+    def lag(self) -> dict[TopicPartition, int]:
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        try:
+            assigned = [tp for tp in consumer.assignment() if self._counted(tp.topic)]
+        except Exception:  # not started, or stopping: no partitions to speak for
+            return {}
+        out: dict[TopicPartition, int] = {}
+        for tp in assigned:
+            try:
+                seen = consumer.highwater(tp)
+            except Exception:  # revoked between the two calls
+                seen = None
+            ends = [e for e in (seen, self._ends.get(tp)) if e is not None]
+            done = self._done.get(tp, self._positions.get(tp))
+            if ends and done is not None:
+                out[tp] = max(0, max(ends) - done)
+        return out
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(self.name, self.documentation, labels=["topic", "partition"])
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=["topic", "partition"])
+        for tp, records in sorted(self.lag().items(), key=lambda i: (i[0].topic, i[0].partition)):
+            family.add_metric([tp.topic, str(tp.partition)], records)
+        yield family
+
+
+consumer_lag = ConsumerLag()
+REGISTRY.register(consumer_lag)

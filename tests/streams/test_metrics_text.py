@@ -16,7 +16,7 @@ def text() -> str:
     calls.labels(platform="shopify", outcome="ok").inc(7)
     calls.labels(platform="shopify", outcome="throttled").inc(2)
     calls.labels(platform="sitoo", outcome="ok").inc(5)
-    Gauge("tillsync_drift_open", "open", registry=registry).set(3)
+    Gauge("tillsync_drift_open_positions", "open", registry=registry).set(3)
     latency = Histogram(
         "tillsync_sync_latency_seconds",
         "latency",
@@ -51,7 +51,7 @@ def test_a_missing_series_or_label_value_is_zero(text: str) -> None:
 
 
 def test_a_gauge_and_a_histograms_count_and_sum(text: str) -> None:
-    assert sample(text, "tillsync_drift_open") == 3
+    assert sample(text, "tillsync_drift_open_positions") == 3
     assert sample(text, "tillsync_sync_latency_seconds_count", flow="stock") == 5
     assert sample(text, "tillsync_sync_latency_seconds_count") == 6
     assert sample(text, "tillsync_sync_latency_seconds_sum", flow="stock") == pytest.approx(3.25)
