@@ -36,7 +36,7 @@ from bench import (
     settings,
     work_dir,
 )
-from tillsync.connectors.shopify.client import ShopifyClient
+from tillsync.connectors.shopify.client import ShopifyClient, ShopifyConfig
 from tillsync.schemas.events import SitooLevel, WriteResult, stock_events
 from tillsync.streams import topics
 from tillsync.streams.admin import ensure_topics
@@ -127,7 +127,7 @@ async def _call_floor(h: Harness) -> float:
         update={"shopify_url": h.worker_env["TILLSYNC_SHOPIFY_URL"]}
     )
     times = []
-    async with ShopifyClient(s) as client:
+    async with ShopifyClient(ShopifyConfig.from_settings(s)) as client:
         for _ in range(10):
             began = time.monotonic()
             await client.execute("{ shop { id } }")

@@ -7,8 +7,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from tillsync.connectors.shopify.client import ShopifyClient
-from tillsync.connectors.sitoo.client import SitooClient
+from tillsync.connectors.outcomes import Outcome
+from tillsync.connectors.shopify.client import ShopifyClient, ShopifyConfig
+from tillsync.connectors.sitoo.client import SitooClient, SitooConfig
 from tillsync.schemas.locations import LocationMap, load_location_map
 from tillsync.schemas.settings import ConfigError, Settings
 from tillsync.streams import metrics
@@ -16,17 +17,9 @@ from tillsync.streams.echoes import Echoes
 from tillsync.streams.skus import SkuIndex
 
 
-def record_call(platform: str, outcome: str, seconds: float) -> None:
+def record_call(platform: str, outcome: Outcome, seconds: float) -> None:
     metrics.api_calls.labels(platform=platform, outcome=outcome).inc()
     metrics.api_call_seconds.labels(platform=platform).observe(seconds)
-
-
-def _sitoo_call(*, platform: str, outcome: str, seconds: float) -> None:
-    record_call(platform, outcome, seconds)
-
-
-def _sitoo_wait(*, platform: str, reason: str, seconds: float) -> None:
-    metrics.throttle_wait.labels(platform=platform).inc(seconds)
 
 
 @dataclass
@@ -41,26 +34,36 @@ class Runtime:
     snapshot: tuple[int, list[Any]] | None = None
     _shopify: ShopifyClient | None = None
     _sitoo: SitooClient | None = None
-    _throttle_seen: float = 0.0
+    # each platform's client-side throttle wait already added to the metric
+    _throttle_seen: dict[str, float] = field(default_factory=dict)
 
     @property
     def shopify(self) -> ShopifyClient:
         if self._shopify is None:
-            self._shopify = ShopifyClient(self.settings, on_call=record_call)
+            config = ShopifyConfig.from_settings(self.settings)
+            self._shopify = ShopifyClient(config, on_call=record_call)
         return self._shopify
 
     @property
     def sitoo(self) -> SitooClient:
         if self._sitoo is None:
-            self._sitoo = SitooClient(self.settings, on_call=_sitoo_call, on_wait=_sitoo_wait)
+            self._sitoo = SitooClient(SitooConfig.from_settings(self.settings), on_call=record_call)
         return self._sitoo
 
     def export_client_stats(self) -> None:
-        if self._shopify is not None:
-            waited = self._shopify.stats.throttle_wait_seconds
-            if waited > self._throttle_seen:
-                metrics.throttle_wait.labels(platform="shopify").inc(waited - self._throttle_seen)
-                self._throttle_seen = waited
+        """Add what each client waited on its platform's limits since the last export."""
+        clients: dict[str, ShopifyClient | SitooClient | None] = {
+            "shopify": self._shopify,
+            "sitoo": self._sitoo,
+        }
+        for platform, client in clients.items():
+            if client is None:
+                continue
+            waited = client.stats.throttle_wait_seconds
+            seen = self._throttle_seen.get(platform, 0.0)
+            if waited > seen:
+                metrics.throttle_wait.labels(platform=platform).inc(waited - seen)
+                self._throttle_seen[platform] = waited
 
 
 def load_runtime(settings: Settings) -> Runtime:

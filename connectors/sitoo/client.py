@@ -1,67 +1,48 @@
 """The async Sitoo REST v2 client tillsync uses.
 
-Pacing: a token bucket at ``settings.sitoo_requests_per_second`` and a bound on requests in
-flight. Answers: 429 waits for Retry-After (any method: the call was not processed); 5xx and
-transport failures back off with jitter and are retried for reads and PUTs (idempotent). POSTs
-are not blindly retried, because a lost answer may hide a created record: the create helpers
-below look the record up by its natural key (``externalid``, SKU, email) before each attempt.
+Pacing: a token bucket at ``SitooConfig.requests_per_second`` and a bound on requests in flight.
+Answers: a 429 waits for its Retry-After and asks again (any method: Sitoo did not process the
+call), at most ``max_rate_limited`` times a call, costing no attempt. Everything else follows the
+shared ``RetryPolicy`` (``connectors/retry.py``): 5xx and transport failures back off with jitter
+and are retried for reads and PUTs (idempotent). POSTs are not blindly retried, because a lost
+answer may hide a created record: ``add_warehouse_transactions`` looks its transactions up by
+``externalid`` before each further attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import httpx
 
+from tillsync.connectors.outcomes import CallHook, CallStats, Outcome, WaitReason, outcome_of
+from tillsync.connectors.retry import GaveUp, Retry, RetryPolicy, call_with_retries
 from tillsync.schemas.settings import Settings
 from tillsync.schemas.sitoo import (
-    ORDER_CANCELLED,
-    ORDER_CLOSED,
     BatchResult,
-    CashRegister,
-    Order,
-    OrderDelivery,
-    OrderIn,
-    OrderLogItem,
     Product,
-    ProductVariants,
-    Site,
-    Store,
-    User,
-    UserIn,
-    Warehouse,
     WarehouseItem,
-    WarehouseTransaction,
     WarehouseTransactionIn,
-    ZReport,
 )
 
 from .ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PLATFORM = "sitoo"
 MAX_TRANSACTION_BATCH = 1000  # batchAddWarehouseTransactions accepts at most 1000 items
-SKUS_PER_REQUEST = 100  # keeps comma-separated sku filters well inside URL limits
-POS_ZREPORTS_PATH = "/pos-z-reports.json"  # documented as /pos-z-reports; suffix assumed
-POS_ZREPORTS_MAX = 500
-
-
-class OnCall(Protocol):
-    def __call__(self, *, platform: str, outcome: str, seconds: float) -> None: ...
-
-
-class OnWait(Protocol):
-    def __call__(self, *, platform: str, reason: str, seconds: float) -> None: ...
-
+# a transaction whose answer was lost is looked for among those created since the batch began,
+# less this much for the two clocks' disagreement
+LOOKUP_SLACK_SECONDS = 60
+# five retries after the first try
+SITOO_RETRY = RetryPolicy(attempts=6)
 
 Progress = Callable[[int, int], None]  # (items fetched so far, totalcount)
 
@@ -79,80 +60,80 @@ class SitooError(Exception):
         self.path = path
 
     @property
+    def outcome(self) -> Outcome:
+        return Outcome.TRANSPORT_ERROR if self.statuscode == 0 else outcome_of(self.statuscode)
+
+    @property
     def retryable(self) -> bool:
-        return self.statuscode in (0, 429) or self.statuscode >= 500
+        return self.outcome in (
+            Outcome.TRANSPORT_ERROR,
+            Outcome.RATE_LIMITED,
+            Outcome.SERVER_ERROR,
+        )
+
+
+@dataclass(frozen=True)
+class SitooConfig:
+    account_url: str  # .../v2/accounts/{account id}
+    api_id: str
+    api_password: str = field(repr=False)
+    site_id: int = 1
+    requests_per_second: float = 10.0
+    max_concurrency: int = 4
+    retry: RetryPolicy = SITOO_RETRY
+    max_rate_limited: int = 20  # 429 waits one call may take before it fails
+    timeout: float = 30.0
+    page_size: int = 100
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SitooConfig:
+        settings.require("sitoo_account_id", "sitoo_api_id", "sitoo_api_password")
+        assert settings.sitoo_api_id is not None and settings.sitoo_api_password is not None
+        return cls(
+            account_url=settings.sitoo_account_url,
+            api_id=settings.sitoo_api_id,
+            api_password=settings.sitoo_api_password.get_secret_value(),
+            site_id=settings.sitoo_site_id,
+            requests_per_second=settings.sitoo_requests_per_second,
+        )
 
 
 @dataclass
-class SitooStats:
-    """Counters for the prometheus wiring: calls by outcome and seconds spent waiting."""
+class _Call:
+    """What one ``request()`` has been through across its attempts."""
 
-    calls: Counter[str] = field(default_factory=Counter)
-    retries: int = 0
-    throttled: int = 0
-    throttle_wait_seconds: float = 0.0
-    rate_wait_seconds: float = 0.0
-    backoff_seconds: float = 0.0
-
-    @property
-    def errors(self) -> int:
-        return sum(n for outcome, n in self.calls.items() if outcome != "ok")
+    rate_limited: int = 0
 
 
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After as seconds, from either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+def _given_up(gave_up: GaveUp) -> SitooError:
+    error = gave_up.last.error
+    assert isinstance(error, SitooError)  # every Retry this client raises carries one
+    return error
 
 
 class SitooClient:
     def __init__(
         self,
-        settings: Settings,
+        config: SitooConfig,
         *,
-        max_concurrency: int = 4,
-        max_retries: int = 5,
-        max_throttle_waits: int = 20,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 30.0,
-        timeout: float = 30.0,
-        page_size: int = 100,
-        on_call: OnCall | None = None,
-        on_wait: OnWait | None = None,
+        on_call: CallHook | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
-        settings.require("sitoo_account_id", "sitoo_api_id", "sitoo_api_password")
-        assert settings.sitoo_api_id is not None and settings.sitoo_api_password is not None
-        self.site_id = settings.sitoo_site_id
-        self.page_size = page_size
-        self.max_retries = max_retries
-        self.max_throttle_waits = max_throttle_waits
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.stats = SitooStats()
+        self.config = config
+        self.site_id = config.site_id
+        self.stats = CallStats()
         self._on_call = on_call
-        self._on_wait = on_wait
         self._sleep = sleep
-        self._rng = random.Random()
-        self._bucket = TokenBucket(settings.sitoo_requests_per_second)
-        self._inflight = asyncio.Semaphore(max_concurrency)
+        self._rng = rng or random.Random()
+        self._bucket = TokenBucket(config.requests_per_second)
+        self._inflight = asyncio.Semaphore(config.max_concurrency)
         self._http = httpx.AsyncClient(
-            base_url=settings.sitoo_account_url,
-            auth=httpx.BasicAuth(
-                settings.sitoo_api_id, settings.sitoo_api_password.get_secret_value()
-            ),
+            base_url=config.account_url,
+            auth=httpx.BasicAuth(config.api_id, config.api_password),
             headers={"Accept": "application/json"},
-            timeout=timeout,
+            timeout=config.timeout,
             transport=transport,
         )
 
@@ -171,23 +152,19 @@ class SitooClient:
 
     # -- transport --------------------------------------------------------------------------
 
-    def _record(self, outcome: str, seconds: float) -> None:
-        self.stats.calls[outcome] += 1
+    def _record(self, outcome: Outcome, seconds: float) -> None:
+        self.stats.answered(outcome)
         if self._on_call is not None:
-            self._on_call(platform=PLATFORM, outcome=outcome, seconds=seconds)
+            self._on_call(PLATFORM, outcome, seconds)
 
-    async def _wait(self, reason: str, seconds: float) -> None:
-        if reason == "retry_after":
-            self.stats.throttle_wait_seconds += seconds
-        elif reason == "backoff":
-            self.stats.backoff_seconds += seconds
-        if self._on_wait is not None:
-            self._on_wait(platform=PLATFORM, reason=reason, seconds=seconds)
+    async def _wait(self, reason: WaitReason, seconds: float) -> None:
+        self.stats.wait(reason, seconds)
         await self._sleep(seconds)
 
-    def _backoff(self, attempt: int) -> float:
-        # full jitter: spreads retries of many workers instead of synchronising them
-        return self._rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+    async def _with_retries(self, policy: RetryPolicy, attempt: Callable[[int], Awaitable[T]]) -> T:
+        return await call_with_retries(
+            policy, attempt, sleep=self._sleep, rng=self._rng, on_retry=self.stats.retried
+        )
 
     async def request(
         self,
@@ -204,50 +181,55 @@ class SitooClient:
         """
         method = method.upper()
         retry = method != "POST" if retry is None else retry
-        attempt = throttles = 0
+        policy = self.config.retry if retry else replace(self.config.retry, attempts=1)
+        call = _Call()
+
+        async def attempt(_: int) -> Any:
+            return await self._try(call, method, path, params, json)
+
+        try:
+            return await self._with_retries(policy, attempt)
+        except GaveUp as gave_up:
+            error = _given_up(gave_up)
+        except SitooError as exc:
+            error = exc
+        log.warning("sitoo %s %s -> %d %s", method, path, error.statuscode, error.errortext)
+        raise error
+
+    async def _try(
+        self, call: _Call, method: str, path: str, params: dict[str, Any] | None, body: Any
+    ) -> Any:
+        """One attempt; 429s are waited out here, within the call's ``max_rate_limited``."""
         while True:
             waited = await self._bucket.acquire()
             if waited:
-                self.stats.rate_wait_seconds += waited
-                if self._on_wait is not None:
-                    self._on_wait(platform=PLATFORM, reason="rate_limit", seconds=waited)
+                self.stats.wait(WaitReason.PACING, waited)
             async with self._inflight:
                 started = time.monotonic()
                 try:
-                    resp = await self._http.request(method, path, params=params, json=json)
+                    resp = await self._http.request(method, path, params=params, json=body)
                 except httpx.TransportError as exc:
-                    self._record("transport_error", time.monotonic() - started)
-                    err = SitooError(0, f"{type(exc).__name__}: {exc}", method=method, path=path)
-                    resp = None
-                else:
-                    elapsed = time.monotonic() - started
-            if resp is None:
-                if not retry or attempt >= self.max_retries:
-                    raise err
-            elif resp.status_code == 429:
-                self._record("throttled", elapsed)
-                self.stats.throttled += 1
-                throttles += 1
-                if throttles > self.max_throttle_waits:
-                    raise self._error(resp, method, path)
-                delay = retry_after_seconds(resp.headers.get("Retry-After"))
-                await self._wait(
-                    "retry_after", delay if delay is not None else self._backoff(throttles)
-                )
-                continue
-            elif resp.status_code >= 500:
-                self._record("server_error", elapsed)
-                if not retry or attempt >= self.max_retries:
-                    raise self._error(resp, method, path)
-            elif resp.status_code >= 400:
-                self._record("client_error", elapsed)
-                raise self._error(resp, method, path)
-            else:
-                self._record("ok", elapsed)
+                    self._record(Outcome.TRANSPORT_ERROR, time.monotonic() - started)
+                    error = SitooError(0, f"{type(exc).__name__}: {exc}", method=method, path=path)
+                    raise Retry(Outcome.TRANSPORT_ERROR, str(error), error=error) from exc
+                elapsed = time.monotonic() - started
+            outcome = outcome_of(resp.status_code)
+            self._record(outcome, elapsed)
+            if outcome is Outcome.OK:
                 return resp.json() if resp.content else None
-            self.stats.retries += 1
-            await self._wait("backoff", self._backoff(attempt))
-            attempt += 1
+            error = self._error(resp, method, path)
+            if outcome is Outcome.RATE_LIMITED:
+                call.rate_limited += 1
+                if call.rate_limited > self.config.max_rate_limited:
+                    raise error
+                wait = self.config.retry.server_wait(
+                    resp.headers.get("Retry-After"), call.rate_limited, self._rng
+                )
+                await self._wait(WaitReason.RETRY_AFTER, wait)
+                continue
+            if outcome is Outcome.SERVER_ERROR:
+                raise Retry(outcome, str(error), error=error)
+            raise error
 
     @staticmethod
     def _error(resp: httpx.Response, method: str, path: str) -> SitooError:
@@ -258,10 +240,9 @@ class SitooClient:
                 text = str(body["errortext"])
         except ValueError:
             pass
-        log.warning("sitoo %s %s -> %d %s", method, path, resp.status_code, text)
         return SitooError(resp.status_code, text, method=method, path=path)
 
-    async def paginate(
+    async def _paginate(
         self,
         path: str,
         params: dict[str, Any] | None = None,
@@ -270,7 +251,7 @@ class SitooClient:
         progress: Progress | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every item of a ``{totalcount, items}`` listing, fetched ``start``/``num`` at a time."""
-        num = page_size or self.page_size
+        num = page_size or self.config.page_size
         start = 0
         while True:
             body = await self.request(
@@ -286,33 +267,6 @@ class SitooClient:
             if not items or start >= total:
                 return
 
-    # -- sites, stores, warehouses ----------------------------------------------------------
-
-    async def get_sites(self) -> list[Site]:
-        return [Site.model_validate(i) async for i in self.paginate("/sites.json")]
-
-    async def iter_stores(self, *, progress: Progress | None = None) -> AsyncIterator[Store]:
-        async for item in self.paginate(f"{self._site}/stores.json", progress=progress):
-            yield Store.model_validate(item)
-
-    async def list_stores(self) -> list[Store]:
-        return [s async for s in self.iter_stores()]
-
-    async def get_store(self, storeid: int) -> Store:
-        return Store.model_validate(
-            await self.request("GET", f"{self._site}/stores/{storeid}.json")
-        )
-
-    async def list_warehouses(self) -> list[Warehouse]:
-        return [
-            Warehouse.model_validate(i)
-            async for i in self.paginate(f"{self._site}/warehouses.json")
-        ]
-
-    async def get_warehouse(self, warehouseid: int) -> Warehouse:
-        body = await self.request("GET", f"{self._site}/warehouses/{warehouseid}.json")
-        return Warehouse.model_validate(body)
-
     # -- stock ------------------------------------------------------------------------------
 
     async def iter_warehouse_items(
@@ -327,60 +281,8 @@ class SitooClient:
         if modified_from is not None:
             params["datelastmodifiedfrom"] = modified_from
         path = f"{self._site}/warehouses/{warehouseid}/warehouseitems.json"
-        async for item in self.paginate(path, params, page_size=page_size, progress=progress):
+        async for item in self._paginate(path, params, page_size=page_size, progress=progress):
             yield WarehouseItem.model_validate(item)
-
-    async def get_warehouse_items(
-        self, warehouseid: int, skus: Iterable[str]
-    ) -> dict[str, WarehouseItem]:
-        """Stock rows for the given SKUs (SKUs with no row are absent from the result)."""
-        out: dict[str, WarehouseItem] = {}
-        path = f"{self._site}/warehouses/{warehouseid}/warehouseitems.json"
-        wanted = list(dict.fromkeys(skus))
-        for i in range(0, len(wanted), SKUS_PER_REQUEST):
-            chunk = wanted[i : i + SKUS_PER_REQUEST]
-            async for item in self.paginate(path, {"sku": ",".join(chunk)}):
-                row = WarehouseItem.model_validate(item)
-                out[row.sku] = row
-        return out
-
-    async def iter_warehouse_transactions(
-        self,
-        since_id: int = 1,
-        *,
-        warehouseid: int | None = None,
-        page_size: int | None = None,
-        progress: Progress | None = None,
-    ) -> AsyncIterator[WarehouseTransaction]:
-        """The ledger from ``since_id`` (inclusive) upwards, in id order.
-
-        Pages advance the ``warehousetransactionidfrom`` cursor rather than ``start``: new
-        transactions arriving while we read cannot shift the pages.
-        """
-        cursor = since_id
-        fetched = 0
-        path = f"{self._site}/warehousetransactions.json"
-        num = page_size or self.page_size
-        while True:
-            params: dict[str, Any] = {
-                "warehousetransactionidfrom": cursor,
-                "sort": "warehousetransactionid",
-                "start": 0,
-                "num": num,
-            }
-            if warehouseid is not None:
-                params["warehouseid"] = warehouseid
-            body = await self.request("GET", path, params=params)
-            items = body["items"]
-            for item in items:
-                tx = WarehouseTransaction.model_validate(item)
-                cursor = max(cursor, tx.warehousetransactionid + 1)
-                yield tx
-            fetched += len(items)
-            if progress is not None:
-                progress(fetched, fetched + int(body["totalcount"]) - len(items))
-            if len(items) < num:
-                return
 
     async def add_warehouse_transactions(
         self, transactions: Sequence[WarehouseTransactionIn]
@@ -400,23 +302,22 @@ class SitooClient:
     async def _post_transactions(
         self, path: str, chunk: list[WarehouseTransactionIn]
     ) -> list[BatchResult]:
-        started = int(time.time()) - 60
+        since = int(time.time()) - LOOKUP_SLACK_SECONDS
         done: dict[str, BatchResult] = {}
-        attempt = 0
-        while True:
+        keyed = all(t.externalid for t in chunk)
+
+        async def attempt(n: int) -> list[BatchResult]:
+            if n > 1:
+                # the failed attempt may have been written before its answer was lost
+                done.update(await self._transactions_by_externalid(since, chunk))
             todo = [t for t in chunk if not (t.externalid and t.externalid in done)]
             body = [t.model_dump(exclude_none=True) for t in todo]
             try:
                 answer = await self.request("POST", path, json=body) if todo else []
             except SitooError as exc:
-                keyed = all(t.externalid for t in chunk)
-                if not exc.retryable or not keyed or attempt >= self.max_retries:
-                    raise
-                self.stats.retries += 1
-                await self._wait("backoff", self._backoff(attempt))
-                attempt += 1
-                done.update(await self._transactions_by_externalid(started, chunk))
-                continue
+                if exc.retryable and keyed:
+                    raise Retry(exc.outcome, str(exc), error=exc) from exc
+                raise
             answers = (
                 answer if isinstance(answer, list) else [{"statuscode": 200, "return": answer}]
             )
@@ -425,6 +326,11 @@ class SitooClient:
                 done[t.externalid] if t.externalid and t.externalid in done else next(fresh)
                 for t in chunk
             ]
+
+        try:
+            return await self._with_retries(self.config.retry, attempt)
+        except GaveUp as gave_up:
+            raise _given_up(gave_up) from gave_up
 
     async def find_transactions_by_externalid(
         self, since: int, externalids: Iterable[str]
@@ -446,7 +352,7 @@ class SitooClient:
         wanted = {t.externalid for t in chunk if t.externalid}
         found: dict[str, BatchResult] = {}
         path = f"{self._site}/warehousetransactions.json"
-        async for item in self.paginate(path, {"datecreatedfrom": since}):
+        async for item in self._paginate(path, {"datecreatedfrom": since}):
             ext = item.get("externalid")
             if ext in wanted:
                 found[ext] = BatchResult(statuscode=200, return_=item["warehousetransactionid"])
@@ -464,268 +370,6 @@ class SitooClient:
         params: dict[str, Any] = {"includeinactive": "true" if include_inactive else "false"}
         if modified_since is not None:
             params["datelastmodified"] = modified_since
-        async for item in self.paginate(f"{self._site}/products.json", params, progress=progress):
+        path = f"{self._site}/products.json"
+        async for item in self._paginate(path, params, progress=progress):
             yield Product.model_validate(item)
-
-    async def get_products_by_sku(self, skus: Iterable[str]) -> dict[str, Product]:
-        out: dict[str, Product] = {}
-        wanted = list(dict.fromkeys(skus))
-        for i in range(0, len(wanted), SKUS_PER_REQUEST):
-            params = {"sku": ",".join(wanted[i : i + SKUS_PER_REQUEST]), "includeinactive": "true"}
-            async for item in self.paginate(f"{self._site}/products.json", params):
-                product = Product.model_validate(item)
-                out[product.sku] = product
-        return out
-
-    async def get_product(self, productid: int) -> Product:
-        body = await self.request("GET", f"{self._site}/products/{productid}.json")
-        return Product.model_validate(body)
-
-    async def get_product_variants(self, productid: int) -> ProductVariants:
-        body = await self.request("GET", f"{self._site}/products/{productid}/productvariants.json")
-        return ProductVariants.model_validate(body)
-
-    async def create_products(self, products: Sequence[dict[str, Any]]) -> dict[str, int]:
-        """Create products (each needs ``sku``) unless the SKU exists; returns sku -> productid.
-
-        Looking the SKUs up first makes a retried call harmless.
-        """
-        for attempt in range(self.max_retries + 1):
-            existing = await self.get_products_by_sku(p["sku"] for p in products)
-            out = {sku: p.productid for sku, p in existing.items() if p.productid is not None}
-            todo = [p for p in products if p["sku"] not in out]
-            if not todo:
-                return out
-            try:
-                answer = await self.request("POST", f"{self._site}/products.json", json=todo)
-            except SitooError as exc:
-                if not exc.retryable or attempt >= self.max_retries:
-                    raise
-                await self._wait("backoff", self._backoff(attempt))
-                continue
-            for product, result in zip(todo, answer, strict=True):
-                res = BatchResult.model_validate(result)
-                if not res.ok:
-                    raise SitooError(
-                        res.statuscode,
-                        res.errortext or "batch item failed",
-                        method="POST",
-                        path="products.json",
-                    )
-                out[product["sku"]] = int(res.return_)
-            return out
-        raise AssertionError("unreachable")
-
-    async def update_products(self, products: Sequence[dict[str, Any]]) -> list[BatchResult]:
-        """Batch update; every item carries its ``productid``."""
-        answer = await self.request("PUT", f"{self._site}/products.json", json=list(products))
-        return [BatchResult.model_validate(a) for a in answer]
-
-    async def upsert_products(self, products: Sequence[dict[str, Any]]) -> dict[str, int]:
-        """Create missing SKUs and update the rest; returns sku -> productid."""
-        existing = await self.get_products_by_sku(p["sku"] for p in products)
-        updates = [
-            {**p, "productid": existing[p["sku"]].productid}
-            for p in products
-            if p["sku"] in existing
-        ]
-        if updates:
-            for res in await self.update_products(updates):
-                if not res.ok:
-                    raise SitooError(
-                        res.statuscode,
-                        res.errortext or "batch item failed",
-                        method="PUT",
-                        path="products.json",
-                    )
-        created = await self.create_products([p for p in products if p["sku"] not in existing])
-        out = {sku: p.productid for sku, p in existing.items() if p.productid is not None}
-        return {**out, **created}
-
-    # -- orders -----------------------------------------------------------------------------
-
-    async def iter_orders(
-        self,
-        *,
-        externalid: str | Sequence[str] | None = None,
-        creditorderid: int | None = None,
-        orderidfrom: int | None = None,
-        orderstate: int | Sequence[int] | None = None,
-        warehouseid: int | None = None,
-        progress: Progress | None = None,
-    ) -> AsyncIterator[Order]:
-        """Account-wide orders (``GET /orders.json``), filtered, in orderid order."""
-
-        def joined(v: Any) -> str:
-            return v if isinstance(v, str) else ",".join(str(x) for x in v)
-
-        params: dict[str, Any] = {"sort": "orderid"}
-        if externalid is not None:
-            params["externalid"] = joined(externalid)
-        if creditorderid is not None:
-            params["creditorderid"] = creditorderid
-        if orderidfrom is not None:
-            params["orderidfrom"] = orderidfrom
-        if orderstate is not None:
-            params["orderstate"] = joined(
-                [orderstate] if isinstance(orderstate, int) else orderstate
-            )
-        if warehouseid is not None:
-            params["warehouseid"] = warehouseid
-        async for item in self.paginate("/orders.json", params, progress=progress):
-            yield Order.model_validate(item)
-
-    async def find_order_by_externalid(self, externalid: str) -> Order | None:
-        async for order in self.iter_orders(externalid=externalid):
-            return order
-        return None
-
-    async def get_returns_of(self, orderid: int) -> list[Order]:
-        return [o async for o in self.iter_orders(creditorderid=orderid)]
-
-    async def get_order(self, orderid: int) -> Order:
-        body = await self.request("GET", f"{self._site}/orders/{orderid}.json")
-        return Order.model_validate(body)
-
-    async def create_order(self, order: OrderIn) -> int:
-        """POST an order; with an ``externalid`` it is created at most once (lookup first)."""
-        body = order.model_dump(exclude_none=True)
-        path = f"{self._site}/orders.json"
-        if order.externalid is None:
-            return int(await self.request("POST", path, json=body))
-        for attempt in range(self.max_retries + 1):
-            found = await self.find_order_by_externalid(order.externalid)
-            if found is not None:
-                return found.orderid
-            try:
-                return int(await self.request("POST", path, json=body))
-            except SitooError as exc:
-                if not exc.retryable or attempt >= self.max_retries:
-                    raise
-                await self._wait("backoff", self._backoff(attempt))
-        raise AssertionError("unreachable")
-
-    async def update_order(self, orderid: int, fields: dict[str, Any]) -> None:
-        await self.request("PUT", f"{self._site}/orders/{orderid}.json", json=fields)
-
-    async def close_order(self, orderid: int) -> None:
-        await self.update_order(orderid, {"orderstateid": ORDER_CLOSED})
-
-    async def cancel_order(self, orderid: int) -> None:
-        await self.update_order(orderid, {"orderstateid": ORDER_CANCELLED})
-
-    async def get_order_deliveries(self, orderid: int) -> list[OrderDelivery]:
-        path = f"{self._site}/orders/{orderid}/orderdeliveries.json"
-        return [OrderDelivery.model_validate(i) async for i in self.paginate(path)]
-
-    async def add_order_delivery(
-        self,
-        orderid: int,
-        warehouseid: int,
-        items: Sequence[tuple[int, int]],
-        *,
-        ref: str | None = None,
-    ) -> int:
-        """Deliver ``(orderitemid, quantity)`` rows from a warehouse; returns orderdeliveryid."""
-        body: dict[str, Any] = {
-            "warehouseid": warehouseid,
-            "orderdeliveryitems": [{"orderitemid": o, "quantity": q} for o, q in items],
-        }
-        if ref:
-            body["orderdeliveryref"] = ref
-        path = f"{self._site}/orders/{orderid}/orderdeliveries.json"
-        return int(await self.request("POST", path, json=body))
-
-    async def get_order_log_items(self, orderid: int) -> list[OrderLogItem]:
-        path = f"{self._site}/orders/{orderid}/orderlogitems.json"
-        return [OrderLogItem.model_validate(i) async for i in self.paginate(path)]
-
-    async def add_order_log_item(
-        self, orderid: int, orderlogtypeid: int, strvalue: str | None = None
-    ) -> None:
-        """Only 900 (ReadyForPickup) and 910 (PickupRejected) may be posted."""
-        body: dict[str, Any] = {"orderlogtypeid": orderlogtypeid}
-        if strvalue is not None:
-            body["strvalue"] = strvalue
-        path = f"{self._site}/orders/{orderid}/orderlogitems.json"
-        await self.request("POST", path, json=body, retry=False)
-
-    # -- users (customers) ------------------------------------------------------------------
-
-    async def find_users_by_email(self, email_address: str) -> list[User]:
-        path = f"{self._site}/users.json"
-        return [User.model_validate(i) async for i in self.paginate(path, {"email": email_address})]
-
-    async def iter_users(self, *, progress: Progress | None = None) -> AsyncIterator[User]:
-        async for item in self.paginate(f"{self._site}/users.json", progress=progress):
-            yield User.model_validate(item)
-
-    async def create_user(self, user: UserIn) -> str:
-        """Create a customer unless one with that email exists; returns its userid."""
-        path = f"{self._site}/users.json"
-        for attempt in range(self.max_retries + 1):
-            found = await self.find_users_by_email(user.email)
-            if found and found[0].userid:
-                return found[0].userid
-            try:
-                answer = await self.request("POST", path, json=[user.model_dump(exclude_none=True)])
-            except SitooError as exc:
-                if not exc.retryable or attempt >= self.max_retries:
-                    raise
-                await self._wait("backoff", self._backoff(attempt))
-                continue
-            res = BatchResult.model_validate(
-                answer[0] if isinstance(answer, list) else {"statuscode": 200, "return": answer}
-            )
-            if not res.ok:
-                raise SitooError(
-                    res.statuscode, res.errortext or "user not created", method="POST", path=path
-                )
-            return str(res.return_)
-        raise AssertionError("unreachable")
-
-    async def update_user(self, userid: str, fields: dict[str, Any]) -> None:
-        await self.request("PUT", f"{self._site}/users/{userid}.json", json=fields)
-
-    # -- Z-reports --------------------------------------------------------------------------
-
-    async def list_cash_registers(self) -> list[CashRegister]:
-        return [
-            CashRegister.model_validate(i)
-            async for i in self.paginate(f"{self._site}/cashregisters.json")
-        ]
-
-    async def iter_register_zreports(
-        self, registerid: str, *, created_from: int | None = None
-    ) -> AsyncIterator[ZReport]:
-        params = {} if created_from is None else {"datecreatedfrom": created_from}
-        path = f"{self._site}/cashregisters/{registerid}/zreports.json"
-        async for item in self.paginate(path, params):
-            yield ZReport.model_validate(item)
-
-    async def iter_pos_zreports(
-        self,
-        *,
-        added_from: int | None = None,
-        added_to: int | None = None,
-        store_id: str | None = None,
-    ) -> AsyncIterator[ZReport]:
-        """``/pos-z-reports``: a bare array of at most 500, paged by the last ``dateadded``."""
-        seen: set[int] = set()
-        cursor = added_from
-        while True:
-            params: dict[str, Any] = {"eshopid": self.site_id}
-            if cursor is not None:
-                params["dateaddedfrom"] = cursor
-            if added_to is not None:
-                params["dateaddedto"] = added_to
-            if store_id is not None:
-                params["store_id"] = store_id
-            body = await self.request("GET", POS_ZREPORTS_PATH, params=params)
-            fresh = [ZReport.model_validate(z) for z in body if z["zreportid"] not in seen]
-            for report in fresh:
-                seen.add(report.zreportid)
-                yield report
-            if len(body) < POS_ZREPORTS_MAX or not fresh:
-                return
-            cursor = max(r.dateadded or 0 for r in fresh)

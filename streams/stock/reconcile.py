@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from tillsync.connectors.shopify.client import ShopifyClient
-from tillsync.connectors.sitoo.client import SitooClient
+from tillsync.connectors.shopify.client import ShopifyClient, ShopifyConfig
+from tillsync.connectors.sitoo.client import SitooClient, SitooConfig
 from tillsync.schemas.events import ObservedSource, ShopifyObserved
 from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.money import whole_units
@@ -49,8 +49,8 @@ async def reconcile_stock(
     echo: Echo,
     worker_url: str | None = None,
 ) -> list[Variance]:
-    shopify = ShopifyClient(settings)
-    sitoo = SitooClient(settings)
+    shopify = ShopifyClient(ShopifyConfig.from_settings(settings))
+    sitoo = SitooClient(SitooConfig.from_settings(settings))
     try:
         echo("exporting Shopify inventory (bulk operation)...")
         _, levels = await shopify.inventory_snapshot()

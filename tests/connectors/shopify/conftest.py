@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
 
-from tillsync.connectors.shopify.client import ShopifyClient
+from tillsync.connectors.retry import RetryPolicy
+from tillsync.connectors.shopify.client import ShopifyClient, ShopifyConfig
 from tillsync.schemas.settings import Settings
 from tillsync_sim.shopify import ManualClock, ShopifySimulator
 
@@ -199,7 +200,8 @@ def manual_gql(manual_sim: ShopifySimulator, http: httpx.AsyncClient) -> GQL:
 @pytest.fixture
 async def client(sim: ShopifySimulator, settings: Settings) -> AsyncIterator[ShopifyClient]:
     s = settings.model_copy(update={"shopify_url": sim.base_url})
-    async with ShopifyClient(s, backoff_base=0.02, backoff_cap=0.2, max_retry_after=0.2) as c:
+    fast = RetryPolicy(base=0.02, cap=0.2, max_server_wait=0.2)
+    async with ShopifyClient(replace(ShopifyConfig.from_settings(s), retry=fast)) as c:
         yield c
 
 
