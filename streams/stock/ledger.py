@@ -4,6 +4,10 @@ Sitoo's Events SPI says *that* something happened (ids only); the warehouse-tran
 ledger says *what*: each item's quantity after the transaction, under an increasing id. So an
 event only wakes the poller, which reads the ledger from its cursor in pages; the same poller
 runs on a timer to catch anything events missed, and backfills on first start.
+
+The decisions are plain functions and classes (``read_transactions``, ``SitooEventGate``,
+``take_over``, ``LedgerPage``); ``SitooLedger`` holds the worker's state and its agent and task
+bodies only carry those decisions to Kafka and Sitoo.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, cast
 
 import faust
-from faust.types import TP
+from faust.types import TP, TableT
 from pydantic import ValidationError
 
-from tillsync.schemas.events import SitooLevel
+from tillsync.schemas.events import ShopifyObserved, SitooLevel, SitooReserved
 from tillsync.schemas.money import whole_units
 from tillsync.schemas.sitoo import SitooEvent, WarehouseTransaction
 from tillsync.streams import metrics, topics
@@ -27,6 +34,7 @@ from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter
 from tillsync.streams.lru import RecentIds
 from tillsync.streams.partitioned import in_partition_of
+from tillsync.streams.runtime import Runtime
 
 log = logging.getLogger("tillsync.ledger")
 
@@ -36,6 +44,11 @@ PAGE = 500
 CURSOR_KEY = "sitoo.warehousetransactions"
 BATCH_MAX = 1_000
 BATCH_SECONDS = 0.02
+
+# the Events SPI event types after which the ledger may hold something new
+WAKING_EVENTS = frozenset({"warehouse-transaction", "order", "order-delivery"})
+
+SnapshotEvent = SitooLevel | SitooReserved | ShopifyObserved
 
 
 def levels_of(tx: WarehouseTransaction, now: float) -> list[SitooLevel]:
@@ -57,114 +70,203 @@ def levels_of(tx: WarehouseTransaction, now: float) -> list[SitooLevel]:
     return out
 
 
-def register(ctx: Context) -> None:
-    app = ctx.app
-    rt = ctx.runtime
-    assert rt is not None
-    raw_ledger = ctx.topic(topics.RAW_SITOO_LEDGER)
-    raw_events = ctx.topic(topics.RAW_SITOO_EVENTS)
-    ledger_name = topics.RAW_SITOO_LEDGER.name(ctx.settings.app_id)
-    cursors = app.Table(
-        "ledger-cursor",
-        default=int,
-        partitions=1,
-        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
-        help="the newest Sitoo warehouse transaction id taken in",
-    )
+@dataclass(frozen=True)
+class Invalid:
+    """A record that is not what its topic promises: dead-lettered with the reason."""
 
-    @app.agent(raw_ledger, name="sitoo-ledger")
-    async def ledger_to_stock(stream: faust.StreamT[bytes]) -> None:
+    value: bytes
+    reason: str
+
+
+@dataclass
+class LedgerBatch:
+    """What a batch of raw ledger records becomes."""
+
+    levels: list[SitooLevel] = field(default_factory=list)
+    invalid: list[Invalid] = field(default_factory=list)
+    # the newest transaction id in the batch (0: none valid), for the cursor table
+    newest: int = 0
+
+
+def read_transactions(values: Iterable[bytes], now: float) -> LedgerBatch:
+    batch = LedgerBatch()
+    for value in values:
+        try:
+            tx = WarehouseTransaction.model_validate_json(value)
+        except ValidationError as exc:
+            batch.invalid.append(Invalid(value, f"invalid warehouse transaction: {exc}"))
+            continue
+        batch.levels.extend(levels_of(tx, now))
+        batch.newest = max(batch.newest, tx.warehousetransactionid)
+    return batch
+
+
+class Heard(Enum):
+    """What a valid Events SPI event means to the poller."""
+
+    WAKE = "wake"  # the ledger may have moved: poll now rather than at the next interval
+    QUIET = "quiet"  # an event type that never moves stock
+    DUPLICATE = "duplicate"  # Sitoo sent this event id before
+
+
+class SitooEventGate:
+    """Decides, event by event, whether an Events SPI record wakes the poller."""
+
+    def __init__(self) -> None:
+        self.recent = RecentIds()
+
+    def hear(self, value: bytes) -> Heard | Invalid:
+        try:
+            ev = SitooEvent.model_validate_json(value)
+        except ValidationError as exc:
+            return Invalid(value, f"invalid Sitoo event: {exc}")
+        if self.recent.seen(ev.event_id):
+            return Heard.DUPLICATE
+        return Heard.WAKE if ev.event_type in WAKING_EVENTS else Heard.QUIET
+
+
+@dataclass(frozen=True)
+class TakeOver:
+    """Where a worker that starts polling begins, and the snapshot events it sends first."""
+
+    cursor: int
+    events: list[SnapshotEvent]
+    # nothing was ever taken in: the whole snapshot is the starting point of every position
+    first_start: bool
+
+
+def take_over(stored: int, snapshot: tuple[int, list[Any]] | None) -> TakeOver:
+    """`stored` is the cursor table's value (0: never set); `snapshot` is the runtime's."""
+    newest, events = snapshot or (0, [])
+    if stored == 0:
+        return TakeOver(cursor=newest, events=list(events), first_start=True)
+    # the ledger from `stored` on tells Sitoo's side; Shopify's levels at start are still news
+    observed = [e for e in events if e.kind == "shopify_observed"]
+    return TakeOver(cursor=stored, events=observed, first_start=False)
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    """One page of Sitoo's ledger, read from just after the cursor in id order."""
+
+    items: list[dict[str, Any]]
+    size: int = PAGE
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any], size: int = PAGE) -> LedgerPage:
+        return cls(items=list(body.get("items") or []), size=size)
+
+    def records(self) -> list[bytes]:
+        """Every transaction as Sitoo sent it, for the raw ledger topic. One the poller had
+        already (Sitoo asked again, an id at or below the cursor) goes on as well: the position
+        drops a Sitoo version it has seen, so a repeat costs a record, never a wrong level."""
+        return [json.dumps(item, separators=(",", ":")).encode() for item in self.items]
+
+    def cursor_after(self, cursor: int) -> int:
+        """The cursor once this page is taken in: the newest id seen, never moved back."""
+        for item in self.items:
+            cursor = max(cursor, int(item["warehousetransactionid"]))
+        return cursor
+
+    @property
+    def last(self) -> bool:
+        """Fewer than a full page: the ledger is read to its end for now."""
+        return len(self.items) < self.size
+
+
+class SitooLedger:
+    """The ledger flow on one worker: the poller's cursor, the events agent's memory of event
+    ids, and the agent and task bodies that `register` hands to Faust."""
+
+    def __init__(self, ctx: Context, cursors: TableT[str, int]) -> None:
+        assert ctx.runtime is not None
+        self.ctx = ctx
+        self.rt: Runtime = ctx.runtime
+        self.cursors = cursors
+        self.ledger_name = topics.RAW_SITOO_LEDGER.name(ctx.settings.app_id)
+        self.gate = SitooEventGate()
+        # None while another worker polls: re-read from the table if this one takes over
+        self.cursor: int | None = None
+
+    async def take_ledger(self, stream: faust.StreamT[bytes]) -> None:
+        """Agent: raw ledger records to stock events, and the cursor table kept up."""
         batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
         async for events in batches:
-            levels: list[tuple[bytes | None, bytes]] = []
-            newest = 0
-            for event in events:
-                try:
-                    tx = WarehouseTransaction.model_validate_json(event.value)
-                except ValidationError as exc:
-                    await dead_letter(
-                        ctx,
-                        origin=ledger_name,
-                        reason=f"invalid warehouse transaction: {exc}",
-                        value=event.value,
-                    )
-                    continue
-                for level in levels_of(tx, time.time()):
-                    levels.append((level.sku.encode(), level.model_dump_json().encode()))
-                newest = max(newest, tx.warehousetransactionid)
-            await ctx.send_all(topics.STOCK_EVENTS, levels)
+            batch = read_transactions((e.value for e in events), time.time())
+            for bad in batch.invalid:
+                await dead_letter(
+                    self.ctx, origin=self.ledger_name, reason=bad.reason, value=bad.value
+                )
+            await self.ctx.send_all(
+                topics.STOCK_EVENTS,
+                ((lv.sku.encode(), lv.model_dump_json().encode()) for lv in batch.levels),
+            )
             if events:
                 with in_partition_of(events[-1]):
-                    if newest > cursors[CURSOR_KEY]:
-                        cursors[CURSOR_KEY] = newest
+                    if batch.newest > self.cursors[CURSOR_KEY]:
+                        self.cursors[CURSOR_KEY] = batch.newest
 
-    @app.agent(raw_events, name="sitoo-events")
-    async def sitoo_events(stream: faust.StreamT[bytes]) -> None:
-        recent = RecentIds()
+    async def take_events(self, stream: faust.StreamT[bytes]) -> None:
+        """Agent: Events SPI records wake the poller."""
+        # each run of the agent starts with no memory: records it saw before a restart may not
+        # have been committed and come again, and must not be taken for duplicates then
+        self.gate = SitooEventGate()
         async for event in stream.events():
-            try:
-                ev = SitooEvent.model_validate_json(event.value)
-            except ValidationError as exc:
+            heard = self.gate.hear(event.value)
+            if isinstance(heard, Invalid):
                 await dead_letter(
-                    ctx,
-                    origin=event.message.topic,
-                    reason=f"invalid Sitoo event: {exc}",
-                    value=event.value,
+                    self.ctx, origin=event.message.topic, reason=heard.reason, value=heard.value
                 )
-                continue
-            if recent.seen(ev.event_id):
+            elif heard is Heard.DUPLICATE:
                 metrics.events_ignored.labels(reason="duplicate").inc()
-                continue
-            if ev.event_type in ("warehouse-transaction", "order", "order-delivery"):
-                rt.ledger_nudge.set()
+            elif heard is Heard.WAKE:
+                self.rt.ledger_nudge.set()
 
-    def recovered() -> bool:
-        recovery = getattr(app.tables, "recovery", None)
+    def recovered(self) -> bool:
+        recovery = getattr(self.ctx.app.tables, "recovery", None)
         return recovery is not None and recovery.completed.is_set()
 
-    def owns_ledger() -> bool:
-        return TP(ledger_name, 0) in app.assignor.assigned_actives()
+    def owns_ledger(self) -> bool:
+        return TP(self.ledger_name, 0) in self.ctx.app.assignor.assigned_actives()
 
-    @app.task
-    async def poll_ledger() -> None:
-        await rt.ready.wait()
-        cursor: int | None = None
+    async def poll(self) -> None:
+        """Task: poll the ledger while this worker owns it, on each nudge or interval."""
+        await self.rt.ready.wait()
         while True:
             try:
-                if not owns_ledger() or not recovered():
-                    cursor = None  # another worker polls; re-read the cursor if we take over
-                else:
-                    if cursor is None:
-                        cursor = await _take_over()
-                    cursor = await _poll(cursor)
+                await self.poll_once()
             except Exception as exc:  # the poller must outlive a Sitoo outage
                 log.warning("ledger poll failed (will retry): %s", exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(rt.ledger_nudge.wait(), POLL_INTERVAL)
+                await asyncio.wait_for(self.rt.ledger_nudge.wait(), POLL_INTERVAL)
             # at hundreds of events a second the nudges never stop: a short pause lets one
             # page carry the transactions of many events instead of one GET per event
             await asyncio.sleep(POLL_AT_MOST_EVERY)
-            rt.ledger_nudge.clear()
+            self.rt.ledger_nudge.clear()
 
-    async def _take_over() -> int:
-        stored = int(cursors.get(CURSOR_KEY) or 0)
-        newest, snapshot = rt.snapshot or (0, [])
-        if stored == 0:
-            log.info("first start: backfilling from a snapshot at ledger id %d", newest)
-            cursor = newest
-            events: list[Any] = snapshot
-        else:
-            cursor = stored
-            events = [e for e in snapshot if e.kind == "shopify_observed"]
-        await ctx.send_all(
-            topics.STOCK_EVENTS, ((ev.sku.encode(), ev.model_dump_json().encode()) for ev in events)
+    async def poll_once(self) -> None:
+        if not self.owns_ledger() or not self.recovered():
+            self.cursor = None
+            return
+        if self.cursor is None:
+            self.cursor = await self._take_over()
+        self.cursor = await self._read_from(self.cursor)
+
+    async def _take_over(self) -> int:
+        start = take_over(int(self.cursors.get(CURSOR_KEY) or 0), self.rt.snapshot)
+        if start.first_start:
+            log.info("first start: backfilling from a snapshot at ledger id %d", start.cursor)
+        await self.ctx.send_all(
+            topics.STOCK_EVENTS,
+            ((ev.sku.encode(), ev.model_dump_json().encode()) for ev in start.events),
         )
-        return cursor
+        return start.cursor
 
-    async def _poll(cursor: int) -> int:
-        path = f"/sites/{rt.sitoo.site_id}/warehousetransactions.json"
+    async def _read_from(self, cursor: int) -> int:
+        """Read the ledger after `cursor` to its end; the cursor it reached."""
+        path = f"/sites/{self.rt.sitoo.site_id}/warehousetransactions.json"
         while True:
-            body = await rt.sitoo.request(
+            body = await self.rt.sitoo.request(
                 "GET",
                 path,
                 params={
@@ -174,12 +276,23 @@ def register(ctx: Context) -> None:
                     "num": PAGE,
                 },
             )
-            items = body.get("items") or []
-            await ctx.send_all(
-                topics.RAW_SITOO_LEDGER,
-                ((None, json.dumps(item, separators=(",", ":")).encode()) for item in items),
-            )
-            for item in items:
-                cursor = max(cursor, int(item["warehousetransactionid"]))
-            if len(items) < PAGE:
+            page = LedgerPage.of(body)
+            await self.ctx.send_all(topics.RAW_SITOO_LEDGER, ((None, r) for r in page.records()))
+            cursor = page.cursor_after(cursor)
+            if page.last:
                 return cursor
+
+
+def register(ctx: Context) -> None:
+    app = ctx.app
+    cursors = app.Table(
+        "ledger-cursor",
+        default=int,
+        partitions=1,
+        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
+        help="the newest Sitoo warehouse transaction id taken in",
+    )
+    ledger = SitooLedger(ctx, cursors)
+    app.agent(ctx.topic(topics.RAW_SITOO_LEDGER), name="sitoo-ledger")(ledger.take_ledger)
+    app.agent(ctx.topic(topics.RAW_SITOO_EVENTS), name="sitoo-events")(ledger.take_events)
+    app.task(ledger.poll)

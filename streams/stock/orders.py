@@ -5,12 +5,19 @@ there that Sitoo knows nothing of until the store fulfils it: those are `pending
 fulfilment becomes a Move Out in Sitoo (once: the externalid names order and fulfilment), and
 its cancellation releases them. Click & collect orders are not pending here: they become Sitoo
 orders, whose reservations Sitoo itself reports.
+
+The decisions are plain functions (``action_of``, ``pending_lines_of``, ``pending_events``,
+``move_outs``); ``OrderFlow``'s agent body asks Shopify for the routing and sends the results.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
 
 import faust
 from pydantic import ValidationError
@@ -18,111 +25,182 @@ from pydantic import ValidationError
 from tillsync.connectors.shopify.ids import gid, gid_tail
 from tillsync.connectors.shopify.stock_documents import ORDER_ROUTING
 from tillsync.schemas.events import OrderPlaced, PendingUnits
+from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.shopify import Order
 from tillsync.schemas.sitoo import WarehouseTransactionIn, WarehouseTransactionItemIn
 from tillsync.streams import topics
 from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter
+from tillsync.streams.runtime import Runtime
 from tillsync.streams.stock.refs import fulfilment_external_id, pending_ref
-from tillsync.streams.stock.shopify_webhooks import header
+from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, header
 
 log = logging.getLogger("tillsync.orders")
 
 MOVE_OUT = 20  # Sitoo transactiontype "Move Out" (sitoo-api.md: from the example description)
 
 
-def register(ctx: Context) -> None:
-    app = ctx.app
-    rt = ctx.runtime
-    assert rt is not None
-    sitoo_commands = ctx.topic(topics.SITOO_STOCK_COMMANDS)
+class OrderAction(Enum):
+    """What an order webhook asks of the stock flow."""
 
-    async def pending_lines(order_id: int) -> list[tuple[int, str, int]]:
-        """(location, sku, units) of the order's shipping lines at mapped locations."""
-        data = await rt.shopify.execute(ORDER_ROUTING, {"id": gid("Order", order_id)})
-        order = data.get("order")
-        out: list[tuple[int, str, int]] = []
-        for fo in ((order or {}).get("fulfillmentOrders") or {}).get("nodes", []):
-            if (fo.get("deliveryMethod") or {}).get("methodType") == "PICK_UP":
-                continue
-            location = ((fo.get("assignedLocation") or {}).get("location") or {}).get("id")
-            if location is None or rt.locations.by_shopify(gid_tail(location)) is None:
-                continue
-            for line in fo["lineItems"]["nodes"]:
-                if line.get("sku"):
-                    out.append((gid_tail(location), line["sku"], int(line["remainingQuantity"])))
-        return out
+    HOLD = "hold"  # placed: its shipping lines at mapped stores hold units there
+    RELEASE = "release"  # cancelled: those units are free again
+    MOVE_OUT = "move_out"  # fulfilled or updated: store fulfilments leave Sitoo's stock
+    NONE = "none"
 
-    async def send_pending(order: Order, final: bool) -> None:
-        now = time.time()
-        out: list[tuple[bytes | None, bytes]] = []
-        for location, sku, units in await pending_lines(order.id):
-            ev = PendingUnits(
-                sku=sku,
-                location_id=location,
-                ref=pending_ref(order.id, sku),
-                units=0 if final else units,
-                final=final,
-                at=now,
-            )
-            out.append((sku.encode(), ev.model_dump_json().encode()))
-        # after the pending units (same key, same partition, so they land first): every
-        # location of the order's SKUs stops holding a shortfall for this order
-        for sku in sorted({line.sku for line in order.line_items if line.sku}):
-            done = OrderPlaced(sku=sku, order_id=order.id, units=0, at=now, routed=True)
-            out.append((sku.encode(), done.model_dump_json().encode()))
-        await ctx.send_all(topics.STOCK_EVENTS, out)
 
-    async def send_fulfilments(order: Order) -> None:
-        pickup = any((line.code or "").lower() == "pickup" for line in order.shipping_lines)
-        if pickup:
-            return  # click & collect leaves Sitoo's stock when the Sitoo order closes
-        for f in order.fulfillments:
-            loc = rt.locations.by_shopify(f.location_id or 0)
-            if loc is None or (f.status or "success") != "success":
-                continue
-            items = [
-                WarehouseTransactionItemIn(sku=li.sku, decimalquantity=f"{-li.quantity}.000")
-                for li in f.line_items
-                if li.sku
-            ]
-            if not items:
-                continue
-            tx = WarehouseTransactionIn(
-                warehouseid=loc.sitoo_warehouse_id,
-                transactiontype=MOVE_OUT,
-                items=items,
-                description=f"Shopify order {order.name or order.id} fulfilled from store",
-                externalid=fulfilment_external_id(order.id, f.id),
-            )
-            await sitoo_commands.send(
-                key=(tx.externalid or "").encode(), value=tx.model_dump_json().encode()
-            )
+def action_of(topic: str) -> OrderAction:
+    if topic == "orders/create":
+        return OrderAction.HOLD
+    if topic == "orders/cancelled":
+        return OrderAction.RELEASE
+    if topic in ("orders/fulfilled", "orders/updated"):
+        return OrderAction.MOVE_OUT
+    return OrderAction.NONE
 
-    @app.agent(ctx.topic(topics.SHOPIFY_ORDER_WEBHOOKS), name="shopify-orders")
-    async def orders(stream: faust.StreamT[bytes]) -> None:
+
+@dataclass(frozen=True)
+class PendingLine:
+    """Units of one SKU that an order ships from a mapped store location."""
+
+    location_id: int
+    sku: str
+    units: int
+
+
+def pending_lines_of(routing: Mapping[str, Any], locations: LocationMap) -> list[PendingLine]:
+    """The shipping lines at mapped locations, from the answer to ``ORDER_ROUTING``."""
+    order = routing.get("order")
+    out: list[PendingLine] = []
+    for fo in ((order or {}).get("fulfillmentOrders") or {}).get("nodes", []):
+        if (fo.get("deliveryMethod") or {}).get("methodType") == "PICK_UP":
+            continue
+        location = ((fo.get("assignedLocation") or {}).get("location") or {}).get("id")
+        if location is None or locations.by_shopify(gid_tail(location)) is None:
+            continue
+        for line in fo["lineItems"]["nodes"]:
+            if line.get("sku"):
+                out.append(
+                    PendingLine(
+                        location_id=gid_tail(location),
+                        sku=line["sku"],
+                        units=int(line["remainingQuantity"]),
+                    )
+                )
+    return out
+
+
+def pending_events(
+    order: Order, lines: list[PendingLine], final: bool, now: float
+) -> list[PendingUnits | OrderPlaced]:
+    """The pending units of each line (none once `final`: cancelled), then the end of the
+    order's shortfall hint at every location of its SKUs."""
+    out: list[PendingUnits | OrderPlaced] = [
+        PendingUnits(
+            sku=line.sku,
+            location_id=line.location_id,
+            ref=pending_ref(order.id, line.sku),
+            units=0 if final else line.units,
+            final=final,
+            at=now,
+        )
+        for line in lines
+    ]
+    # after the pending units (same key, same partition, so they land first)
+    out.extend(
+        OrderPlaced(sku=sku, order_id=order.id, units=0, at=now, routed=True)
+        for sku in sorted({line.sku for line in order.line_items if line.sku})
+    )
+    return out
+
+
+def move_outs(order: Order, locations: LocationMap) -> Iterator[WarehouseTransactionIn]:
+    """One Move Out per successful fulfilment from a mapped store."""
+    pickup = any((line.code or "").lower() == "pickup" for line in order.shipping_lines)
+    if pickup:
+        return  # click & collect leaves Sitoo's stock when the Sitoo order closes
+    for f in order.fulfillments:
+        loc = locations.by_shopify(f.location_id or 0)
+        if loc is None or (f.status or "success") != "success":
+            continue
+        items = [
+            WarehouseTransactionItemIn(sku=li.sku, decimalquantity=f"{-li.quantity}.000")
+            for li in f.line_items
+            if li.sku
+        ]
+        if not items:
+            continue
+        yield WarehouseTransactionIn(
+            warehouseid=loc.sitoo_warehouse_id,
+            transactiontype=MOVE_OUT,
+            items=items,
+            description=f"Shopify order {order.name or order.id} fulfilled from store",
+            externalid=fulfilment_external_id(order.id, f.id),
+        )
+
+
+class OrderFlow:
+    """The orders agent: order webhooks to pending units and Move Out commands."""
+
+    def __init__(self, ctx: Context) -> None:
+        assert ctx.runtime is not None
+        self.ctx = ctx
+        self.rt: Runtime = ctx.runtime
+        self.sitoo_commands = ctx.topic(topics.SITOO_STOCK_COMMANDS)
+
+    async def take(self, stream: faust.StreamT[bytes]) -> None:
+        """Agent: order webhooks, one at a time."""
         # de-duplicated upstream; what repeats after a crash is harmless here: pending units
         # are set, not added, and a Move Out is written once per externalid by the Sitoo sink
-        await rt.ready.wait()
+        await self.rt.ready.wait()
         async for event in stream.events():
-            topic = header(event, "X-Shopify-Topic")
+            topic = header(event, TOPIC_HEADER)
             try:
-                order = Order.model_validate_json(event.value)
-                if topic == "orders/create":
-                    await send_pending(order, final=False)
-                elif topic == "orders/cancelled":
-                    await send_pending(order, final=True)
-                elif topic in ("orders/fulfilled", "orders/updated"):
-                    await send_fulfilments(order)
+                await self.handle(action_of(topic), Order.model_validate_json(event.value))
             except ValidationError as exc:
                 await dead_letter(
-                    ctx, origin=event.message.topic, reason=f"{topic}: {exc}", value=event.value
+                    self.ctx,
+                    origin=event.message.topic,
+                    reason=f"{topic}: {exc}",
+                    value=event.value,
                 )
             except Exception as exc:  # a Shopify outage must not stop the stream
                 log.warning("order %s (%s) failed: %s", topic, event.key, exc)
                 await dead_letter(
-                    ctx,
+                    self.ctx,
                     origin=event.message.topic,
                     reason=f"{topic} not handled: {exc}",
                     value=event.value,
                 )
+
+    async def handle(self, action: OrderAction, order: Order) -> None:
+        if action is OrderAction.HOLD:
+            await self.send_pending(order, final=False)
+        elif action is OrderAction.RELEASE:
+            await self.send_pending(order, final=True)
+        elif action is OrderAction.MOVE_OUT:
+            await self.send_move_outs(order)
+
+    async def pending_lines(self, order_id: int) -> list[PendingLine]:
+        data = await self.rt.shopify.execute(ORDER_ROUTING, {"id": gid("Order", order_id)})
+        return pending_lines_of(data, self.rt.locations)
+
+    async def send_pending(self, order: Order, final: bool) -> None:
+        now = time.time()  # stamped before the routing query: its latency is not the order's
+        lines = await self.pending_lines(order.id)
+        events = pending_events(order, lines, final, now)
+        await self.ctx.send_all(
+            topics.STOCK_EVENTS,
+            ((ev.sku.encode(), ev.model_dump_json().encode()) for ev in events),
+        )
+
+    async def send_move_outs(self, order: Order) -> None:
+        for tx in move_outs(order, self.rt.locations):
+            await self.sitoo_commands.send(
+                key=(tx.externalid or "").encode(), value=tx.model_dump_json().encode()
+            )
+
+
+def register(ctx: Context) -> None:
+    flow = OrderFlow(ctx)
+    ctx.app.agent(ctx.topic(topics.SHOPIFY_ORDER_WEBHOOKS), name="shopify-orders")(flow.take)

@@ -1,22 +1,33 @@
 """Shopify's inventory, product and new-order webhooks, turned into stock events, SKU index
-updates and order hints."""
+updates and order hints.
+
+``WebhookReader.read`` decides what one raw webhook becomes, as a typed verdict; the agent of
+``ShopifyWebhooks`` only carries verdicts out to Kafka and the SKU index.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, cast
 
 import faust
 from pydantic import ValidationError
 
 from tillsync.schemas.events import ObservedSource, OrderPlaced, ShopifyObserved
+from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.shopify import InventoryLevel, Order, Product
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter
+from tillsync.streams.echoes import Echoes
 from tillsync.streams.lru import RecentIds
+from tillsync.streams.runtime import Runtime
+from tillsync.streams.skus import SkuIndex
 from tillsync.streams.stock import sku_feed
 from tillsync.streams.stock.sku_feed import SkuPair
 
@@ -26,107 +37,133 @@ log = logging.getLogger("tillsync.shopify")
 BATCH_MAX = 500
 BATCH_SECONDS = 0.02
 
+TOPIC_HEADER = "X-Shopify-Topic"
+WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
 
-def header(event: faust.EventT, name: str) -> str:
+# Kafka record headers as Faust hands them over and the producer takes them
+KafkaHeaders = list[tuple[str, bytes]]
+
+
+def headers_of(event: faust.EventT) -> KafkaHeaders:
+    # Faust gives a dict or a list of pairs depending on how the record was produced
     headers: Any = event.message.headers or []
-    pairs: list[tuple[str, bytes]] = list(headers.items() if isinstance(headers, dict) else headers)
-    for key, value in pairs:
+    return list(headers.items() if isinstance(headers, dict) else headers)
+
+
+def header_in(headers: Iterable[tuple[str, bytes]], name: str) -> str:
+    """A header's value (names compare case-insensitively, as HTTP's do); "" if absent."""
+    for key, value in headers:
         if key.lower() == name.lower():
             return value.decode() if isinstance(value, bytes) else str(value)
     return ""
 
 
-def register(ctx: Context) -> None:
-    app = ctx.app
-    rt = ctx.runtime
-    assert rt is not None
-    order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
+def header(event: faust.EventT, name: str) -> str:
+    return header_in(headers_of(event), name)
 
-    @app.agent(ctx.topic(topics.RAW_SHOPIFY_WEBHOOKS), name="shopify-webhooks")
-    async def shopify_webhooks(stream: faust.StreamT[bytes]) -> None:
-        """The one agent acting on raw webhooks (the audit only counts them): duplicates are
-        dropped here, inventory levels and order hints become stock events, and order webhooks
-        move on to their own topic, keyed by order, for the orders agent (which waits on
-        Shopify per order and must not hold up inventory)."""
-        await rt.ready.wait()
-        recent = RecentIds()
-        batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
-        async for events in batches:
-            stock: list[tuple[bytes | None, bytes]] = []
-            for event in events:
-                topic = header(event, "X-Shopify-Topic")
-                if recent.seen(header(event, "X-Shopify-Webhook-Id")):
-                    metrics.events_ignored.labels(reason="duplicate").inc()
-                    continue
-                try:
-                    if topic == "inventory_levels/update":
-                        stock.extend(_inventory_level(json.loads(event.value)))
-                    elif topic.startswith("orders/"):
-                        order = Order.model_validate_json(event.value)
-                        if topic == "orders/create":
-                            stock.extend(_order_hints(order))
-                        await _forward_order(event, order.id)
-                    elif topic in ("products/create", "products/update"):
-                        product = Product.model_validate_json(event.value)
-                        pairs = [
-                            SkuPair(sku=v.sku, inventory_item_id=v.inventory_item_id)
-                            for v in product.variants
-                            if v.sku and v.inventory_item_id
-                        ]
-                        for pair in pairs:
-                            rt.skus.add_shopify(pair.sku, pair.inventory_item_id)
-                        # the other workers learn it from the feed
-                        await sku_feed.publish(ctx, pairs)
-                except (ValidationError, ValueError, KeyError) as exc:
-                    await dead_letter(
-                        ctx,
-                        origin=event.message.topic,
-                        reason=f"{topic}: {exc}",
-                        value=event.value,
-                        key=event.key,
-                    )
-            await ctx.send_all(topics.STOCK_EVENTS, stock)
 
-    async def _forward_order(event: faust.EventT, order_id: int) -> None:
-        headers: Any = event.message.headers or []
-        pairs = list(headers.items() if isinstance(headers, dict) else headers)
-        await app.producer.send(
-            order_webhooks, str(order_id).encode(), event.value, None, None, pairs
-        )
+@dataclass(frozen=True)
+class RawWebhook:
+    """A record of the raw webhooks topic: the body as Shopify sent it, and its headers."""
 
-    def _order_hints(order: Order) -> list[tuple[bytes | None, bytes]]:
-        """Tell every position of the order's SKUs at once, here and not in the orders agent
-        (which waits on a routing query per order): a shortfall Shopify shows now is this
-        sale, not an edit to heal."""
-        now = time.time()
-        return [
-            (
-                line.sku.encode(),
-                OrderPlaced(sku=line.sku, order_id=order.id, units=line.quantity, at=now)
-                .model_dump_json()
-                .encode(),
-            )
-            for line in order.line_items
-            if line.sku
-        ]
+    body: bytes
+    headers: KafkaHeaders
 
-    def _inventory_level(body: dict[str, object]) -> list[tuple[bytes | None, bytes]]:
+    @classmethod
+    def of(cls, event: faust.EventT) -> RawWebhook:
+        return cls(body=event.value, headers=headers_of(event))
+
+    @property
+    def topic(self) -> str:
+        return header_in(self.headers, TOPIC_HEADER)
+
+    @property
+    def webhook_id(self) -> str:
+        return header_in(self.headers, WEBHOOK_ID_HEADER)
+
+
+class IgnoreReason(StrEnum):
+    """Why a webhook changes nothing, as the `events_ignored` metric labels it."""
+
+    DUPLICATE = "duplicate"
+    UNMAPPED = "unmapped"  # a location no store is mapped to
+    ECHO = "echo"  # our own write coming back: its write result already told the position
+    UNKNOWN = "unknown"  # an inventory item with no known SKU
+
+
+@dataclass(frozen=True)
+class Ignored:
+    reason: IgnoreReason
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A body its topic's model refuses: dead-lettered with the reason."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ForwardedOrder:
+    """An order webhook for the orders topic, unchanged, headers and all."""
+
+    # the order id: one order's webhooks reach the orders agent in order
+    key: bytes
+    value: bytes
+    headers: KafkaHeaders
+
+
+@dataclass(frozen=True)
+class WebhookRecords:
+    """What a webhook becomes; empty for a topic or level the stock flow has no use for."""
+
+    stock: list[ShopifyObserved | OrderPlaced] = field(default_factory=list)
+    order: ForwardedOrder | None = None
+    # a product's variants: for this worker's SKU index and, through the feed, the others'
+    skus: list[SkuPair] = field(default_factory=list)
+
+
+Verdict = WebhookRecords | Ignored | Malformed
+
+
+class WebhookReader:
+    """What each raw webhook becomes, given this worker's location map, SKU index and the
+    echoes of its own writes (an echo is absorbed by the read that recognises it)."""
+
+    def __init__(self, locations: LocationMap, skus: SkuIndex, echoes: Echoes) -> None:
+        self.locations = locations
+        self.skus = skus
+        self.echoes = echoes
+        self.recent = RecentIds()
+
+    def read(self, webhook: RawWebhook, now: float) -> Verdict:
+        topic = webhook.topic
+        if self.recent.seen(webhook.webhook_id):
+            return Ignored(IgnoreReason.DUPLICATE)
+        try:
+            if topic == "inventory_levels/update":
+                return self.inventory_level(json.loads(webhook.body), now)
+            if topic.startswith("orders/"):
+                return self.order(webhook, now)
+            if topic in ("products/create", "products/update"):
+                return self.product(webhook.body)
+        except (ValidationError, ValueError, KeyError) as exc:
+            return Malformed(f"{topic}: {exc}")
+        return WebhookRecords()
+
+    def inventory_level(self, body: dict[str, object], now: float) -> WebhookRecords | Ignored:
         level = InventoryLevel.model_validate(body)
         if level.available is None:
-            return []  # the item stopped being tracked; nothing to compare
-        if rt.locations.by_shopify(level.location_id) is None:
-            metrics.events_ignored.labels(reason="unmapped").inc()
-            return []
-        updated = level.updated_at.timestamp() if level.updated_at else time.time()
-        if rt.echoes.absorb(level.inventory_item_id, level.location_id, level.available, updated):
-            # our own write coming back: its write result already told the position
-            metrics.events_ignored.labels(reason="echo").inc()
-            return []
-        sku = rt.skus.sku_by_item.get(level.inventory_item_id)
+            return WebhookRecords()  # the item stopped being tracked; nothing to compare
+        if self.locations.by_shopify(level.location_id) is None:
+            return Ignored(IgnoreReason.UNMAPPED)
+        updated = level.updated_at.timestamp() if level.updated_at else now
+        if self.echoes.absorb(level.inventory_item_id, level.location_id, level.available, updated):
+            return Ignored(IgnoreReason.ECHO)
+        sku = self.skus.sku_by_item.get(level.inventory_item_id)
         if sku is None:
-            metrics.events_ignored.labels(reason="unknown").inc()
             log.info("inventory item %s has no known SKU", level.inventory_item_id)
-            return []
+            return Ignored(IgnoreReason.UNKNOWN)
         observed = ShopifyObserved(
             sku=sku,
             location_id=level.location_id,
@@ -135,4 +172,105 @@ def register(ctx: Context) -> None:
             updated_at=updated,
             source=ObservedSource.WEBHOOK,
         )
-        return [(sku.encode(), observed.model_dump_json().encode())]
+        return WebhookRecords(stock=[observed])
+
+    def order(self, webhook: RawWebhook, now: float) -> WebhookRecords:
+        order = Order.model_validate_json(webhook.body)
+        forward = ForwardedOrder(
+            key=str(order.id).encode(), value=webhook.body, headers=webhook.headers
+        )
+        hints = order_hints(order, now) if webhook.topic == "orders/create" else []
+        return WebhookRecords(stock=list(hints), order=forward)
+
+    def product(self, body: bytes) -> WebhookRecords:
+        product = Product.model_validate_json(body)
+        return WebhookRecords(
+            skus=[
+                SkuPair(sku=v.sku, inventory_item_id=v.inventory_item_id)
+                for v in product.variants
+                if v.sku and v.inventory_item_id
+            ]
+        )
+
+
+def order_hints(order: Order, now: float) -> list[OrderPlaced]:
+    """Tell every position of the order's SKUs at once, here and not in the orders agent
+    (which waits on a routing query per order): a shortfall Shopify shows now is this
+    sale, not an edit to heal."""
+    return [
+        OrderPlaced(sku=line.sku, order_id=order.id, units=line.quantity, at=now)
+        for line in order.line_items
+        if line.sku
+    ]
+
+
+class ShopifyWebhooks:
+    """The one agent acting on raw webhooks (the audit only counts them): duplicates are
+    dropped here, inventory levels and order hints become stock events, and order webhooks
+    move on to their own topic, keyed by order, for the orders agent (which waits on
+    Shopify per order and must not hold up inventory)."""
+
+    def __init__(self, ctx: Context) -> None:
+        assert ctx.runtime is not None
+        self.ctx = ctx
+        self.rt: Runtime = ctx.runtime
+        self.order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
+        self.reader = self.new_reader()
+
+    def new_reader(self) -> WebhookReader:
+        return WebhookReader(self.rt.locations, self.rt.skus, self.rt.echoes)
+
+    async def take(self, stream: faust.StreamT[bytes]) -> None:
+        """Agent: raw webhooks in, in batches."""
+        await self.rt.ready.wait()
+        # each run of the agent starts with no memory of webhook ids: records it saw before a
+        # restart may not have been committed and come again, and must not be dropped then
+        self.reader = self.new_reader()
+        batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
+        async for events in batches:
+            stock: list[ShopifyObserved | OrderPlaced] = []
+            for event in events:
+                webhook = RawWebhook.of(event)
+                verdict = self.reader.read(webhook, time.time())
+                if isinstance(verdict, Ignored):
+                    metrics.events_ignored.labels(reason=verdict.reason).inc()
+                    continue
+                reason = verdict.reason if isinstance(verdict, Malformed) else None
+                if isinstance(verdict, WebhookRecords):
+                    try:
+                        await self._carry_out(verdict, stock)
+                    except (ValidationError, ValueError, KeyError) as exc:
+                        reason = f"{webhook.topic}: {exc}"
+                if reason is not None:
+                    await dead_letter(
+                        self.ctx,
+                        origin=event.message.topic,
+                        reason=reason,
+                        value=event.value,
+                        key=event.key,
+                    )
+            await self.ctx.send_all(
+                topics.STOCK_EVENTS,
+                ((ev.sku.encode(), ev.model_dump_json().encode()) for ev in stock),
+            )
+
+    async def _carry_out(
+        self, records: WebhookRecords, stock: list[ShopifyObserved | OrderPlaced]
+    ) -> None:
+        # one webhook at a time, in order: a product's SKUs are known to the next level read
+        stock.extend(records.stock)
+        if records.order is not None:
+            fwd = records.order
+            await self.ctx.app.producer.send(
+                self.order_webhooks, fwd.key, fwd.value, None, None, fwd.headers
+            )
+        if records.skus:
+            for pair in records.skus:
+                self.rt.skus.add_shopify(pair.sku, pair.inventory_item_id)
+            # the other workers learn it from the feed
+            await sku_feed.publish(self.ctx, records.skus)
+
+
+def register(ctx: Context) -> None:
+    webhooks = ShopifyWebhooks(ctx)
+    ctx.app.agent(ctx.topic(topics.RAW_SHOPIFY_WEBHOOKS), name="shopify-webhooks")(webhooks.take)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tillsync.streams import topics
 from tillsync.streams.context import Context
+from tillsync.streams.skus import SkuIndex
 
 log = logging.getLogger("tillsync.skus")
 
@@ -57,36 +58,58 @@ async def publish(ctx: Context, pairs: Iterable[SkuPair]) -> None:
     )
 
 
+class SkuFeedFollower:
+    """One worker's reader of the feed: where it has read to, and the index it keeps."""
+
+    def __init__(
+        self, bootstrap: str, partition: TopicPartition, skus: SkuIndex, start: int
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.partition = partition
+        self.skus = skus
+        # the next offset to read: a lost connection is read again from here
+        self.position = start
+
+    def take(self, offset: int, value: bytes | None) -> SkuPair | None:
+        """Apply the record at `offset` to the index; the pair it held, if it was one."""
+        self.position = offset + 1
+        try:
+            pair = SkuPair.model_validate_json(value or b"")
+        except ValidationError as exc:
+            # only our own agent writes here: a bad record is a bug, not input
+            log.warning("skipping SKU index record %d: %s", offset, exc)
+            return None
+        self.skus.add_shopify(pair.sku, pair.inventory_item_id)
+        return pair
+
+    async def run(self) -> None:
+        """Read for good; a lost connection is retried from the next offset, so nothing is
+        skipped."""
+        tp = self.partition
+        while True:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            try:
+                await consumer.start()
+                consumer.assign([tp])
+                consumer.seek(tp, self.position)
+                while True:
+                    batch = await consumer.getmany(tp, timeout_ms=POLL_MS)
+                    for record in batch.get(tp, []):
+                        self.take(record.offset, record.value)
+            except KafkaError as exc:
+                log.warning(
+                    "SKU index feed interrupted at offset %d (%s); reading again",
+                    self.position,
+                    exc,
+                )
+                await asyncio.sleep(RETRY_SECONDS)
+            finally:
+                await consumer.stop()
+
+
 async def follow(ctx: Context, start: int) -> None:
-    """Apply every pair published from ``start`` on to this worker's index, for good; a lost
-    connection is retried from the next offset, so nothing is skipped."""
+    """Apply every pair published from ``start`` on to this worker's index, for good."""
     rt = ctx.runtime
     assert rt is not None
-    tp = _partition(ctx)
-    position = start
-    while True:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=ctx.settings.kafka_bootstrap, enable_auto_commit=False
-        )
-        try:
-            await consumer.start()
-            consumer.assign([tp])
-            consumer.seek(tp, position)
-            while True:
-                batch = await consumer.getmany(tp, timeout_ms=POLL_MS)
-                for record in batch.get(tp, []):
-                    position = record.offset + 1
-                    try:
-                        pair = SkuPair.model_validate_json(record.value or b"")
-                    except ValidationError as exc:
-                        # only our own agent writes here: a bad record is a bug, not input
-                        log.warning("skipping SKU index record %d: %s", record.offset, exc)
-                        continue
-                    rt.skus.add_shopify(pair.sku, pair.inventory_item_id)
-        except KafkaError as exc:
-            log.warning(
-                "SKU index feed interrupted at offset %d (%s); reading again", position, exc
-            )
-            await asyncio.sleep(RETRY_SECONDS)
-        finally:
-            await consumer.stop()
+    follower = SkuFeedFollower(ctx.settings.kafka_bootstrap, _partition(ctx), rt.skus, start)
+    await follower.run()
