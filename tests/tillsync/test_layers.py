@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.json.gz", "openapi-description")
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.json.gz", "openapi-description", "build")
 
 
 def _installed_layout(root: Path) -> Path:
