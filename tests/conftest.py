@@ -23,9 +23,13 @@ def kafka_bootstrap() -> Iterator[str]:
         yield given
         return
     cfg = kb.BrokerConfig(port=TEST_PORT, data_dir=REPO / "var" / "test-kafka")
-    kb.start(cfg, wipe=not kb.status(cfg.data_dir, cfg.port).ready, timeout=180)
+    already = kb.status(cfg.data_dir, cfg.port).ready
+    if not already:
+        kb.start(cfg, wipe=True, timeout=180)
     yield cfg.bootstrap
-    kb.stop(cfg.data_dir)
+    # a broker another pytest session started (and still uses) is that session's to stop
+    if not already:
+        kb.stop(cfg.data_dir)
 
 
 @pytest.fixture
