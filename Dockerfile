@@ -23,7 +23,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 FROM python AS build
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
-COPY scripts/build ./scripts/build
+COPY scripts/backend ./scripts/backend
 COPY tillsync ./tillsync
 COPY streams ./streams
 COPY connectors ./connectors

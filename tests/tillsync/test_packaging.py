@@ -128,7 +128,7 @@ def _sources(root: Path, pattern: str) -> list[Path]:
     return sorted(
         p.relative_to(root)
         for p in root.rglob(pattern)
-        if not {"build", "dist", "_build"} & set(p.relative_to(root).parts)
+        if not {"build", "dist", "_backend"} & set(p.relative_to(root).parts)
     )
 
 
@@ -257,3 +257,27 @@ def test_the_simulators_wheel_holds_their_code_and_data(wheels: dict[str, Wheel]
     assert "[tillsync.commands]" in entry_points
     assert "sim = tillsync_sim.cli:sim" in entry_points
     assert "demo = tillsync_sim.cli:demo" in entry_points
+
+
+def test_nothing_a_build_reads_is_ignored_by_git() -> None:
+    """A clean clone must hold every file a build reads: a `build/` rule in .gitignore once hid
+    the build backend's folder, so the tree built and a fresh clone could not."""
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    needed: list[str] = []
+    for project in (REPO, REPO / "simulators"):
+        config = tomllib.loads((project / "pyproject.toml").read_text())
+        for folder in config["build-system"].get("backend-path", []):
+            backend = project / folder
+            assert backend.is_dir(), backend
+            needed += [p.relative_to(REPO).as_posix() for p in backend.resolve().rglob("*.py")]
+        needed.append((project / "pyproject.toml").relative_to(REPO).as_posix())
+    for folder in (*PRODUCT_FOLDERS, "simulators"):
+        needed += [f"{folder}/{p}/__init__.py" for p in _package_folders(REPO / folder)]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *needed],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert not ignored, f"git ignores files the build needs: {ignored}"
