@@ -23,6 +23,8 @@ from pydantic_settings import (
 
 CONFIG_ENV = "TILLSYNC_CONFIG"
 _API_VERSION = re.compile(r"^\d{4}-(01|04|07|10)$")
+# what an HTTP header carries as one word: visible ASCII, no spaces
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 class Settings(BaseSettings):
@@ -52,6 +54,12 @@ class Settings(BaseSettings):
     session_timeout: float = Field(
         15.0, gt=1, le=300, description="seconds before a silent worker loses its partitions"
     )
+    state_token: SecretStr | None = Field(
+        None,
+        description="bearer token the worker's /state/* views require (they publish stock "
+        "levels): `Authorization: Bearer <token>`; unset, they are open. /metrics and /health "
+        "stay open; `tillsync stock show` and `reconcile stock --worker` send it",
+    )
 
     # Shopify
     shopify_shop: str = Field(
@@ -80,11 +88,24 @@ class Settings(BaseSettings):
     sitoo_requests_per_second: float = Field(
         10.0, gt=0, description="ceiling on our request rate to Sitoo"
     )
+    sitoo_reserved_refresh_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="seconds between full re-reads of Sitoo's reserved quantities (order events "
+        "re-read their own items at once; this catches what no event told of)",
+    )
     sitoo_events_username: str | None = Field(
-        None, description="optional Basic auth user that Sitoo's Events SPI must send to us"
+        None,
+        description="Basic auth user that Sitoo's Events SPI must send to our receiver; "
+        "required, with the password, when the stock flow runs (see sitoo_events_insecure)",
     )
     sitoo_events_password: SecretStr | None = Field(
-        None, description="optional Basic auth password for the Events SPI receiver"
+        None, description="Basic auth password that Sitoo's Events SPI must send to us"
+    )
+    sitoo_events_insecure: bool = Field(
+        False,
+        description="let the stock flow run with no Events SPI credentials: anyone who reaches "
+        "the receiver can send events (a local demo only; a warning is logged at start)",
     )
 
     # Stock sync
@@ -97,6 +118,13 @@ class Settings(BaseSettings):
     def _api_version(cls, v: str) -> str:
         if not _API_VERSION.match(v):
             raise ValueError("must look like 2026-04 (a quarterly release: YYYY-01/04/07/10)")
+        return v
+
+    @field_validator("state_token")
+    @classmethod
+    def _state_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not _TOKEN.fullmatch(v.get_secret_value()):
+            raise ValueError("must be one word of visible ASCII characters (sent in a header)")
         return v
 
     @field_validator("kafka_bootstrap")
@@ -137,6 +165,13 @@ class Settings(BaseSettings):
     @property
     def sitoo_account_url(self) -> str:
         return f"{self.sitoo_base_url.rstrip('/')}/v2/accounts/{self.sitoo_account_id}"
+
+    @property
+    def state_auth_headers(self) -> dict[str, str]:
+        """What a reader of a worker's /state/* views sends: the state token, if one is set."""
+        if self.state_token is None:
+            return {}
+        return {"Authorization": f"Bearer {self.state_token.get_secret_value()}"}
 
     def require(self, *names: str) -> None:
         """Fail with one message that names every missing setting and its variable."""

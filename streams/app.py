@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import logging.config
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 from faust.types import TP, AppT, Message
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
+from pydantic import SecretStr
 
 from tillsync.schemas.settings import Settings
 from tillsync.streams import fetch_wait, metrics, topics
@@ -23,6 +26,8 @@ log = logging.getLogger("tillsync.worker")
 METRICS_TYPE = "text/plain; version=0.0.4"
 PRODUCER_BUFFER_MAX = 5_000
 LAG_REFRESH_SECONDS = 5.0
+# the views that publish stock levels and counts: behind `state_token` when it is set
+STATE_PREFIX = "/state"
 
 
 def build_app(settings: Settings) -> Context:
@@ -57,6 +62,8 @@ def build_app(settings: Settings) -> Context:
         web_tables_enabled=False,
         web_graph_enabled=False,
         logging_config=None,
+        # the app is named before it exists: the guard builds its answer only when asked
+        web_application_options=_web_options(settings, lambda: app),
     )
     # Table writes queue in Faust's producer buffer, and the conductor stops taking records
     # while it holds more than this (Faust's default, 100, logs a warning per batch). Batched
@@ -110,6 +117,57 @@ def _views(ctx: Context) -> None:
                 {"status": "ok" if ready else "starting", "app": app.conf.id},
                 status=200 if ready else 503,
             )
+
+
+def state_token_ok(header: str | None, token: SecretStr) -> bool:
+    """Whether an Authorization header is `Bearer <token>` (the scheme in any case)."""
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # bytes: compare_digest refuses non-ASCII str; aiohttp keeps undecodable bytes as surrogates
+    got = given.strip().encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(got, token.get_secret_value().encode())
+
+
+def _is_state(request: Any) -> bool:
+    # the route matched as well as the path asked for: the two cannot disagree to get past
+    resource = request.match_info.route.resource
+    paths = (request.path, resource.canonical if resource is not None else "")
+    return any(p == STATE_PREFIX or p.startswith(STATE_PREFIX + "/") for p in paths)
+
+
+# an aiohttp middleware, (request, handler) -> response; typed loosely since the product reaches
+# aiohttp only through Faust's web driver
+Middleware = Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
+
+
+def state_guard(token: SecretStr | None, unauthorized: Callable[[], Any]) -> Middleware | None:
+    """The web app's one check of the state token, for every /state/* view (None: no token,
+    /state/* is open); `unauthorized` makes the 401. /metrics, /health and the receivers (which
+    prove their senders themselves) are not its business."""
+    if token is None:
+        return None
+
+    async def guard(request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+        if _is_state(request) and not state_token_ok(request.headers.get("Authorization"), token):
+            return unauthorized()
+        return await handler(request)
+
+    # what aiohttp's `@web.middleware` marks: a (request, handler) middleware, not a factory
+    setattr(guard, "__middleware_version__", 1)  # noqa: B010
+    return guard
+
+
+def _web_options(settings: Settings, app: Callable[[], faust.App]) -> dict[str, Any] | None:
+    def unauthorized() -> Any:
+        return app().web.json(
+            {"error": "unauthorized: send Authorization: Bearer <state_token>"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="tillsync state"'},
+        )
+
+    guard = state_guard(settings.state_token, unauthorized)
+    return {"middlewares": [guard]} if guard is not None else None
 
 
 class _LagSensor(faust.Sensor):

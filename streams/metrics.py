@@ -126,6 +126,7 @@ class RejectReason(StrEnum):
 
     SIGNATURE = "signature"  # Shopify's HMAC does not match
     AUTH = "auth"  # Sitoo's basic auth does not match
+    SHOP = "shop"  # a validly signed Shopify webhook for another shop
 
 
 # each sender proves itself one way: the series created at 0

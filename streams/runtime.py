@@ -80,4 +80,17 @@ def load_runtime(settings: Settings) -> Runtime:
         "sitoo_api_id",
         "sitoo_api_password",
     )
+    # the stock flow acts on Sitoo's events: an open receiver lets anyone move stock levels
+    events_auth = (settings.sitoo_events_username, settings.sitoo_events_password)
+    if any(events_auth):
+        settings.require("sitoo_events_username", "sitoo_events_password")
+    elif not settings.sitoo_events_insecure:
+        raise ConfigError(
+            "the Sitoo Events receiver has no credentials, and the stock flow acts on its "
+            "events: set TILLSYNC_SITOO_EVENTS_USERNAME and TILLSYNC_SITOO_EVENTS_PASSWORD (or "
+            "`sitoo_events_username` and `sitoo_events_password` in $TILLSYNC_CONFIG) to the "
+            "Basic auth credentials given to Sitoo's Events SPI. To run without (a local demo), "
+            "set TILLSYNC_SITOO_EVENTS_INSECURE=true or start `tillsync worker "
+            "--insecure-sitoo-endpoint`"
+        )
     return Runtime(settings=settings, locations=load_location_map(settings.locations_file))

@@ -15,9 +15,9 @@ from tillsync.logs import LogFormat
 from tillsync.schemas.settings import ConfigError, Settings, load_settings
 
 
-def _settings() -> Settings:
+def _settings(**overrides: Any) -> Settings:
     try:
-        return load_settings()
+        return load_settings(**overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -156,12 +156,21 @@ def broker_status(port: int, data_dir: Path) -> None:
     default=None,
     help="text lines, or JSON lines for a log shipper  [default: the log_format setting]",
 )
-def worker(loglevel: str, log_format: LogFormat | None) -> None:
+@click.option(
+    "--insecure-sitoo-endpoint",
+    is_flag=True,
+    help="take Sitoo Events SPI requests without Basic auth when no sitoo_events_username/"
+    "password is set (a local demo only; as sitoo_events_insecure=true)",
+)
+def worker(loglevel: str, log_format: LogFormat | None, insecure_sitoo_endpoint: bool) -> None:
     """Run a Faust worker: ingestion, tables, drift detection and sinks."""
-    settings = _settings()
+    settings = _settings(**({"sitoo_events_insecure": True} if insecure_sitoo_endpoint else {}))
     from tillsync.streams.app import run_worker
 
-    run_worker(settings, logs.config(loglevel, log_format or settings.log_format))
+    try:
+        run_worker(settings, logs.config(loglevel, log_format or settings.log_format))
+    except ConfigError as exc:  # what the stock flow needs, checked as the app is built
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()
@@ -187,9 +196,19 @@ def stock_show(sku: str, workers: tuple[str, ...]) -> None:
     rows: list[dict[str, Any]] = []
     for url in urls:
         try:
-            body = httpx.get(f"{url}/state/stock/{quote(sku, safe='')}", timeout=10).json()
+            answer = httpx.get(
+                f"{url}/state/stock/{quote(sku, safe='')}",
+                headers=settings.state_auth_headers,
+                timeout=10,
+            )
         except httpx.HTTPError as exc:
             raise click.ClickException(f"no worker answers at {url}: {exc}") from None
+        if answer.status_code == 401:
+            raise click.ClickException(
+                f"the worker at {url} answers 401: set TILLSYNC_STATE_TOKEN (or `state_token` "
+                "in $TILLSYNC_CONFIG) to the worker's state token"
+            )
+        body = answer.json()
         rows.extend(body.get("positions", []))
     if not rows:
         click.echo(f"{sku}: no positions on {'this worker' if len(urls) == 1 else 'these workers'}")

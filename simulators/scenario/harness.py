@@ -108,7 +108,7 @@ class Harness:
         """Every worker answers and its stock flow has taken its snapshot."""
         assert self.worker is not None
         deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=2.0) as http:
+        async with httpx.AsyncClient(timeout=2.0, headers=self.settings.state_auth_headers) as http:
             for worker, url in zip(self.workers, self.worker_urls, strict=True):
                 while True:
                     if worker.proc is not None and worker.proc.poll() is not None:
@@ -126,14 +126,14 @@ class Harness:
                     await asyncio.sleep(0.25)
 
     async def worker_json(self, path: str) -> Any:
-        async with httpx.AsyncClient(timeout=10.0) as http:
+        async with httpx.AsyncClient(timeout=10, headers=self.settings.state_auth_headers) as http:
             return (await http.get(f"{self.worker_url}{path}")).json()
 
     async def stock_state(self) -> dict[str, int]:
         """The counts of ``/state/stock`` summed over the workers: each tells of the positions
         of its own partitions."""
         totals = {"positions": 0, "in_sync": 0, "in_flight": 0, "drifting": 0, "drift_open": 0}
-        async with httpx.AsyncClient(timeout=10.0) as http:
+        async with httpx.AsyncClient(timeout=10, headers=self.settings.state_auth_headers) as http:
             for url in self.worker_urls:
                 state = (await http.get(f"{url}/state/stock")).json()
                 for name in totals:

@@ -3,7 +3,9 @@
 Both answer only once the record is in Kafka (so a 2xx means it is durable) and as soon as it
 is (Sitoo blocks later events until we answer; Shopify retries after 5 s). Signatures and
 Basic auth are checked before anything is written; malformed bodies are dead-lettered with
-the reason and answered 400, so a sender's bug is visible and nothing crashes.
+the reason (never their values), so a sender's bug is visible and nothing crashes. Sitoo is
+answered 400 then; Shopify 200 once the dead letter is stored, since it retries a failed
+delivery for hours, to no avail, and then removes the subscription.
 
 What a request becomes is decided by plain methods over its headers and body
 (``ShopifyReceiver.verify``, ``SitooReceiver.verify``), which return a typed verdict; the web
@@ -31,7 +33,7 @@ from tillsync.schemas.settings import Settings
 from tillsync.schemas.sitoo import SitooEventBatch
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
-from tillsync.streams.deadletter import dead_letter
+from tillsync.streams.deadletter import dead_letter, error_reason
 
 log = logging.getLogger("tillsync.receivers")
 
@@ -47,6 +49,8 @@ SHOPIFY_HEADERS = (
 )
 SIGNATURE_HEADER = "X-Shopify-Hmac-Sha256"
 WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
+TOPIC_HEADER = "X-Shopify-Topic"
+SHOP_HEADER = "X-Shopify-Shop-Domain"
 AUTHORIZATION_HEADER = "Authorization"
 
 # aiohttp's `client_max_size`, which Faust leaves at its default: the web server answers 413
@@ -66,14 +70,19 @@ def shopify_signature_ok(secret: bytes, body: bytes, signature: str | None) -> b
 
 
 def basic_auth_ok(header: str | None, user: str, password: str) -> bool:
+    """Whether `header` carries exactly these credentials (UTF-8, as RFC 7617 has clients send
+    them). Compared as bytes: `compare_digest` refuses str with non-ASCII characters."""
     if not header or not header.startswith("Basic "):
         return False
     try:
-        decoded = base64.b64decode(header[6:], validate=True).decode()
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        decoded = base64.b64decode(header[6:], validate=True)
+    except (binascii.Error, ValueError):  # ValueError: a non-ASCII character in the header
         return False
-    got_user, _, got_password = decoded.partition(":")
-    return hmac.compare_digest(got_user, user) and hmac.compare_digest(got_password, password)
+    got_user, _, got_password = decoded.partition(b":")
+    # both compared, whichever differs: the time taken tells nothing of which
+    user_ok = hmac.compare_digest(got_user, user.encode())
+    password_ok = hmac.compare_digest(got_password, password.encode())
+    return user_ok and password_ok
 
 
 class Source(StrEnum):
@@ -88,6 +97,7 @@ class RejectReason(StrEnum):
 
     SIGNATURE = "signature"
     AUTH = "auth"
+    SHOP = "shop"  # signed, but for a shop that is not ours
 
 
 @dataclass(frozen=True)
@@ -119,10 +129,13 @@ class Refused:
 @dataclass(frozen=True)
 class Malformed:
     """A body from a verified sender that is not what it should be: dead-lettered with these
-    headers and answered 400, so the sender's bug stays visible and replayable."""
+    headers, so the sender's bug stays visible and replayable, then answered `status`."""
 
     reason: str
     headers: dict[str, bytes] = field(default_factory=dict)
+    # 400 tells the sender its bug; 200 is for a sender that would retry what can never
+    # succeed (Shopify, which removes a subscription whose deliveries keep failing)
+    status: int = 400
 
 
 Verdict = Accepted | Refused | Malformed
@@ -140,16 +153,22 @@ def received_at(now: float) -> bytes:
 
 @dataclass(frozen=True)
 class ShopifyReceiver:
-    """Shopify's webhooks: HMAC-signed with the app secret, one JSON object each."""
+    """Shopify's webhooks: HMAC-signed with the app secret, one JSON object each, for our shop."""
 
     # without it no signature can be checked, so nothing is taken in
     secret: bytes | None
+    # our shop's myshopify.com domain: an app's secret signs the webhooks of every shop that
+    # installed it, so a valid signature alone does not say the webhook is about our stock
+    shop: str
     max_body: int = MAX_BODY
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ShopifyReceiver:
         secret = settings.shopify_app_secret
-        return cls(secret=secret.get_secret_value().encode() if secret else None)
+        return cls(
+            secret=secret.get_secret_value().encode() if secret else None,
+            shop=settings.shopify_shop,
+        )
 
     def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> Verdict:
         """What this request becomes. `headers` are looked up by Shopify's spelling of their
@@ -161,12 +180,25 @@ class ShopifyReceiver:
             return Refused(status=503, error="webhook secret not configured")
         if not shopify_signature_ok(self.secret, body, headers.get(SIGNATURE_HEADER)):
             return Refused(status=401, error="invalid signature", rejected=RejectReason.SIGNATURE)
+        if headers.get(SHOP_HEADER, "").strip().lower() != self.shop.strip().lower():
+            # Another shop's webhook will never be ours, however often it comes. 401, not 2xx:
+            # Shopify retries it, the delivery fails, and after its retries Shopify removes
+            # the misdirected subscription, which is what should happen to it; meanwhile the
+            # rejected metric shows it. (A 2xx would keep a wrong subscription alive unseen.)
+            return Refused(status=401, error="webhook for another shop", rejected=RejectReason.SHOP)
+        if not headers.get(TOPIC_HEADER):
+            # every record downstream is routed by its topic: without one it would be dropped
+            return Refused(status=400, error=f"no {TOPIC_HEADER} header")
         kept = {h: headers[h].encode() for h in SHOPIFY_HEADERS if h in headers}
         kept[topics.HEADER_RECEIVED_AT] = received_at(now)
         try:
             json.loads(body)
-        except ValueError:
-            return Malformed(reason="body is not JSON", headers=kept)
+        except ValueError as exc:
+            # Signed by Shopify, so a retry brings the same bytes: kept as a dead letter and
+            # answered 200, rather than retried for hours until Shopify drops the subscription
+            return Malformed(
+                reason=f"body is not JSON: {error_reason(exc)}", headers=kept, status=200
+            )
         # keyed by webhook id: a duplicate lands in the partition that saw the original
         key = headers.get(WEBHOOK_ID_HEADER, "").encode()
         return Accepted(records=[RawRecord(key=key, value=body, headers=kept)])
@@ -211,9 +243,10 @@ class SitooReceiver:
         try:
             raw_events = json.loads(body)
             batch = SitooEventBatch.parse_body(raw_events)
-        except ValueError as exc:
-            reason = f"not an Events SPI batch: {str(exc).splitlines()[0][:300]}"
-            return Malformed(reason=reason, headers=received)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            return Malformed(
+                reason=f"not an Events SPI batch: {error_reason(exc)}", headers=received
+            )
         # one record per event, each as Sitoo sent it, keyed by its id for deduplication
         return Accepted(
             records=[
@@ -245,6 +278,13 @@ class Receivers:
         self.sitoo = SitooReceiver.from_settings(ctx.settings)
         self.raw_shopify = ctx.topic(topics.RAW_SHOPIFY_WEBHOOKS)
         self.raw_sitoo = ctx.topic(topics.RAW_SITOO_EVENTS)
+        if self.sitoo.credentials is None:
+            # the stock flow refuses to start like this unless told to (load_runtime)
+            log.warning(
+                "the Sitoo Events receiver takes requests without authentication: anyone who "
+                "can reach it can send events. Set TILLSYNC_SITOO_EVENTS_USERNAME and "
+                "TILLSYNC_SITOO_EVENTS_PASSWORD, and the same credentials in Sitoo's Events SPI"
+            )
 
     async def on_shopify(self, headers: Mapping[str, str], body: bytes) -> Answer:
         verdict = self.shopify.verify(headers, body, time.time())
@@ -271,14 +311,18 @@ class Receivers:
     ) -> Answer:
         if isinstance(verdict, Refused):
             return self.refuse(source, verdict)
+        # stored before the answer: a 2xx says the message is kept, here as a dead letter
         await dead_letter(
             self.ctx,
             origin=raw.get_topic_name(),
             reason=verdict.reason,
             value=body,
             headers=verdict.headers,
+            durable=True,
         )
-        return Answer(400, {"error": verdict.reason})
+        if verdict.status < 300:
+            return Answer(verdict.status, {"ok": True, "dead_lettered": verdict.reason})
+        return Answer(verdict.status, {"error": verdict.reason})
 
     @staticmethod
     async def _write(raw: faust.TopicT, accepted: Accepted) -> None:

@@ -23,7 +23,7 @@ from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.shopify import InventoryLevel, Order, Product
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
-from tillsync.streams.deadletter import dead_letter
+from tillsync.streams.deadletter import dead_letter, error_reason
 from tillsync.streams.echoes import Echoes
 from tillsync.streams.lru import RecentIds
 from tillsync.streams.runtime import Runtime
@@ -148,7 +148,7 @@ class WebhookReader:
             if topic in ("products/create", "products/update"):
                 return self.product(webhook.body)
         except (ValidationError, ValueError, KeyError) as exc:
-            return Malformed(f"{topic}: {exc}")
+            return Malformed(f"{topic}: {error_reason(exc)}")
         return WebhookRecords()
 
     def inventory_level(self, body: dict[str, object], now: float) -> WebhookRecords | Ignored:
@@ -240,13 +240,14 @@ class ShopifyWebhooks:
                     try:
                         await self._carry_out(verdict, stock)
                     except (ValidationError, ValueError, KeyError) as exc:
-                        reason = f"{webhook.topic}: {exc}"
+                        reason = f"{webhook.topic}: {error_reason(exc)}"
                 if reason is not None:
                     await dead_letter(
                         self.ctx,
                         origin=event.message.topic,
                         reason=reason,
                         value=event.value,
+                        headers=webhook.headers,
                         key=event.key,
                     )
             await self.ctx.send_all(

@@ -68,3 +68,106 @@ def test_secrets_do_not_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_graphql_url_defaults_to_the_shop_domain() -> None:
     s = load_settings(shopify_shop="acme.myshopify.com", shopify_api_version="2026-04")
     assert s.shopify_graphql_url == "https://acme.myshopify.com/admin/api/2026-04/graphql.json"
+
+
+# -- what the stock flow needs before the worker starts ------------------------------------------
+
+LOCATIONS = """\
+locations:
+  - {name: Store, shopify_location_id: 1, sitoo_store_id: 1, sitoo_warehouse_id: 101}
+"""
+
+
+def _stock_settings(tmp_path: Path, **overrides: object) -> dict[str, object]:
+    locations = tmp_path / "locations.yaml"
+    locations.write_text(LOCATIONS)
+    return {
+        "locations_file": locations,
+        "shopify_access_token": "shpat_x",
+        "shopify_app_secret": "s",
+        "sitoo_account_id": 1,
+        "sitoo_api_id": "1-1",
+        "sitoo_api_password": "p",
+        **overrides,
+    }
+
+
+def test_the_stock_flow_refuses_to_start_with_an_open_sitoo_events_receiver(
+    tmp_path: Path,
+) -> None:
+    from tillsync.streams.runtime import load_runtime
+
+    with pytest.raises(ConfigError) as err:
+        load_runtime(load_settings(**_stock_settings(tmp_path)))
+    text = str(err.value)
+    for name in (
+        "TILLSYNC_SITOO_EVENTS_USERNAME",
+        "TILLSYNC_SITOO_EVENTS_PASSWORD",
+        "TILLSYNC_SITOO_EVENTS_INSECURE",
+        "--insecure-sitoo-endpoint",
+    ):
+        assert name in text
+
+
+@pytest.mark.parametrize(
+    "given",
+    [{"sitoo_events_username": "sitoo"}, {"sitoo_events_password": "pw"}],
+)
+def test_half_of_the_sitoo_events_credentials_is_an_error_even_when_insecure(
+    tmp_path: Path, given: dict[str, str]
+) -> None:
+    from tillsync.streams.runtime import load_runtime
+
+    settings = load_settings(**_stock_settings(tmp_path, sitoo_events_insecure=True, **given))
+    with pytest.raises(ConfigError, match="TILLSYNC_SITOO_EVENTS_"):
+        load_runtime(settings)
+
+
+def test_the_stock_flow_starts_with_sitoo_events_credentials_or_when_told_it_is_insecure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tillsync.streams.runtime import load_runtime
+
+    creds = {"sitoo_events_username": "sitoo", "sitoo_events_password": "pw"}
+    assert load_runtime(load_settings(**_stock_settings(tmp_path, **creds))).locations
+    monkeypatch.setenv("TILLSYNC_SITOO_EVENTS_INSECURE", "true")
+    settings = load_settings(**_stock_settings(tmp_path))
+    assert settings.sitoo_events_insecure is True
+    assert load_runtime(settings).locations
+
+
+def test_the_demo_settings_start_the_stock_flow_with_sitoo_events_auth_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tillsync.streams.runtime import load_runtime
+
+    locations = tmp_path / "locations.yaml"
+    locations.write_text(LOCATIONS)
+    monkeypatch.setenv("TILLSYNC_CONFIG", str(Path(__file__).parents[2] / "config" / "demo.toml"))
+    settings = load_settings(locations_file=locations)
+    # the Sitoo simulator sends the same settings' credentials with every Events SPI push
+    assert settings.sitoo_events_username and settings.sitoo_events_password
+    assert not settings.sitoo_events_insecure
+    assert load_runtime(settings).locations
+
+
+def test_the_state_token_is_a_secret_and_makes_the_header_that_state_readers_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().state_token is None
+    assert load_settings().state_auth_headers == {}
+    monkeypatch.setenv("TILLSYNC_STATE_TOKEN", "st-secret")
+    s = load_settings()
+    assert "st-secret" not in repr(s)
+    assert s.state_auth_headers == {"Authorization": "Bearer st-secret"}
+
+
+@pytest.mark.parametrize("token", ["", "two words", "tök", "line\nbreak"])
+def test_a_state_token_must_be_one_word_of_visible_ascii(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    # it goes in an HTTP header: anything else could not be sent, or would not be this token
+    monkeypatch.setenv("TILLSYNC_STATE_TOKEN", token)
+    with pytest.raises(ConfigError, match="TILLSYNC_STATE_TOKEN") as err:
+        load_settings()
+    assert token not in str(err.value) or not token
