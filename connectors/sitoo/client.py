@@ -26,6 +26,7 @@ from tillsync.connectors.retry import GaveUp, Retry, RetryPolicy, call_with_retr
 from tillsync.schemas.settings import Settings
 from tillsync.schemas.sitoo import (
     BatchResult,
+    Order,
     Product,
     WarehouseItem,
     WarehouseTransactionIn,
@@ -284,6 +285,20 @@ class SitooClient:
         async for item in self._paginate(path, params, page_size=page_size, progress=progress):
             yield WarehouseItem.model_validate(item)
 
+    async def warehouse_items_by_sku(
+        self, warehouseid: int, skus: Sequence[str]
+    ) -> list[WarehouseItem]:
+        """The warehouse items of these SKUs (one ``sku=a,b,...`` listing). Sitoo keeps no
+        row for a SKU that never had stock there: such a SKU is absent from the answer."""
+        if not skus:
+            return []
+        path = f"{self._site}/warehouses/{warehouseid}/warehouseitems.json"
+        params = {"sku": ",".join(skus)}
+        return [
+            WarehouseItem.model_validate(item)
+            async for item in self._paginate(path, params, page_size=max(len(skus), 1))
+        ]
+
     async def add_warehouse_transactions(
         self, transactions: Sequence[WarehouseTransactionIn]
     ) -> list[BatchResult]:
@@ -373,3 +388,10 @@ class SitooClient:
         path = f"{self._site}/products.json"
         async for item in self._paginate(path, params, progress=progress):
             yield Product.model_validate(item)
+
+    # -- orders -----------------------------------------------------------------------------
+
+    async def get_order(self, orderid: int) -> Order:
+        """One order with its rows (getOrder): what an Events SPI ``order`` event names."""
+        body = await self.request("GET", f"{self._site}/orders/{orderid}.json")
+        return Order.model_validate(body)

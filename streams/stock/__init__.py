@@ -12,6 +12,7 @@ def register(ctx: Context) -> None:
         agents,
         ledger,
         orders,
+        reservations,
         shopify_sink,
         shopify_webhooks,
         sitoo_sink,
@@ -21,6 +22,7 @@ def register(ctx: Context) -> None:
     agents.register(ctx)
     startup.register(ctx)
     ledger.register(ctx)
+    reservations.register(ctx)
     shopify_webhooks.register(ctx)
     orders.register(ctx)
     shopify_sink.register(ctx)

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import Enum
 from typing import Any, cast
 
@@ -31,7 +32,7 @@ from tillsync.schemas.money import whole_units
 from tillsync.schemas.sitoo import SitooEvent, WarehouseTransaction
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
-from tillsync.streams.deadletter import dead_letter
+from tillsync.streams.deadletter import dead_letter, error_reason
 from tillsync.streams.lru import RecentIds
 from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.runtime import Runtime
@@ -51,23 +52,37 @@ WAKING_EVENTS = frozenset({"warehouse-transaction", "order", "order-delivery"})
 SnapshotEvent = SitooLevel | SitooReserved | ShopifyObserved
 
 
-def levels_of(tx: WarehouseTransaction, now: float) -> list[SitooLevel]:
-    out = []
+def levels_of(tx: WarehouseTransaction, now: float) -> tuple[list[SitooLevel], list[str]]:
+    """One level per SKU of a transaction, and why each item that makes no level is set aside.
+
+    A level's version is the transaction id, and a position takes one version once: two items
+    of one SKU (two lines of a till sale, of a Move Out) make one level, with the total after
+    the last of them and the sum of their quantities (what settles an order's pending units)."""
+    totals: dict[str, Decimal] = {}
+    deltas: dict[str, Decimal] = {}
     for item in tx.items:
         if item.decimaltotal is None:
             continue
-        out.append(
-            SitooLevel(
-                sku=item.sku,
-                warehouse_id=tx.warehouseid,
-                total=whole_units(item.decimaltotal),
-                version=tx.warehousetransactionid,
-                event_time=float(tx.datecreated or now),
-                external_id=tx.externalid,
-                delta=whole_units(item.decimalquantity),
+        totals[item.sku] = item.decimaltotal
+        deltas[item.sku] = deltas.get(item.sku, Decimal(0)) + item.decimalquantity
+    levels: list[SitooLevel] = []
+    invalid: list[str] = []
+    for sku, total in totals.items():
+        try:
+            levels.append(
+                SitooLevel(
+                    sku=sku,
+                    warehouse_id=tx.warehouseid,
+                    total=whole_units(total),
+                    version=tx.warehousetransactionid,
+                    event_time=float(tx.datecreated or now),
+                    external_id=tx.externalid,
+                    delta=whole_units(deltas[sku]),
+                )
             )
-        )
-    return out
+        except ValidationError as exc:  # what Sitoo allows and a stock event does not: sku ""
+            invalid.append(error_reason(exc))
+    return levels, invalid
 
 
 @dataclass(frozen=True)
@@ -89,14 +104,22 @@ class LedgerBatch:
 
 
 def read_transactions(values: Iterable[bytes], now: float) -> LedgerBatch:
+    """Each record's levels; a record, or an item of one, that makes no stock event is set
+    aside with the reason, and the rest of the batch is taken (the whole record goes to the
+    dead letters: replayed, the levels taken already are stale and change nothing)."""
     batch = LedgerBatch()
     for value in values:
         try:
             tx = WarehouseTransaction.model_validate_json(value)
         except ValidationError as exc:
-            batch.invalid.append(Invalid(value, f"invalid warehouse transaction: {exc}"))
+            reason = f"invalid warehouse transaction: {error_reason(exc)}"
+            batch.invalid.append(Invalid(value, reason))
             continue
-        batch.levels.extend(levels_of(tx, now))
+        levels, invalid = levels_of(tx, now)
+        batch.levels.extend(levels)
+        if invalid:
+            reason = f"invalid item of warehouse transaction {tx.warehousetransactionid}: "
+            batch.invalid.append(Invalid(value, reason + "; ".join(invalid)))
         batch.newest = max(batch.newest, tx.warehousetransactionid)
     return batch
 
@@ -119,7 +142,7 @@ class SitooEventGate:
         try:
             ev = SitooEvent.model_validate_json(value)
         except ValidationError as exc:
-            return Invalid(value, f"invalid Sitoo event: {exc}")
+            return Invalid(value, f"invalid Sitoo event: {error_reason(exc)}")
         if self.recent.seen(ev.event_id):
             return Heard.DUPLICATE
         return Heard.WAKE if ev.event_type in WAKING_EVENTS else Heard.QUIET

@@ -30,7 +30,7 @@ from tillsync.schemas.shopify import Order
 from tillsync.schemas.sitoo import WarehouseTransactionIn, WarehouseTransactionItemIn
 from tillsync.streams import topics
 from tillsync.streams.context import Context
-from tillsync.streams.deadletter import dead_letter
+from tillsync.streams.deadletter import dead_letter, error_reason
 from tillsync.streams.runtime import Runtime
 from tillsync.streams.stock.refs import fulfilment_external_id, pending_ref
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, header
@@ -69,9 +69,12 @@ class PendingLine:
 
 
 def pending_lines_of(routing: Mapping[str, Any], locations: LocationMap) -> list[PendingLine]:
-    """The shipping lines at mapped locations, from the answer to ``ORDER_ROUTING``."""
+    """The units each SKU of the order ships from each mapped location, from the answer to
+    ``ORDER_ROUTING``: the sum over its lines and fulfilment orders there. The position holds
+    them under one reference per order and SKU, and a Move Out settles them by SKU: two lines
+    of one SKU are one hold, not two that overwrite each other."""
     order = routing.get("order")
-    out: list[PendingLine] = []
+    units: dict[tuple[int, str], int] = {}  # in the order first seen
     for fo in ((order or {}).get("fulfillmentOrders") or {}).get("nodes", []):
         if (fo.get("deliveryMethod") or {}).get("methodType") == "PICK_UP":
             continue
@@ -80,21 +83,16 @@ def pending_lines_of(routing: Mapping[str, Any], locations: LocationMap) -> list
             continue
         for line in fo["lineItems"]["nodes"]:
             if line.get("sku"):
-                out.append(
-                    PendingLine(
-                        location_id=gid_tail(location),
-                        sku=line["sku"],
-                        units=int(line["remainingQuantity"]),
-                    )
-                )
-    return out
+                at = (gid_tail(location), line["sku"])
+                units[at] = units.get(at, 0) + int(line["remainingQuantity"])
+    return [PendingLine(location_id=loc, sku=sku, units=n) for (loc, sku), n in units.items()]
 
 
 def pending_events(
     order: Order, lines: list[PendingLine], final: bool, now: float
 ) -> list[PendingUnits | OrderPlaced]:
-    """The pending units of each line (none once `final`: cancelled), then the end of the
-    order's shortfall hint at every location of its SKUs."""
+    """The pending units of each SKU at each location (none once `final`: cancelled), then
+    the end of the order's shortfall hint at every location of its SKUs."""
     out: list[PendingUnits | OrderPlaced] = [
         PendingUnits(
             sku=line.sku,
@@ -161,16 +159,18 @@ class OrderFlow:
                 await dead_letter(
                     self.ctx,
                     origin=event.message.topic,
-                    reason=f"{topic}: {exc}",
+                    reason=f"{topic}: {error_reason(exc)}",
                     value=event.value,
+                    headers=event.headers,
                 )
             except Exception as exc:  # a Shopify outage must not stop the stream
-                log.warning("order %s (%s) failed: %s", topic, event.key, exc)
+                log.warning("order %s (%s) failed: %s", topic, event.key, error_reason(exc))
                 await dead_letter(
                     self.ctx,
                     origin=event.message.topic,
-                    reason=f"{topic} not handled: {exc}",
+                    reason=f"{topic} not handled: {error_reason(exc)}",
                     value=event.value,
+                    headers=event.headers,
                 )
 
     async def handle(self, action: OrderAction, order: Order) -> None:

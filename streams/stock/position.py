@@ -63,7 +63,12 @@ class Position(BaseModel):
     sitoo_event_time: float | None = None
     sitoo_reserved: int = 0
     reserved_at: float = 0.0
+    # order line ref -> the units its PendingUnits holds (absolute: a replay sets the same
+    # value again), or SETTLED
     pending: dict[str, int] = Field(default_factory=dict)
+    # order line ref -> the units its Move Outs took out of Sitoo so far: they are Sitoo's to
+    # count now, whatever `pending` says
+    moved: dict[str, int] = Field(default_factory=dict)
     observed: int | None = None
     webhook_at: float = 0.0  # updated_at of the newest webhook taken
     write_at: float = 0.0  # when Shopify applied our newest confirmed write (by its clock)
@@ -85,7 +90,7 @@ class Position(BaseModel):
 
     @property
     def pending_units(self) -> int:
-        return sum(u for u in self.pending.values() if u > 0)
+        return sum(max(0, u - self.moved.get(ref, 0)) for ref, u in self.pending.items() if u > 0)
 
     @property
     def order_hint_until(self) -> float:
@@ -130,10 +135,15 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
         order_id = order_of_external_id(event.external_id)
         if order_id is not None:
             # the Move Out of a store-fulfilled online order: its units leave `pending` in the
-            # same step as they leave Sitoo's stock
+            # same step as they leave Sitoo's stock (counted apart from the units held, so that
+            # a replayed hold holds only what is left)
             ref = pending_ref(order_id, event.sku)
-            left = pos.pending.get(ref, 0) + event.delta
-            pos.pending[ref] = SETTLED if left <= 0 else left
+            moved = pos.moved.get(ref, 0) - event.delta
+            if moved >= pos.pending.get(ref, 0):
+                pos.pending[ref] = SETTLED
+                pos.moved.pop(ref, None)
+            else:
+                pos.moved[ref] = moved
     elif isinstance(event, SitooReserved):
         if event.observed_at < pos.reserved_at:
             out.ignored = "older reservation reading"
@@ -187,6 +197,8 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
             out.ignored = f"order line {event.ref} already settled"
             return out
         pos.pending[event.ref] = SETTLED if event.final else event.units
+        if event.final:
+            pos.moved.pop(event.ref, None)
     elif isinstance(event, OrderPlaced):
         pos.order_hints = {k: t for k, t in pos.order_hints.items() if t > now}
         if event.routed:
@@ -211,7 +223,8 @@ def _write_result(pos: Position, event: WriteResult, now: float, out: Outcome) -
         # our write, say. Shopify's own stamps say which is newer; within one second, ask.
         applied = event.shopify_at if event.shopify_at is not None else event.at
         seen = math.floor(pos.webhook_at)
-        if seen <= math.floor(applied):
+        # a result older than one taken already (a replay) says nothing of Shopify now
+        if seen <= math.floor(applied) and event.version >= pos.written_version:
             out.verify = seen == math.floor(applied) and pos.observed != event.written
             pos.observed = event.written
         pos.written_version = max(pos.written_version, event.version)

@@ -99,7 +99,7 @@ async def reconcile_stock(
                 )
             )
         if worker_url:
-            variances = await _explain(variances, worker_url)
+            variances = await _explain(variances, worker_url, settings.state_auth_headers)
         if heal and variances:
             await _feed(settings, variances)
             echo(f"sent {len(variances)} snapshot observations to the worker to heal by policy")
@@ -109,9 +109,11 @@ async def reconcile_stock(
         await sitoo.aclose()
 
 
-async def _explain(variances: list[Variance], worker_url: str) -> list[Variance]:
+async def _explain(
+    variances: list[Variance], worker_url: str, headers: dict[str, str]
+) -> list[Variance]:
     out = []
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=headers) as http:
         for v in variances:
             try:
                 body = (await http.get(f"{worker_url}/state/stock/{v.sku}")).json()

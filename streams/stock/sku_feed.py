@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tillsync.streams import topics
 from tillsync.streams.context import Context
+from tillsync.streams.deadletter import error_reason
 from tillsync.streams.skus import SkuIndex
 
 log = logging.getLogger("tillsync.skus")
@@ -77,7 +78,7 @@ class SkuFeedFollower:
             pair = SkuPair.model_validate_json(value or b"")
         except ValidationError as exc:
             # only our own agent writes here: a bad record is a bug, not input
-            log.warning("skipping SKU index record %d: %s", offset, exc)
+            log.warning("skipping SKU index record %d: %s", offset, error_reason(exc))
             return None
         self.skus.add_shopify(pair.sku, pair.inventory_item_id)
         return pair

@@ -194,3 +194,42 @@ async def test_transaction_writes_are_checked(sim: SitooSimulator, api: Api) -> 
 async def test_fields_select_what_comes_back(api: Api) -> None:
     body = await api.get(ITEMS.format(wid=1), params={"fields": "sku,decimalavailable", "num": 2})
     assert [set(row) for row in body["items"]] == [{"sku", "decimalavailable"}] * 2
+
+
+async def test_a_pickup_order_holds_its_units_until_collected_or_cancelled(
+    sim: SitooSimulator, api: Api, control: httpx.AsyncClient
+) -> None:
+    """What the reservations refresher relies on: an open order's units are reserved at its
+    warehouse from `add` through `ready-for-pickup`, released on collection (as a sale) or on
+    cancel, moved with the order; and every step's `order` event names the order."""
+    total, _, _ = _q(await _row(api, 1, "SKU-0001"))
+    seen = len(sim.events.history)
+    collected = await _open_order(api, 1, 2, "PICKUP-1")
+    cancelled = await _open_order(api, 1, 1, "PICKUP-2")
+    assert _q(await _row(api, 1, "SKU-0001")) == (total, 3, total - 3)
+    assert (await control.post(f"/orders/{collected}/ready-for-pickup")).status_code == 200
+    assert _q(await _row(api, 1, "SKU-0001")) == (total, 3, total - 3)
+    assert (await control.post(f"/orders/{collected}/collect")).status_code == 200
+    assert _q(await _row(api, 1, "SKU-0001")) == (total - 2, 1, total - 3)
+    await api.put(f"/sites/1/orders/{cancelled}.json", {"warehouseid": 2})  # moved store
+    assert _q(await _row(api, 1, "SKU-0001")) == (total - 2, 0, total - 2)
+    assert _q(await _row(api, 2, "SKU-0001"))[1] == 1
+    rejected = await control.post(
+        f"/orders/{cancelled}/reject-pickup", json={"reason": "damaged", "cancel": True}
+    )
+    assert rejected.status_code == 200
+    assert _q(await _row(api, 2, "SKU-0001"))[1] == 0
+    orders = [
+        (e["data"]["order_id"], e["data"]["order_event_type"], e["data"].get("order_state_changed"))
+        for e in list(sim.events.history)[seen:]
+        if e["event_type"] == "order"
+    ]
+    assert orders == [
+        (collected, "add", "open"),
+        (cancelled, "add", "open"),
+        (collected, "ready-for-pickup", None),
+        (collected, "update", "closed"),
+        (cancelled, "update", None),
+        (cancelled, "pickup-rejected", None),
+        (cancelled, "update", "cancelled"),
+    ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from tillsync.schemas.events import ObservedSource, ShopifyObserved, SitooLevel, SitooReserved
+from tillsync.schemas.locations import Location
 from tillsync.streams import topics
 from tillsync.streams.context import Context
 from tillsync.streams.stock.ledger import (
@@ -18,6 +19,16 @@ from tillsync.streams.stock.ledger import (
     SitooLedger,
     read_transactions,
     take_over,
+)
+from tillsync.streams.stock.position import Position, step
+
+LOC = Location(
+    name="Store 1",
+    shopify_location_id=11,
+    sitoo_store_id=1,
+    sitoo_warehouse_id=101,
+    buffer=2,
+    settle_seconds=2.0,
 )
 
 
@@ -124,6 +135,41 @@ def test_an_invalid_transaction_is_set_aside_for_the_dead_letters() -> None:
     assert invalid.value == bad
     assert invalid.reason.startswith("invalid warehouse transaction: ")
     assert read_transactions([bad], now=0.0).newest == 0
+
+
+def test_items_of_one_sku_in_one_transaction_make_one_level_after_the_last_of_them() -> None:
+    # a till sale of two lines of one SKU: Sitoo's ledger gives each item the total after it
+    body = tx(40, total="8.000")
+    body["items"][0]["decimalquantity"] = "-2.000"
+    body["items"] += [
+        {"sku": "SKU-2", "decimalquantity": "-1.000", "decimaltotal": "4.000"},
+        {"sku": "SKU-1", "decimalquantity": "-3.000", "decimaltotal": "5.000"},
+    ]
+    levels = read_transactions([json.dumps(body).encode()], now=0.0).levels
+    assert sorted((lv.sku, lv.total, lv.delta, lv.version) for lv in levels) == [
+        ("SKU-1", 5, -5, 40),
+        ("SKU-2", 4, -1, 40),
+    ]
+    # the position takes one level per transaction: the second of one id would be stale
+    pos = Position(sku="SKU-1", location_id=11)
+    for lv in levels:
+        if lv.sku == "SKU-1":
+            assert not step(pos, lv, LOC, 1.0).ignored
+    assert pos.sitoo_total == 5
+
+
+def test_an_item_that_is_no_stock_event_is_set_aside_and_the_rest_is_taken() -> None:
+    body = tx(41)
+    body["items"].insert(0, {"sku": "", "decimalquantity": "-1.000", "decimaltotal": "2.000"})
+    value = json.dumps(body).encode()
+    batch = read_transactions([value, *raw(42)], now=0.0)
+    assert [(lv.sku, lv.version) for lv in batch.levels] == [("SKU-1", 41), ("SKU-1", 42)]
+    [invalid] = batch.invalid
+    assert invalid.value == value
+    assert invalid.reason.startswith("invalid item of warehouse transaction 41: ")
+    assert "sku: String should have at least 1 character" in invalid.reason
+    assert "2.000" not in invalid.reason and "input" not in invalid.reason
+    assert batch.newest == 42
 
 
 # -- the events agent ----------------------------------------------------------------------------

@@ -332,3 +332,69 @@ def test_stock_that_came_before_its_sku_was_known_is_written_once_the_index_know
     # a check of a position already written changes nothing while there is no drift
     again = step(pos, DriftCheck(sku="SKU", location_id=11, at=211.0), LOC, 211.0)
     assert again.commands == []
+
+
+def test_a_replayed_older_write_result_does_not_move_observed_back() -> None:
+    pos = synced(10)  # 8 written as version 1
+    step(pos, level(20, 2), LOC, 10.0)  # version 2 writes 18
+    first = ok(pos, 18, at=10.5, shopify_at=10.0)
+    step(pos, first, LOC, 10.5)
+    step(pos, level(15, 3), LOC, 11.0)  # version 3 writes 13
+    step(pos, ok(pos, 13, at=12.5, shopify_at=12.0), LOC, 12.5)
+    assert pos.observed == 13 and pos.written_version == 3
+    # a crash replays the result of version 2: Shopify showed 18 once, not any more
+    out = step(pos, first, LOC, 13.0)
+    assert pos.observed == 13 and pos.in_flight is None
+    assert not out.commands and not out.verify and pos.drift_since is None
+
+
+def test_a_replayed_hold_never_re_holds_what_a_move_out_settled() -> None:
+    pos = synced(20)  # target 18
+    hold = PendingUnits(sku="SKU", location_id=11, ref="order/55/SKU", units=5, at=4.0)
+    step(pos, hold, LOC, 4.0)
+    assert pos.pending_units == 5
+    # the store ships 2 of the 5: the Move Out settles those 2 as they leave Sitoo
+    part = SitooLevel(
+        sku="SKU",
+        warehouse_id=101,
+        total=18,
+        version=2,
+        event_time=5.0,
+        external_id="sf-55-900",
+        delta=-2,
+    )
+    step(pos, part, LOC, 5.0)
+    assert pos.pending_units == 3 and pos.target(LOC.buffer) == 18 - 2 - 3
+    # a replay of the hold (a crash before the offsets were committed) holds nothing again
+    out = step(pos, hold, LOC, 6.0)
+    assert pos.pending_units == 3 and not out.commands
+    # the rest ships: every held unit is settled, none is left over
+    rest = part.model_copy(
+        update={"total": 15, "version": 3, "external_id": "sf-55-901", "delta": -3}
+    )
+    step(pos, rest, LOC, 7.0)
+    assert pos.pending_units == 0 and pos.target(LOC.buffer) == 15 - 2
+    assert step(pos, hold, LOC, 8.0).ignored and pos.pending_units == 0
+
+
+def test_a_release_after_a_partial_move_out_frees_the_rest_and_stays_final() -> None:
+    pos = synced(20)
+    ref = "order/55/SKU"
+    hold = PendingUnits(sku="SKU", location_id=11, ref=ref, units=5, at=4.0)
+    step(pos, hold, LOC, 4.0)
+    shipped = SitooLevel(
+        sku="SKU",
+        warehouse_id=101,
+        total=18,
+        version=2,
+        event_time=5.0,
+        external_id="sf-55-900",
+        delta=-2,
+    )
+    step(pos, shipped, LOC, 5.0)
+    assert pos.pending_units == 3
+    # the customer cancels the rest: nothing of the order is held any more, nor ever again
+    cancel = PendingUnits(sku="SKU", location_id=11, ref=ref, units=0, final=True, at=6.0)
+    step(pos, cancel, LOC, 6.0)
+    assert pos.pending_units == 0 and pos.target(LOC.buffer) == 18 - 2
+    assert step(pos, hold, LOC, 7.0).ignored and pos.pending_units == 0

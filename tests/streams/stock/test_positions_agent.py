@@ -16,6 +16,7 @@ from tillsync.schemas.events import (
     SitooLevel,
     StockEvent,
     WriteResult,
+    WriteResults,
 )
 from tillsync.schemas.locations import Location, LocationMap
 from tillsync.streams import metrics
@@ -161,6 +162,64 @@ async def test_an_invalid_record_goes_to_the_dead_letters_and_the_rest_is_applie
     assert rec.value == bad and rec.topic == TOPIC and rec.key == b"SKU"
     assert reason.startswith("invalid stock event")
     assert stored == ["SKU@11", "SKU@12"] and len(h.commands) == 2
+
+
+def far_future_webhook() -> bytes:
+    """A webhook that validates (JSON's 1e400 is a float) but that no rule can take."""
+    return webhook(3, 100.0).model_dump_json().replace("100.0", "1e400").encode()
+
+
+async def test_a_record_that_breaks_a_rule_is_dead_lettered_and_the_rest_is_applied(
+    h: Harness,
+) -> None:
+    bad = far_future_webhook()
+    stored = await h.apply(level(10, 1), bad, level(5, 2, warehouse=102))
+    [(rec, reason)] = h.dead.sent
+    assert rec.value == bad and rec.key == b"SKU" and rec.topic == TOPIC
+    assert reason == "stock event not applied: OverflowError in shopify_observed at 11"
+    assert stored == ["SKU@11", "SKU@12"] and len(h.commands) == 2
+    assert h.position("SKU@11").observed is None
+
+
+async def test_an_event_that_raises_leaves_its_position_as_it_was(h: Harness) -> None:
+    await h.apply(level(10, 1))
+    [command] = h.commands
+    # a result for another inventory item whose Shopify time no rule can take: the step had
+    # already taken the item id when it raised
+    broken = written(command, 100.0).model_copy(update={"inventory_item_id": 99})
+    raw = broken.model_dump_json().replace('"shopify_at":null', '"shopify_at":1e400').encode()
+    others = WriteResults(results=[written(command, 100.0).model_copy(update={"location_id": 12})])
+    await h.apply(raw, others.model_dump_json().encode())
+    assert len(h.dead.sent) == 1
+    pos = h.position("SKU@11")
+    assert pos.inventory_item_id == 7 and pos.in_flight is not None
+    # the next event of that position goes on from where it was
+    await h.apply(written(command, 100.5))
+    assert h.position("SKU@11").in_flight is None and h.position("SKU@11").observed == 8
+
+
+async def test_a_position_the_table_cannot_read_costs_its_own_events_only(h: Harness) -> None:
+    h.table["SKU@11"] = b"{not a position"
+    stored = await h.apply(level(10, 1), level(5, 2, warehouse=102))
+    [(rec, reason)] = h.dead.sent
+    assert rec.value == level(10, 1).model_dump_json().encode()
+    assert reason == "stock event not applied: ValidationError in sitoo_level at 11"
+    assert stored == ["SKU@12"] and h.table["SKU@11"] == b"{not a position"
+
+
+async def test_a_write_results_record_is_applied_but_for_the_result_that_raises(
+    h: Harness,
+) -> None:
+    await h.apply(level(10, 1), level(5, 2, warehouse=102))
+    first, second = h.commands
+    bad = written(first, 100.0).model_dump_json().replace('"shopify_at":null', '"shopify_at":1e400')
+    good = written(second, 100.0).model_dump_json()
+    value = f'{{"kind":"write_results","results":[{bad},{good}]}}'.encode()
+    await h.apply(value)
+    [(rec, reason)] = h.dead.sent
+    assert rec.value == value and "write_result" in reason and "1e400" not in reason
+    assert h.position("SKU@11").in_flight is not None  # to be resent or checked by the scan
+    assert h.position("SKU@12").in_flight is None and h.position("SKU@12").observed == 4
 
 
 async def test_an_event_of_an_unmapped_location_is_ignored(h: Harness) -> None:
