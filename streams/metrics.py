@@ -161,6 +161,7 @@ class Flow(StrEnum):
 
 class Sink(StrEnum):
     SHOPIFY_INVENTORY = "shopify-inventory"
+    SITOO_MOVE_OUT = "sitoo-move-out"
 
 
 M = TypeVar("M", Counter, Gauge, Histogram)
@@ -334,6 +335,34 @@ events_ignored = Fixed(
         registry=REGISTRY,
     ),
     reason=IgnoredReason,
+)
+
+breaker_open = Fixed(
+    Gauge(
+        "tillsync_breaker_open_since_timestamp_seconds",
+        "When a platform's circuit breaker opened and began holding its writes back; 0 closed",
+        ["platform"],
+        registry=REGISTRY,
+    ),
+    platform=Platform,
+)
+breaker_opened = Fixed(
+    Counter(
+        "tillsync_breaker_opened_total",
+        "Times a platform's circuit breaker opened",
+        ["platform"],
+        registry=REGISTRY,
+    ),
+    platform=Platform,
+)
+unknown_skus = Fixed(
+    Counter(
+        "tillsync_unknown_sku_events_total",
+        "Events for a SKU the other platform does not know, by the platform they came from",
+        ["platform"],
+        registry=REGISTRY,
+    ),
+    platform=Platform,
 )
 
 
