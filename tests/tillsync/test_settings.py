@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tillsync.schemas.settings import ConfigError, load_settings
+from tillsync.schemas.settings import ConfigError, Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -171,3 +171,11 @@ def test_a_state_token_must_be_one_word_of_visible_ascii(
     with pytest.raises(ConfigError, match="TILLSYNC_STATE_TOKEN") as err:
         load_settings()
     assert token not in str(err.value) or not token
+
+
+def test_readme_names_every_setting() -> None:
+    """README's configuration table is where an operator looks: a new setting goes there too."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## Tests")]
+    missing = [name for name in Settings.model_fields if f"`{name}`" not in table]
+    assert not missing, f"README's configuration table lacks {missing}"
