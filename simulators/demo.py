@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import httpx
 
+from tillsync.schemas.events import DriftCause
 from tillsync.schemas.settings import Settings
 from tillsync_sim.metrics_text import buckets, quantile, sample
 from tillsync_sim.scenario.driver import Driver, Mix, Run, mismatches
@@ -42,6 +43,21 @@ class _Baseline:
     events: float
     detected: float
     healed: float
+    by_cause: dict[DriftCause, float]
+
+
+def _by_cause(text: str) -> dict[DriftCause, float]:
+    return {
+        cause: sample(text, "tillsync_drift_detected_total", cause=cause) for cause in DriftCause
+    }
+
+
+def drift_breakdown(text: str, base: _Baseline, staff_edits: int) -> str:
+    """Drift detected during the scenario, by cause, beside the staff edits it made: every
+    edit should be one `shopify_edit`, and `missed_event` should stay 0 when no event was lost."""
+    now = _by_cause(text)
+    parts = [f"{cause} {int(now[cause] - base.by_cause[cause])}" for cause in DriftCause]
+    return f"drift detected by cause: {', '.join(parts)} (staff edits made: {staff_edits})"
 
 
 async def _scrape(h: Harness) -> str:
@@ -56,6 +72,7 @@ async def _baseline(h: Harness) -> _Baseline:
         sample(text, "tillsync_events_in_total"),
         sample(text, "tillsync_drift_detected_total"),
         sample(text, "tillsync_drift_healed_total"),
+        _by_cause(text),
     )
 
 
@@ -124,6 +141,7 @@ async def _run(
             off = mismatches(h.network, h.shopify, h.sitoo)
         total = spec.stores * spec.skus
         click.echo(await _live(h, driver.run, base))
+        click.echo(drift_breakdown(await _scrape(h), base, driver.run.done["admin_edit"]))
         if off:
             click.echo(f"{len(off)} of {total} positions still differ from their target:")
             for (sku, location), (have, want) in list(off.items())[:5]:
