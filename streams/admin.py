@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -15,10 +17,27 @@ from aiokafka.errors import TopicAlreadyExistsError
 from tillsync.streams import topics
 
 
+@dataclass(frozen=True)
+class Changelog:
+    """A table's changelog topic: compacted, one partition per partition of the table."""
+
+    name: str
+    partitions: int
+
+
 async def ensure_topics(
-    bootstrap: str, app_id: str, partitions: int, timeout: float = 30.0
+    bootstrap: str,
+    app_id: str,
+    partitions: int,
+    changelogs: Sequence[Changelog] = (),
+    timeout: float = 30.0,
 ) -> list[str]:
-    """Create the topics that are missing; return the names created."""
+    """Create the topics that are missing, the tables' changelogs among them; return the names
+    created.
+
+    Faust would create a changelog itself, but while its consumer starts: the consumer learns
+    of it only at its next metadata refresh (5 min by default), and until then a table write
+    outside a recovery fails (PartitionsMismatch). Created here, it exists before Faust looks."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     await asyncio.wait_for(admin.start(), timeout)
     try:
@@ -32,6 +51,15 @@ async def ensure_topics(
             )
             for spec in topics.ALL
             if spec.name(app_id) not in existing
+        ] + [
+            NewTopic(
+                name=log.name,
+                num_partitions=log.partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"},
+            )
+            for log in changelogs
+            if log.name not in existing
         ]
         if wanted:
             # another worker may race us to it; the result is the same

@@ -7,6 +7,7 @@ import hmac
 import logging
 import logging.config
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
@@ -17,7 +18,7 @@ from pydantic import SecretStr
 
 from tillsync.schemas.settings import Settings
 from tillsync.streams import fetch_wait, metrics, topics
-from tillsync.streams.admin import ensure_topics
+from tillsync.streams.admin import Changelog, ensure_topics
 from tillsync.streams.context import Context
 from tillsync.streams.runtime import load_runtime
 
@@ -222,12 +223,25 @@ def run_worker(settings: Settings, logging_config: dict[str, Any]) -> None:
     """Create the topics, then hand the process to Faust's worker, which applies
     ``logging_config`` (one ``dictConfig`` for the whole process) and runs until stopped."""
     logging.config.dictConfig(logging_config)  # the topic set-up below logs too
-    created = asyncio.run(
-        ensure_topics(settings.kafka_bootstrap, settings.app_id, settings.topic_partitions)
-    )
+    ctx = build_app(settings)
+    changelogs = [
+        Changelog(
+            name=table.changelog_topic.get_topic_name(),
+            partitions=table.partitions or settings.topic_partitions,
+        )
+        for table in ctx.app.tables.values()
+    ]
+    # in a thread of its own: the app is built already, and asyncio.run would leave this
+    # thread without the event loop Faust's objects were made for
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        created = pool.submit(
+            asyncio.run,
+            ensure_topics(
+                settings.kafka_bootstrap, settings.app_id, settings.topic_partitions, changelogs
+            ),
+        ).result()
     if created:
         log.info("created topics: %s", ", ".join(created))
-    ctx = build_app(settings)
     worker = faust.Worker(
         ctx.app,
         loglevel=logging.getLogger().level,

@@ -1,21 +1,32 @@
 """The Shopify inventory sink: targets in, `inventorySetQuantities` calls out.
 
-Commands are taken in windows and coalesced per (inventory item, location) to the newest
-version; a version at or below one already written is dropped, so an older Sitoo state never
-overwrites a newer one, even when commands are replayed after a crash. Each window is written
-in calls of up to 250 quantities, several in flight, paced by the client from Shopify's cost
-bucket. A stale compare-and-swap is re-read and retried, rebased on what moved in Shopify
-meanwhile (so a concurrent online sale is kept, not overwritten); what still fails is reported
-back to the position (which treats it as drift), dead-lettered and raised as an exception.
+The agent only takes commands into a backlog coalesced per (inventory item, location): the
+newest version of each level waits there, with the record that asked for it (see
+``backlog.py``). A writer task writes the backlog in calls of up to 250 quantities, several in
+flight, paced by the client from Shopify's cost bucket, and acknowledges a record once its
+level's version (or a newer one) is written or has failed for good. A version at or below one
+already written is dropped, so an older Sitoo state never overwrites a newer one, even when
+commands are replayed after a crash.
 
-Offsets advance only after a window is written: a Shopify outage stalls this agent and the
-backlog waits in Kafka, to drain coalesced when Shopify is back. Ingestion goes on (the
-receivers write the raw topics whatever the agents do), but once this agent's queue is full
-Faust's conductor waits on it, so the worker's other agents wait too until Shopify answers.
+A failure of Shopify itself (timeouts, 5xx, 429, THROTTLED, a 401 while the token is rotated),
+after the client's own retries, is never a failed write: the work stays in the backlog, the
+writer waits on the breaker and writes it again, coalesced, once Shopify answers. An outage
+therefore stalls only this writer; the agent goes on taking commands, so Faust's conductor
+never waits on it. Only a write Shopify refuses for itself (a userError about the entry, a
+4xx) is reported failed, dead-lettered with its record's headers and raised as an exception.
 
-`ShopifyInventorySink` holds the state and the decisions; its `write` takes one window of
-decoded commands and needs no Kafka: Shopify, the written table and what the sink sends are
-handed in, so a test passes fakes. `register` wires it to the worker's Faust app.
+A compare-and-set that fails is never rebased here: the level is read back. When the value
+read is one the command already accounts for (what the position last saw, or what our own last
+write left), the same target is written again against it; otherwise the write is reported
+failed with the value read, and the position decides again.
+
+Each call's ``@idempotent`` key names the commands it carries (item, location, version, and
+the target and compare value that version sends), so a retry of that call is applied once and
+a later command never meets an earlier one's cached answer.
+
+`ShopifyInventorySink` holds the state and the decisions; its `accept`, `write_round` and
+`write` need no Kafka: Shopify, the written table, what the sink sends, the breaker and the
+acknowledgement are handed in, so a test passes fakes. `register` wires it to the worker.
 """
 
 from __future__ import annotations
@@ -24,19 +35,23 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import faust
 from pydantic import ValidationError
 
+from tillsync.connectors.breaker import BreakerState, CircuitBreaker, is_platform_failure
+from tillsync.connectors.outcomes import Outcome as CallOutcome
 from tillsync.connectors.shopify.client import SetQuantitiesResult, SetQuantityEntry, ShopifyError
 from tillsync.connectors.shopify.ids import gid
 from tillsync.schemas.events import (
     ExceptionRecord,
+    ObservedSource,
     Owner,
     SetInventory,
+    ShopifyObserved,
     WriteResult,
     WriteResults,
 )
@@ -45,20 +60,32 @@ from tillsync.streams.context import Context
 from tillsync.streams.deadletter import error_reason
 from tillsync.streams.echoes import Echoes
 from tillsync.streams.runtime import Runtime
+from tillsync.streams.stock.backlog import Backlog, Taken
 from tillsync.streams.stock.reads import read_available
+from tillsync.streams.stock.sink_breaker import sink_breaker
 from tillsync.streams.stock.sink_output import KafkaSinkOutput, ResultsOutput
+from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
 from tillsync.streams.stock.written import Level, Received, WrittenTable, WrittenVersions
 
 log = logging.getLogger("tillsync.shopify_sink")
 
 MAX_ENTRIES = 250  # Shopify's limit on any input array
-WINDOW = 2_000  # commands taken at once; coalescing shrinks them
+WINDOW = 2_000  # commands taken from the stream at once
 WINDOW_SECONDS = 0.25  # at most ~4 calls a second per window: a cost bucket restores 100 points/s
 CALLS_IN_FLIGHT = 4
-STALE_ROUNDS = 3
+# levels the backlog holds before the agent waits: far above any store network's levels
+BACKLOG_CAPACITY = 1_000_000
 STALE = "CHANGE_FROM_QUANTITY_STALE"
+# Shopify is still answering an earlier call of this key: the same call, later
+CONCURRENT = "IDEMPOTENCY_CONCURRENT_REQUEST"
 REASON = "correction"
 REFERENCE = "gid://tillsync/StockSync/{}"
+
+Ack = Callable[[faust.EventT], Awaitable[Any]]  # Faust's `Stream.ack`
+
+
+async def _no_ack(_: faust.EventT) -> None:
+    return None
 
 
 class InventoryClient(Protocol):
@@ -100,15 +127,43 @@ class RuntimeShopify:
         return await read_available(self._runtime.shopify, item_id, location_id)
 
 
+@dataclass
+class Pending:
+    """One level's newest command in the backlog, and the compare value its calls send."""
+
+    origin: Received
+    # chosen on the first call of this version and kept, so that a retried call is the same
+    # call (same key, same variables); changed only to a value read back that the command
+    # accounts for
+    compare: int | None = None
+    chosen: bool = False
+    tried: set[int | None] = field(default_factory=set)
+
+    @property
+    def command(self) -> SetInventory:
+        return self.origin.command
+
+    @property
+    def level(self) -> Level:
+        return self.origin.level
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a write did for one command, as its write result tells the position."""
 
-    command: SetInventory
+    origin: Received
     # the value Shopify has after our write; None when nothing was written now (a failure, or
     # a replay confirmed again: the position keeps what Shopify last told it)
     written: int | None
     error: str | None = None
+    # after a stale compare: what Shopify has, read back, and when (our clock)
+    read_back: int | None = None
+    read_at: float | None = None
+
+    @property
+    def command(self) -> SetInventory:
+        return self.origin.command
 
 
 @dataclass(frozen=True)
@@ -116,9 +171,9 @@ class Rejected:
     """A call Shopify refused, sorted by why. The mutation is all or nothing: entries with no
     error of their own were not applied either."""
 
-    stale: list[SetInventory]  # CHANGE_FROM_QUANTITY_STALE: re-read, rebase, write again
-    broken: list[tuple[SetInventory, str]]  # an error of their own: failed, with its reason
-    innocent: list[SetInventory]  # no error of their own: written again as they are
+    stale: list[Pending]  # CHANGE_FROM_QUANTITY_STALE: read back
+    broken: list[tuple[Pending, str]]  # an error of their own: failed for good, with its reason
+    innocent: list[Pending]  # no error of their own: written again as they are
 
     @property
     def unexplained(self) -> bool:
@@ -127,25 +182,15 @@ class Rejected:
 
 
 @dataclass
-class Window:
-    """The window being written."""
-
-    # per level, a record of its commands: all of one level's share its SKU's partition,
-    # where its table entry and write results belong
-    origins: dict[Level, Received] = field(default_factory=dict)
-    # per level, the newest command not yet superseded by one written: what this window writes
-    pending: dict[Level, SetInventory] = field(default_factory=dict)
-
-
-@dataclass
 class ShopifySinkStats:
-    windows: int = 0
+    rounds: int = 0
     calls: int = 0
     written: int = 0  # commands whose write Shopify applied
     confirmed: int = 0  # replays of the version already written, confirmed without a write
     superseded: int = 0  # commands dropped for a newer (or written) version of their level
-    stale: int = 0  # entries re-read after a stale compare
-    failed: int = 0  # commands reported failed (one command may fail more than once)
+    stale: int = 0  # entries read back after a stale compare
+    retried: int = 0  # entries put back after a failure of Shopify itself
+    failed: int = 0  # commands failed for good (dead-lettered)
 
 
 class ShopifyInventorySink:
@@ -156,59 +201,120 @@ class ShopifyInventorySink:
         output: ResultsOutput,
         echoes: Echoes,
         *,
+        breaker: CircuitBreaker | None = None,
+        ack: Ack = _no_ack,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.written = written
         self.output = output
         self.echoes = echoes
-        self.window = Window()
+        self.breaker = breaker or sink_breaker(metrics.Platform.SHOPIFY)
+        self.ack = ack
+        self.backlog: Backlog[Level, Pending, Received] = Backlog(BACKLOG_CAPACITY)
         self.stats = ShopifySinkStats()
         self._clock = clock
-        self._in_flight = asyncio.Semaphore(CALLS_IN_FLIGHT)
-        self._rereading = asyncio.Semaphore(CALLS_IN_FLIGHT * 2)
 
-    # -- the agent ------------------------------------------------------------------------------
+    # -- taking commands: never waits on Shopify -------------------------------------------------
 
-    async def consume(self, stream: faust.StreamT[bytes]) -> None:
-        """The Faust agent's body: windows of records, decoded, written."""
-        batches = cast(faust.Stream, stream).take_events(WINDOW, within=WINDOW_SECONDS)
-        async for events in batches:
-            batch: list[Received] = []
-            for event in events:
-                try:
-                    cmd = SetInventory.model_validate_json(event.value)
-                except ValidationError as exc:
-                    await self.output.dead_letter(
-                        event.value, f"invalid command: {error_reason(exc)}"
-                    )
-                    continue
-                batch.append(Received(cmd, event.message.partition, event))
-            await self.write(batch)
+    async def accept_events(self, events: Sequence[faust.EventT]) -> None:
+        """The agent's part: decode a window of records and take them into the backlog."""
+        batch: list[Received] = []
+        for event in events:
+            headers = dict(event.headers or {})
+            try:
+                cmd = SetInventory.model_validate_json(event.value)
+            except ValidationError as exc:
+                reason = f"invalid command: {error_reason(exc)}"
+                await self.output.dead_letter(event.value, reason, headers=headers)
+                await self.ack(event)
+                continue
+            batch.append(Received(cmd, event.message.partition, event, event.value, headers))
+        await self.accept(batch)
 
-    # -- writing --------------------------------------------------------------------------------
+    async def accept(self, batch: Sequence[Received]) -> None:
+        """Take commands into the backlog; a replay of the written version is confirmed at
+        once, an older one dropped. Returns without writing anything."""
+        confirmed: dict[Level, Outcome] = {}
+        done: list[Received] = []
+        for received in batch:
+            level = received.level
+            self.written.recall(level, received)
+            written = self.written.version(level) or 0
+            version = received.command.version
+            if version < written:
+                self.stats.superseded += 1
+                done.append(received)
+                continue
+            if version == written:
+                # A replay (after a crash, or sent again by the positions) may have lost its
+                # write result, so it is confirmed again, without a write.
+                confirmed[level] = Outcome(received, None)
+                done.append(received)
+                continue
+            await self.backlog.wait_for_room(level)
+            superseded = self.backlog.add(level, version, Pending(received), received)
+            self.stats.superseded += len(superseded)
+            done.extend(superseded)
+        if confirmed:
+            self.stats.confirmed += len(confirmed)
+            await self._report(list(confirmed.values()))
+        await self._ack_all(done)
+        self._gauge()
+
+    def release(self) -> None:
+        """Partitions are being given up: forget the backlog without acknowledging it. The
+        writer was stopped first: a probe it held is free for the next writer."""
+        self.backlog.release()
+        if self.breaker.state is BreakerState.HALF_OPEN:
+            self.breaker.failed(CallOutcome.CLIENT_ERROR)
+        self._gauge()
+
+    def holding(self) -> int:
+        return len(self.backlog)
+
+    # -- writing: the writer task ------------------------------------------------------------------
+
+    async def run_writer(self) -> None:
+        while True:
+            await self.backlog.wait_for_work()
+            await self.write_round()
 
     async def write(self, batch: Sequence[Received]) -> None:
-        """Write one window of commands; returns when each has a write result sent."""
-        self.window = Window()
-        self.stats.windows += 1
-        for received in batch:
-            self.window.origins[received.level] = received
-            self.written.recall(received.level, received)
-        commands = [r.command for r in batch]
-        self.window.pending = self.coalesce(commands)
-        todo = list(self.window.pending.values())
-        self.stats.superseded += len(commands) - len(todo)
-        again = self.replays(commands)
-        if again:
-            self.stats.confirmed += len(again)
-            await self._report([Outcome(c, None) for c in again])
-        metrics.sink_backlog.labels(sink="shopify-inventory").set(len(todo))
-        await asyncio.gather(*(self._guarded(c) for c in self.chunks(todo)))
-        metrics.sink_backlog.labels(sink="shopify-inventory").set(0)
-        metrics.events_out.labels(topic="shopify.inventorySetQuantities").inc(len(todo))
+        """Take a window and write until the backlog is empty (while Shopify is down, this
+        waits on the breaker): for a test, or a caller with no writer task."""
+        await self.accept(batch)
+        while self.backlog.ready():
+            await self.write_round()
 
-    async def _guarded(self, chunk: list[SetInventory]) -> None:
+    async def write_round(self) -> None:
+        """Wait for the breaker, then write what the backlog holds, a few calls at once; while
+        the breaker is not closed, one call is the probe."""
+        await self.breaker.ready()
+        calls = 1 if self.breaker.is_open else CALLS_IN_FLIGHT
+        taken = self.backlog.take(MAX_ENTRIES * calls)
+        if not taken:
+            # nothing to probe with (the backlog was released): let the next caller probe
+            self.breaker.failed(CallOutcome.CLIENT_ERROR)
+            return
+        self.stats.rounds += 1
+        pendings = [self._prepared(t) for t in taken]
+        try:
+            await asyncio.gather(*(self._guarded(chunk) for chunk in self.chunks(pendings)))
+        except Exception:
+            # what is still taken goes back, for the next round; the runner logs the surprise
+            self._back(pendings)
+            raise
+        self._gauge()
+
+    def _prepared(self, taken: Taken[Level, Pending]) -> Pending:
+        pending = taken.work
+        if not pending.chosen:
+            pending.compare = self.first_compare(pending.command)
+            pending.chosen = True
+        return pending
+
+    async def _guarded(self, chunk: list[Pending]) -> None:
         """A surprise in one chunk fails that chunk's writes, never the sink."""
         try:
             await self._write_chunk(chunk)
@@ -216,192 +322,228 @@ class ShopifyInventorySink:
             log.exception("inventory write failed unexpectedly")
             await self._fail(chunk, f"unexpected error: {type(exc).__name__}: {exc}")
 
-    async def _write_chunk(self, chunk: list[SetInventory]) -> None:
-        todo = chunk
-        for round_ in range(STALE_ROUNDS + 1):
-            result = await self._call(todo)
-            if result is None:
-                return
-            if result.ok:
-                await self._applied(todo, result)
-                return
-            rejected = self.rejected(todo, result)
-            if rejected.unexplained:
-                await self._fail(todo, "; ".join(e.message for e in result.user_errors)[:500])
-                return
-            for cmd, reason in rejected.broken:
-                await self._fail([cmd], reason)
-            if round_ == STALE_ROUNDS:
-                break
-            self.stats.stale += len(rejected.stale)
-            fresh: list[int | None]
-            if rejected.innocent:
-                fresh, _ = await asyncio.gather(
-                    self._reread_all(rejected.stale), self._write_chunk(rejected.innocent)
-                )
-            else:
-                fresh = await self._reread_all(rejected.stale)
-            rebased: list[SetInventory] = []
-            for cmd, now_available in zip(rejected.stale, fresh, strict=True):
-                assumed = self.compare_value(cmd)
-                if now_available is not None:
-                    self.written.learn(Level.of(cmd), now_available)
-                rebased.append(self.rebase(cmd, assumed, now_available))
-            todo = rebased
-            if not todo:
-                return
-        # what the last round sent fails whole: its stale entries, those that were innocent in
-        # it, and (again) those with an error of their own
-        await self._fail(todo, f"{STALE} after {STALE_ROUNDS} re-reads")
-
-    async def _call(self, todo: list[SetInventory]) -> SetQuantitiesResult | None:
-        entries = self.entries(todo)
-        key = self.idempotency_key(entries)
+    async def _write_chunk(self, chunk: list[Pending]) -> None:
         try:
-            async with self._in_flight:
-                self.stats.calls += 1
-                return await self.client.set_quantities(
-                    entries,
-                    reason=REASON,
-                    reference_uri=REFERENCE.format(key),
-                    idempotency_key=key,
-                )
+            result = await self._call(chunk)
         except ShopifyError as exc:
-            await self._fail(todo, f"{exc.reason} after {exc.attempts} attempts")
-            return None
+            if is_platform_failure(exc.reason):
+                # Shopify is unwell: the work stays, the breaker decides when to try again
+                self.breaker.failed(exc.reason)
+                self.stats.retried += len(chunk)
+                self._back(chunk)
+                return
+            self.breaker.failed(exc.reason)
+            await self._fail(chunk, f"{exc.reason}: {exc}"[:500])
+            return
+        self.breaker.succeeded()
+        if result.ok:
+            await self._applied(chunk, result)
+            return
+        rejected = self.rejected(chunk, result)
+        if rejected.unexplained:
+            codes = {e.code for e in result.user_errors}
+            if codes == {CONCURRENT}:
+                self._back(chunk)
+                return
+            await self._fail(chunk, "; ".join(e.message for e in result.user_errors)[:500])
+            return
+        for pending, reason in rejected.broken:
+            await self._fail([pending], reason)
+        self._back(rejected.innocent)
+        if rejected.stale:
+            self.stats.stale += len(rejected.stale)
+            await asyncio.gather(*(self._read_back(p) for p in rejected.stale))
 
-    async def _applied(self, todo: list[SetInventory], result: SetQuantitiesResult) -> None:
+    async def _call(self, chunk: list[Pending]) -> SetQuantitiesResult:
+        key = self.idempotency_key(chunk)
+        self.stats.calls += 1
+        for pending in chunk:
+            pending.tried.add(pending.compare)
+        return await self.client.set_quantities(
+            self.entries(chunk),
+            reason=REASON,
+            reference_uri=REFERENCE.format(key),
+            idempotency_key=key,
+        )
+
+    async def _applied(self, chunk: list[Pending], result: SetQuantitiesResult) -> None:
         applied_at = result.created_at or self._clock()
-        outcomes = self.accepted(todo, result)
+        outcomes = self.accepted(chunk, result)
         for outcome in outcomes:
             level = Level.of(outcome.command)
             assert outcome.written is not None
-            self.written.remember(
-                level, self.window.origins[level], outcome.command.version, outcome.written
-            )
+            self.written.remember(level, outcome.origin, outcome.command.version, outcome.written)
             self.echoes.expect(level.item, level.location, outcome.written, applied_at)
         self.stats.written += len(outcomes)
+        metrics.events_out.labels(topic="shopify.inventorySetQuantities").inc(len(outcomes))
         await self._report(outcomes, result.created_at)
+        await self._done(chunk)
 
-    async def _reread_all(self, cmds: list[SetInventory]) -> list[int | None]:
-        return list(await asyncio.gather(*(self._reread(c) for c in cmds)))
+    async def _read_back(self, pending: Pending) -> None:
+        cmd = pending.command
+        try:
+            available = await self.client.read_available(cmd.inventory_item_id, cmd.location_id)
+        except ShopifyError as exc:
+            if is_platform_failure(exc.reason):
+                # the write goes again as it was once Shopify answers: stale again, read again
+                self.breaker.failed(exc.reason)
+                self._back([pending])
+                return
+            available = None
+        read_at = self._clock()
+        if available is not None:
+            self.written.learn(pending.level, pending.origin, available)
+            if self.explained(pending, available):
+                # Shopify shows a value this command already accounts for: the same target,
+                # against that value, in a call of its own key
+                pending.compare = available
+                self._back([pending])
+                return
+        # Shopify moved in a way the command does not know of (a sale the position has not
+        # seen, an edit): not ours to guess; the position decides again from the value read
+        outcome = Outcome(pending.origin, None, STALE, available, read_at)
+        await self._report([outcome])
+        await self._done([pending])
 
-    async def _reread(self, cmd: SetInventory) -> int | None:
-        async with self._rereading:
-            try:
-                return await self.client.read_available(cmd.inventory_item_id, cmd.location_id)
-            except ShopifyError as exc:
-                # unknown then: the write goes again on what we assumed, and a stale compare
-                # again fails the write, which the position takes as drift to heal
-                log.warning("could not re-read %s at %s: %s", cmd.sku, cmd.location_id, exc)
-                return None
+    async def _fail(self, chunk: list[Pending], reason: str) -> None:
+        """Failed for good: reported, dead-lettered with the record's headers, raised."""
+        self.stats.failed += len(chunk)
+        await self._report([Outcome(p.origin, None, reason) for p in chunk])
+        for pending in chunk:
+            origin = pending.origin
+            value = origin.raw or origin.command.model_dump_json().encode()
+            await self.output.dead_letter(
+                value,
+                reason,
+                key=origin.command.sku.encode(),
+                headers=origin.headers,
+            )
+        await self.output.exception(self.failure([p.command for p in chunk], reason, self._clock()))
+        await self._done(chunk)
+
+    async def _done(self, chunk: list[Pending]) -> None:
+        records: list[Received] = []
+        for pending in chunk:
+            records.extend(self.backlog.done(pending.level, pending.command.version))
+        await self._ack_all(records)
+
+    def _back(self, chunk: list[Pending]) -> None:
+        for pending in chunk:
+            self.backlog.back(pending.level)
+
+    async def _ack_all(self, records: list[Received]) -> None:
+        for record in records:
+            if record.event is not None:
+                await self.ack(record.event)
 
     async def _report(self, outcomes: list[Outcome], shopify_at: float | None = None) -> None:
-        """Tell the positions what each write did."""
+        """Tell the positions what each write did: a value read back first, so that the
+        position knows it when the failed write's result comes."""
         now = self._clock()
         for outcome in outcomes:
             if outcome.error is None and outcome.written is not None:
                 latency = max(0.0, now - outcome.command.event_time)
                 metrics.sync_latency.labels(flow="stock").observe(latency)
+        readings = self.readings(outcomes)
+        if readings:
+            await self.output.readings(readings)
         await self.output.write_results(self.write_results(outcomes, now, shopify_at))
 
-    async def _fail(self, cmds: list[SetInventory], reason: str) -> None:
-        self.stats.failed += len(cmds)
-        await self._report([Outcome(cmd, None, reason) for cmd in cmds])
-        for cmd in cmds:
-            await self.output.dead_letter(
-                cmd.model_dump_json().encode(), reason, key=cmd.sku.encode()
-            )
-        await self.output.exception(self.failure(cmds, reason, self._clock()))
+    def _gauge(self) -> None:
+        metrics.sink_backlog.labels(sink=metrics.Sink.SHOPIFY_INVENTORY).set(len(self.backlog))
 
     # -- decisions: no I/O ----------------------------------------------------------------------
 
-    def coalesce(self, commands: Sequence[SetInventory]) -> dict[Level, SetInventory]:
-        """The newest command per level, without those a written version supersedes."""
-        newest: dict[Level, SetInventory] = {}
-        for cmd in commands:
-            level = Level.of(cmd)
-            if cmd.version <= self.written.versions.get(level, 0):
-                continue
-            if level not in newest or cmd.version > newest[level].version:
-                newest[level] = cmd
-        return newest
-
-    def replays(self, commands: Sequence[SetInventory]) -> list[SetInventory]:
-        """Commands of the very version already written, one per level.
-
-        A replay (after a crash, or sent again by the positions) may have lost its write
-        result, so it is confirmed again, without a write."""
-        again = {Level.of(c): c for c in commands if c.version == self.written.version(Level.of(c))}
-        return list(again.values())
-
     @staticmethod
-    def chunks(todo: list[SetInventory]) -> list[list[SetInventory]]:
+    def chunks(todo: list[Pending]) -> list[list[Pending]]:
         return [todo[i : i + MAX_ENTRIES] for i in range(0, len(todo), MAX_ENTRIES)]
 
-    def compare_value(self, cmd: SetInventory) -> int | None:
-        """``changeFromQuantity``: what Shopify had after our last write or re-read of the
-        level, else what the position last saw there."""
+    def first_compare(self, cmd: SetInventory) -> int | None:
+        """``changeFromQuantity`` of a version's first call: what Shopify had after our last
+        write or read-back of the level (the position may not have heard of it yet), else what
+        the position last saw there."""
         return self.written.values.get(Level.of(cmd), cmd.change_from)
 
-    def entries(self, todo: list[SetInventory]) -> list[SetQuantityEntry]:
+    @staticmethod
+    def explained(pending: Pending, available: int) -> bool:
+        """A value read back that the command accounts for, not yet tried: what the position
+        saw when it made the command, or what our own last write or read-back left."""
+        known = {pending.command.change_from, pending.compare}
+        return available in known and available not in pending.tried
+
+    @staticmethod
+    def entries(chunk: list[Pending]) -> list[SetQuantityEntry]:
         return [
             SetQuantityEntry(
-                gid("InventoryItem", c.inventory_item_id),
-                gid("Location", c.location_id),
-                c.target,
-                self.compare_value(c),
+                gid("InventoryItem", p.command.inventory_item_id),
+                gid("Location", p.command.location_id),
+                p.command.target,
+                p.compare,
             )
-            for c in todo
+            for p in chunk
         ]
 
     @staticmethod
-    def idempotency_key(entries: list[SetQuantityEntry]) -> str:
-        """The call's @idempotent key (and reference document): the same entries, in the same
-        order and with the same compare values, make the same key, so Shopify applies a retried
-        call once."""
+    def idempotency_key(chunk: Sequence[Pending]) -> str:
+        """The call's @idempotent key (and reference document): it names the commands the call
+        carries, each by its level and version (with the target and compare value that version
+        sends, so that one key always means one set of variables). A retried call repeats it
+        and Shopify applies it once; a later command, even of the same content, has its own."""
         digest = hashlib.sha256()
-        for e in entries:
+        for p in chunk:
+            cmd = p.command
             digest.update(
-                f"{e.inventory_item_id}|{e.location_id}|{e.quantity}|{e.change_from};".encode()
+                f"{cmd.inventory_item_id}@{cmd.location_id}#{cmd.version}"
+                f"={cmd.target}<{p.compare};".encode()
             )
         return digest.hexdigest()[:32]
 
     @staticmethod
-    def accepted(todo: list[SetInventory], result: SetQuantitiesResult) -> list[Outcome]:
+    def accepted(chunk: list[Pending], result: SetQuantitiesResult) -> list[Outcome]:
         """An applied call: what each level now has, Shopify's word if it gave one."""
         return [
-            Outcome(cmd, res.quantity_after if res.quantity_after is not None else cmd.target)
-            for cmd, res in zip(todo, result.entries, strict=True)
+            Outcome(
+                p.origin, res.quantity_after if res.quantity_after is not None else p.command.target
+            )
+            for p, res in zip(chunk, result.entries, strict=True)
         ]
 
     @staticmethod
-    def rejected(todo: list[SetInventory], result: SetQuantitiesResult) -> Rejected:
-        stale: list[SetInventory] = []
-        broken: list[tuple[SetInventory, str]] = []
-        for cmd, res in zip(todo, result.entries, strict=True):
+    def rejected(chunk: list[Pending], result: SetQuantitiesResult) -> Rejected:
+        stale: list[Pending] = []
+        broken: list[tuple[Pending, str]] = []
+        for pending, res in zip(chunk, result.entries, strict=True):
             code = res.error.code if res.error else None
             if code == STALE:
-                stale.append(cmd)
+                stale.append(pending)
             elif res.error is not None and res.error.entry_index is not None:
-                broken.append((cmd, f"{code}: {res.error.message}"))
-        named = {id(c) for c in stale} | {id(c) for c, _ in broken}
-        innocent = [c for c in todo if id(c) not in named]
+                broken.append((pending, f"{code}: {res.error.message}"))
+        named = {id(p) for p in stale} | {id(p) for p, _ in broken}
+        innocent = [p for p in chunk if id(p) not in named]
         return Rejected(stale, broken, innocent)
 
     @staticmethod
-    def rebase(cmd: SetInventory, assumed: int | None, available: int | None) -> SetInventory:
-        """A stale command to write again.
+    def readings(outcomes: list[Outcome]) -> list[tuple[int, ShopifyObserved]]:
+        """Each value read back, for its SKU's partition of ``stock.events``."""
+        out: list[tuple[int, ShopifyObserved]] = []
+        for outcome in outcomes:
+            if outcome.read_back is None or outcome.read_at is None:
+                continue
+            cmd = outcome.command
+            seen = ShopifyObserved(
+                sku=cmd.sku,
+                location_id=cmd.location_id,
+                inventory_item_id=cmd.inventory_item_id,
+                available=outcome.read_back,
+                updated_at=outcome.read_at,
+                source=ObservedSource.READ,
+            )
+            out.append((outcome.origin.partition, seen))
+        return out
 
-        Shopify moved under us (an online order, an edit): keep that move and apply ours on
-        top, instead of overwriting a sale we have not seen yet. A move that was an edit stays
-        visible and is healed as drift. Unchanged when either side is unknown."""
-        if available is None or assumed is None:
-            return cmd
-        return cmd.model_copy(update={"target": cmd.target + available - assumed})
-
+    @staticmethod
     def write_results(
-        self, outcomes: list[Outcome], at: float, shopify_at: float | None
+        outcomes: list[Outcome], at: float, shopify_at: float | None
     ) -> list[tuple[int, WriteResults]]:
         """One record per partition: a command's partition of the commands topic is its SKU's
         partition of ``stock.events`` (both keyed by SKU, with as many partitions)."""
@@ -421,8 +563,7 @@ class ShopifyInventorySink:
                 at=at,
                 shopify_at=shopify_at if outcome.written is not None else None,
             )
-            partition = self.window.origins[Level.of(cmd)].partition
-            by_partition.setdefault(partition, []).append(result)
+            by_partition.setdefault(outcome.origin.partition, []).append(result)
         return [
             (partition, WriteResults(results=batch)) for partition, batch in by_partition.items()
         ]
@@ -457,6 +598,7 @@ def register(ctx: Context) -> None:
         KafkaSinkOutput(ctx, topics.SHOPIFY_INVENTORY_COMMANDS),
         rt.echoes,
     )
+    runner = SinkRunner(shopify, window=WINDOW, within=WINDOW_SECONDS, flowing=flow_of(app))
 
     @app.on_partitions_revoked.connect
     async def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -464,4 +606,4 @@ def register(ctx: Context) -> None:
 
     @app.agent(ctx.topic(topics.SHOPIFY_INVENTORY_COMMANDS), name="shopify-inventory-sink")
     async def sink(stream: faust.StreamT[bytes]) -> None:
-        await shopify.consume(stream)
+        await runner.run(stream)

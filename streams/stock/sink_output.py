@@ -4,18 +4,24 @@ recording fake instead of a producer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from tillsync.schemas.events import ExceptionRecord, WriteResults
+from tillsync.schemas.events import ExceptionRecord, ShopifyObserved, WriteResults
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter
 
 
 class SinkOutput(Protocol):
-    async def dead_letter(self, value: bytes, reason: str, key: bytes | None = None) -> None:
-        """Park a command that could not be written, with why."""
+    async def dead_letter(
+        self,
+        value: bytes,
+        reason: str,
+        key: bytes | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Park a command that can never be written, with why and its record's headers."""
         ...
 
     async def exception(self, record: ExceptionRecord) -> None:
@@ -28,6 +34,10 @@ class ResultsOutput(SinkOutput, Protocol):
         """Send each partition's results to that partition of ``stock.events``."""
         ...
 
+    async def readings(self, readings: Iterable[tuple[int, ShopifyObserved]]) -> None:
+        """Send levels read back to their partition of ``stock.events``."""
+        ...
+
 
 class KafkaSinkOutput:
     """The sink output of a worker: records handed to the app's producer."""
@@ -37,8 +47,16 @@ class KafkaSinkOutput:
         self._origin = commands.name(ctx.settings.app_id)
         self._exceptions = ctx.topic(topics.EXCEPTIONS)
 
-    async def dead_letter(self, value: bytes, reason: str, key: bytes | None = None) -> None:
-        await dead_letter(self._ctx, origin=self._origin, reason=reason, value=value, key=key)
+    async def dead_letter(
+        self,
+        value: bytes,
+        reason: str,
+        key: bytes | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> None:
+        await dead_letter(
+            self._ctx, origin=self._origin, reason=reason, value=value, key=key, headers=headers
+        )
 
     async def exception(self, record: ExceptionRecord) -> None:
         metrics.exceptions_raised.labels(type=record.type, owner=record.owner.value).inc()
@@ -48,4 +66,10 @@ class KafkaSinkOutput:
         await self._ctx.send_to_partitions(
             topics.STOCK_EVENTS,
             ((partition, batch.model_dump_json().encode()) for partition, batch in batches),
+        )
+
+    async def readings(self, readings: Iterable[tuple[int, ShopifyObserved]]) -> None:
+        await self._ctx.send_to_partitions(
+            topics.STOCK_EVENTS,
+            ((partition, seen.model_dump_json().encode()) for partition, seen in readings),
         )

@@ -8,6 +8,7 @@ taken, so a replayed command cannot write an older state than one already writte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -41,6 +42,9 @@ class Received:
     # table reads and writes of a batch go to this event's partition (see `in_partition_of`);
     # None outside Faust, where the table is a fake that needs no partition
     event: faust.EventT | None = None
+    # the record as it came, for a dead letter: its bytes (None: the command's JSON) and headers
+    raw: bytes | None = None
+    headers: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def level(self) -> Level:
@@ -110,9 +114,12 @@ class WrittenVersions:
         self.values[level] = value
         self.store.save(level, origin, Written(version=self.versions[level], value=value))
 
-    def learn(self, level: Level, available: int) -> None:
-        """A re-read value: the next compare uses it; nothing was written, so no table entry."""
+    def learn(self, level: Level, origin: Received, available: int) -> None:
+        """A value read back after a stale compare: the next compare uses it. Stored, so that a
+        command retried after a restart sends the same call (same key, same compare)."""
         self.values[level] = available
+        version = self.versions.get(level, 0)
+        self.store.save(level, origin, Written(version=version, value=available))
 
     def version(self, level: Level) -> int | None:
         return self.versions.get(level)
