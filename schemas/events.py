@@ -13,32 +13,49 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+# Bounds that no platform's real value comes near, so that a unit mix-up or a corrupt record is
+# refused at the edge with the field named, instead of becoming a target a position writes.
+# NaN and infinities are refused everywhere (`allow_inf_nan=False`): NaN compares false with
+# everything, so a position holding one would never be stale and never in sync.
+MAX_UNITS = 1_000_000_000
+# Unix seconds up to the year 2286: a time in milliseconds (13 digits) is refused, not read as
+# a date thousands of years on, which would make every later change look stale.
+MAX_UNIX_SECONDS = 10_000_000_000.0
+
+Units = Annotated[int, Field(ge=-MAX_UNITS, le=MAX_UNITS)]  # may be negative (oversold stock)
+Count = Annotated[int, Field(ge=0, le=MAX_UNITS)]
+Id = Annotated[int, Field(ge=0)]  # never negative
+UnixTime = Annotated[float, Field(ge=0.0, le=MAX_UNIX_SECONDS)]
+Sku = Annotated[str, Field(min_length=1, pattern=r"\S")]  # not empty, not only blanks
+
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    sku: str = Field(min_length=1)
+    sku: Sku
 
 
 class SitooLevel(_Event):
     """Sitoo's stock on hand after a warehouse transaction."""
 
     kind: Literal["sitoo_level"] = "sitoo_level"
-    warehouse_id: int
-    total: int
-    version: int = Field(description="warehousetransactionid: Sitoo's ledger is ordered by it")
-    event_time: float = Field(description="when Sitoo recorded it (Unix seconds)")
+    warehouse_id: Id
+    total: Units
+    version: int = Field(
+        ge=0, description="warehousetransactionid: Sitoo's ledger is ordered by it"
+    )
+    event_time: UnixTime = Field(description="when Sitoo recorded it (Unix seconds)")
     external_id: str | None = None
-    delta: int = 0
+    delta: Units = 0
 
 
 class SitooReserved(_Event):
     """Units Sitoo holds for open orders at a warehouse, read from its warehouse items."""
 
     kind: Literal["sitoo_reserved"] = "sitoo_reserved"
-    warehouse_id: int
-    reserved: int
-    observed_at: float
+    warehouse_id: Id
+    reserved: Count
+    observed_at: UnixTime
 
 
 class ObservedSource(StrEnum):
@@ -53,10 +70,10 @@ class ShopifyObserved(_Event):
     """What Shopify says `available` is at a location."""
 
     kind: Literal["shopify_observed"] = "shopify_observed"
-    location_id: int
-    inventory_item_id: int
-    available: int
-    updated_at: float
+    location_id: Id
+    inventory_item_id: Id
+    available: Units
+    updated_at: UnixTime
     source: ObservedSource
 
 
@@ -64,30 +81,57 @@ class WriteResult(_Event):
     """The Shopify sink's answer for one position: written, or failed and why."""
 
     kind: Literal["write_result"] = "write_result"
-    location_id: int
-    inventory_item_id: int
+    location_id: Id
+    inventory_item_id: Id
     ok: bool
-    target: int
-    written: int | None = None
-    version: int
-    sitoo_version: int = Field(-1, description="the Sitoo ledger id the written target came from")
+    # what was asked: a write result tells of any command, so it is bounded, not judged
+    target: Units
+    written: Units | None = None
+    version: int = Field(ge=0)
+    sitoo_version: int = Field(
+        -1, ge=-1, description="the Sitoo ledger id the written target came from"
+    )
     error: str | None = None
-    at: float
-    shopify_at: float | None = Field(
+    at: UnixTime
+    shopify_at: UnixTime | None = Field(
         None, description="Shopify's createdAt of the write: its clock, to the second"
     )
 
 
+class HeldUnits(_Event):
+    """Units of one SKU that Shopify has taken out of `available` at a location for one online
+    order and that Sitoo may not account for yet: ``open`` (committed on the order's fulfilment
+    orders there, not yet fulfilled) and ``fulfilled`` (per fulfilment, units it took from the
+    location, whose Move Out Sitoo books). The position subtracts what Sitoo has booked.
+
+    Re-derived in full from the order's fulfilment state in Shopify on every order,
+    fulfilment-order, fulfilment and refund webhook and by a periodic sweep, never a delta, so a
+    record replaces the one before it; ``version`` orders one order's derivations, so a replayed
+    older record changes nothing."""
+
+    kind: Literal["held_units"] = "held_units"
+    location_id: Id
+    order_id: Id
+    version: int = Field(
+        ge=0, description="orders one order's derivations: newer state, higher version"
+    )
+    open: Count = 0
+    fulfilled: dict[str, Count] = Field(
+        default_factory=dict, description="fulfilment id -> units it took from this location"
+    )
+    at: UnixTime = Field(description="when the fulfilment state was read (Unix seconds)")
+
+
 class PendingUnits(_Event):
-    """Units of one online order line that Shopify committed at a location and Sitoo does not
-    account for yet. Absolute, not a delta, so that replays and duplicates change nothing."""
+    """Retired: the per-line units of versions before ``HeldUnits``. Still read, so that a
+    topic written by an older version replays; a position takes nothing from it."""
 
     kind: Literal["pending"] = "pending"
-    location_id: int
-    ref: str = Field(description="order line identity, e.g. order/123/line/456")
-    units: int = Field(ge=0)
+    location_id: Id
+    ref: str = Field(min_length=1, description="order line identity, e.g. order/123/line/456")
+    units: Count
     final: bool = Field(False, description="the line is settled: later updates are stale")
-    at: float
+    at: UnixTime
 
 
 class OrderPlaced(_Event):
@@ -96,9 +140,9 @@ class OrderPlaced(_Event):
     likely this sale, not an edit."""
 
     kind: Literal["order_placed"] = "order_placed"
-    order_id: int
-    units: int
-    at: float
+    order_id: Id
+    units: Count
+    at: UnixTime
     routed: bool = Field(
         False,
         description="the order's routing is known and its pending units sent: a shortfall "
@@ -110,8 +154,8 @@ class DriftCheck(_Event):
     """A timer's nudge: look at this position again now that its settle window has passed."""
 
     kind: Literal["drift_check"] = "drift_check"
-    location_id: int
-    at: float
+    location_id: Id
+    at: UnixTime
 
 
 StockEvent = Annotated[
@@ -119,6 +163,7 @@ StockEvent = Annotated[
     | SitooReserved
     | ShopifyObserved
     | WriteResult
+    | HeldUnits
     | PendingUnits
     | OrderPlaced
     | DriftCheck,
@@ -135,7 +180,7 @@ class WriteResults(BaseModel):
     of 1.13 s). Sent to the partition of ``stock.events`` the commands came from, which holds
     those SKUs too."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: Literal["write_results"] = "write_results"
     results: list[WriteResult] = Field(min_length=1)
@@ -157,16 +202,18 @@ def stock_events(raw: bytes) -> list[StockEvent]:
 class SetInventory(BaseModel):
     """A command for the Shopify inventory sink: make `available` equal `target`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    sku: str
-    inventory_item_id: int
-    location_id: int
-    target: int = Field(ge=0)
-    change_from: int | None = Field(description="the last value seen in Shopify (compare-and-swap)")
-    version: int = Field(description="monotonic per position: never write a lower one")
-    sitoo_version: int
-    event_time: float = Field(description="the source event's time, for sync latency")
+    sku: Sku
+    inventory_item_id: Id
+    location_id: Id
+    target: Count
+    change_from: Units | None = Field(
+        description="the last value seen in Shopify (compare-and-swap)"
+    )
+    version: int = Field(ge=1, description="monotonic per position: never write a lower one")
+    sitoo_version: int = Field(ge=-1)
+    event_time: UnixTime = Field(description="the source event's time, for sync latency")
 
 
 class DriftCause(StrEnum):
@@ -184,7 +231,7 @@ class DriftState(StrEnum):
 
 
 class DriftEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     sku: str
     location_id: int
@@ -207,7 +254,7 @@ class Owner(StrEnum):
 class ExceptionRecord(BaseModel):
     """Something a person must look at, with the team that owns it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     type: str
     owner: Owner

@@ -31,6 +31,7 @@ import httpx
 from tillsync.connectors.outcomes import CallHook, CallStats, Outcome, WaitReason, outcome_of
 from tillsync.connectors.retry import GaveUp, Retry, RetryPolicy, call_with_retries
 from tillsync.connectors.shopify import documents as docs
+from tillsync.connectors.shopify.fulfilment_state import FulfilmentStateReader, OrderFulfilmentState
 from tillsync.connectors.shopify.ids import gid_tail
 from tillsync.schemas.settings import Settings
 
@@ -472,3 +473,14 @@ class ShopifyClient:
                     )
                 )
         return skus, levels
+
+    async def order_fulfilment_state(
+        self, order_id: int, fulfilments_expected: bool = False
+    ) -> OrderFulfilmentState | None:
+        """Every fulfilment order and fulfilment of an order, every page of each; ``None``
+        when Shopify has no such order. Raises ShopifyError as ``execute`` does."""
+        return await FulfilmentStateReader(self.execute).read(order_id, fulfilments_expected)
+
+    async def order_of_fulfilment_order(self, fulfilment_order_id: int) -> int | None:
+        """The order a fulfilment order belongs to; ``None`` when Shopify has no such one."""
+        return await FulfilmentStateReader(self.execute).order_of(fulfilment_order_id)

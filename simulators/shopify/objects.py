@@ -54,6 +54,8 @@ _TOPIC_WIRE = {
     "INVENTORY_ITEMS_CREATE": "inventory_items/create",
     "BULK_OPERATIONS_FINISH": "bulk_operations/finish",
     "CUSTOMER_TAGS_ADDED": "customer_tags/added",
+    "FULFILLMENT_ORDERS_MOVED": "fulfillment_orders/moved",
+    "FULFILLMENT_ORDERS_ORDER_ROUTING_COMPLETE": "fulfillment_orders/order_routing_complete",
 }
 
 
@@ -434,6 +436,22 @@ class Objects:
             "trackingInfo": [],
             "location": lambda _i: self.location(self.state.locations[f.location_id]),
             "order": lambda _i: self.order(self.state.orders[f.order_id]),
+            "fulfillmentLineItems": lambda _i, **a: connection(
+                f.lines, lambda line: self.fulfillment_line(f, line), **a
+            ),
+        }
+
+    def fulfillment_line(self, f: Fulfillment, line: tuple[int, int]) -> Node:
+        order = self.state.orders[f.order_id]
+        li_id, quantity = line
+        li = next(x for x in order.line_items if x.id == li_id)
+        return {
+            "__typename": "FulfillmentLineItem",
+            "id": gid("FulfillmentLineItem", f"{f.id}{li_id}"),
+            "quantity": quantity,
+            "lineItem": lambda _i: self.line_item(li, order),
+            "originalTotalSet": _money_bag(li.price * quantity, order.currency),
+            "discountedTotalSet": _money_bag(li.price * quantity, order.currency),
         }
 
     def refund(self, r: Refund) -> Node:

@@ -296,3 +296,21 @@ def product(p: Product, state: ShopState) -> dict[str, Any]:
         "options": [{"name": "Title", "position": 1, "values": ["Default Title"]}],
         "images": [],
     }
+
+
+def fulfillment_order_moved(original: FulfillmentOrder, moved: FulfillmentOrder) -> dict[str, Any]:
+    # The body of fulfillment_orders/moved is not in the reference material; this shape (the
+    # two fulfilment orders by id and status, the destination, no order id) is an assumption,
+    # in the spirit of order_routing_complete's "only id and status" (flows.md, A).
+    return {
+        "original_fulfillment_order": {
+            "id": gid("FulfillmentOrder", original.id),
+            "status": original.status.lower(),
+        },
+        "moved_fulfillment_order": {
+            "id": gid("FulfillmentOrder", moved.id),
+            "status": moved.status.lower(),
+        },
+        "destination_location_id": moved.location_id,
+        "source_location": None,
+    }

@@ -88,6 +88,7 @@ class Resolvers(Objects):
             "inventoryLevel": self.q_inventory_level,
             "order": self.q_order,
             "fulfillmentOrder": self.q_fulfillment_order,
+            "fulfillment": self.q_fulfillment,
             "customers": self.q_customers,
             "customer": self.q_customer,
             "currentBulkOperation": self.q_current_bulk_operation,
@@ -100,6 +101,8 @@ class Resolvers(Objects):
             "inventoryActivate": self.m_inventory_activate,
             "fulfillmentOrderLineItemsPreparedForPickup": self.m_prepared_for_pickup,
             "fulfillmentCreate": self.m_fulfillment_create,
+            "fulfillmentCancel": self.m_fulfillment_cancel,
+            "fulfillmentOrderMove": self.m_fulfillment_order_move,
             "refundCreate": self.m_refund_create,
             "customerCreate": self.m_customer_create,
             "customerUpdate": self.m_customer_update,
@@ -202,6 +205,10 @@ class Resolvers(Objects):
     def q_fulfillment_order(self, _info: GraphQLResolveInfo, id: str) -> Node | None:
         fo = self.state.fulfillment_orders.get(parse_gid(id, "FulfillmentOrder") or -1)
         return self.fulfillment_order(fo) if fo else None
+
+    def q_fulfillment(self, _info: GraphQLResolveInfo, id: str) -> Node | None:
+        f = self.state.fulfillments.get(parse_gid(id, "Fulfillment") or -1)
+        return self.fulfillment(f) if f else None
 
     def q_customers(self, _info: GraphQLResolveInfo, query: str | None = None, **a: Any) -> Node:
         customers = list(self.state.customers.values())
@@ -598,6 +605,42 @@ class Resolvers(Objects):
             return {"fulfillment": None, "userErrors": _user_errors([err])}
         assert created is not None
         return {"fulfillment": self.fulfillment(created), "userErrors": []}
+
+    def m_fulfillment_cancel(self, _info: GraphQLResolveInfo, id: str) -> Node:
+        try:
+            f = self.state.cancel_fulfillment(parse_gid(id, "Fulfillment") or -1)
+        except SimError as exc:
+            return {"fulfillment": None, "userErrors": _user_errors([UserError(["id"], str(exc))])}
+        return {"fulfillment": self.fulfillment(f), "userErrors": []}
+
+    def m_fulfillment_order_move(
+        self,
+        _info: GraphQLResolveInfo,
+        id: str,
+        newLocationId: str,
+        fulfillmentOrderLineItems: list[Node] | None = None,
+    ) -> Node:
+        empty: Node = {
+            "movedFulfillmentOrder": None,
+            "originalFulfillmentOrder": None,
+            "remainingFulfillmentOrder": None,
+        }
+        if fulfillmentOrderLineItems:
+            err = UserError(["fulfillmentOrderLineItems"], "moving some lines is not simulated")
+            return empty | {"userErrors": _user_errors([err])}
+        try:
+            original, moved = self.state.move_fulfillment_order(
+                parse_gid(id, "FulfillmentOrder") or -1,
+                parse_gid(newLocationId, "Location") or -1,
+            )
+        except SimError as exc:
+            return empty | {"userErrors": _user_errors([UserError(["id"], str(exc))])}
+        return {
+            "movedFulfillmentOrder": self.fulfillment_order(moved),
+            "originalFulfillmentOrder": self.fulfillment_order(original),
+            "remainingFulfillmentOrder": None,
+            "userErrors": [],
+        }
 
     def m_refund_create(self, info: GraphQLResolveInfo, input: Node) -> Node:
         def failed(message: str) -> Node:

@@ -407,10 +407,114 @@ class ShopState:
         order.fulfillment_status = "fulfilled" if complete else "partial"
         self._touch_order(order)
         body = payloads.order(order, self)
+        self.publish("fulfillments/create", payloads.fulfillment(f, order))
         if complete:
             self.publish("orders/fulfilled", body)
         self.publish("orders/updated", body)
         return f
+
+    def cancel_fulfillment(self, fulfillment_id: int) -> Fulfillment:
+        """Cancel a fulfilment: its units are committed again on the fulfilment order they
+        came from (on_hand comes back), and the fulfilment order can be fulfilled again."""
+        f = self.fulfillments.get(fulfillment_id)
+        if f is None:
+            raise SimError(f"no fulfillment {fulfillment_id}")
+        if f.status != "success":
+            raise SimError(f"fulfillment {fulfillment_id} is {f.status}")
+        order = self.orders[f.order_id]
+        items = {li.id: li for li in order.line_items}
+        fos = [self.fulfillment_orders[i] for i in order.fulfillment_order_ids]
+        for li_id, qty in f.lines:
+            left = qty
+            for fo in fos:
+                if fo.location_id != f.location_id or fo.status == "CANCELLED":
+                    continue
+                for line in fo.lines:
+                    back = (
+                        min(left, line.total - line.remaining) if line.line_item_id == li_id else 0
+                    )
+                    if back <= 0:
+                        continue
+                    line.remaining += back
+                    left -= back
+                    self.levels[(line.inventory_item_id, fo.location_id)].add("committed", back)
+                    fo.status = "IN_PROGRESS" if fo.prepared_for_pickup else "OPEN"
+                    fo.updated_at = now_iso()
+            items[li_id].fulfilled -= qty
+        f.status = "cancelled"
+        f.updated_at = now_iso()
+        order.fulfillment_status = (
+            "partial" if any(li.fulfilled for li in order.line_items) else None
+        )
+        self._touch_order(order)
+        self.publish("fulfillments/update", payloads.fulfillment(f, order))
+        self.publish("orders/updated", payloads.order(order, self))
+        return f
+
+    def move_fulfillment_order(
+        self, fulfillment_order_id: int, new_location_id: int
+    ) -> tuple[FulfillmentOrder, FulfillmentOrder]:
+        """Move what is left to fulfil to another location, as ``fulfillmentOrderMove``: a
+        fulfilment order with nothing fulfilled moves whole (same id); otherwise the rest goes
+        to a new fulfilment order there and the original is closed. Returns (original, moved).
+        The committed units move with it."""
+        fo = self.fulfillment_orders.get(fulfillment_order_id)
+        if fo is None:
+            raise SimError(f"no fulfillment order {fulfillment_order_id}")
+        if fo.status in ("CLOSED", "CANCELLED"):
+            raise SimError(f"fulfillment order {fulfillment_order_id} is {fo.status.lower()}")
+        self.location(new_location_id)
+        if new_location_id == fo.location_id:
+            raise SimError("the fulfillment order is already assigned to that location")
+        touched: list[Level] = []
+        for line in fo.lines:
+            if line.remaining:
+                old = self.levels[(line.inventory_item_id, fo.location_id)]
+                old.add("committed", -line.remaining)
+                old.add("available", line.remaining)
+                new = self.levels.get((line.inventory_item_id, new_location_id)) or self.activate(
+                    line.inventory_item_id, new_location_id
+                )
+                new.add("available", -line.remaining)
+                new.add("committed", line.remaining)
+                touched.extend([old, new])
+        order = self.orders[fo.order_id]
+        if all(line.remaining == line.total for line in fo.lines):
+            fo.location_id = new_location_id
+            fo.updated_at = now_iso()
+            original = moved = fo
+        else:
+            moved = FulfillmentOrder(
+                id=self.next_id(),
+                order_id=fo.order_id,
+                location_id=new_location_id,
+                method_type=fo.method_type,
+                lines=[
+                    FulfillmentOrderLine(
+                        id=self.next_id(),
+                        line_item_id=line.line_item_id,
+                        variant_id=line.variant_id,
+                        inventory_item_id=line.inventory_item_id,
+                        sku=line.sku,
+                        total=line.remaining,
+                        remaining=line.remaining,
+                    )
+                    for line in fo.lines
+                    if line.remaining
+                ],
+            )
+            for line in fo.lines:
+                line.total -= line.remaining
+                line.remaining = 0
+            fo.status = "CLOSED"
+            fo.updated_at = now_iso()
+            self.fulfillment_orders[moved.id] = moved
+            order.fulfillment_order_ids.append(moved.id)
+            original = fo
+        self._touch_order(order)
+        self.publish("fulfillment_orders/moved", payloads.fulfillment_order_moved(original, moved))
+        self._notify_levels(touched)
+        return original, moved
 
     def prepare_for_pickup(self, fulfillment_order_id: int) -> FulfillmentOrder:
         fo = self.fulfillment_orders.get(fulfillment_order_id)

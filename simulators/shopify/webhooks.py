@@ -35,6 +35,9 @@ ALL_TOPICS = (
     "products/create",
     "products/update",
     "fulfillment_orders/line_items_prepared_for_pickup",
+    "fulfillment_orders/moved",
+    "fulfillments/create",
+    "fulfillments/update",
 )
 
 TIMEOUT_SECONDS = 5.0

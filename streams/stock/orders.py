@@ -1,206 +1,451 @@
-"""Online orders and the stock they hold at a store location.
+"""Online orders: what each holds at the store locations, and the Move Outs of its fulfilments.
 
-An online order placed in Shopify and routed to a mapped store for shipping commits units
-there that Sitoo knows nothing of until the store fulfils it: those are `pending`. Its
-fulfilment becomes a Move Out in Sitoo (once: the externalid names order and fulfilment), and
-its cancellation releases them. Click & collect orders are not pending here: they become Sitoo
-orders, whose reservations Sitoo itself reports.
+An online order placed in Shopify takes units out of `available` at the location its
+fulfilment orders are assigned to; Sitoo knows nothing of them until a store fulfilment's Move
+Out is booked. On every webhook that may change that (``order_topics``) and on a periodic
+sweep of orders still holding units, ``OrderHolds`` reads the order's whole fulfilment state
+again and sends, per (SKU, location), the ``HeldUnits`` derived from it
+(``tillsync.streams.stock.held_units``): never a delta, and to every location the order held
+at before too, so a moved, edited, refunded or cancelled order lets go there. Each successful
+fulfilment from a mapped store becomes one Move Out in Sitoo (once: its externalid names order
+and fulfilment; the Sitoo sink writes an externalid once), and a fulfilment cancelled after its
+Move Out was sent becomes one reversing Move In.
 
-The decisions are plain functions (``action_of``, ``pending_lines_of``, ``pending_events``,
-``move_outs``); ``OrderFlow``'s agent body asks Shopify for the routing and sends the results.
+A read that fails (an outage, a 401, a GraphQL error) is tried again with backoff, without end:
+the order's partition waits, nothing is dropped. An order Shopify says does not exist is the
+only input that can never succeed: its webhook goes to the dead letters with its headers.
+
+Each derivation is versioned ``max(previous + 1, now in ms)``: one order's reads run one at a
+time (its records share a partition and the sweep goes through the same topic), so a later read
+sees a state at least as new; the previous version from the order's table entry keeps the
+versions rising when the clock does not (a restart on another worker), and the clock keeps
+them rising when the table entry is older than a record already sent (a crash between the two).
+``updated_at`` is not used: Shopify stamps it to the second, and a fulfilment order's move
+need not touch the order's.
+
+``OrderHolds`` holds the decisions and needs no Kafka; ``OrderFlow`` carries them to Faust.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar, cast
 
 import faust
-from pydantic import ValidationError
+import httpx
+from pydantic import BaseModel, Field, ValidationError
 
-from tillsync.connectors.shopify.ids import gid, gid_tail
-from tillsync.connectors.shopify.stock_documents import ORDER_ROUTING
-from tillsync.schemas.events import OrderPlaced, PendingUnits
+from tillsync.connectors.shopify.client import ShopifyError
+from tillsync.connectors.shopify.fulfilment_state import OrderFulfilmentState
+from tillsync.schemas.events import HeldUnits, OrderPlaced
 from tillsync.schemas.locations import LocationMap
-from tillsync.schemas.shopify import Order
-from tillsync.schemas.sitoo import WarehouseTransactionIn, WarehouseTransactionItemIn
+from tillsync.schemas.sitoo import WarehouseTransactionIn
 from tillsync.streams import topics
 from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter, error_reason
+from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.runtime import Runtime
-from tillsync.streams.stock.refs import fulfilment_external_id, pending_ref
-from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, header
+from tillsync.streams.stock.held_units import (
+    TAKING,
+    HeldAt,
+    derive,
+    held_key,
+    move_outs,
+    reversals,
+)
+from tillsync.streams.stock.order_topics import DERIVE_TOPIC, OrderKey, changes_holds
+from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders, header_in
 
 log = logging.getLogger("tillsync.orders")
 
-MOVE_OUT = 20  # Sitoo transactiontype "Move Out" (sitoo-api.md: from the example description)
+T = TypeVar("T")
+
+# How often the sweep looks for orders to read again, and how long an order still holding
+# units goes unread before it is read again: what heals a webhook Shopify never delivered.
+# Would be settings (`order_sweep_seconds`); plain defaults of this class until then.
+SWEEP_TICK = 30.0
+SWEEP_INTERVAL = 300.0
+# Order records are taken in batches (a change of one order brings several webhooks at once),
+# and the orders of a batch are read side by side: one read at a time would hold the held
+# units of a burst of orders behind a queue of round trips.
+BATCH_MAX = 200
+BATCH_SECONDS = 0.05
+PARALLEL_READS = 8
+# backoff between tries of a failed read: doubling from the first, at most the cap, jittered
+RETRY_FIRST = 1.0
+RETRY_CAP = 60.0
+
+# the failures worth trying again: everything Shopify or the network can answer. A bug in our
+# own code raises something else and stops the agent loudly instead of looping.
+TRANSIENT = (ShopifyError, httpx.HTTPError, asyncio.TimeoutError, OSError)
 
 
-class OrderAction(Enum):
-    """What an order webhook asks of the stock flow."""
+class OrderTrack(BaseModel):
+    """What the orders agent remembers of one order (its table entry): enough to let go at a
+    location the order no longer holds at, to send each Move Out once, and to know whether the
+    sweep must read it again."""
 
-    HOLD = "hold"  # placed: its shipping lines at mapped stores hold units there
-    RELEASE = "release"  # cancelled: those units are free again
-    MOVE_OUT = "move_out"  # fulfilled or updated: store fulfilments leave Sitoo's stock
-    NONE = "none"
-
-
-def action_of(topic: str) -> OrderAction:
-    if topic == "orders/create":
-        return OrderAction.HOLD
-    if topic == "orders/cancelled":
-        return OrderAction.RELEASE
-    if topic in ("orders/fulfilled", "orders/updated"):
-        return OrderAction.MOVE_OUT
-    return OrderAction.NONE
+    version: int = -1  # of the newest derivation sent
+    held_at: list[tuple[str, int]] = Field(default_factory=list)  # (SKU, location) held last
+    moved_out: list[int] = Field(default_factory=list)  # fulfilments whose Move Out was sent
+    reversed: list[int] = Field(default_factory=list)  # ... and whose reversal was sent
+    holding: bool = False  # units still open (or fulfilments pending): the sweep reads it
+    read_at: float = 0.0
 
 
-@dataclass(frozen=True)
-class PendingLine:
-    """Units of one SKU that an order ships from a mapped store location."""
+class StateReader(Protocol):
+    """What the orders agent asks of Shopify."""
 
-    location_id: int
-    sku: str
-    units: int
+    async def order_fulfilment_state(
+        self, order_id: int, fulfilments_expected: bool = False
+    ) -> OrderFulfilmentState | None: ...
 
-
-def pending_lines_of(routing: Mapping[str, Any], locations: LocationMap) -> list[PendingLine]:
-    """The units each SKU of the order ships from each mapped location, from the answer to
-    ``ORDER_ROUTING``: the sum over its lines and fulfilment orders there. The position holds
-    them under one reference per order and SKU, and a Move Out settles them by SKU: two lines
-    of one SKU are one hold, not two that overwrite each other."""
-    order = routing.get("order")
-    units: dict[tuple[int, str], int] = {}  # in the order first seen
-    for fo in ((order or {}).get("fulfillmentOrders") or {}).get("nodes", []):
-        if (fo.get("deliveryMethod") or {}).get("methodType") == "PICK_UP":
-            continue
-        location = ((fo.get("assignedLocation") or {}).get("location") or {}).get("id")
-        if location is None or locations.by_shopify(gid_tail(location)) is None:
-            continue
-        for line in fo["lineItems"]["nodes"]:
-            if line.get("sku"):
-                at = (gid_tail(location), line["sku"])
-                units[at] = units.get(at, 0) + int(line["remainingQuantity"])
-    return [PendingLine(location_id=loc, sku=sku, units=n) for (loc, sku), n in units.items()]
+    async def order_of_fulfilment_order(self, fulfilment_order_id: int) -> int | None: ...
 
 
-def pending_events(
-    order: Order, lines: list[PendingLine], final: bool, now: float
-) -> list[PendingUnits | OrderPlaced]:
-    """The pending units of each SKU at each location (none once `final`: cancelled), then
-    the end of the order's shortfall hint at every location of its SKUs."""
-    out: list[PendingUnits | OrderPlaced] = [
-        PendingUnits(
-            sku=line.sku,
-            location_id=line.location_id,
-            ref=pending_ref(order.id, line.sku),
-            units=0 if final else line.units,
-            final=final,
-            at=now,
+class OrderOutput(Protocol):
+    """Where the orders agent's results go."""
+
+    async def held(self, records: Sequence[HeldUnits | OrderPlaced]) -> None: ...
+
+    async def transaction(self, tx: WarehouseTransactionIn) -> None: ...
+
+    async def derive_again(self, order_id: int) -> None: ...
+
+    async def dead_letter(self, record: OrderRecord, reason: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """One record of the order webhooks topic."""
+
+    topic: str  # the webhook's topic header, or DERIVE_TOPIC
+    key: bytes | None
+    value: bytes
+    headers: KafkaHeaders = field(default_factory=list)
+    # the Faust event it came in, whose partition its order's table entry is in; None when
+    # the table is a plain mapping (no Faust)
+    event: faust.EventT | None = None
+
+
+def _partition_of(record: OrderRecord) -> AbstractContextManager[None]:
+    return in_partition_of(record.event) if record.event is not None else nullcontext()
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Waits between tries of a read that keeps failing."""
+
+    first: float = RETRY_FIRST
+    cap: float = RETRY_CAP
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int) -> float:
+        full = min(self.cap, self.first * 2 ** min(attempt, 30))
+        return full * (0.5 + self.rng.random() / 2)
+
+
+def _encode_track(track: OrderTrack) -> bytes:
+    return track.model_dump_json().encode()
+
+
+class OrderHolds:
+    """The orders agent's logic: one record in, the order read again, its held units, Move
+    Outs and reversals out. Its table is any mapping (order id -> ``OrderTrack`` JSON)."""
+
+    def __init__(
+        self,
+        tracks: MutableMapping[str, bytes],
+        locations: LocationMap,
+        shopify: StateReader,
+        output: OrderOutput,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        backoff: Backoff | None = None,
+        sweep_interval: float = SWEEP_INTERVAL,
+        parallel: int = PARALLEL_READS,
+    ) -> None:
+        self.tracks = tracks
+        self.locations = locations
+        self.shopify = shopify
+        self.output = output
+        self._clock = clock
+        self._sleep = sleep
+        self.backoff = backoff if backoff is not None else Backoff()
+        self.sweep_interval = sweep_interval
+        self.parallel = parallel
+        self._asked: dict[int, float] = {}  # order id -> when the sweep last asked for it
+
+    async def take(self, record: OrderRecord) -> None:
+        await self.take_batch([record])
+
+    async def take_batch(self, records: Sequence[OrderRecord]) -> None:
+        """A batch of records: each order named in it is read once (the webhooks of one
+        change come together: orders/updated, orders/fulfilled, fulfillments/create), and
+        different orders are read side by side, at most ``parallel`` at a time. One order's
+        records share a partition and a batch, so its reads never overlap."""
+        by_key: dict[bytes | None, list[OrderRecord]] = {}
+        for record in records:
+            if changes_holds(record.topic):
+                by_key.setdefault(record.key, []).append(record)
+        gate = asyncio.Semaphore(self.parallel)
+
+        async def one(group: list[OrderRecord]) -> None:
+            async with gate:
+                with _partition_of(group[-1]):
+                    try:
+                        await self._take_key(group)
+                    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+                        # an answer or a table entry of a shape no read again will change:
+                        # kept, with the reason, for a fix to replay; the other orders go on
+                        log.exception("order records %s not handled", group[-1].key)
+                        for r in group:
+                            await self.output.dead_letter(
+                                r, f"{r.topic} not handled: {error_reason(exc)}"
+                            )
+
+        await asyncio.gather(*(one(group) for group in by_key.values()))
+
+    async def _take_key(self, records: list[OrderRecord]) -> None:
+        record = records[-1]
+        key = OrderKey.decode(record.key)
+        if key is None:
+            for r in records:
+                await self.output.dead_letter(r, f"{r.topic}: no order id in its key")
+            return
+        if key.order_id is None:
+            assert key.fulfilment_order_id is not None
+            fo = key.fulfilment_order_id
+            order_id = await self._retrying(
+                f"fulfilment order {fo}", lambda: self.shopify.order_of_fulfilment_order(fo)
+            )
+            if order_id is None:
+                for r in records:
+                    await self.output.dead_letter(r, f"{r.topic}: no such fulfilment order")
+            else:
+                # read under the order's own key, in its partition, one read at a time
+                await self.output.derive_again(order_id)
+            return
+        await self.derive(key.order_id, records)
+
+    async def derive(self, order_id: int, records: Sequence[OrderRecord]) -> None:
+        track = self._track(order_id)
+        expected = bool(track.moved_out)  # an order's fulfilments all cancelled shows unfulfilled
+        state = await self._retrying(
+            f"order {order_id}",
+            lambda: self.shopify.order_fulfilment_state(order_id, expected),
         )
-        for line in lines
-    ]
-    # after the pending units (same key, same partition, so they land first)
-    out.extend(
-        OrderPlaced(sku=sku, order_id=order.id, units=0, at=now, routed=True)
-        for sku in sorted({line.sku for line in order.line_items if line.sku})
-    )
-    return out
+        if state is None:
+            # the sweep's order may be gone from Shopify: nothing to read again; a webhook of
+            # an order Shopify does not have is input that can never succeed
+            log.warning("order %s is not in Shopify", order_id)
+            track.holding = False
+            self.tracks[str(order_id)] = _encode_track(track)
+            for r in records:
+                if r.topic != DERIVE_TOPIC:
+                    await self.output.dead_letter(r, f"{r.topic}: no such order")
+            return
+        now = self._clock()
+        version = max(track.version + 1, int(now * 1000))
+        held = derive(state, self.locations)
+        out: list[HeldUnits | OrderPlaced] = []
+        # every pair held now, and every pair held before that holds nothing now (let go)
+        was = {held_key(sku, loc): (sku, loc) for sku, loc in track.held_at}
+        for key, (sku, loc) in was.items():
+            if key not in held:
+                out.append(HeldAt(sku=sku, location_id=loc).record(order_id, version, now))
+        out.extend(h.record(order_id, version, now) for h in held.values())
+        if track.version < 0:
+            # the first read: a shortfall of these SKUs no longer waits for this order
+            out.extend(
+                OrderPlaced(sku=sku, order_id=order_id, units=0, at=now, routed=True)
+                for sku in _skus_of(state)
+            )
+        await self.output.held(out)
+        name = str(order_id)
+        for fid, tx in move_outs(state, self.locations, track.moved_out, name):
+            await self.output.transaction(tx)
+            track.moved_out.append(fid)
+        for fid, tx in reversals(state, self.locations, track.moved_out, track.reversed, name):
+            await self.output.transaction(tx)
+            track.reversed.append(fid)
+        track.version = version
+        track.held_at = [(h.sku, h.location_id) for h in held.values()]
+        track.holding = _still_changing(state, held)
+        track.read_at = now
+        self.tracks[str(order_id)] = _encode_track(track)
+        self._asked.pop(order_id, None)
+
+    def due(self, tracks: Iterable[tuple[str, bytes]], now: float) -> list[int]:
+        """The orders the sweep reads again now: still holding, unread for a sweep interval,
+        and not asked for within one (a read asked for may still be queued)."""
+        out: list[int] = []
+        for key, value in tracks:
+            if not value:
+                continue
+            track = OrderTrack.model_validate_json(value)
+            order_id = int(key)
+            if not track.holding or now - track.read_at < self.sweep_interval:
+                continue
+            if now - self._asked.get(order_id, 0.0) < self.sweep_interval:
+                continue
+            self._asked[order_id] = now
+            out.append(order_id)
+        return out
+
+    async def sweep(self, tracks: Iterable[tuple[str, bytes]]) -> int:
+        due = self.due(tracks, self._clock())
+        for order_id in due:
+            await self.output.derive_again(order_id)
+        return len(due)
+
+    def _track(self, order_id: int) -> OrderTrack:
+        stored = self.tracks.get(str(order_id))
+        return OrderTrack.model_validate_json(stored) if stored else OrderTrack()
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except TRANSIENT as exc:
+                wait = self.backoff.delay(attempt)
+                attempt += 1
+                log.warning(
+                    "reading %s failed (%s, try %d); trying again in %.1f s",
+                    what,
+                    type(exc).__name__,
+                    attempt,
+                    wait,
+                )
+                await self._sleep(wait)
 
 
-def move_outs(order: Order, locations: LocationMap) -> Iterator[WarehouseTransactionIn]:
-    """One Move Out per successful fulfilment from a mapped store."""
-    pickup = any((line.code or "").lower() == "pickup" for line in order.shipping_lines)
-    if pickup:
-        return  # click & collect leaves Sitoo's stock when the Sitoo order closes
-    for f in order.fulfillments:
-        loc = locations.by_shopify(f.location_id or 0)
-        if loc is None or (f.status or "success") != "success":
-            continue
-        items = [
-            WarehouseTransactionItemIn(sku=li.sku, decimalquantity=f"{-li.quantity}.000")
-            for li in f.line_items
-            if li.sku
-        ]
-        if not items:
-            continue
-        yield WarehouseTransactionIn(
-            warehouseid=loc.sitoo_warehouse_id,
-            transactiontype=MOVE_OUT,
-            items=items,
-            description=f"Shopify order {order.name or order.id} fulfilled from store",
-            externalid=fulfilment_external_id(order.id, f.id),
+def _skus_of(state: OrderFulfilmentState) -> list[str]:
+    skus = {line.sku for fo in state.fulfilment_orders for line in fo.lines if line.sku}
+    skus |= {line.sku for f in state.fulfilments for line in f.lines if line.sku}
+    return sorted(skus)
+
+
+def _still_changing(state: OrderFulfilmentState, held: dict[str, HeldAt]) -> bool:
+    """Units still open at a mapped location, or a fulfilment not yet done: Shopify can change
+    either without a webhook reaching us, so the sweep reads the order again."""
+    if any(h.open for h in held.values()):
+        return True
+    return any(f.status in TAKING and f.status != "SUCCESS" for f in state.fulfilments)
+
+
+class KafkaOrderOutput:
+    """``OrderOutput`` on the worker's topics."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.sitoo_commands = ctx.topic(topics.SITOO_STOCK_COMMANDS)
+        self.order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
+        self.origin = self.order_webhooks
+
+    async def held(self, records: Sequence[HeldUnits | OrderPlaced]) -> None:
+        await self.ctx.send_all(
+            topics.STOCK_EVENTS,
+            ((r.sku.encode(), r.model_dump_json().encode()) for r in records),
+        )
+
+    async def transaction(self, tx: WarehouseTransactionIn) -> None:
+        await self.sitoo_commands.send(
+            key=(tx.externalid or "").encode(), value=tx.model_dump_json().encode()
+        )
+
+    async def derive_again(self, order_id: int) -> None:
+        key = OrderKey(order_id=order_id).encode()
+        headers: KafkaHeaders = [(TOPIC_HEADER, DERIVE_TOPIC.encode())]
+        await self.ctx.app.producer.send(self.order_webhooks, key, b"{}", None, None, headers)
+
+    async def dead_letter(self, record: OrderRecord, reason: str) -> None:
+        await dead_letter(
+            self.ctx,
+            origin=self.origin,
+            reason=reason,
+            value=record.value,
+            headers=record.headers,
+            key=record.key,
         )
 
 
 class OrderFlow:
-    """The orders agent: order webhooks to pending units and Move Out commands."""
+    """The orders agent and its sweep timer, over an ``OrderHolds``."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, table: MutableMapping[str, bytes]) -> None:
         assert ctx.runtime is not None
         self.ctx = ctx
         self.rt: Runtime = ctx.runtime
-        self.sitoo_commands = ctx.topic(topics.SITOO_STOCK_COMMANDS)
-
-    async def take(self, stream: faust.StreamT[bytes]) -> None:
-        """Agent: order webhooks, one at a time."""
-        # de-duplicated upstream; what repeats after a crash is harmless here: pending units
-        # are set, not added, and a Move Out is written once per externalid by the Sitoo sink
-        await self.rt.ready.wait()
-        async for event in stream.events():
-            topic = header(event, TOPIC_HEADER)
-            try:
-                await self.handle(action_of(topic), Order.model_validate_json(event.value))
-            except ValidationError as exc:
-                await dead_letter(
-                    self.ctx,
-                    origin=event.message.topic,
-                    reason=f"{topic}: {error_reason(exc)}",
-                    value=event.value,
-                    headers=event.headers,
-                )
-            except Exception as exc:  # a Shopify outage must not stop the stream
-                log.warning("order %s (%s) failed: %s", topic, event.key, error_reason(exc))
-                await dead_letter(
-                    self.ctx,
-                    origin=event.message.topic,
-                    reason=f"{topic} not handled: {error_reason(exc)}",
-                    value=event.value,
-                    headers=event.headers,
-                )
-
-    async def handle(self, action: OrderAction, order: Order) -> None:
-        if action is OrderAction.HOLD:
-            await self.send_pending(order, final=False)
-        elif action is OrderAction.RELEASE:
-            await self.send_pending(order, final=True)
-        elif action is OrderAction.MOVE_OUT:
-            await self.send_move_outs(order)
-
-    async def pending_lines(self, order_id: int) -> list[PendingLine]:
-        data = await self.rt.shopify.execute(ORDER_ROUTING, {"id": gid("Order", order_id)})
-        return pending_lines_of(data, self.rt.locations)
-
-    async def send_pending(self, order: Order, final: bool) -> None:
-        now = time.time()  # stamped before the routing query: its latency is not the order's
-        lines = await self.pending_lines(order.id)
-        events = pending_events(order, lines, final, now)
-        await self.ctx.send_all(
-            topics.STOCK_EVENTS,
-            ((ev.sku.encode(), ev.model_dump_json().encode()) for ev in events),
+        self.table = table
+        self.holds = OrderHolds(
+            table, self.rt.locations, _RuntimeShopify(self.rt), KafkaOrderOutput(ctx)
         )
 
-    async def send_move_outs(self, order: Order) -> None:
-        for tx in move_outs(order, self.rt.locations):
-            await self.sitoo_commands.send(
-                key=(tx.externalid or "").encode(), value=tx.model_dump_json().encode()
-            )
+    async def take(self, stream: faust.StreamT[bytes]) -> None:
+        """Agent: order webhooks in batches; each batch's orders are read before the next."""
+        await self.rt.ready.wait()
+        batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
+        async for events in batches:
+            await self.holds.take_batch([_record_of(event) for event in events])
+
+    async def sweep(self) -> None:
+        if not self.rt.ready.is_set():
+            return
+        asked = await self.holds.sweep(list(self.table.items()))
+        if asked:
+            log.info("sweep: reading %d orders still holding units again", asked)
+
+
+class _RuntimeShopify:
+    """The worker's Shopify client as a ``StateReader``, looked up at each call: the runtime
+    builds its client on first use."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def order_fulfilment_state(
+        self, order_id: int, fulfilments_expected: bool = False
+    ) -> OrderFulfilmentState | None:
+        return await self._runtime.shopify.order_fulfilment_state(order_id, fulfilments_expected)
+
+    async def order_of_fulfilment_order(self, fulfilment_order_id: int) -> int | None:
+        return await self._runtime.shopify.order_of_fulfilment_order(fulfilment_order_id)
+
+
+def _record_of(event: faust.EventT) -> OrderRecord:
+    headers = _headers(event)
+    return OrderRecord(
+        topic=header_in(headers, TOPIC_HEADER),
+        key=cast(bytes | None, event.key),
+        value=cast(bytes, event.value),
+        headers=headers,
+        event=event,
+    )
+
+
+def _headers(event: faust.EventT) -> KafkaHeaders:
+    raw: object = event.message.headers or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return list(cast(Iterable[tuple[str, bytes]], pairs))
 
 
 def register(ctx: Context) -> None:
-    flow = OrderFlow(ctx)
+    table = ctx.app.Table(
+        "order-holds",
+        default=None,
+        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="raw"),
+        value_type=bytes,
+        help="one entry per online order: where it held units, its Move Outs sent",
+    )
+    flow = OrderFlow(ctx, table)
     ctx.app.agent(ctx.topic(topics.SHOPIFY_ORDER_WEBHOOKS), name="shopify-orders")(flow.take)
+    ctx.app.timer(SWEEP_TICK)(flow.sweep)

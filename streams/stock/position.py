@@ -5,8 +5,10 @@ Pure logic, no Faust and no I/O, so that every rule here is tested on its own: t
 event, stores the position and sends what the outcome asks for.
 
 The target for Shopify is ``available = max(0, sitoo_available - buffer - pending)``, where
-``pending`` counts units of online orders assigned to this location that Shopify has committed
-and Sitoo does not account for yet. Without it the sync would offer those units again.
+``pending`` counts units of online orders assigned to this location that Shopify has taken out
+of `available` and Sitoo does not account for yet (held units, one ``OrderHold`` per order; see
+``tillsync.streams.stock.held_units`` for how they are derived). Without it the sync would
+offer those units again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tillsync.schemas.events import (
     DriftCheck,
     DriftEvent,
     DriftState,
+    HeldUnits,
     ObservedSource,
     OrderPlaced,
     PendingUnits,
@@ -32,7 +35,7 @@ from tillsync.schemas.events import (
     WriteResult,
 )
 from tillsync.schemas.locations import DriftPolicy, Location
-from tillsync.streams.stock.refs import order_of_external_id, pending_ref
+from tillsync.streams.stock.refs import fulfilment_of_external_id
 
 # A write with no answer for this long is treated as lost. Long on purpose: under load the sink
 # may lag by many seconds, and calling that drift would add heal writes to the backlog; a
@@ -45,7 +48,52 @@ IN_FLIGHT_TIMEOUT = 300.0
 # assumption sized to order routing under load, not a Shopify fact: one constant. Measured on
 # the peak-day bench (BENCHMARKS.md, d): 8 s of grace let 22 orders oversell, 30 s let 1.
 SHORTFALL_GRACE = 30.0
-SETTLED = -1  # a pending order line that is settled; later updates for it are stale
+# A settled order hold (nothing held, every fulfilment booked) is kept SETTLED_KEEP_SECONDS,
+# then pruned: long enough that a replayed record of that order finds it and changes nothing,
+# and that a fulfilment cancelled after its Move Out was booked finds what Sitoo booked. At
+# most SETTLED_CAP are kept (a position stays near 30 KB of its 1 MB record whatever the SKU
+# sells: it is read, copied and stored at every event of the position), but none settled less
+# than SETTLED_MIN_KEEP ago (what a crash replays is far younger). A record for an order no longer
+# kept is taken only if it is newer than every pruned one (``holds_floor``); a record delayed
+# past that is superseded anyway by the sweep's next read of an order still holding units.
+SETTLED_KEEP_SECONDS = 6 * 3600.0
+SETTLED_MIN_KEEP = 900.0
+SETTLED_CAP = 300
+PRUNE_ABOVE = 64  # holds a position may have before a pruning pass looks at them
+PRUNE_EVERY = 60.0  # seconds between pruning passes of one position
+NO_RECORD = -1  # the version of a hold whose order's record has not come yet (only bookings)
+
+
+class OrderHold(BaseModel):
+    """One order's held units of this SKU here, as its newest ``HeldUnits`` record says, and
+    what Sitoo's ledger booked for each of its fulfilments (Move Out units out, a reversing
+    Move In's units back)."""
+
+    version: int = NO_RECORD
+    open: int = 0
+    fulfilled: dict[str, int] = Field(default_factory=dict)  # fulfilment id -> units
+    booked: dict[str, int] = Field(default_factory=dict)  # fulfilment id -> units out of Sitoo
+    settled_at: float | None = None
+
+    @property
+    def held(self) -> int:
+        """open + sum over fulfilments of (fulfilled - booked). Negative for a fulfilment
+        cancelled after its Move Out was booked: Sitoo has lost units Shopify has back, until
+        the reversing Move In lands. Bookings of an order whose record has not come yet hold
+        nothing: the units they took were never held here."""
+        if self.version == NO_RECORD:
+            return 0
+        keys = self.fulfilled.keys() | self.booked.keys()
+        return self.open + sum(self.fulfilled.get(k, 0) - self.booked.get(k, 0) for k in keys)
+
+    @property
+    def settled(self) -> bool:
+        if self.version == NO_RECORD:
+            return True
+        keys = self.fulfilled.keys() | self.booked.keys()
+        return self.open == 0 and all(
+            self.fulfilled.get(k, 0) == self.booked.get(k, 0) for k in keys
+        )
 
 
 class InFlight(BaseModel):
@@ -63,12 +111,10 @@ class Position(BaseModel):
     sitoo_event_time: float | None = None
     sitoo_reserved: int = 0
     reserved_at: float = 0.0
-    # order line ref -> the units its PendingUnits holds (absolute: a replay sets the same
-    # value again), or SETTLED
-    pending: dict[str, int] = Field(default_factory=dict)
-    # order line ref -> the units its Move Outs took out of Sitoo so far: they are Sitoo's to
-    # count now, whatever `pending` says
-    moved: dict[str, int] = Field(default_factory=dict)
+    # order id -> what the order holds here (see OrderHold); settled ones are pruned
+    holds: dict[str, OrderHold] = Field(default_factory=dict)
+    holds_floor: int = NO_RECORD  # the newest version of a pruned hold
+    pruned_at: float = 0.0
     observed: int | None = None
     webhook_at: float = 0.0  # updated_at of the newest webhook taken
     write_at: float = 0.0  # when Shopify applied our newest confirmed write (by its clock)
@@ -90,7 +136,8 @@ class Position(BaseModel):
 
     @property
     def pending_units(self) -> int:
-        return sum(max(0, u - self.moved.get(ref, 0)) for ref, u in self.pending.items() if u > 0)
+        # a settled hold holds nothing: most of a bestseller's holds, skipped cheaply
+        return sum(h.held for h in self.holds.values() if h.settled_at is None)
 
     @property
     def order_hint_until(self) -> float:
@@ -132,18 +179,16 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
         pos.sitoo_total = event.total
         pos.sitoo_version = event.version
         pos.sitoo_event_time = event.event_time
-        order_id = order_of_external_id(event.external_id)
-        if order_id is not None:
-            # the Move Out of a store-fulfilled online order: its units leave `pending` in the
-            # same step as they leave Sitoo's stock (counted apart from the units held, so that
-            # a replayed hold holds only what is left)
-            ref = pending_ref(order_id, event.sku)
-            moved = pos.moved.get(ref, 0) - event.delta
-            if moved >= pos.pending.get(ref, 0):
-                pos.pending[ref] = SETTLED
-                pos.moved.pop(ref, None)
-            else:
-                pos.moved[ref] = moved
+        ref = fulfilment_of_external_id(event.external_id)
+        if ref is not None:
+            # the Move Out (or its reversal) of a store fulfilment: booked against the order's
+            # hold in the same step as it changes Sitoo's stock, so the units are counted by
+            # exactly one of the two at every moment. The version check above keeps a replayed
+            # transaction from booking twice.
+            hold = pos.holds.setdefault(str(ref.order_id), OrderHold())
+            fid = str(ref.fulfilment_id)
+            hold.booked[fid] = hold.booked.get(fid, 0) - event.delta
+            _settle(pos, hold, now)
     elif isinstance(event, SitooReserved):
         if event.observed_at < pos.reserved_at:
             out.ignored = "older reservation reading"
@@ -192,13 +237,14 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
             )
     elif isinstance(event, WriteResult):
         _write_result(pos, event, now, out)
-    elif isinstance(event, PendingUnits):
-        if pos.pending.get(event.ref) == SETTLED:
-            out.ignored = f"order line {event.ref} already settled"
+    elif isinstance(event, HeldUnits):
+        if not _take_held(pos, event, now, out):
             return out
-        pos.pending[event.ref] = SETTLED if event.final else event.units
-        if event.final:
-            pos.moved.pop(event.ref, None)
+    elif isinstance(event, PendingUnits):
+        # the per-line deltas of an older version, replaced by HeldUnits: a replayed one must
+        # not hold units again
+        out.ignored = "pending units record (superseded by held units)"
+        return out
     elif isinstance(event, OrderPlaced):
         pos.order_hints = {k: t for k, t in pos.order_hints.items() if t > now}
         if event.routed:
@@ -213,6 +259,54 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
         return out
     _reconcile(pos, loc, now, out, _source_time(event, now))
     return out
+
+
+def _take_held(pos: Position, event: HeldUnits, now: float, out: Outcome) -> bool:
+    """A newer derivation of the order replaces what the hold said; what Sitoo booked stays.
+    False (with the reason in `out`) for a record no newer than one taken already."""
+    key = str(event.order_id)
+    hold = pos.holds.get(key)
+    if hold is None and event.version <= pos.holds_floor:
+        out.ignored = "stale held units (older than a pruned order hold)"
+        return False
+    if hold is not None and event.version <= hold.version:
+        out.ignored = "stale held units (not newer than the order's hold)"
+        return False
+    hold = hold if hold is not None else OrderHold()
+    hold.version = event.version
+    hold.open = event.open
+    hold.fulfilled = dict(event.fulfilled)
+    pos.holds[key] = hold
+    _settle(pos, hold, now)
+    return True
+
+
+def _settle(pos: Position, hold: OrderHold, now: float) -> None:
+    """Marks a changed hold settled (or not again), then prunes the position if it is due."""
+    if not hold.settled:
+        hold.settled_at = None
+    elif hold.settled_at is None:
+        hold.settled_at = now
+    if len(pos.holds) > PRUNE_ABOVE and now - pos.pruned_at >= PRUNE_EVERY:
+        prune_holds(pos, now)
+
+
+def prune_holds(pos: Position, now: float) -> None:
+    """Drops settled holds older than SETTLED_KEEP_SECONDS, then the oldest beyond
+    SETTLED_CAP that settled at least SETTLED_MIN_KEEP ago."""
+    pos.pruned_at = now
+    settled = sorted(
+        (hold.settled_at, key)
+        for key, hold in pos.holds.items()
+        if hold.settled_at is not None and hold.settled
+    )
+    over = len(settled) - SETTLED_CAP
+    for n, (at, key) in enumerate(settled):
+        old = now - at > SETTLED_KEEP_SECONDS
+        if not old and not (n < over and now - at > SETTLED_MIN_KEEP):
+            break  # sorted by age: every later one is younger
+        hold = pos.holds.pop(key)
+        pos.holds_floor = max(pos.holds_floor, hold.version)
 
 
 def _write_result(pos: Position, event: WriteResult, now: float, out: Outcome) -> None:
@@ -240,7 +334,7 @@ def _source_time(event: StockEvent, now: float) -> float:
     """When the change that leads to a write happened: sync latency is measured from it."""
     if isinstance(event, SitooLevel):
         return event.event_time
-    if isinstance(event, PendingUnits | WriteResult | DriftCheck | OrderPlaced):
+    if isinstance(event, PendingUnits | WriteResult | DriftCheck | OrderPlaced | HeldUnits):
         return min(now, event.at)
     if isinstance(event, SitooReserved):
         return min(now, event.observed_at)

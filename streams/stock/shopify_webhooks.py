@@ -1,5 +1,5 @@
-"""Shopify's inventory, product and new-order webhooks, turned into stock events, SKU index
-updates and order hints.
+"""Shopify's inventory, product and order webhooks, turned into stock events, SKU index
+updates, order hints, and records for the orders agent.
 
 ``WebhookReader.read`` decides what one raw webhook becomes, as a typed verdict; the agent of
 ``ShopifyWebhooks`` only carries verdicts out to Kafka and the SKU index.
@@ -29,6 +29,7 @@ from tillsync.streams.lru import RecentIds
 from tillsync.streams.runtime import Runtime
 from tillsync.streams.skus import SkuIndex
 from tillsync.streams.stock import sku_feed
+from tillsync.streams.stock.order_topics import forwarded, order_key_of
 from tillsync.streams.stock.sku_feed import SkuPair
 
 log = logging.getLogger("tillsync.shopify")
@@ -105,9 +106,11 @@ class Malformed:
 
 @dataclass(frozen=True)
 class ForwardedOrder:
-    """An order webhook for the orders topic, unchanged, headers and all."""
+    """A webhook for the orders topic (an order's, a fulfilment order's, a fulfilment's, a
+    refund's), unchanged, headers and all."""
 
-    # the order id: one order's webhooks reach the orders agent in order
+    # the order id (or a fulfilment order's, ``OrderKey``): one order's webhooks reach the
+    # orders agent in order
     key: bytes
     value: bytes
     headers: KafkaHeaders
@@ -145,6 +148,8 @@ class WebhookReader:
                 return self.inventory_level(json.loads(webhook.body), now)
             if topic.startswith("orders/"):
                 return self.order(webhook, now)
+            if forwarded(topic):
+                return self.about_order(webhook)
             if topic in ("products/create", "products/update"):
                 return self.product(webhook.body)
         except (ValidationError, ValueError, KeyError) as exc:
@@ -181,6 +186,15 @@ class WebhookReader:
         )
         hints = order_hints(order, now) if webhook.topic == "orders/create" else []
         return WebhookRecords(stock=list(hints), order=forward)
+
+    def about_order(self, webhook: RawWebhook) -> WebhookRecords | Malformed:
+        """A fulfilment-order, fulfilment or refund webhook: its order is read again."""
+        key = order_key_of(webhook.topic, webhook.body)
+        if key is None:
+            return Malformed(f"{webhook.topic}: names no order or fulfilment order")
+        return WebhookRecords(
+            order=ForwardedOrder(key=key.encode(), value=webhook.body, headers=webhook.headers)
+        )
 
     def product(self, body: bytes) -> WebhookRecords:
         product = Product.model_validate_json(body)

@@ -169,5 +169,8 @@ async def test_subscription_through_graphql(
 
 
 def test_all_topics_listed() -> None:
-    assert len(ALL_TOPICS) == 12
+    assert len(ALL_TOPICS) == 15
+    assert {"fulfillments/create", "fulfillments/update", "fulfillment_orders/moved"} <= set(
+        ALL_TOPICS
+    )
     assert "fulfillment_orders/line_items_prepared_for_pickup" in ALL_TOPICS

@@ -1,23 +1,39 @@
-"""Online orders' pending units and Move Outs, from the routing answer to the position."""
+"""Held units of online orders, derived from each order's fulfilment state in Shopify, through
+the orders agent's logic (``OrderHolds``, no Kafka) to the positions they change."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from tillsync.schemas.events import PendingUnits
+import pytest
+
+from tillsync.connectors.shopify.client import ShopifyError
+from tillsync.connectors.shopify.fulfilment_state import (
+    FulfilmentLine,
+    FulfilmentOrderLine,
+    FulfilmentOrderState,
+    FulfilmentState,
+    OrderFulfilmentState,
+)
+from tillsync.schemas.events import HeldUnits, OrderPlaced, SitooLevel
 from tillsync.schemas.locations import Location, LocationMap
-from tillsync.schemas.shopify import Order
-from tillsync.streams.stock.ledger import read_transactions
-from tillsync.streams.stock.orders import PendingLine, move_outs, pending_events, pending_lines_of
+from tillsync.schemas.sitoo import WarehouseTransactionIn
+from tillsync.streams.echoes import Echoes
+from tillsync.streams.skus import SkuIndex
+from tillsync.streams.stock.held_units import derive
+from tillsync.streams.stock.order_topics import DERIVE_TOPIC, OrderKey, order_key_of
+from tillsync.streams.stock.orders import Backoff, OrderHolds, OrderRecord, OrderTrack
 from tillsync.streams.stock.position import Position, step
+from tillsync.streams.stock.shopify_webhooks import RawWebhook, WebhookReader, WebhookRecords
 
 LOC1 = Location(
     name="Store 1",
     shopify_location_id=11,
     sitoo_store_id=1,
     sitoo_warehouse_id=101,
-    buffer=2,
+    buffer=0,
     settle_seconds=2.0,
 )
 LOC2 = Location(
@@ -25,97 +41,535 @@ LOC2 = Location(
     shopify_location_id=12,
     sitoo_store_id=2,
     sitoo_warehouse_id=102,
-    buffer=1,
+    buffer=0,
     settle_seconds=2.0,
 )
 LOCATIONS = LocationMap(locations=[LOC1, LOC2])
+BY_ID = {LOC1.shopify_location_id: LOC1, LOC2.shopify_location_id: LOC2}
+BY_WAREHOUSE = {LOC1.sitoo_warehouse_id: LOC1, LOC2.sitoo_warehouse_id: LOC2}
+ORDER = 55
 
 
-def fulfilment_order(location: int, *lines: tuple[str, int], pickup: bool = False) -> Any:
-    return {
-        "assignedLocation": {"location": {"id": f"gid://shopify/Location/{location}"}},
-        "deliveryMethod": {"methodType": "PICK_UP" if pickup else "SHIPPING"},
-        "lineItems": {"nodes": [{"sku": sku, "remainingQuantity": n} for sku, n in lines]},
+def fo(
+    fo_id: int,
+    location: int | None,
+    *lines: tuple[str, int],
+    status: str = "OPEN",
+    method: str = "SHIPPING",
+) -> FulfilmentOrderState:
+    return FulfilmentOrderState(
+        id=fo_id,
+        status=status,
+        location_id=location,
+        method=method,
+        lines=tuple(
+            FulfilmentOrderLine(id=fo_id * 100 + n, sku=sku, remaining=units)
+            for n, (sku, units) in enumerate(lines)
+        ),
+    )
+
+
+def fulfilment(
+    f_id: int, location: int, *lines: tuple[str, int], status: str = "SUCCESS"
+) -> FulfilmentState:
+    return FulfilmentState(
+        id=f_id,
+        status=status,
+        location_id=location,
+        lines=tuple(FulfilmentLine(sku=sku, quantity=n) for sku, n in lines),
+    )
+
+
+def state(*parts: FulfilmentOrderState | FulfilmentState) -> OrderFulfilmentState:
+    return OrderFulfilmentState(
+        order_id=ORDER,
+        fulfilment_orders=tuple(p for p in parts if isinstance(p, FulfilmentOrderState)),
+        fulfilments=tuple(p for p in parts if isinstance(p, FulfilmentState)),
+    )
+
+
+class FakeShopify:
+    """Answers with the order state a test sets; fails as often as told first."""
+
+    def __init__(self) -> None:
+        self.orders: dict[int, OrderFulfilmentState] = {}
+        self.fulfilment_orders: dict[int, int] = {}
+        self.failures: list[Exception] = []
+        self.malformed: set[int] = set()  # orders whose answer lacks a field
+        self.reads = 0
+
+    async def order_fulfilment_state(
+        self, order_id: int, fulfilments_expected: bool = False
+    ) -> OrderFulfilmentState | None:
+        self.reads += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        if order_id in self.malformed:
+            raise KeyError("fulfillmentOrders")
+        return self.orders.get(order_id)
+
+    async def order_of_fulfilment_order(self, fulfilment_order_id: int) -> int | None:
+        if self.failures:
+            raise self.failures.pop(0)
+        return self.fulfilment_orders.get(fulfilment_order_id)
+
+
+@dataclass
+class Output:
+    """``OrderOutput`` that keeps what the orders agent sends."""
+
+    records: list[HeldUnits] = field(default_factory=list)
+    hints: list[OrderPlaced] = field(default_factory=list)
+    transactions: list[WarehouseTransactionIn] = field(default_factory=list)
+    again: list[int] = field(default_factory=list)
+    dead: list[tuple[OrderRecord, str]] = field(default_factory=list)
+
+    async def held(self, records: Sequence[HeldUnits | OrderPlaced]) -> None:
+        for r in records:
+            if isinstance(r, HeldUnits):
+                self.records.append(r)
+            else:
+                self.hints.append(r)
+
+    async def transaction(self, tx: WarehouseTransactionIn) -> None:
+        self.transactions.append(tx)
+
+    async def derive_again(self, order_id: int) -> None:
+        self.again.append(order_id)
+
+    async def dead_letter(self, record: OrderRecord, reason: str) -> None:
+        self.dead.append((record, reason))
+
+
+class World:
+    """Shopify's order state (set by the test), the orders agent, Sitoo's stock at each store
+    and the positions there: what a test changes, and what the target becomes."""
+
+    def __init__(self, stock: dict[tuple[str, int], int]) -> None:
+        self.shopify = FakeShopify()
+        self.out = Output()
+        self.now = 1_000.0
+        self.slept: list[float] = []
+        self.tracks: dict[str, bytes] = {}
+        self.holds = OrderHolds(
+            self.tracks,
+            LOCATIONS,
+            self.shopify,
+            self.out,
+            clock=lambda: self.now,
+            sleep=self._sleep,
+        )
+        self.positions: dict[tuple[str, int], Position] = {}
+        self.sitoo_version = 0
+        self.sent = 0  # held records already applied
+        self.booked = 0  # transactions already booked by Sitoo
+        for (sku, loc), total in stock.items():
+            pos = self.positions[(sku, loc)] = Position(
+                sku=sku, location_id=loc, inventory_item_id=7
+            )
+            self.sitoo_version += 1
+            step(pos, self._level(sku, loc, total, None, 0), BY_ID[loc], self.now)
+
+    async def _sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def _level(self, sku: str, loc: int, total: int, ext: str | None, delta: int) -> SitooLevel:
+        return SitooLevel(
+            sku=sku,
+            warehouse_id=BY_ID[loc].sitoo_warehouse_id,
+            total=total,
+            version=self.sitoo_version,
+            event_time=self.now,
+            external_id=ext,
+            delta=delta,
+        )
+
+    async def webhook(
+        self, order: OrderFulfilmentState | None, topic: str = "orders/updated"
+    ) -> None:
+        """Shopify's order is now `order`; a webhook of it reaches the orders agent, and the
+        records it sends reach the positions."""
+        self.now += 1.0
+        if order is not None:
+            self.shopify.orders[ORDER] = order
+        record = OrderRecord(topic=topic, key=str(ORDER).encode(), value=b"{}")
+        await self.holds.take(record)
+        self.deliver()
+
+    def deliver(self) -> None:
+        for record in self.out.records[self.sent :]:
+            self.apply(record)
+        self.sent = len(self.out.records)
+
+    def apply(self, record: HeldUnits) -> bool:
+        pos = self.positions.get((record.sku, record.location_id))
+        if pos is None:
+            return False
+        return not step(pos, record, BY_ID[record.location_id], self.now).ignored
+
+    def book(self) -> None:
+        """Sitoo writes the transactions sent so far; its ledger brings them back."""
+        for tx in self.out.transactions[self.booked :]:
+            loc = BY_WAREHOUSE[tx.warehouseid].shopify_location_id
+            for item in tx.items:
+                pos = self.positions[(item.sku, loc)]
+                delta = int(float(item.decimalquantity))
+                assert pos.sitoo_total is not None
+                self.sitoo_version += 1
+                level = self._level(item.sku, loc, pos.sitoo_total + delta, tx.externalid, delta)
+                step(pos, level, BY_ID[loc], self.now)
+        self.booked = len(self.out.transactions)
+
+    def held(self, sku: str, loc: int) -> int:
+        return self.positions[(sku, loc)].pending_units
+
+    def target(self, sku: str, loc: int) -> int | None:
+        return self.positions[(sku, loc)].target(0)
+
+
+# -- derivation -----------------------------------------------------------------------------
+
+
+def test_lines_of_one_sku_and_quantities_above_one_add_up_per_location() -> None:
+    held = derive(
+        state(
+            fo(1, 11, ("A", 2), ("B", 1), ("A", 3)),  # two lines of A
+            fo(2, 11, ("A", 4)),  # split into two fulfilment orders at one store
+            fo(3, 12, ("A", 1)),
+            fo(4, 99, ("A", 7)),  # not a mapped store
+            fo(5, 12, ("B", 6), status="CLOSED"),  # moved away or merged: holds nothing
+            fo(6, 12, ("", 3)),  # a custom line without a SKU
+        ),
+        LOCATIONS,
+    )
+    assert {k: (h.open, h.fulfilled) for k, h in held.items()} == {
+        "A@11": (9, {}),
+        "B@11": (1, {}),
+        "A@12": (1, {}),
     }
 
 
-def routing(*fos: Any) -> dict[str, Any]:
-    return {"order": {"id": "gid://shopify/Order/55", "fulfillmentOrders": {"nodes": list(fos)}}}
+async def test_a_multi_line_order_holds_every_line_until_its_move_out_is_booked() -> None:
+    w = World({("A", 11): 20, ("B", 11): 5})
+    await w.webhook(state(fo(1, 11, ("A", 2), ("A", 3), ("B", 2))), "orders/create")
+    assert (w.held("A", 11), w.held("B", 11)) == (5, 2)
+    assert (w.target("A", 11), w.target("B", 11)) == (15, 3)
+    assert {h.sku for h in w.out.hints} == {"A", "B"} and all(h.routed for h in w.out.hints)
 
-
-def order(*lines: tuple[str, int], fulfilled_at: int | None = None) -> Order:
-    items = [
-        {"id": n + 1, "sku": sku, "quantity": qty, "price": "10.00"}
-        for n, (sku, qty) in enumerate(lines)
+    # the store ships everything in one fulfilment: one Move Out, one item per SKU
+    await w.webhook(
+        state(
+            fo(1, 11, ("A", 0), ("A", 0), ("B", 0), status="CLOSED"),
+            fulfilment(900, 11, ("A", 2), ("A", 3), ("B", 2)),
+        ),
+        "fulfillments/create",
+    )
+    [move_out] = w.out.transactions
+    assert move_out.externalid == f"sf-{ORDER}-900" and move_out.warehouseid == 101
+    assert sorted((i.sku, i.decimalquantity) for i in move_out.items) == [
+        ("A", "-5.000"),
+        ("B", "-2.000"),
     ]
-    body: dict[str, Any] = {"id": 55, "name": "#1055", "line_items": items}
-    if fulfilled_at is not None:
-        body["fulfillments"] = [
-            {"id": 900, "order_id": 55, "status": "success", "location_id": fulfilled_at}
-            | {"line_items": items}
+    # fulfilled, not yet booked by Sitoo: still held, the target does not move
+    assert (w.held("A", 11), w.target("A", 11)) == (5, 15)
+    w.book()
+    assert (w.held("A", 11), w.held("B", 11)) == (0, 0)
+    assert (w.target("A", 11), w.target("B", 11)) == (15, 3)  # the same as before the Move Out
+    # another read of the fulfilled order sends no second Move Out
+    await w.webhook(None, "orders/fulfilled")
+    assert len(w.out.transactions) == 1
+
+
+async def test_a_store_that_fulfilled_before_the_first_read_is_not_subtracted_twice() -> None:
+    w = World({("A", 11): 10})
+    # the first read comes after the store fulfilled 2 of 3 (review item 6)
+    await w.webhook(
+        state(fo(1, 11, ("A", 1), status="IN_PROGRESS"), fulfilment(900, 11, ("A", 2))),
+        "orders/create",
+    )
+    assert (w.held("A", 11), w.target("A", 11)) == (3, 7)  # Shopify shows 10 - 3
+    w.book()  # Sitoo 8
+    assert (w.held("A", 11), w.target("A", 11)) == (1, 7)
+
+
+async def test_a_partial_fulfilment_then_a_cancel_keeps_the_fulfilled_units_until_booked() -> None:
+    w = World({("A", 11): 10})
+    await w.webhook(state(fo(1, 11, ("A", 3))), "orders/create")
+    await w.webhook(
+        state(fo(1, 11, ("A", 1), status="IN_PROGRESS"), fulfilment(900, 11, ("A", 2))),
+        "fulfillments/create",
+    )
+    assert (w.held("A", 11), w.target("A", 11)) == (3, 7)
+    # the customer cancels the rest before the Move Out reaches Sitoo: Shopify's available is
+    # 10 - 2 = 8, Sitoo still counts the 2 shipped units
+    await w.webhook(
+        state(fo(1, 11, ("A", 0), status="CANCELLED"), fulfilment(900, 11, ("A", 2))),
+        "orders/cancelled",
+    )
+    assert (w.held("A", 11), w.target("A", 11)) == (2, 8)
+    w.book()
+    assert (w.held("A", 11), w.target("A", 11)) == (0, 8)
+
+
+async def test_a_cancel_before_fulfilment_lets_every_unit_go() -> None:
+    w = World({("A", 11): 10})
+    await w.webhook(state(fo(1, 11, ("A", 3))), "orders/create")
+    assert w.target("A", 11) == 7
+    await w.webhook(state(fo(1, 11, ("A", 0), status="CANCELLED")), "orders/cancelled")
+    assert (w.held("A", 11), w.target("A", 11)) == (0, 10)
+    assert w.out.transactions == []
+
+
+@pytest.mark.parametrize(
+    ("restock", "remaining", "target"),
+    [
+        # CANCEL restock: Shopify releases the refunded units to available
+        ("cancel", 1, 9),
+        # NO_RESTOCK: Shopify keeps them committed on the fulfilment order (the simulator's
+        # model); whatever Shopify says, the hold follows it
+        ("no_restock", 3, 7),
+    ],
+)
+async def test_a_refund_before_fulfilment_follows_the_fulfilment_order(
+    restock: str, remaining: int, target: int
+) -> None:
+    w = World({("A", 11): 10})
+    await w.webhook(state(fo(1, 11, ("A", 3))), "orders/create")
+    await w.webhook(state(fo(1, 11, ("A", remaining))), "refunds/create")
+    assert (w.held("A", 11), w.target("A", 11)) == (remaining, target), restock
+
+
+async def test_an_order_edit_is_read_again_not_patched() -> None:
+    w = World({("A", 11): 10, ("B", 11): 10})
+    await w.webhook(state(fo(1, 11, ("A", 1))), "orders/create")
+    # the merchant edits: A goes from 1 to 4, a line of B is added
+    await w.webhook(state(fo(1, 11, ("A", 4), ("B", 2))), "orders/edited")
+    assert (w.held("A", 11), w.held("B", 11)) == (4, 2)
+    # and the edit is undone: B's line removed
+    await w.webhook(state(fo(1, 11, ("A", 4), ("B", 0))), "orders/edited")
+    assert (w.held("A", 11), w.held("B", 11)) == (4, 0)
+
+
+async def test_a_fulfilment_order_moved_to_another_store_lets_go_at_the_first() -> None:
+    w = World({("A", 11): 10, ("A", 12): 10})
+    await w.webhook(state(fo(1, 11, ("A", 2))), "orders/create")
+    assert (w.held("A", 11), w.held("A", 12)) == (2, 0)
+    await w.webhook(
+        state(fo(1, 11, ("A", 0), status="CLOSED"), fo(2, 12, ("A", 2))),
+        "fulfillment_orders/moved",
+    )
+    assert (w.held("A", 11), w.held("A", 12)) == (0, 2)
+    assert (w.target("A", 11), w.target("A", 12)) == (10, 8)
+
+
+async def test_a_fulfilment_order_moved_to_an_unmapped_location_holds_nothing_here() -> None:
+    w = World({("A", 11): 10})
+    await w.webhook(state(fo(1, 11, ("A", 2))), "orders/create")
+    await w.webhook(state(fo(1, 99, ("A", 2))), "fulfillment_orders/moved")  # moved whole
+    assert (w.held("A", 11), w.target("A", 11)) == (0, 10)
+    # nothing is sent for the unmapped location, and it stays let go at the next read
+    assert {h.location_id for h in w.out.records} == {11}
+    await w.webhook(None, "orders/updated")
+    assert w.held("A", 11) == 0
+
+
+async def test_a_pickup_order_holds_until_collected_and_leaves_sitoo_once() -> None:
+    w = World({("A", 12): 10})
+    await w.webhook(state(fo(1, 12, ("A", 2), method="PICK_UP")), "orders/create")
+    assert (w.held("A", 12), w.target("A", 12)) == (2, 8)
+    await w.webhook(
+        state(fo(1, 12, ("A", 0), method="PICK_UP", status="CLOSED"), fulfilment(77, 12, ("A", 2))),
+        "fulfillments/create",
+    )
+    [move_out] = w.out.transactions
+    assert move_out.warehouseid == 102 and move_out.externalid == f"sf-{ORDER}-77"
+    w.book()
+    assert (w.held("A", 12), w.target("A", 12)) == (0, 8)
+
+
+async def test_a_cancelled_fulfilment_is_held_again_and_its_move_out_reversed() -> None:
+    w = World({("A", 11): 10})
+    await w.webhook(state(fo(1, 11, ("A", 2))), "orders/create")
+    shipped = state(fo(1, 11, ("A", 0), status="CLOSED"), fulfilment(900, 11, ("A", 2)))
+    await w.webhook(shipped, "fulfillments/create")
+    w.book()  # Sitoo 8, nothing held
+    assert (w.held("A", 11), w.target("A", 11)) == (0, 8)
+    # the fulfilment is cancelled: Shopify commits the 2 again (available stays 8), Sitoo
+    # already lost them: nothing more to hold until Sitoo gets them back
+    await w.webhook(
+        state(fo(1, 11, ("A", 2)), fulfilment(900, 11, ("A", 2), status="CANCELLED")),
+        "fulfillments/update",
+    )
+    assert (w.held("A", 11), w.target("A", 11)) == (0, 8)
+    [_, move_in] = w.out.transactions
+    assert move_in.externalid == f"sf-{ORDER}-900-r" and move_in.transactiontype == 10
+    assert [(i.sku, i.decimalquantity) for i in move_in.items] == [("A", "2.000")]
+    w.book()  # Sitoo 10, and the 2 are held again
+    assert (w.held("A", 11), w.target("A", 11)) == (2, 8)
+    await w.webhook(None, "orders/updated")
+    assert len(w.out.transactions) == 2  # each sent once
+
+
+# -- failures, unknown orders, the sweep ----------------------------------------------------
+
+
+async def test_a_failed_read_is_tried_again_with_backoff_never_dropped() -> None:
+    w = World({("A", 11): 10})
+    w.holds.backoff = Backoff(first=1.0, cap=8.0)
+    w.shopify.failures.append(ShopifyError("unauthorized", "HTTP 401"))
+    w.shopify.failures.extend(ShopifyError("server_error", "HTTP 503") for _ in range(6))
+    await w.webhook(state(fo(1, 11, ("A", 3))), "orders/create")
+    assert w.shopify.reads == 8 and w.out.dead == []
+    assert len(w.slept) == 7 and max(w.slept) <= 8.0 and w.slept[0] < w.slept[3]
+    assert w.held("A", 11) == 3
+
+
+async def test_only_an_order_shopify_does_not_have_is_a_dead_letter_with_its_headers() -> None:
+    w = World({("A", 11): 10})
+    headers = [("X-Shopify-Topic", b"orders/updated"), ("X-Shopify-Webhook-Id", b"w-1")]
+    record = OrderRecord(topic="orders/updated", key=b"404", value=b'{"id": 404}', headers=headers)
+    await w.holds.take(record)
+    [(dead, reason)] = w.out.dead
+    assert dead.headers == headers and dead.value == record.value and "no such order" in reason
+    # the sweep asking for an order that is gone stops asking, without a dead letter
+    w.tracks["405"] = OrderTrack(version=1, holding=True).model_dump_json().encode()
+    await w.holds.take(OrderRecord(topic=DERIVE_TOPIC, key=b"405", value=b"{}"))
+    assert len(w.out.dead) == 1
+    assert not OrderTrack.model_validate_json(w.tracks["405"]).holding
+
+
+async def test_a_fulfilment_order_webhook_is_traced_to_its_order_and_read_there() -> None:
+    w = World({("A", 11): 10})
+    w.shopify.fulfilment_orders[31] = ORDER
+    # order_routing_complete names only its fulfilment order
+    body = b'{"fulfillment_order": {"id": "gid://shopify/FulfillmentOrder/31", "status": "open"}}'
+    key = order_key_of("fulfillment_orders/order_routing_complete", body)
+    assert key == OrderKey(fulfilment_order_id=31)
+    w.shopify.failures = [ShopifyError("transport_error", "timeout")]
+    await w.holds.take(
+        OrderRecord(topic="fulfillment_orders/order_routing_complete", key=key.encode(), value=body)
+    )
+    assert w.out.again == [ORDER] and w.out.records == []  # read under the order's own key
+
+
+def test_order_keys_of_each_kind_of_webhook() -> None:
+    assert order_key_of("orders/edited", b'{"id": 5}') == OrderKey(order_id=5)
+    assert order_key_of("refunds/create", b'{"id": 9, "order_id": 5}') == OrderKey(order_id=5)
+    assert order_key_of("fulfillments/update", b'{"id": 9, "order_id": 5}') == OrderKey(order_id=5)
+    moved = (
+        b'{"original_fulfillment_order": {"id": "gid://shopify/FulfillmentOrder/3",'
+        b' "order_id": "gid://shopify/Order/5"}, "moved_fulfillment_order": {"id": 4}}'
+    )
+    assert order_key_of("fulfillment_orders/moved", moved) == OrderKey(order_id=5)
+    assert OrderKey.decode(OrderKey(fulfilment_order_id=3).encode()) == OrderKey(
+        fulfilment_order_id=3
+    )
+
+
+async def test_the_sweep_reads_again_only_orders_still_holding_units() -> None:
+    w = World({("A", 11): 10})
+    await w.webhook(state(fo(1, 11, ("A", 3))), "orders/create")
+    w.tracks["56"] = OrderTrack(version=1, holding=False, read_at=0.0).model_dump_json().encode()
+    assert await w.holds.sweep(w.tracks.items()) == 0  # read just now
+    w.now += w.holds.sweep_interval
+    assert await w.holds.sweep(w.tracks.items()) == 1 and w.out.again == [ORDER]
+    assert await w.holds.sweep(w.tracks.items()) == 0  # asked already, read still queued
+    # a webhook Shopify never delivered: the store fulfilled; the sweep's read heals it
+    w.shopify.orders[ORDER] = state(
+        fo(1, 11, ("A", 0), status="CLOSED"), fulfilment(900, 11, ("A", 3))
+    )
+    await w.holds.take(OrderRecord(topic=DERIVE_TOPIC, key=str(ORDER).encode(), value=b"{}"))
+    w.deliver()
+    assert len(w.out.transactions) == 1
+    w.now += 2 * w.holds.sweep_interval
+    assert await w.holds.sweep(w.tracks.items()) == 0  # nothing open any more
+
+
+async def test_versions_rise_even_when_the_clock_does_not() -> None:
+    w = World({("A", 11): 10})
+    await w.webhook(state(fo(1, 11, ("A", 3))), "orders/create")
+    w.now -= 100.0  # another worker with a slower clock takes the partition over
+    await w.webhook(state(fo(1, 11, ("A", 1))), "refunds/create")
+    first, second = (h.version for h in w.out.records)
+    assert second > first and w.held("A", 11) == 1
+
+
+async def test_a_replayed_older_record_never_moves_a_position_back() -> None:
+    w = World({("A", 11): 10})
+    await w.webhook(state(fo(1, 11, ("A", 3))), "orders/create")
+    await w.webhook(
+        state(fo(1, 11, ("A", 0), status="CLOSED"), fulfilment(900, 11, ("A", 3))),
+        "fulfillments/create",
+    )
+    w.book()
+    assert w.held("A", 11) == 0
+    for old in w.out.records:  # a crash replays every record of the order
+        assert not w.apply(old)
+    assert (w.held("A", 11), w.target("A", 11)) == (0, 7)
+
+
+def test_older_order_state_replaced_by_a_newer_derivation() -> None:
+    # a record is all of what the order holds there, not a delta on the one before
+    record = HeldUnits(sku="A", location_id=11, order_id=1, version=5, open=2, at=1.0)
+    pos = Position(sku="A", location_id=11)
+    step(pos, record, LOC1, 1.0)
+    step(pos, record.model_copy(update={"version": 6, "open": 1}), LOC1, 2.0)
+    assert pos.pending_units == 1
+
+
+@pytest.mark.parametrize(
+    ("topic", "body", "key"),
+    [
+        ("refunds/create", {"id": 9, "order_id": ORDER, "refund_line_items": []}, b"55"),
+        ("fulfillments/update", {"id": 9, "order_id": ORDER, "status": "cancelled"}, b"55"),
+        (
+            "fulfillment_orders/order_routing_complete",
+            {"fulfillment_order": {"id": "gid://shopify/FulfillmentOrder/31", "status": "open"}},
+            b"fulfillment_order/31",
+        ),
+        ("orders/edited", {"id": ORDER}, b"55"),
+    ],
+)
+def test_the_webhook_reader_forwards_what_changes_an_orders_holds(
+    topic: str, body: dict[str, object], key: bytes
+) -> None:
+    reader = WebhookReader(LOCATIONS, SkuIndex(), Echoes())
+    raw = json.dumps(body).encode()
+    headers = [("X-Shopify-Topic", topic.encode()), ("X-Shopify-Webhook-Id", b"w-9")]
+    verdict = reader.read(RawWebhook(body=raw, headers=headers), 1.0)
+    assert isinstance(verdict, WebhookRecords) and verdict.order is not None
+    assert verdict.order.key == key and verdict.order.value == raw
+    assert verdict.order.headers == headers
+
+
+async def test_a_batch_reads_each_order_once_and_orders_side_by_side() -> None:
+    w = World({("A", 11): 10, ("A", 12): 10})
+    w.shopify.orders[ORDER] = state(fo(1, 11, ("A", 1)))
+    w.shopify.orders[56] = OrderFulfilmentState(
+        order_id=56, fulfilment_orders=(fo(2, 12, ("A", 2)),), fulfilments=()
+    )
+    topics = ["orders/updated", "orders/fulfilled", "fulfillments/create"]
+    batch = [OrderRecord(topic=t, key=str(ORDER).encode(), value=b"{}") for t in topics]
+    batch.append(OrderRecord(topic="orders/create", key=b"56", value=b"{}"))
+    batch.append(OrderRecord(topic="orders/paid", key=b"57", value=b"{}"))  # changes nothing
+    await w.holds.take_batch(batch)
+    w.deliver()
+    assert w.shopify.reads == 2
+    assert (w.held("A", 11), w.held("A", 12)) == (1, 2)
+
+
+async def test_an_answer_of_a_shape_no_rule_takes_costs_only_its_own_order() -> None:
+    w = World({("A", 11): 10})
+    w.shopify.orders[ORDER] = state(fo(1, 11, ("A", 1)))
+    w.shopify.malformed.add(56)
+    await w.holds.take_batch(
+        [
+            OrderRecord(topic="orders/updated", key=str(ORDER).encode(), value=b"{}"),
+            OrderRecord(topic="orders/updated", key=b"56", value=b'{"id": 56}'),
         ]
-    return Order.model_validate(body)
-
-
-def test_the_lines_of_one_sku_at_one_location_hold_their_sum() -> None:
-    answer = routing(
-        fulfilment_order(11, ("A", 2), ("B", 1), ("A", 3)),
-        fulfilment_order(11, ("A", 4)),  # split into two fulfilment orders at one store
-        fulfilment_order(12, ("A", 1)),
-        fulfilment_order(12, ("A", 6), pickup=True),  # click & collect: Sitoo's own order
-        fulfilment_order(99, ("A", 7)),  # not a mapped store
     )
-    assert sorted(pending_lines_of(answer, LOCATIONS), key=lambda ln: (ln.location_id, ln.sku)) == [
-        PendingLine(location_id=11, sku="A", units=9),
-        PendingLine(location_id=11, sku="B", units=1),
-        PendingLine(location_id=12, sku="A", units=1),
-    ]
-
-
-def test_an_order_with_two_lines_of_a_sku_holds_both_and_its_move_out_settles_both() -> None:
-    placed = order(("A", 2), ("A", 3), fulfilled_at=11)
-    lines = pending_lines_of(routing(fulfilment_order(11, ("A", 2), ("A", 3))), LOCATIONS)
-    pos = Position(sku="A", location_id=11, inventory_item_id=7)
-    step(
-        pos,
-        read_transactions([ledger_record(30, ("A", "10.000", "20.000"))], 0.0).levels[0],
-        LOC1,
-        1.0,
-    )
-    holds = [ev for ev in pending_events(placed, lines, final=False, now=2.0)]
-    for ev in holds:
-        if isinstance(ev, PendingUnits):
-            step(pos, ev, LOC1, 2.0)
-    assert pos.pending_units == 5 and pos.target(LOC1.buffer) == 20 - 2 - 5
-
-    # the store ships both lines: one Move Out, and Sitoo's ledger lists each of its items
-    [move_out] = move_outs(placed, LOCATIONS)
-    assert move_out.warehouseid == 101 and move_out.externalid == "sf-55-900"
-    totals = iter(["18.000", "15.000"])
-    record = ledger_record(
-        31,
-        *((item.sku, item.decimalquantity, next(totals)) for item in move_out.items),
-        externalid=move_out.externalid,
-    )
-    for level in read_transactions([record], 3.0).levels:
-        step(pos, level, LOC1, 3.0)
-    assert pos.sitoo_total == 15 and pos.pending_units == 0
-    assert pos.target(LOC1.buffer) == 15 - 2  # the same 13 as before the Move Out
-    # and a late or replayed hold of the order is stale
-    assert all(step(pos, ev, LOC1, 4.0).ignored for ev in holds if isinstance(ev, PendingUnits))
-
-
-def ledger_record(tx_id: int, *items: tuple[str, str, str], externalid: str | None = None) -> bytes:
-    return json.dumps(
-        {
-            "warehousetransactionid": tx_id,
-            "warehouseid": 101,
-            "transactiontype": 20,
-            "datecreated": 1_700_000_000,
-            "externalid": externalid,
-            "items": [
-                {"sku": sku, "decimalquantity": qty, "decimaltotal": total}
-                for sku, qty, total in items
-            ],
-        }
-    ).encode()
+    w.deliver()
+    [(dead, reason)] = w.out.dead
+    assert dead.key == b"56" and "not handled" in reason and "fulfillmentOrders" in reason
+    assert w.held("A", 11) == 1

@@ -6,6 +6,7 @@ from tillsync.schemas.events import (
     DriftCause,
     DriftCheck,
     DriftState,
+    HeldUnits,
     ObservedSource,
     PendingUnits,
     ShopifyObserved,
@@ -14,7 +15,12 @@ from tillsync.schemas.events import (
     WriteResult,
 )
 from tillsync.schemas.locations import DriftPolicy, Location
-from tillsync.streams.stock.position import Outcome, Position, step
+from tillsync.streams.stock.position import (
+    SETTLED_CAP,
+    Outcome,
+    Position,
+    step,
+)
 
 LOC = Location(
     name="Store 1",
@@ -25,6 +31,35 @@ LOC = Location(
     buffer_overrides={"RARE": 0},
     settle_seconds=2.0,
 )
+
+
+def held(order: int, version: int, open_: int = 0, at: float = 4.0, **fulfilled: int) -> HeldUnits:
+    """What order `order` holds of SKU at location 11, as its derivation `version` says;
+    `fulfilled` by fulfilment, as ``f900=2``."""
+    return HeldUnits(
+        sku="SKU",
+        location_id=11,
+        order_id=order,
+        version=version,
+        open=open_,
+        fulfilled={k.removeprefix("f"): n for k, n in fulfilled.items()},
+        at=at,
+    )
+
+
+def booked(
+    total: int, version: int, order: int, fulfilment: int, delta: int, r: str = ""
+) -> SitooLevel:
+    """Sitoo's ledger with the Move Out (or, with r="-r", the reversal) of a fulfilment."""
+    return SitooLevel(
+        sku="SKU",
+        warehouse_id=101,
+        total=total,
+        version=version,
+        event_time=5.0,
+        external_id=f"sf-{order}-{fulfilment}{r}",
+        delta=delta,
+    )
 
 
 def level(total: int, version: int, sku: str = "SKU") -> SitooLevel:
@@ -73,9 +108,7 @@ def synced(total: int = 10, loc: Location = LOC) -> Position:
 def test_target_subtracts_reserved_buffer_and_pending_and_never_goes_below_zero() -> None:
     pos = synced(10)
     step(pos, SitooReserved(sku="SKU", warehouse_id=101, reserved=3, observed_at=4.0), LOC, 4.0)
-    out = step(
-        pos, PendingUnits(sku="SKU", location_id=11, ref="o/1/l/1", units=2, at=5.0), LOC, 5.0
-    )
+    out = step(pos, held(1, 1, 2, at=5.0), LOC, 5.0)
     assert pos.target(LOC.buffer) == 10 - 3 - 2 - 2
     assert [c.target for c in out.commands] == [3]
     out = step(pos, level(1, 2), LOC, 6.0)
@@ -106,9 +139,16 @@ def test_commands_carry_increasing_versions_and_the_last_observed_value() -> Non
     assert a.change_from == b.change_from == 8  # nothing observed since the confirmed write
 
 
-def test_settled_order_lines_ignore_late_updates() -> None:
+def test_an_older_derivation_of_an_order_is_ignored() -> None:
     pos = synced(10)
-    step(pos, PendingUnits(sku="SKU", location_id=11, ref="r", units=0, final=True, at=1), LOC, 4)
+    step(pos, held(55, 2, 0), LOC, 4)  # cancelled
+    out = step(pos, held(55, 1, 3), LOC, 5)  # the record of the order placed, replayed
+    assert out.ignored and pos.pending_units == 0
+    assert step(pos, held(55, 2, 3), LOC, 5).ignored  # a duplicate version, too
+
+
+def test_a_pending_units_record_of_the_older_model_holds_nothing() -> None:
+    pos = synced(10)
     out = step(pos, PendingUnits(sku="SKU", location_id=11, ref="r", units=3, at=0), LOC, 5)
     assert out.ignored and pos.pending_units == 0
 
@@ -239,24 +279,15 @@ def test_failed_write_is_drift_with_its_cause() -> None:
     assert [c.target for c in due.commands] == [7]
 
 
-def test_store_fulfilment_settles_pending_in_the_same_step_as_stock_leaves() -> None:
+def test_store_fulfilment_settles_held_units_in_the_same_step_as_stock_leaves() -> None:
     pos = synced(10)
-    placed = PendingUnits(sku="SKU", location_id=11, ref="order/55/SKU", units=2, at=4.0)
-    assert [c.target for c in step(pos, placed, LOC, 4.0).commands] == [6]
-    moved = SitooLevel(
-        sku="SKU",
-        warehouse_id=101,
-        total=8,
-        version=2,
-        event_time=5.0,
-        external_id="sf-55-900",
-        delta=-2,
-    )
-    out = step(pos, moved, LOC, 5.0)
+    assert [c.target for c in step(pos, held(55, 1, 2), LOC, 4.0).commands] == [6]
+    # the store ships: the units move from open to fulfilled, still held
+    assert not step(pos, held(55, 2, 0, f900=2), LOC, 4.5).commands
+    out = step(pos, booked(8, 2, 55, 900, -2), LOC, 5.0)
     assert pos.pending_units == 0
-    assert not out.commands  # 8 - 2 buffer - 0 pending: the target never moved
-    late = PendingUnits(sku="SKU", location_id=11, ref="order/55/SKU", units=2, at=3.0)
-    assert step(pos, late, LOC, 6.0).ignored
+    assert not out.commands  # 8 - 2 buffer - 0 held: the target never moved
+    assert step(pos, held(55, 1, 2), LOC, 6.0).ignored
 
 
 def test_a_position_already_right_at_start_is_a_baseline_for_drift() -> None:
@@ -279,8 +310,7 @@ def test_a_shortfall_waits_for_an_order_seen_on_its_way_but_an_edit_down_does_no
     assert out.check_at == 9.5 + SHORTFALL_GRACE
     early = step(pos, DriftCheck(sku="SKU", location_id=11, at=12.0), LOC, 12.0)
     assert not early.commands and not early.drift
-    placed = PendingUnits(sku="SKU", location_id=11, ref="order/9/SKU", units=1, at=13.0)
-    out = step(pos, placed, LOC, 13.0)
+    out = step(pos, held(9, 1, 1, at=13.0), LOC, 13.0)
     assert not out.commands and pos.drift_since is None  # explained: 10 - 2 - 1 = 7
 
     other = synced(10)
@@ -350,51 +380,75 @@ def test_a_replayed_older_write_result_does_not_move_observed_back() -> None:
 
 def test_a_replayed_hold_never_re_holds_what_a_move_out_settled() -> None:
     pos = synced(20)  # target 18
-    hold = PendingUnits(sku="SKU", location_id=11, ref="order/55/SKU", units=5, at=4.0)
-    step(pos, hold, LOC, 4.0)
+    step(pos, held(55, 1, 5), LOC, 4.0)
     assert pos.pending_units == 5
-    # the store ships 2 of the 5: the Move Out settles those 2 as they leave Sitoo
-    part = SitooLevel(
-        sku="SKU",
-        warehouse_id=101,
-        total=18,
-        version=2,
-        event_time=5.0,
-        external_id="sf-55-900",
-        delta=-2,
-    )
-    step(pos, part, LOC, 5.0)
+    # the store ships 2 of the 5, and the Move Out of those 2 is booked
+    step(pos, held(55, 2, 3, f900=2), LOC, 4.5)
+    step(pos, booked(18, 2, 55, 900, -2), LOC, 5.0)
     assert pos.pending_units == 3 and pos.target(LOC.buffer) == 18 - 2 - 3
-    # a replay of the hold (a crash before the offsets were committed) holds nothing again
-    out = step(pos, hold, LOC, 6.0)
-    assert pos.pending_units == 3 and not out.commands
-    # the rest ships: every held unit is settled, none is left over
-    rest = part.model_copy(
-        update={"total": 15, "version": 3, "external_id": "sf-55-901", "delta": -3}
-    )
-    step(pos, rest, LOC, 7.0)
-    assert pos.pending_units == 0 and pos.target(LOC.buffer) == 15 - 2
-    assert step(pos, hold, LOC, 8.0).ignored and pos.pending_units == 0
-
-
-def test_a_release_after_a_partial_move_out_frees_the_rest_and_stays_final() -> None:
-    pos = synced(20)
-    ref = "order/55/SKU"
-    hold = PendingUnits(sku="SKU", location_id=11, ref=ref, units=5, at=4.0)
-    step(pos, hold, LOC, 4.0)
-    shipped = SitooLevel(
-        sku="SKU",
-        warehouse_id=101,
-        total=18,
-        version=2,
-        event_time=5.0,
-        external_id="sf-55-900",
-        delta=-2,
-    )
-    step(pos, shipped, LOC, 5.0)
+    # a replay of both records (a crash before the offsets were committed) changes nothing
+    for old in (held(55, 1, 5), held(55, 2, 3, f900=2)):
+        assert step(pos, old, LOC, 6.0).ignored
     assert pos.pending_units == 3
-    # the customer cancels the rest: nothing of the order is held any more, nor ever again
-    cancel = PendingUnits(sku="SKU", location_id=11, ref=ref, units=0, final=True, at=6.0)
-    step(pos, cancel, LOC, 6.0)
+    # the rest ships: every held unit is settled, none is left over
+    step(pos, held(55, 3, 0, f900=2, f901=3), LOC, 6.5)
+    step(pos, booked(15, 3, 55, 901, -3), LOC, 7.0)
+    assert pos.pending_units == 0 and pos.target(LOC.buffer) == 15 - 2
+    assert step(pos, held(55, 1, 5), LOC, 8.0).ignored and pos.pending_units == 0
+
+
+def test_a_cancel_after_a_partial_fulfilment_keeps_the_shipped_units_until_booked() -> None:
+    pos = synced(20)
+    step(pos, held(55, 1, 5), LOC, 4.0)
+    step(pos, held(55, 2, 3, f900=2), LOC, 5.0)  # 2 shipped, their Move Out on its way
+    # the customer cancels the rest (review item 6: the old model let go of all 5 here)
+    step(pos, held(55, 3, 0, f900=2), LOC, 6.0)
+    assert pos.pending_units == 2 and pos.target(LOC.buffer) == 20 - 2 - 2
+    step(pos, booked(18, 2, 55, 900, -2), LOC, 7.0)
     assert pos.pending_units == 0 and pos.target(LOC.buffer) == 18 - 2
-    assert step(pos, hold, LOC, 7.0).ignored and pos.pending_units == 0
+
+
+def test_a_move_out_booked_before_the_orders_record_holds_nothing_on_its_own() -> None:
+    pos = synced(20)
+    step(pos, booked(18, 2, 55, 900, -2), LOC, 4.0)
+    assert pos.pending_units == 0 and pos.target(LOC.buffer) == 16  # not 18: no oversell
+    step(pos, held(55, 1, 0, f900=2), LOC, 5.0)  # the record comes: fulfilled, and booked
+    assert pos.pending_units == 0 and pos.target(LOC.buffer) == 16
+
+
+def test_settled_holds_are_pruned_and_a_position_stays_small() -> None:
+    pos = synced(100_000)
+    now = 10.0
+    sitoo = 2
+    # review item 12: order lines at one store, each settled by its Move Out, far more than a
+    # position keeps (the old model kept a marker for every one: 27,000 took it past 1 MB)
+    for n in range(5_000):
+        order = 10**12 + n
+        now += 10.0
+        version = int(now * 1000)  # the orders agent's: its read's time in ms
+        step(pos, held(order, version, 1, at=now), LOC, now)
+        step(pos, held(order, version + 1, 0, at=now, **{f"f{order}": 1}), LOC, now)
+        sitoo += 1
+        step(pos, booked(100_000 - n - 1, sitoo, order, order, -1), LOC, now)
+    assert pos.pending_units == 0
+    assert len(pos.holds) <= SETTLED_CAP + 64
+    assert len(pos.model_dump_json()) < 50_000
+    # a replayed record of a pruned order holds nothing again
+    assert step(pos, held(10**12, 10_001, 1, at=now), LOC, now).ignored
+    assert pos.pending_units == 0
+    # a new order is taken as ever
+    assert not step(pos, held(7, int(now * 1000), 1, at=now), LOC, now).ignored
+    assert pos.pending_units == 1
+
+
+def test_a_settled_hold_kept_comes_back_with_what_sitoo_booked() -> None:
+    pos = synced(20)
+    step(pos, held(55, 1, 0, f900=2), LOC, 4.0)
+    step(pos, booked(18, 2, 55, 900, -2), LOC, 5.0)
+    assert pos.holds["55"].settled_at == 5.0
+    # the fulfilment is cancelled after its Move Out was booked: Shopify commits the units
+    # again, Sitoo lost them: held 2 - 2 until the reversal lands
+    step(pos, held(55, 2, 2), LOC, 6.0)
+    assert pos.pending_units == 0 and pos.holds["55"].settled_at is None
+    step(pos, booked(20, 3, 55, 900, 2, r="-r"), LOC, 7.0)
+    assert pos.pending_units == 2 and pos.target(LOC.buffer) == 20 - 2 - 2

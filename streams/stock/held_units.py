@@ -1,0 +1,193 @@
+"""Held units of one online order, derived in full from its fulfilment state in Shopify.
+
+Held units are the units Shopify has taken out of `available` at a mapped store for an order
+and that Sitoo does not account for yet. They are never patched by deltas: every order,
+fulfilment-order, fulfilment and refund webhook, and a periodic sweep, reads the order's whole
+fulfilment state again (``OrderFulfilmentState``) and ``derive`` turns it into one
+``HeldUnits`` record per (SKU, location), built from the order's lines:
+
+- ``open``: units on the order's fulfilment orders at that location that are not closed or
+  cancelled, not yet fulfilled (``remainingQuantity``). A refund that restocks (CANCEL), an
+  edit, a cancel, a move, a split or a merge all show here as Shopify's own new numbers.
+- ``fulfilled``, per fulfilment: units a fulfilment from that location took out of Shopify's
+  stock (success, or still pending). Sitoo learns of them from the fulfilment's Move Out.
+
+How a Move Out and the held units meet (one rule, in ``Position``): per order and fulfilment
+the position books what Sitoo's ledger took out under that fulfilment's externalid, and holds
+
+    held = open + sum over fulfilments (fulfilled - booked)
+
+so a store that fulfilled before the first read is never subtracted twice (the units are in
+``fulfilled`` until their Move Out is booked, then in neither), and a cancel after a partial
+fulfilment keeps the fulfilled units held until their Move Out lands. A fulfilment cancelled
+after its Move Out was booked has ``fulfilled`` 0 and ``booked`` n: it holds -n (Sitoo already
+lost units Shopify has back) until the reversing Move In lands.
+
+The lines of one SKU at one location are summed: the record is derived from one complete read,
+so two lines of one SKU can no longer overwrite each other, and Sitoo books Move Outs per SKU,
+not per line. Pickup fulfilment orders hold like any other: no Sitoo order reserves their units
+yet, so their handover leaves Sitoo through a Move Out, exactly once. When the pickup flow makes
+Sitoo reserve them through its own order, ``derive`` and ``move_outs`` must leave out the
+fulfilment orders (and their fulfilments) whose Sitoo order's reservation is seen, or the units
+would count twice: held here and reserved there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+
+from tillsync.connectors.shopify.fulfilment_state import FulfilmentState, OrderFulfilmentState
+from tillsync.schemas.events import HeldUnits
+from tillsync.schemas.locations import LocationMap
+from tillsync.schemas.sitoo import WarehouseTransactionIn, WarehouseTransactionItemIn
+from tillsync.streams.stock.refs import fulfilment_external_id, reversal_external_id
+
+MOVE_IN = 10  # Sitoo transactiontype "Move In" (sitoo-api.md: from the example description)
+MOVE_OUT = 20  # Sitoo transactiontype "Move Out"
+
+# fulfilment order states whose remaining units are no longer committed anywhere
+NOT_COMMITTING = frozenset({"CLOSED", "CANCELLED"})
+# fulfilment states whose units have left Shopify's stock at the location
+TAKING = frozenset({"SUCCESS", "PENDING", "OPEN"})
+# the fulfilment state a Move Out is written for: the goods have left the store
+DONE = "SUCCESS"
+
+
+@dataclass(slots=True)
+class HeldAt:
+    """What one order holds of one SKU at one location."""
+
+    sku: str
+    location_id: int
+    open: int = 0
+    fulfilled: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return self.open == 0 and not any(self.fulfilled.values())
+
+    def record(self, order_id: int, version: int, at: float) -> HeldUnits:
+        return HeldUnits(
+            sku=self.sku,
+            location_id=self.location_id,
+            order_id=order_id,
+            version=version,
+            open=self.open,
+            fulfilled={str(f): n for f, n in self.fulfilled.items() if n},
+            at=at,
+        )
+
+
+def held_key(sku: str, location_id: int) -> str:
+    return f"{sku}@{location_id}"
+
+
+def derive(state: OrderFulfilmentState, locations: LocationMap) -> dict[str, HeldAt]:
+    """The order's held units per (SKU, mapped location), keyed by ``held_key``; pairs that
+    hold nothing now are left out."""
+    out: dict[str, HeldAt] = {}
+
+    def at(sku: str, location_id: int) -> HeldAt:
+        key = held_key(sku, location_id)
+        if key not in out:
+            out[key] = HeldAt(sku=sku, location_id=location_id)
+        return out[key]
+
+    for fo in state.fulfilment_orders:
+        if fo.status in NOT_COMMITTING:
+            continue
+        if fo.location_id is None or locations.by_shopify(fo.location_id) is None:
+            continue  # an unmapped location: Sitoo never counted these units
+        for line in fo.lines:
+            if line.sku and line.remaining > 0:
+                at(line.sku, fo.location_id).open += line.remaining
+    for f in state.fulfilments:
+        if f.status not in TAKING or f.location_id is None:
+            continue
+        if locations.by_shopify(f.location_id) is None:
+            continue
+        for sku, units in _units_by_sku(f).items():
+            held = at(sku, f.location_id)
+            held.fulfilled[f.id] = held.fulfilled.get(f.id, 0) + units
+    return {key: held for key, held in out.items() if not held.empty}
+
+
+def _units_by_sku(f: FulfilmentState) -> dict[str, int]:
+    units: dict[str, int] = {}
+    for line in f.lines:
+        if line.sku and line.quantity > 0:
+            units[line.sku] = units.get(line.sku, 0) + line.quantity
+    return units
+
+
+def _transaction(
+    f: FulfilmentState, warehouse_id: int, sign: int, kind: int, external_id: str, why: str
+) -> WarehouseTransactionIn | None:
+    # one item per SKU: Sitoo's ledger stamps every item of a transaction with one id, and a
+    # second item of a SKU would look like a replay of the first
+    items = [
+        WarehouseTransactionItemIn(sku=sku, decimalquantity=f"{sign * n}.000")
+        for sku, n in _units_by_sku(f).items()
+    ]
+    if not items:
+        return None
+    return WarehouseTransactionIn(
+        warehouseid=warehouse_id,
+        transactiontype=kind,
+        items=items,
+        description=why,
+        externalid=external_id,
+    )
+
+
+def move_outs(
+    state: OrderFulfilmentState,
+    locations: LocationMap,
+    done: Collection[int],
+    name: str,
+) -> Iterator[tuple[int, WarehouseTransactionIn]]:
+    """(fulfilment id, Move Out) for each successful fulfilment from a mapped store not in
+    `done` (those whose Move Out was sent already), pickups included."""
+    for f in state.fulfilments:
+        loc = locations.by_shopify(f.location_id or 0)
+        if loc is None or f.status != DONE or f.id in done:
+            continue
+        tx = _transaction(
+            f,
+            loc.sitoo_warehouse_id,
+            -1,
+            MOVE_OUT,
+            fulfilment_external_id(state.order_id, f.id),
+            f"Shopify order {name} fulfilled from store",
+        )
+        if tx is not None:
+            yield f.id, tx
+
+
+def reversals(
+    state: OrderFulfilmentState,
+    locations: LocationMap,
+    moved_out: Collection[int],
+    reversed_: Collection[int],
+    name: str,
+) -> Iterator[tuple[int, WarehouseTransactionIn]]:
+    """(fulfilment id, Move In) for each fulfilment whose Move Out was sent and that Shopify
+    now says did not take place (cancelled, failed): its units are back in Shopify's stock and
+    must come back in Sitoo's."""
+    for f in state.fulfilments:
+        if f.id not in moved_out or f.id in reversed_ or f.status in TAKING:
+            continue
+        loc = locations.by_shopify(f.location_id or 0)
+        if loc is None:
+            continue
+        tx = _transaction(
+            f,
+            loc.sitoo_warehouse_id,
+            1,
+            MOVE_IN,
+            reversal_external_id(state.order_id, f.id),
+            f"Shopify order {name}: fulfilment {f.id} cancelled",
+        )
+        if tx is not None:
+            yield f.id, tx
