@@ -25,9 +25,13 @@ def parse_decimal(value: str | int | float | Decimal | None) -> Decimal:
         # floats arrive from loose JSON producers; str() keeps the digits the sender meant
         value = str(value)
     try:
-        return Decimal(value)
+        number = Decimal(value)
     except (InvalidOperation, TypeError) as exc:
         raise MoneyError(f"not a decimal number: {value!r}") from exc
+    if not number.is_finite():
+        # Decimal takes "NaN" and "Infinity" happily; no amount or quantity is either
+        raise MoneyError(f"not a finite number: {value!r}")
+    return number
 
 
 def money(value: str | int | float | Decimal | None) -> Decimal:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tillsync.schemas.events import DriftCheck, DriftState
+from tillsync.schemas.events import DriftCheck, DriftState, ObservedSource, ShopifyObserved
 from tillsync.streams.stock.position import Outcome, Position
 
 VERIFY_AFTER = 1.5  # let the webhooks of that second arrive before reading back
@@ -39,6 +39,35 @@ class ReadBack:
     location_id: int
     inventory_item_id: int
     at: float
+    # Shopify's stamp of the newest change the position knew when it asked (0: none), and
+    # when it asked by our clock: the reading is stamped from them (see `stamp`)
+    known_at: float = 0.0
+    asked_at: float = 0.0
+
+    def stamp(self, started: float) -> float:
+        """When the reading taken at `started` (our clock) was taken, by Shopify's clock.
+
+        The position compares it with Shopify's own stamps (webhooks' updated_at, writes'
+        createdAt), and our clock may be off from Shopify's by more than the second those
+        stamps are rounded to. So it is stamped with no clock of ours: the change it knew of
+        had happened when it asked, and the read began `started - asked_at` seconds later, so
+        `known_at` plus that is a time the read cannot precede. With `VERIFY_AFTER` over one
+        second, this falls in a later second than `known_at`: the reading settles the second
+        it was asked for."""
+        if self.known_at <= 0:
+            return started  # nothing of Shopify's to compare it with
+        return self.known_at + max(0.0, started - self.asked_at)
+
+    def observed(self, available: int, started: float) -> ShopifyObserved:
+        """The reading, for the position, of `available` read from `started` on."""
+        return ShopifyObserved(
+            sku=self.sku,
+            location_id=self.location_id,
+            inventory_item_id=self.inventory_item_id,
+            available=available,
+            updated_at=self.stamp(started),
+            source=ObservedSource.READ,
+        )
 
 
 def drift_check(sku: str, location_id: int, now: float) -> DriftCheck:
@@ -65,7 +94,10 @@ class DriftScheduler:
         if out.check_at is not None:
             self.schedule(key, pos.sku, pos.location_id, out.check_at)
         if out.verify and pos.inventory_item_id is not None:
-            self.read_back_later(key, pos.sku, pos.location_id, pos.inventory_item_id, now)
+            known = max(pos.webhook_at, pos.write_at)
+            self.read_back_later(
+                key, pos.sku, pos.location_id, pos.inventory_item_id, now, known_at=known
+            )
 
     def schedule(self, key: str, sku: str, location_id: int, at: float) -> None:
         """Check the position at `at`; replaces a check scheduled earlier."""
@@ -85,7 +117,14 @@ class DriftScheduler:
         return ready
 
     def read_back_later(
-        self, key: str, sku: str, location_id: int, inventory_item_id: int, now: float
+        self,
+        key: str,
+        sku: str,
+        location_id: int,
+        inventory_item_id: int,
+        now: float,
+        *,
+        known_at: float = 0.0,
     ) -> None:
         self.read_backs[key] = ReadBack(
             key=key,
@@ -93,6 +132,8 @@ class DriftScheduler:
             location_id=location_id,
             inventory_item_id=inventory_item_id,
             at=now + VERIFY_AFTER,
+            known_at=known_at,
+            asked_at=now,
         )
 
     def read_backs_ready(self, now: float, limit: int = VERIFY_BATCH) -> list[ReadBack]:

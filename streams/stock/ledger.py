@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
@@ -36,10 +36,16 @@ from tillsync.streams.deadletter import dead_letter, error_reason
 from tillsync.streams.lru import RecentIds
 from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.runtime import Runtime
+from tillsync.streams.stock.unknown_skus import UnknownSkus
 
 log = logging.getLogger("tillsync.ledger")
 
 POLL_INTERVAL = 2.0  # the safety net when no event wakes the poller
+# Sitoo gives a transaction its id when it begins: one that commits slowly becomes visible
+# after higher ids were read. So now and then a read starts this many ids below the cursor
+# (an assumption sized to seconds of a busy account's ledger, not a Sitoo fact).
+TRAILING_IDS = 1_000
+REREAD_EVERY = 5.0  # seconds between two reads of the trailing window
 POLL_AT_MOST_EVERY = 0.1  # seconds between polls however often events wake the poller
 PAGE = 500
 CURSOR_KEY = "sitoo.warehousetransactions"
@@ -197,6 +203,63 @@ class LedgerPage:
         return len(self.items) < self.size
 
 
+@dataclass
+class LedgerWindow:
+    """The poller's place in the ledger: the newest id read (the cursor), and which ids of the
+    trailing window below it were read already, so that reading the window again passes on
+    only what had been missed. Kept in memory: after a restart the first read sends the whole
+    window again, which positions drop as versions they have seen."""
+
+    cursor: int
+    trailing_ids: int = TRAILING_IDS
+    reread_every: float = REREAD_EVERY
+    seen: set[int] = field(default_factory=set)
+    reread_at: float | None = None  # when a read last started below the cursor
+    # the cursor the window began at: an id at or below it that comes now is no news of a
+    # late commit, only the first read of the window after a start
+    began_at: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.began_at = self.cursor
+
+    @property
+    def floor(self) -> int:
+        """The lowest id the window still watches."""
+        return max(0, self.cursor - self.trailing_ids)
+
+    def first_id(self, now: float) -> int:
+        """The id the next read starts at: just after the cursor, or the window's bottom when
+        it is due to be read again (at once after a start)."""
+        if self.reread_at is None or now - self.reread_at >= self.reread_every:
+            self.reread_at = now
+            return self.floor + 1
+        return self.cursor + 1
+
+    def take(self, page: LedgerPage) -> list[bytes]:
+        """The records of a page not read before, in Sitoo's order; moves the cursor on."""
+        fresh: list[bytes] = []
+        late: list[int] = []
+        for item, record in zip(page.items, page.records(), strict=True):
+            tx_id = int(item["warehousetransactionid"])
+            if tx_id in self.seen:
+                continue
+            if self.began_at < tx_id < self.cursor:
+                late.append(tx_id)
+            self.seen.add(tx_id)
+            fresh.append(record)
+        self.cursor = page.cursor_after(self.cursor)
+        floor = self.floor
+        self.seen = {tx_id for tx_id in self.seen if tx_id > floor}
+        if late:
+            log.info(
+                "%d Sitoo transactions became visible after higher ids (%d..%d): taken now",
+                len(late),
+                min(late),
+                max(late),
+            )
+        return fresh
+
+
 class SitooLedger:
     """The ledger flow on one worker: the poller's cursor, the events agent's memory of event
     ids, and the agent and task bodies that `register` hands to Faust."""
@@ -209,13 +272,16 @@ class SitooLedger:
         self.ledger_name = topics.RAW_SITOO_LEDGER.name(ctx.settings.app_id)
         self.gate = SitooEventGate()
         # None while another worker polls: re-read from the table if this one takes over
-        self.cursor: int | None = None
+        self.window: LedgerWindow | None = None
+        self.clock: Callable[[], float] = time.monotonic
+        self.unknown = UnknownSkus()
 
     async def take_ledger(self, stream: faust.StreamT[bytes]) -> None:
         """Agent: raw ledger records to stock events, and the cursor table kept up."""
         batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
         async for events in batches:
             batch = read_transactions((e.value for e in events), time.time())
+            self.watch_skus(batch.levels, index_built=self.rt.ready.is_set())
             for bad in batch.invalid:
                 await dead_letter(
                     self.ctx, origin=self.ledger_name, reason=bad.reason, value=bad.value
@@ -228,6 +294,16 @@ class SitooLedger:
                 with in_partition_of(events[-1]):
                     if batch.newest > self.cursors[CURSOR_KEY]:
                         self.cursors[CURSOR_KEY] = batch.newest
+
+    def watch_skus(self, levels: Iterable[SitooLevel], *, index_built: bool) -> None:
+        """Sitoo's SKUs as its ledger names them: a new product is known from its first
+        transaction on, and one Shopify does not know is counted and logged. Until the index
+        is built at start (this agent does not wait for it), every SKU would look unknown."""
+        skus = self.rt.skus
+        for level in levels:
+            skus.add_sitoo(level.sku)
+            if index_built and not skus.in_shopify(level.sku):
+                self.unknown.note(metrics.Platform.SITOO, level.sku)
 
     async def take_events(self, stream: faust.StreamT[bytes]) -> None:
         """Agent: Events SPI records wake the poller."""
@@ -269,11 +345,11 @@ class SitooLedger:
 
     async def poll_once(self) -> None:
         if not self.owns_ledger() or not self.recovered():
-            self.cursor = None
+            self.window = None
             return
-        if self.cursor is None:
-            self.cursor = await self._take_over()
-        self.cursor = await self._read_from(self.cursor)
+        if self.window is None:
+            self.window = LedgerWindow(cursor=await self._take_over())
+        await self._read(self.window)
 
     async def _take_over(self) -> int:
         start = take_over(int(self.cursors.get(CURSOR_KEY) or 0), self.rt.snapshot)
@@ -285,25 +361,27 @@ class SitooLedger:
         )
         return start.cursor
 
-    async def _read_from(self, cursor: int) -> int:
-        """Read the ledger after `cursor` to its end; the cursor it reached."""
+    async def _read(self, window: LedgerWindow) -> None:
+        """Read the ledger to its end from where the window says, page after page."""
         path = f"/sites/{self.rt.sitoo.site_id}/warehousetransactions.json"
+        first = window.first_id(self.clock())
         while True:
             body = await self.rt.sitoo.request(
                 "GET",
                 path,
                 params={
-                    "warehousetransactionidfrom": cursor + 1,
+                    "warehousetransactionidfrom": first,
                     "sort": "warehousetransactionid",
                     "start": 0,
                     "num": PAGE,
                 },
             )
             page = LedgerPage.of(body)
-            await self.ctx.send_all(topics.RAW_SITOO_LEDGER, ((None, r) for r in page.records()))
-            cursor = page.cursor_after(cursor)
+            records = window.take(page)
+            await self.ctx.send_all(topics.RAW_SITOO_LEDGER, ((None, r) for r in records))
             if page.last:
-                return cursor
+                return
+            first = page.cursor_after(first - 1) + 1
 
 
 def register(ctx: Context) -> None:

@@ -18,10 +18,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tillsync.streams import topics
+from tillsync.schemas.events import ExceptionRecord, Owner
+from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.deadletter import error_reason
-from tillsync.streams.skus import SkuIndex
+from tillsync.streams.skus import DuplicateSku, SkuFinding, SkuIndex
 
 log = logging.getLogger("tillsync.skus")
 
@@ -57,6 +58,61 @@ async def publish(ctx: Context, pairs: Iterable[SkuPair]) -> None:
     await ctx.send_all(
         topics.SKU_INDEX, ((p.sku.encode(), p.model_dump_json().encode()) for p in pairs)
     )
+
+
+DUPLICATE_SKU = "duplicate_sku"
+RENAMED_SKU = "renamed_sku"
+
+
+def sku_exception(finding: SkuFinding, at: float) -> ExceptionRecord:
+    """What a person is told of a SKU the index will not map as it did: the catalogue is the
+    e-commerce team's to fix. Catalogue identifiers only, no customer's data."""
+    if isinstance(finding, DuplicateSku):
+        items = ", ".join(str(i) for i in finding.items)
+        return ExceptionRecord(
+            type=DUPLICATE_SKU,
+            owner=Owner.ECOMMERCE,
+            key=finding.sku,
+            message=(
+                f"SKU {finding.sku} is on {len(finding.items)} Shopify inventory items ({items}): "
+                "its stock is not synced until one of them keeps it"
+            ),
+            at=at,
+            details={"items": items},
+        )
+    return ExceptionRecord(
+        type=RENAMED_SKU,
+        owner=Owner.ECOMMERCE,
+        key=finding.old,
+        message=(
+            f"Shopify inventory item {finding.item} changed its SKU from {finding.old} to "
+            f"{finding.new or '(none)'}: stock of {finding.old} is no longer written to it"
+        ),
+        at=at,
+        details={"item": finding.item, "old": finding.old, "new": finding.new},
+    )
+
+
+async def raise_findings(ctx: Context, findings: Iterable[SkuFinding], at: float) -> None:
+    """Log each finding and hand it to its owner on the exceptions topic."""
+    exceptions = ctx.topic(topics.EXCEPTIONS)
+    for finding in findings:
+        record = sku_exception(finding, at)
+        log.warning("%s: %s", record.type, record.message)
+        metrics.exceptions_raised.labels(type=record.type, owner=record.owner.value).inc()
+        await exceptions.send(key=record.key.encode(), value=record.model_dump_json().encode())
+
+
+async def learn(ctx: Context, pairs: Iterable[SkuPair], at: float) -> None:
+    """What a product webhook says of its variants: into this worker's index, findings to
+    their owner, and the pairs to the feed for the other workers (which raise nothing: the
+    worker that heard the webhook did)."""
+    rt = ctx.runtime
+    assert rt is not None
+    pairs = list(pairs)
+    findings = [f for p in pairs for f in rt.skus.add_shopify(p.sku, p.inventory_item_id)]
+    await raise_findings(ctx, findings, at)
+    await publish(ctx, pairs)
 
 
 class SkuFeedFollower:

@@ -10,36 +10,54 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 
+from tillsync.connectors.shopify.client import SnapshotLevel
 from tillsync.schemas.events import ObservedSource, ShopifyObserved, SitooLevel, SitooReserved
+from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.money import whole_units
 from tillsync.streams.context import Context
+from tillsync.streams.skus import SkuIndex
 from tillsync.streams.stock import sku_feed
+from tillsync.streams.stock.readings import ExportStamp
+
+EXPORT_STAMP = ExportStamp()
 
 log = logging.getLogger("tillsync.startup")
 
 
-async def build_index(ctx: Context) -> list[ShopifyObserved]:
-    """Fill the SKU index; return Shopify's current levels at mapped locations."""
-    rt = ctx.runtime
-    assert rt is not None
-    skus, levels = await rt.shopify.inventory_snapshot()
-    for item, sku in skus.items():
-        rt.skus.add_shopify(sku, item)
-    now = time.time()
-    observed = [
+def snapshot_levels(
+    levels: Iterable[SnapshotLevel], locations: LocationMap, skus: SkuIndex, stamp: float
+) -> list[ShopifyObserved]:
+    """The levels of a bulk export at mapped locations, each stamped `stamp` (the export's
+    start: see ``readings``). A level of a SKU the index does not map to one item (claimed
+    twice, or taken by a rename) is left out: no position may take that item."""
+    return [
         ShopifyObserved(
             sku=level.sku,
             location_id=level.location_id,
             inventory_item_id=level.inventory_item_id,
             available=int(level.quantities.get("available", 0)),
-            updated_at=now,
+            updated_at=stamp,
             source=ObservedSource.SNAPSHOT,
         )
         for level in levels
-        if rt.locations.by_shopify(level.location_id) is not None
+        if locations.by_shopify(level.location_id) is not None
+        and skus.item_by_sku.get(level.sku) == level.inventory_item_id
     ]
-    return observed
+
+
+async def build_index(
+    ctx: Context, *, clock: Callable[[], float] = time.time, stamps: ExportStamp = EXPORT_STAMP
+) -> list[ShopifyObserved]:
+    """Fill the SKU index; return Shopify's current levels at mapped locations."""
+    rt = ctx.runtime
+    assert rt is not None
+    asked_at = clock()
+    skus, levels = await rt.shopify.inventory_snapshot()
+    findings = rt.skus.replace_shopify(skus)
+    await sku_feed.raise_findings(ctx, findings, clock())
+    return snapshot_levels(levels, rt.locations, rt.skus, stamps.of(asked_at))
 
 
 async def sitoo_snapshot(ctx: Context) -> tuple[int, list[SitooLevel | SitooReserved]]:
@@ -105,8 +123,18 @@ def register(ctx: Context) -> None:
         feed_from = await sku_feed.end_offset(ctx)
         observed = await build_index(ctx)
         newest, sitoo_events = await sitoo_snapshot(ctx)
-        for sku in sorted(rt.skus.only_in_sitoo())[:50]:
-            log.warning("SKU %s is in Sitoo but not in Shopify: not synced", sku)
+        for platform, other, only in (
+            ("Sitoo", "Shopify", rt.skus.only_in_sitoo()),
+            ("Shopify", "Sitoo", rt.skus.only_in_shopify()),
+        ):
+            if only:
+                log.warning(
+                    "%d SKUs are in %s but not in %s, so not synced; the first: %s",
+                    len(only),
+                    platform,
+                    other,
+                    ", ".join(sorted(only)[:20]),
+                )
         rt.snapshot = (newest, [*sitoo_events, *observed])
         rt.ready.set()
         log.info(

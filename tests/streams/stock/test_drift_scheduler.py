@@ -140,8 +140,68 @@ def test_two_webhooks_of_one_second_are_read_back_after_the_settle_window() -> N
     assert out.verify
     assert schedule.read_backs_ready(10.8 + VERIFY_AFTER - 0.01) == []
     assert schedule.read_backs_ready(10.8 + VERIFY_AFTER) == [
-        ReadBack(key=KEY, sku="SKU", location_id=11, inventory_item_id=7, at=10.8 + VERIFY_AFTER)
+        ReadBack(
+            key=KEY,
+            sku="SKU",
+            location_id=11,
+            inventory_item_id=7,
+            at=10.8 + VERIFY_AFTER,
+            known_at=10.7,
+            asked_at=10.8,
+        )
     ]
+
+
+# -- a read-back's reading against Shopify's stamps, whatever our clock says ----------------------
+
+
+def ambiguous(schedule: DriftScheduler, skew: float) -> tuple[Position, ReadBack]:
+    """Two webhooks of Shopify's second 10 (4, then 5): the position asks which won. Our
+    clock reads Shopify's time plus `skew` when they arrive."""
+    pos = synced()
+    follow(schedule, pos, step(pos, webhook(4, 10.2), LOC, 10.3 + skew), 10.3 + skew)
+    out = step(pos, webhook(5, 10.7), LOC, 10.8 + skew)
+    follow(schedule, pos, out, 10.8 + skew)
+    assert out.verify
+    [rb] = schedule.read_backs_ready(1e9)
+    return pos, rb
+
+
+def test_a_read_back_settles_its_second_when_our_clock_is_behind_shopifys() -> None:
+    schedule = DriftScheduler()
+    pos, rb = ambiguous(schedule, skew=-3.0)
+    started = rb.at  # 9.3 by our clock, 12.3 by Shopify's
+    reading = rb.observed(4, started)  # the change stamped 10.2 was the later one
+    out = step(pos, reading, LOC, started + 0.1)
+    assert not out.ignored and pos.observed == 4
+    assert reading.source is ObservedSource.READ
+
+
+def test_a_read_back_older_than_a_webhook_it_crossed_does_not_overwrite_it_when_our_clock_is_ahead() -> (  # noqa: E501
+    None
+):
+    schedule = DriftScheduler()
+    pos, rb = ambiguous(schedule, skew=+3.0)
+    started = rb.at  # 15.3 by our clock, 12.3 by Shopify's: Shopify had 5 then
+    # a sale at Shopify's 12.8, after the read began; its webhook is taken first
+    step(pos, webhook(4, 12.8), LOC, started + 0.6)
+    out = step(pos, rb.observed(5, started), LOC, started + 0.7)
+    assert out.ignored and pos.observed == 4
+
+
+def test_a_retried_read_back_keeps_what_the_position_knew_when_it_asked() -> None:
+    schedule = DriftScheduler()
+    _, rb = ambiguous(schedule, skew=0.0)
+    schedule.start(rb)
+    schedule.retry(rb, now=20.0)
+    [again] = schedule.read_backs_ready(1e9)
+    assert (again.known_at, again.asked_at) == (10.7, 10.8)
+    assert again.stamp(25.0) == 10.7 + (25.0 - 10.8)
+
+
+def test_with_no_shopify_stamp_known_a_reading_carries_the_time_it_began() -> None:
+    rb = ReadBack(key=KEY, sku="SKU", location_id=11, inventory_item_id=7, at=5.0)
+    assert rb.stamp(6.0) == 6.0
 
 
 def test_a_read_back_stays_listed_until_it_is_started() -> None:

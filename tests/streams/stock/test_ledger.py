@@ -12,9 +12,12 @@ from tillsync.streams import topics
 from tillsync.streams.context import Context
 from tillsync.streams.stock.ledger import (
     PAGE,
+    REREAD_EVERY,
+    TRAILING_IDS,
     Heard,
     Invalid,
     LedgerPage,
+    LedgerWindow,
     SitooEventGate,
     SitooLedger,
     read_transactions,
@@ -266,15 +269,113 @@ async def test_the_poller_reads_page_after_page_from_just_after_its_cursor() -> 
     sitoo = FakeSitoo(pages=[full, [tx(101 + PAGE), tx(101 + PAGE)]])
     ctx = FakeContext(runtime=FakeRuntime(sitoo=sitoo))
     ledger = SitooLedger(cast(Context, ctx), cast(Any, FakeTable()))
-    cursor = await ledger._read_from(100)
-    assert cursor == 100 + PAGE + 1
+    window = LedgerWindow(cursor=100, reread_at=0.0)
+    ledger.clock = lambda: 1.0  # the trailing window is not due
+    await ledger._read(window)
+    assert window.cursor == 100 + PAGE + 1
     assert [p["warehousetransactionidfrom"] for p in sitoo.asked] == [101, 101 + PAGE]
     assert all(p["num"] == PAGE and p["start"] == 0 for p in sitoo.asked)
     sent = [json.loads(value)["warehousetransactionid"] for _, _, value in ctx.sent]
-    assert sent == [*range(101, 101 + PAGE), 101 + PAGE, 101 + PAGE]
+    assert sent == [*range(101, 101 + PAGE), 101 + PAGE]  # a repeat within the window once
     assert {(suffix, key) for suffix, key, _ in ctx.sent} == {
         (topics.RAW_SITOO_LEDGER.suffix, None)
     }
+
+
+# -- the trailing window: ids that become visible late ------------------------------------------
+
+
+@dataclass
+class FakeLedger:
+    """Sitoo's ledger as the poller sees it: the transactions visible now, asked for by id."""
+
+    visible: list[dict[str, Any]] = field(default_factory=list)
+    site_id: int = 1
+    asked: list[int] = field(default_factory=list)
+
+    async def request(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        first = int(params["warehousetransactionidfrom"])
+        self.asked.append(first)
+        rows = sorted(
+            (t for t in self.visible if t["warehousetransactionid"] >= first),
+            key=lambda t: int(t["warehousetransactionid"]),
+        )
+        return {"items": rows[: int(params["num"])]}
+
+
+@dataclass
+class Clock:
+    now: float = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ledger_on(sitoo: FakeLedger, clock: Clock) -> tuple[SitooLedger, FakeContext]:
+    ctx = FakeContext(runtime=FakeRuntime(sitoo=cast(Any, sitoo)))
+    ledger = SitooLedger(cast(Context, ctx), cast(Any, FakeTable()))
+    ledger.clock = clock
+    return ledger, ctx
+
+
+def sent_ids(ctx: FakeContext) -> list[int]:
+    ids = [json.loads(value)["warehousetransactionid"] for _, _, value in ctx.sent]
+    ctx.sent.clear()
+    return ids
+
+
+async def test_a_transaction_committed_after_a_higher_id_was_read_is_taken_by_a_later_read() -> (
+    None
+):
+    sitoo, clock = FakeLedger(visible=[tx(101), tx(103, sku="SKU-2")]), Clock()
+    ledger, ctx = ledger_on(sitoo, clock)
+    window = LedgerWindow(cursor=100)
+    await ledger._read(window)
+    assert sent_ids(ctx) == [101, 103] and window.cursor == 103
+    # 102 began before 103 and commits after it was read
+    sitoo.visible.append(tx(102, sku="SKU-3"))
+    clock.now += 0.5
+    await ledger._read(window)  # a read from the cursor only, between two window reads
+    assert sent_ids(ctx) == []
+    clock.now += REREAD_EVERY
+    await ledger._read(window)
+    assert sent_ids(ctx) == [102]  # found, and the ids read before are not sent again
+    assert window.cursor == 103
+
+
+async def test_the_window_is_read_again_at_once_after_a_start_and_then_every_few_seconds() -> None:
+    sitoo, clock = FakeLedger(visible=[tx(i) for i in (5, 1_500, 1_990, 2_000)]), Clock()
+    ledger, ctx = ledger_on(sitoo, clock)
+    window = LedgerWindow(cursor=2_000)
+    await ledger._read(window)
+    # after a (re)start nothing of the window is known: it is sent again, and dropped by the
+    # positions as versions they have seen
+    assert sitoo.asked == [2_000 - TRAILING_IDS + 1]
+    assert sent_ids(ctx) == [1_500, 1_990, 2_000]
+    clock.now += REREAD_EVERY - 0.1
+    await ledger._read(window)
+    assert sitoo.asked[-1] == 2_001
+    clock.now += 0.1
+    await ledger._read(window)
+    assert sitoo.asked[-1] == 2_000 - TRAILING_IDS + 1
+    assert sent_ids(ctx) == []
+
+
+def test_the_window_forgets_ids_that_fall_below_it() -> None:
+    window = LedgerWindow(cursor=0, trailing_ids=10)
+    window.take(LedgerPage.of({"items": [tx(i) for i in range(1, 31)]}))
+    assert window.cursor == 30 and window.seen == set(range(21, 31))
+
+
+def test_a_level_the_re_read_sends_again_changes_no_position() -> None:
+    newer = read_transactions(raw(102), now=0.0).levels
+    older = read_transactions(raw(101), now=0.0).levels
+    pos = Position(sku="SKU-1", location_id=11)
+    assert not step(pos, newer[0], LOC, 1.0).ignored
+    taken = pos.model_copy(deep=True)
+    assert step(pos, newer[0], LOC, 2.0).ignored  # the same transaction again
+    assert step(pos, older[0], LOC, 3.0).ignored  # an older one of this SKU
+    assert pos == taken
 
 
 async def test_taking_over_sends_the_snapshot_keyed_by_sku_and_starts_at_its_id() -> None:
@@ -283,3 +384,27 @@ async def test_taking_over_sends_the_snapshot_keyed_by_sku_and_starts_at_its_id(
     ledger = SitooLedger(cast(Context, ctx), cast(Any, FakeTable()))
     assert await ledger._take_over() == 50
     assert [(s, k) for s, k, _ in ctx.sent] == [(topics.STOCK_EVENTS.suffix, b"A")] * 3
+
+
+# -- SKUs the ledger names -----------------------------------------------------------------------
+
+
+def test_a_ledger_sku_shopify_does_not_know_is_counted_and_learnt_as_sitoos() -> None:
+    from tillsync.streams import metrics
+    from tillsync.streams.skus import SkuIndex
+
+    skus = SkuIndex()
+    skus.add_shopify("SKU-1", 7)
+    runtime = FakeRuntime(sitoo=FakeSitoo(pages=[]))
+    runtime.skus = skus  # type: ignore[attr-defined]
+    ledger = SitooLedger(cast(Context, FakeContext(runtime=runtime)), cast(Any, FakeTable()))
+    series = metrics.unknown_skus.labels(platform="sitoo")
+    before = series._value.get()  # type: ignore[attr-defined]
+    body = tx(50)
+    body["items"].append({"sku": "ONLY-SITOO", "decimalquantity": "1.000", "decimaltotal": "1"})
+    levels = read_transactions([json.dumps(body).encode()], now=0.0).levels
+    ledger.watch_skus(levels, index_built=False)  # before the start built the index
+    assert series._value.get() == before  # type: ignore[attr-defined]
+    ledger.watch_skus(levels, index_built=True)
+    assert series._value.get() == before + 1  # type: ignore[attr-defined]
+    assert skus.sitoo_skus == {"SKU-1", "ONLY-SITOO"}
