@@ -139,12 +139,16 @@ REJECTED_BY = {
 class ExceptionType(StrEnum):
     SHOPIFY_INVENTORY_WRITE_FAILED = "shopify_inventory_write_failed"
     SITOO_STOCK_WRITE_FAILED = "sitoo_stock_write_failed"
+    DUPLICATE_SKU = "duplicate_sku"  # several Shopify items claim one SKU
+    RENAMED_SKU = "renamed_sku"  # an item's SKU changed under a position
 
 
 # the team each sink hands its failures to: the series created at 0
 EXCEPTION_OWNERS = {
     ExceptionType.SHOPIFY_INVENTORY_WRITE_FAILED: Owner.ECOMMERCE,
     ExceptionType.SITOO_STOCK_WRITE_FAILED: Owner.STORE_OPS,
+    ExceptionType.DUPLICATE_SKU: Owner.ECOMMERCE,
+    ExceptionType.RENAMED_SKU: Owner.ECOMMERCE,
 }
 
 

@@ -129,3 +129,15 @@ class SkuIndex:
 
     def only_in_sitoo(self) -> set[str]:
         return self.sitoo_skus - set(self.items_of)
+
+
+def item_of(index: SkuIndex, sku: str, held: int | None) -> int | None:
+    """The inventory item a position of `sku` writes to, given the one it holds: the index's
+    answer whenever Shopify has said anything of this SKU (one item, or none while several
+    claim it), so a rename or a duplicate reaches positions already stored; none when the item
+    held now carries another SKU; otherwise the one held (the index may not be loaded yet)."""
+    if sku in index.items_of:
+        return index.item_by_sku.get(sku)
+    if held is not None and index.sku_by_item.get(held, sku) != sku:
+        return None
+    return held if held is not None else index.item_by_sku.get(sku)

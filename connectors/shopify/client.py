@@ -31,6 +31,7 @@ import httpx
 from tillsync.connectors.outcomes import CallHook, CallStats, Outcome, WaitReason, outcome_of
 from tillsync.connectors.retry import GaveUp, Retry, RetryPolicy, call_with_retries
 from tillsync.connectors.shopify import documents as docs
+from tillsync.connectors.shopify.budget import CostBudget, Priority
 from tillsync.connectors.shopify.fulfilment_state import FulfilmentStateReader, OrderFulfilmentState
 from tillsync.connectors.shopify.ids import gid_tail
 from tillsync.schemas.settings import Settings
@@ -77,23 +78,6 @@ class ShopifyConfig:
             graphql_url=settings.shopify_graphql_url,
             access_token=settings.shopify_access_token.get_secret_value(),
         )
-
-
-@dataclass
-class _Bucket:
-    """What the last response said about the cost bucket, and when."""
-
-    maximum: float | None = None
-    available: float | None = None
-    restore_rate: float | None = None
-    at: float = 0.0
-
-    def expected_available(self, now: float) -> float | None:
-        if self.available is None or self.restore_rate is None:
-            return None
-        refill = (now - self.at) * self.restore_rate
-        cap = self.maximum if self.maximum is not None else float("inf")
-        return min(cap, self.available + refill)
 
 
 @dataclass(frozen=True)
@@ -189,12 +173,13 @@ class ShopifyClient:
         self.config = config
         self.on_call = on_call
         self.stats = CallStats()
-        self._bucket = _Bucket()
         # injectable so tests can drive pacing with the simulator's manual clock
         self._sleep = sleep or asyncio.sleep
         self._now = monotonic or time.monotonic
         self._rng = rng or random.Random()
         self._expected_cost: dict[str, float] = {}
+        # one bucket per shop, shared by every caller of this client by priority
+        self.budget = CostBudget(clock=self._now, sleep=self._sleep)
         self._http = httpx.AsyncClient(
             timeout=config.timeout,
             transport=transport,
@@ -216,13 +201,22 @@ class ShopifyClient:
 
     # -- the one request path ---------------------------------------------------------------
 
-    async def execute(self, document: str, variables: JSON | None = None) -> JSON:
-        """Run a document; returns ``data``. Raises ShopifyError when it cannot succeed."""
+    async def execute(
+        self,
+        document: str,
+        variables: JSON | None = None,
+        *,
+        priority: Priority = Priority.BACKGROUND,
+    ) -> JSON:
+        """Run a document; returns ``data``. Raises ShopifyError when it cannot succeed.
+
+        ``priority`` says who goes first when the cost bucket cannot pay for every caller at
+        once (``CostBudget``): an order's state before stock writes before read-backs."""
         body = json.dumps({"query": document, "variables": variables or {}}).encode()
         began = self._now()
 
         async def attempt(n: int) -> JSON:
-            return await self._try(document, body, began, n)
+            return await self._try(document, body, began, n, priority)
 
         try:
             return await call_with_retries(
@@ -238,11 +232,13 @@ class ShopifyClient:
                 gave_up.last.outcome, str(gave_up), attempts=gave_up.attempts
             ) from gave_up
 
-    async def _try(self, document: str, body: bytes, began: float, attempt: int) -> JSON:
+    async def _try(
+        self, document: str, body: bytes, began: float, attempt: int, priority: Priority
+    ) -> JSON:
         """One attempt: THROTTLED answers are asked again here, costing no attempt while the
         call is inside ``max_throttled_seconds``."""
         while True:
-            await self._pace(document)
+            await self._pace(document, priority)
             started = time.monotonic()
             try:
                 resp = await self._http.post(self.config.graphql_url, content=body)
@@ -298,34 +294,17 @@ class ShopifyClient:
     def _observe_cost(self, document: str, payload: JSON) -> JSON:
         cost = ((payload.get("extensions") or {}).get("cost")) or {}
         ts = cost.get("throttleStatus") or {}
-        if ts:
-            self._bucket = _Bucket(
-                maximum=float(ts.get("maximumAvailable") or 0) or None,
-                available=float(ts.get("currentlyAvailable") or 0),
-                restore_rate=float(ts.get("restoreRate") or 0) or None,
-                at=self._now(),
-            )
+        self.budget.observe(ts)
         requested = cost.get("requestedQueryCost")
         if isinstance(requested, int | float):
             self._expected_cost[document] = float(requested)
         return dict(cost)
 
-    async def _pace(self, document: str) -> None:
-        expected = self._expected_cost.get(document)
-        if expected is None:
-            return
-        now = self._now()
-        available = self._bucket.expected_available(now)
-        rate = self._bucket.restore_rate
-        if available is None or not rate:
-            return
-        if expected > available:
-            await self._wait(WaitReason.PACING, (expected - available) / rate)
-            now, available = self._now(), expected
-        # Reserve the points locally until the answer brings the server's figure: concurrent
-        # callers sharing this client then pace against each other instead of all seeing the
-        # same stale "available" and bursting into THROTTLED together.
-        self._bucket.available, self._bucket.at = max(0.0, available - expected), now
+    async def _pace(self, document: str, priority: Priority) -> None:
+        # what the document cost last time; a first call waits only for those queued before it
+        waited = await self.budget.acquire(self._expected_cost.get(document), priority)
+        if waited > 0:
+            self.stats.wait(WaitReason.PACING, waited)
 
     def _throttle_wait(self, cost: JSON, attempt: int) -> float:
         ts = cost.get("throttleStatus") or {}
@@ -344,11 +323,11 @@ class ShopifyClient:
         await self._sleep(seconds)
 
     async def _mutate(
-        self, document: str, variables: JSON, root: str
+        self, document: str, variables: JSON, root: str, priority: Priority = Priority.BACKGROUND
     ) -> tuple[JSON, list[UserErrorInfo]]:
         """Run a mutation: its payload (``data[root]``) and the userErrors in it. What a user
         error means (a stale entry, a busy bulk query) is the caller's to decide."""
-        payload = (await self.execute(document, variables))[root]
+        payload = (await self.execute(document, variables, priority=priority))[root]
         return payload, _user_errors(payload.get("userErrors"))
 
     # -- typed helpers ----------------------------------------------------------------------
@@ -385,7 +364,10 @@ class ShopifyClient:
             },
         }
         payload, errors = await self._mutate(
-            docs.INVENTORY_SET_QUANTITIES, variables, "inventorySetQuantities"
+            docs.INVENTORY_SET_QUANTITIES,
+            variables,
+            "inventorySetQuantities",
+            priority=Priority.STOCK_WRITE,
         )
         group = payload.get("inventoryAdjustmentGroup")
         after: dict[tuple[str, str], int] = {}
@@ -479,8 +461,13 @@ class ShopifyClient:
     ) -> OrderFulfilmentState | None:
         """Every fulfilment order and fulfilment of an order, every page of each; ``None``
         when Shopify has no such order. Raises ShopifyError as ``execute`` does."""
-        return await FulfilmentStateReader(self.execute).read(order_id, fulfilments_expected)
+        return await FulfilmentStateReader(self._order_state).read(order_id, fulfilments_expected)
 
     async def order_of_fulfilment_order(self, fulfilment_order_id: int) -> int | None:
         """The order a fulfilment order belongs to; ``None`` when Shopify has no such one."""
-        return await FulfilmentStateReader(self.execute).order_of(fulfilment_order_id)
+        return await FulfilmentStateReader(self._order_state).order_of(fulfilment_order_id)
+
+    async def _order_state(self, document: str, variables: JSON) -> JSON:
+        # what an order holds is read before anything else waiting for the bucket: stock
+        # written without it would sell held units again
+        return await self.execute(document, variables, priority=Priority.ORDER_STATE)

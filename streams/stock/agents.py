@@ -26,10 +26,8 @@ from tillsync.schemas.events import (
     DriftCheck,
     DriftEvent,
     DriftState,
-    ObservedSource,
     OrderPlaced,
     SetInventory,
-    ShopifyObserved,
     SitooLevel,
     SitooReserved,
     StockEvent,
@@ -41,7 +39,7 @@ from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter, error_reason
 from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.runtime import Runtime
-from tillsync.streams.skus import SkuIndex
+from tillsync.streams.skus import SkuIndex, item_of
 from tillsync.streams.stock.drift_schedule import DriftScheduler, drift_check
 from tillsync.streams.stock.position import (
     IN_FLIGHT_TIMEOUT,
@@ -236,8 +234,7 @@ class PositionsAgent:
             pos = Position.model_validate_json(stored)
         else:
             pos = Position(sku=sku, location_id=loc.shopify_location_id)
-        if pos.inventory_item_id is None:
-            pos.inventory_item_id = self.skus.item_by_sku.get(sku)
+        pos.inventory_item_id = item_of(self.skus, sku, pos.inventory_item_id)
         # a position seen for the first time is stored even if its first event changed nothing
         return _Work(pos=pos, record=record, changed=not stored)
 
@@ -370,6 +367,7 @@ class StockAgents:
     async def verify_ambiguous(self) -> None:
         for rb in self.scheduler.read_backs_ready(time.time()):
             self.scheduler.start(rb)
+            started = time.time()
             try:
                 available = await read_available(
                     self.rt.shopify, rb.inventory_item_id, rb.location_id
@@ -382,14 +380,9 @@ class StockAgents:
                 continue
             if available is None:
                 continue
-            seen = ShopifyObserved(
-                sku=rb.sku,
-                location_id=rb.location_id,
-                inventory_item_id=rb.inventory_item_id,
-                available=available,
-                updated_at=time.time(),
-                source=ObservedSource.READ,
-            )
+            # stamped by Shopify's clock (see ReadBack.stamp): a stamp of ours could be behind
+            # the webhook it was asked to settle and be ignored
+            seen = rb.observed(available, started)
             await self.stock_topic.send(key=rb.sku.encode(), value=seen.model_dump_json().encode())
 
     async def on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

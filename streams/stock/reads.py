@@ -3,6 +3,7 @@ of one second cannot be ordered by their timestamps."""
 
 from __future__ import annotations
 
+from tillsync.connectors.shopify.budget import Priority
 from tillsync.connectors.shopify.client import ShopifyClient
 from tillsync.connectors.shopify.ids import gid
 from tillsync.connectors.shopify.stock_documents import LEVEL_AVAILABLE
@@ -16,6 +17,7 @@ async def read_available(shopify: ShopifyClient, item_id: int, location_id: int)
             "item": gid("InventoryItem", item_id),
             "location": gid("Location", location_id),
         },
+        priority=Priority.READ_BACK,
     )
     level = (data.get("inventoryItem") or {}).get("inventoryLevel") or {}
     for q in level.get("quantities", []):

@@ -280,10 +280,9 @@ class ShopifyWebhooks:
                 self.order_webhooks, fwd.key, fwd.value, None, None, fwd.headers
             )
         if records.skus:
-            for pair in records.skus:
-                self.rt.skus.add_shopify(pair.sku, pair.inventory_item_id)
-            # the other workers learn it from the feed
-            await sku_feed.publish(self.ctx, records.skus)
+            # into this worker's index, a rename or a duplicate to its owner, and the pairs to
+            # the feed the other workers learn from
+            await sku_feed.learn(self.ctx, records.skus, time.time())
 
 
 def register(ctx: Context) -> None:

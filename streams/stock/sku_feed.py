@@ -60,17 +60,13 @@ async def publish(ctx: Context, pairs: Iterable[SkuPair]) -> None:
     )
 
 
-DUPLICATE_SKU = "duplicate_sku"
-RENAMED_SKU = "renamed_sku"
-
-
 def sku_exception(finding: SkuFinding, at: float) -> ExceptionRecord:
     """What a person is told of a SKU the index will not map as it did: the catalogue is the
     e-commerce team's to fix. Catalogue identifiers only, no customer's data."""
     if isinstance(finding, DuplicateSku):
         items = ", ".join(str(i) for i in finding.items)
         return ExceptionRecord(
-            type=DUPLICATE_SKU,
+            type=metrics.ExceptionType.DUPLICATE_SKU,
             owner=Owner.ECOMMERCE,
             key=finding.sku,
             message=(
@@ -81,7 +77,7 @@ def sku_exception(finding: SkuFinding, at: float) -> ExceptionRecord:
             details={"items": items},
         )
     return ExceptionRecord(
-        type=RENAMED_SKU,
+        type=metrics.ExceptionType.RENAMED_SKU,
         owner=Owner.ECOMMERCE,
         key=finding.old,
         message=(
@@ -95,12 +91,13 @@ def sku_exception(finding: SkuFinding, at: float) -> ExceptionRecord:
 
 async def raise_findings(ctx: Context, findings: Iterable[SkuFinding], at: float) -> None:
     """Log each finding and hand it to its owner on the exceptions topic."""
-    exceptions = ctx.topic(topics.EXCEPTIONS)
-    for finding in findings:
-        record = sku_exception(finding, at)
+    records = [sku_exception(finding, at) for finding in findings]
+    for record in records:
         log.warning("%s: %s", record.type, record.message)
         metrics.exceptions_raised.labels(type=record.type, owner=record.owner.value).inc()
-        await exceptions.send(key=record.key.encode(), value=record.model_dump_json().encode())
+    await ctx.send_all(
+        topics.EXCEPTIONS, [(r.key.encode(), r.model_dump_json().encode()) for r in records]
+    )
 
 
 async def learn(ctx: Context, pairs: Iterable[SkuPair], at: float) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tillsync.streams.skus import DuplicateSku, RenamedSku, SkuIndex
+from tillsync.streams.skus import DuplicateSku, RenamedSku, SkuIndex, item_of
 
 
 def test_a_variant_maps_its_sku_both_ways() -> None:
@@ -69,3 +69,18 @@ def test_skus_on_one_side_only() -> None:
     skus.add_sitoo("B")
     skus.add_sitoo("S")
     assert skus.only_in_shopify() == {"A"} and skus.only_in_sitoo() == {"S"}
+
+
+def test_a_stored_position_follows_the_index_through_a_rename_and_a_duplicate() -> None:
+    index = SkuIndex()
+    # the index not loaded yet: the item the position holds stays
+    assert item_of(index, "A", 7) == 7
+    index.add_shopify("A", 7)
+    assert item_of(index, "A", None) == 7
+    # item 7 now says B: a position of A no longer writes to it, one of B does
+    index.add_shopify("B", 7)
+    assert item_of(index, "A", 7) is None
+    assert item_of(index, "B", None) == 7
+    # a second item claims B: neither is written until one keeps it
+    index.add_shopify("B", 8)
+    assert item_of(index, "B", 7) is None

@@ -11,6 +11,7 @@ import pytest
 
 from tillsync.connectors.outcomes import Outcome, WaitReason
 from tillsync.connectors.retry import RetryPolicy
+from tillsync.connectors.shopify.budget import Priority
 from tillsync.connectors.shopify.client import (
     SetQuantityEntry,
     ShopifyClient,
@@ -18,6 +19,7 @@ from tillsync.connectors.shopify.client import (
     ShopifyError,
 )
 from tillsync.schemas.settings import Settings
+from tillsync.streams.stock.reads import read_available
 from tillsync_sim.shopify import ManualClock, ShopifySimulator
 
 from .conftest import ids
@@ -147,6 +149,42 @@ async def test_paces_before_an_expensive_call(
     assert waits == [pytest.approx((102 - 9) / 100)]
     assert c.stats.calls[Outcome.THROTTLED] == 0
     assert c.stats.throttle_wait_seconds == pytest.approx(0.93)
+
+
+async def test_each_call_waits_for_the_bucket_at_its_own_priority(
+    sim: ShopifySimulator, client: ShopifyClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # who waits when the bucket is short is the budget's to decide (test_budget.py); what
+    # this client must do is tell it, per call, whose call it is
+    asked: list[Priority] = []
+    acquire = client.budget.acquire
+
+    async def recording(cost: float | None, priority: Priority) -> float:
+        asked.append(priority)
+        return await acquire(cost, priority)
+
+    monkeypatch.setattr(client.budget, "acquire", recording)
+    known = ids(sim)
+    store = known["locations"]["Store Stockholm"]
+    item = known["variants"]["SHIRT-S"]["inventory_item_id"]
+    order = sim.state.place_order([("SHIRT-S", 1)], location_id=int(store.rsplit("/", 1)[-1]))
+
+    await client.order_fulfilment_state(order.id)
+    assert set(asked) == {Priority.ORDER_STATE}
+    asked.clear()
+    await client.set_quantities(
+        [SetQuantityEntry(item, store, 3, None)],
+        reason="correction",
+        reference_uri="gid://tillsync/Sync/1",
+        idempotency_key="p-1",
+    )
+    assert asked == [Priority.STOCK_WRITE]
+    asked.clear()
+    await read_available(client, int(item.rsplit("/", 1)[-1]), int(store.rsplit("/", 1)[-1]))
+    assert asked == [Priority.READ_BACK]
+    asked.clear()
+    await client.execute("{ shop { id } }")
+    assert asked == [Priority.BACKGROUND]
 
 
 async def test_retries_429_storm(sim: ShopifySimulator, settings: Settings) -> None:

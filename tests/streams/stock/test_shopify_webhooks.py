@@ -252,3 +252,14 @@ async def test_a_products_skus_go_to_this_workers_index_and_the_feed() -> None:
     await agent._carry_out(WebhookRecords(skus=pairs), [])
     assert ctx.runtime.skus.sku_by_item == {77: "NEW-1"}
     assert [(s, k) for s, k, _ in ctx.sent] == [(topics.SKU_INDEX.suffix, b"NEW-1")]
+
+
+async def test_a_product_renaming_a_known_items_sku_is_an_exception_for_ecommerce() -> None:
+    ctx = FakeContext()
+    ctx.runtime.skus.add_shopify("OLD-1", 77)
+    agent = ShopifyWebhooks(cast(Context, ctx))
+    await agent._carry_out(WebhookRecords(skus=[SkuPair(sku="NEW-1", inventory_item_id=77)]), [])
+    assert ctx.runtime.skus.sku_by_item == {77: "NEW-1"}
+    sent = [(s, k) for s, k, _ in ctx.sent]
+    assert (topics.EXCEPTIONS.suffix, b"OLD-1") in sent
+    assert (topics.SKU_INDEX.suffix, b"NEW-1") in sent

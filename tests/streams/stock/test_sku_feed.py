@@ -18,14 +18,6 @@ from tillsync.streams.stock.sku_feed import SkuFeedFollower, SkuPair
 
 
 @dataclass
-class FakeTopic:
-    sent: list[tuple[bytes | None, bytes]] = field(default_factory=list)
-
-    async def send(self, key: bytes | None = None, value: bytes = b"") -> None:
-        self.sent.append((key, value))
-
-
-@dataclass
 class FakeRuntime:
     skus: SkuIndex = field(default_factory=SkuIndex)
 
@@ -33,18 +25,20 @@ class FakeRuntime:
 @dataclass
 class FakeContext:
     runtime: FakeRuntime = field(default_factory=FakeRuntime)
-    exceptions: FakeTopic = field(default_factory=FakeTopic)
     sent: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
-
-    def topic(self, spec: topics.TopicSpec) -> FakeTopic:
-        assert spec is topics.EXCEPTIONS
-        return self.exceptions
 
     async def send_all(self, spec: topics.TopicSpec, records: Any) -> None:
         self.sent.extend((spec.suffix, key, value) for key, value in records)
 
     def raised(self) -> list[ExceptionRecord]:
-        return [ExceptionRecord.model_validate_json(v) for _, v in self.exceptions.sent]
+        return [
+            ExceptionRecord.model_validate_json(v)
+            for s, _, v in self.sent
+            if s == topics.EXCEPTIONS.suffix
+        ]
+
+    def fed(self) -> list[tuple[str, bytes | None]]:
+        return [(s, k) for s, k, _ in self.sent if s == topics.SKU_INDEX.suffix]
 
 
 def test_a_duplicate_is_an_exception_for_e_commerce_naming_the_items() -> None:
@@ -69,10 +63,9 @@ async def test_learning_a_duplicate_raises_it_logs_it_and_still_feeds_the_other_
         await sku_feed.learn(cast(Context, ctx), pairs, at=5.0)
     [record] = ctx.raised()
     assert record.type == "duplicate_sku" and record.key == "A"
-    assert [k for k, _ in ctx.exceptions.sent] == [b"A"]
     assert [r.getMessage() for r in caplog.records] == [f"duplicate_sku: {record.message}"]
     feed = topics.SKU_INDEX.suffix
-    assert [(s, k) for s, k, _ in ctx.sent] == [(feed, b"A"), (feed, b"B")]
+    assert ctx.fed() == [(feed, b"A"), (feed, b"B")]
     assert ctx.runtime.skus.item_by_sku == {"B": 9}
 
 

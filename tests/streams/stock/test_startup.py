@@ -3,6 +3,7 @@ the export, and its findings raised."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -55,8 +56,8 @@ class SlowShopify:
 class FakeTopic:
     sent: list[bytes] = field(default_factory=list)
 
-    async def send(self, key: bytes | None = None, value: bytes = b"") -> None:
-        self.sent.append(value)
+    def take(self, records: Iterable[tuple[bytes | None, bytes]]) -> None:
+        self.sent.extend(value for _, value in records)
 
 
 @dataclass
@@ -71,9 +72,11 @@ class FakeContext:
     runtime: FakeRuntime
     exceptions: FakeTopic = field(default_factory=FakeTopic)
 
-    def topic(self, spec: topics.TopicSpec) -> FakeTopic:
+    async def send_all(
+        self, spec: topics.TopicSpec, records: Iterable[tuple[bytes | None, bytes]]
+    ) -> None:
         assert spec is topics.EXCEPTIONS
-        return self.exceptions
+        self.exceptions.take(records)
 
 
 async def test_the_start_snapshot_is_stamped_when_the_export_began_not_when_it_ended() -> None:
