@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import faust
 from pydantic import ValidationError
 
-from tillsync.connectors.breaker import BreakerState, CircuitBreaker, is_platform_failure
+from tillsync.connectors.breaker import CircuitBreaker, is_platform_failure
 from tillsync.connectors.outcomes import Outcome as CallOutcome
 from tillsync.connectors.shopify.client import SetQuantitiesResult, SetQuantityEntry, ShopifyError
 from tillsync.connectors.shopify.ids import gid
@@ -64,7 +64,7 @@ from tillsync.streams.stock.backlog import Backlog, Taken
 from tillsync.streams.stock.reads import read_available
 from tillsync.streams.stock.sink_breaker import sink_breaker
 from tillsync.streams.stock.sink_output import KafkaSinkOutput, ResultsOutput
-from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
+from tillsync.streams.stock.sink_runner import BacklogWriter, SinkRunner, flow_of
 from tillsync.streams.stock.written import Level, Received, WrittenTable, WrittenVersions
 
 log = logging.getLogger("tillsync.shopify_sink")
@@ -193,7 +193,9 @@ class ShopifySinkStats:
     failed: int = 0  # commands failed for good (dead-lettered)
 
 
-class ShopifyInventorySink:
+class ShopifyInventorySink(BacklogWriter[Received]):
+    SINK = metrics.Sink.SHOPIFY_INVENTORY
+
     def __init__(
         self,
         client: InventoryClient,
@@ -262,30 +264,7 @@ class ShopifyInventorySink:
         await self._ack_all(done)
         self._gauge()
 
-    def release(self) -> None:
-        """Partitions are being given up: forget the backlog without acknowledging it. The
-        writer was stopped first: a probe it held is free for the next writer."""
-        self.backlog.release()
-        if self.breaker.state is BreakerState.HALF_OPEN:
-            self.breaker.failed(CallOutcome.CLIENT_ERROR)
-        self._gauge()
-
-    def holding(self) -> int:
-        return len(self.backlog)
-
     # -- writing: the writer task ------------------------------------------------------------------
-
-    async def run_writer(self) -> None:
-        while True:
-            await self.backlog.wait_for_work()
-            await self.write_round()
-
-    async def write(self, batch: Sequence[Received]) -> None:
-        """Take a window and write until the backlog is empty (while Shopify is down, this
-        waits on the breaker): for a test, or a caller with no writer task."""
-        await self.accept(batch)
-        while self.backlog.ready():
-            await self.write_round()
 
     async def write_round(self) -> None:
         """Wait for the breaker, then write what the backlog holds, a few calls at once; while
@@ -448,9 +427,6 @@ class ShopifyInventorySink:
         if readings:
             await self.output.readings(readings)
         await self.output.write_results(self.write_results(outcomes, now, shopify_at))
-
-    def _gauge(self) -> None:
-        metrics.sink_backlog.labels(sink=metrics.Sink.SHOPIFY_INVENTORY).set(len(self.backlog))
 
     # -- decisions: no I/O ----------------------------------------------------------------------
 

@@ -17,13 +17,19 @@ ledger first.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import faust
+
+from tillsync.connectors.breaker import BreakerState, CircuitBreaker
+from tillsync.connectors.outcomes import Outcome as CallOutcome
+from tillsync.streams import metrics
+from tillsync.streams.stock.backlog import Backlog
 
 log = logging.getLogger("tillsync.sinks")
 
@@ -32,6 +38,51 @@ RESTART_AFTER = 1.0  # seconds before a writer that failed unexpectedly starts a
 
 Ack = Callable[[faust.EventT], Awaitable[Any]]
 Flowing = Callable[[], bool]
+
+
+C = TypeVar("C")  # what a sink takes in: one of its commands
+
+
+class BacklogWriter(abc.ABC, Generic[C]):
+    """What both sinks do alike around their backlog: the writer task's loop, a write for a
+    caller with no writer task, and forgetting the backlog when partitions go. The sink says
+    how a command is taken in (``accept``) and how one round is written (``write_round``)."""
+
+    SINK: metrics.Sink
+    backlog: Backlog[Any, Any, Any]
+    breaker: CircuitBreaker
+
+    @abc.abstractmethod
+    async def accept(self, batch: Sequence[C]) -> None: ...
+
+    @abc.abstractmethod
+    async def write_round(self) -> None: ...
+
+    async def run_writer(self) -> None:
+        while True:
+            await self.backlog.wait_for_work()
+            await self.write_round()
+
+    async def write(self, batch: Sequence[C]) -> None:
+        """Take a batch and write until the backlog is empty (while the platform is down, this
+        waits on the breaker): for a test, or a caller with no writer task."""
+        await self.accept(batch)
+        while self.backlog.ready():
+            await self.write_round()
+
+    def release(self) -> None:
+        """Partitions are being given up: forget the backlog without acknowledging it. The
+        writer was stopped first: a probe it held is free for the next writer."""
+        self.backlog.release()
+        if self.breaker.state is BreakerState.HALF_OPEN:
+            self.breaker.failed(CallOutcome.CLIENT_ERROR)
+        self._gauge()
+
+    def holding(self) -> int:
+        return len(self.backlog)
+
+    def _gauge(self) -> None:
+        metrics.sink_backlog.labels(sink=self.SINK).set(len(self.backlog))
 
 
 class BackloggedSink(Protocol):

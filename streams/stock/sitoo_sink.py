@@ -47,7 +47,7 @@ from tillsync.streams.runtime import Runtime
 from tillsync.streams.stock.backlog import Backlog
 from tillsync.streams.stock.sink_breaker import sink_breaker
 from tillsync.streams.stock.sink_output import KafkaSinkOutput, SinkOutput
-from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
+from tillsync.streams.stock.sink_runner import BacklogWriter, SinkRunner, flow_of
 
 log = logging.getLogger("tillsync.sitoo_sink")
 
@@ -146,7 +146,9 @@ class SitooSinkStats:
     failed: int = 0  # failed for good (dead-lettered)
 
 
-class SitooMoveOutSink:
+class SitooMoveOutSink(BacklogWriter[MoveOut]):
+    SINK = metrics.Sink.SITOO_MOVE_OUT
+
     def __init__(
         self,
         client: TransactionClient,
@@ -198,30 +200,7 @@ class SitooMoveOutSink:
             self.backlog.add(cmd.externalid, VERSION, cmd, cmd)
         self._gauge()
 
-    def release(self) -> None:
-        """Partitions are being given up: forget the backlog without acknowledging it. The
-        writer was stopped first: a probe it held is free for the next writer."""
-        self.backlog.release()
-        if self.breaker.state is BreakerState.HALF_OPEN:
-            self.breaker.failed(CallOutcome.CLIENT_ERROR)
-        self._gauge()
-
-    def holding(self) -> int:
-        return len(self.backlog)
-
     # -- writing: the writer task ------------------------------------------------------------------
-
-    async def run_writer(self) -> None:
-        while True:
-            await self.backlog.wait_for_work()
-            await self.write_round()
-
-    async def write(self, batch: Sequence[MoveOut]) -> None:
-        """Take commands and post until the backlog is empty (while Sitoo is down, this waits
-        on the breaker): for a test, or a caller with no writer task."""
-        await self.accept(batch)
-        while self.backlog.ready():
-            await self.write_round()
 
     async def write_round(self) -> None:
         """Wait for the breaker, then post one Move Out. A surprise (not an answer of Sitoo's)
@@ -321,9 +300,6 @@ class SitooMoveOutSink:
         command's table entry lives."""
         with in_partition_of(cmd.event) if cmd.event is not None else nullcontext():
             yield
-
-    def _gauge(self) -> None:
-        metrics.sink_backlog.labels(sink=metrics.Sink.SITOO_MOVE_OUT).set(len(self.backlog))
 
     # -- decisions: no I/O ----------------------------------------------------------------------
 
