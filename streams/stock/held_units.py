@@ -34,10 +34,15 @@ would count twice: held here and reserved there.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
-from tillsync.connectors.shopify.fulfilment_state import FulfilmentState, OrderFulfilmentState
+from tillsync.connectors.shopify.fulfilment_state import (
+    FulfilmentLine,
+    FulfilmentState,
+    OrderFulfilmentState,
+)
 from tillsync.schemas.events import HeldUnits
 from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.sitoo import WarehouseTransactionIn, WarehouseTransactionItemIn
@@ -191,3 +196,30 @@ def reversals(
         )
         if tx is not None:
             yield f.id, tx
+
+
+def fulfilment_in_webhook(body: bytes, order_id: int) -> OrderFulfilmentState | None:
+    """The one fulfilment a ``fulfillments/create|update`` body tells of, as a state of its
+    order holding only it; None for a body of another shape or order.
+
+    What a fulfilment took from a store is in its webhook: its Move Out (or, once cancelled,
+    the reversal) needs no read of Shopify, so it reaches Sitoo while Shopify is down. What the
+    order still holds is read from Shopify all the same: the body says nothing of the rest."""
+    try:
+        doc = json.loads(body)
+        if int(doc["order_id"]) != order_id:
+            return None
+        lines = tuple(
+            FulfilmentLine(sku=str(li.get("sku") or ""), quantity=int(li["quantity"]))
+            for li in doc["line_items"]
+        )
+        location = doc.get("location_id")
+        fulfilment = FulfilmentState(
+            id=int(doc["id"]),
+            status=str(doc["status"]).upper(),
+            location_id=int(location) if location is not None else None,
+            lines=lines,
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return OrderFulfilmentState(order_id=order_id, fulfilment_orders=(), fulfilments=(fulfilment,))

@@ -55,11 +55,17 @@ from tillsync.streams.stock.held_units import (
     TAKING,
     HeldAt,
     derive,
+    fulfilment_in_webhook,
     held_key,
     move_outs,
     reversals,
 )
-from tillsync.streams.stock.order_topics import DERIVE_TOPIC, OrderKey, changes_holds
+from tillsync.streams.stock.order_topics import (
+    DERIVE_TOPIC,
+    FULFILMENT_TOPICS,
+    OrderKey,
+    changes_holds,
+)
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders, header_in
 
 log = logging.getLogger("tillsync.orders")
@@ -69,7 +75,7 @@ T = TypeVar("T")
 # How often the sweep looks for orders to read again, and how long an order still holding
 # units goes unread before it is read again: what heals a webhook Shopify never delivered.
 # Would be settings (`order_sweep_seconds`); plain defaults of this class until then.
-SWEEP_TICK = 30.0
+SWEEP_TICK = 10.0
 SWEEP_INTERVAL = 300.0
 # Order records are taken in batches (a change of one order brings several webhooks at once),
 # and the orders of a batch are read side by side: one read at a time would hold the held
@@ -80,10 +86,20 @@ PARALLEL_READS = 8
 # backoff between tries of a failed read: doubling from the first, at most the cap, jittered
 RETRY_FIRST = 1.0
 RETRY_CAP = 60.0
+# An order's read is tried this many times in the batch that asked for it, each given at most
+# READ_DEADLINE seconds (the client's own retries of a Shopify outage last 30-60 s); then it
+# is deferred to the sweep, with backoff, so that the batches behind it (and the Move Outs
+# their fulfilment webhooks carry) are not held up for as long as Shopify is down.
+INLINE_TRIES = 2
+READ_DEADLINE = 10.0
 
 # the failures worth trying again: everything Shopify or the network can answer. A bug in our
 # own code raises something else and stops the agent loudly instead of looping.
 TRANSIENT = (ShopifyError, httpx.HTTPError, asyncio.TimeoutError, OSError)
+
+
+class _Deferred(Exception):
+    """A read failed as often as it may in its batch: the sweep tries it again later."""
 
 
 class OrderTrack(BaseModel):
@@ -97,6 +113,10 @@ class OrderTrack(BaseModel):
     reversed: list[int] = Field(default_factory=list)  # ... and whose reversal was sent
     holding: bool = False  # units still open (or fulfilments pending): the sweep reads it
     read_at: float = 0.0
+    # reads that failed in a row, and when the sweep tries the next: a deferred read is never
+    # dropped, only tried later
+    failed_reads: int = 0
+    retry_at: float = 0.0
 
 
 class StateReader(Protocol):
@@ -195,6 +215,12 @@ class OrderHolds:
         for record in records:
             if changes_holds(record.topic):
                 by_key.setdefault(record.key, []).append(record)
+        # what the fulfilment webhooks themselves say goes to Sitoo before any order is read
+        for group in by_key.values():
+            key = OrderKey.decode(group[-1].key)
+            if key is not None and key.order_id is not None:
+                with _partition_of(group[-1]):
+                    await self._move_out_from_webhooks(key.order_id, group)
         gate = asyncio.Semaphore(self.parallel)
 
         async def one(group: list[OrderRecord]) -> None:
@@ -235,13 +261,51 @@ class OrderHolds:
             return
         await self.derive(key.order_id, records)
 
+    async def _move_out_from_webhooks(self, order_id: int, records: Sequence[OrderRecord]) -> None:
+        """The Move Outs (and reversals) the fulfilment webhooks themselves tell of, sent before
+        the order is read: a Shopify outage must not hold Sitoo's stock up. The same externalid
+        and the track's list keep each sent once, whichever path sends it first."""
+        track = self._track(order_id)
+        sent = False
+        name = str(order_id)
+        for record in records:
+            if record.topic not in FULFILMENT_TOPICS:
+                continue
+            state = fulfilment_in_webhook(record.value, order_id)
+            if state is None:
+                continue  # the read below tells all the same
+            for fid, tx in move_outs(state, self.locations, track.moved_out, name):
+                await self.output.transaction(tx)
+                track.moved_out.append(fid)
+                sent = True
+            for fid, tx in reversals(state, self.locations, track.moved_out, track.reversed, name):
+                await self.output.transaction(tx)
+                track.reversed.append(fid)
+                sent = True
+        if sent:
+            self.tracks[name] = _encode_track(track)
+
     async def derive(self, order_id: int, records: Sequence[OrderRecord]) -> None:
         track = self._track(order_id)
         expected = bool(track.moved_out)  # an order's fulfilments all cancelled shows unfulfilled
-        state = await self._retrying(
-            f"order {order_id}",
-            lambda: self.shopify.order_fulfilment_state(order_id, expected),
-        )
+        try:
+            state = await self._retrying(
+                f"order {order_id}",
+                lambda: self.shopify.order_fulfilment_state(order_id, expected),
+                tries=INLINE_TRIES,
+            )
+        except _Deferred:
+            track.failed_reads += 1
+            track.retry_at = self._clock() + self.backoff.delay(track.failed_reads)
+            track.holding = True
+            self.tracks[str(order_id)] = _encode_track(track)
+            log.warning(
+                "order %s deferred: read again in %.0f s (%d failed in a row)",
+                order_id,
+                track.retry_at - self._clock(),
+                track.failed_reads,
+            )
+            return
         if state is None:
             # the sweep's order may be gone from Shopify: nothing to read again; a webhook of
             # an order Shopify does not have is input that can never succeed
@@ -280,25 +344,32 @@ class OrderHolds:
         track.held_at = [(h.sku, h.location_id) for h in held.values()]
         track.holding = _still_changing(state, held)
         track.read_at = now
+        track.failed_reads, track.retry_at = 0, 0.0
         self.tracks[str(order_id)] = _encode_track(track)
         self._asked.pop(order_id, None)
 
     def due(self, tracks: Iterable[tuple[str, bytes]], now: float) -> list[int]:
-        """The orders the sweep reads again now: still holding, unread for a sweep interval,
-        and not asked for within one (a read asked for may still be queued)."""
+        """The orders the sweep reads again now: a deferred read once its backoff is over, or an
+        order still holding, unread for a sweep interval and not asked for within one (a read
+        asked for may still be queued)."""
         out: list[int] = []
         for key, value in tracks:
             if not value:
                 continue
             track = OrderTrack.model_validate_json(value)
             order_id = int(key)
-            if not track.holding or now - track.read_at < self.sweep_interval:
-                continue
-            if now - self._asked.get(order_id, 0.0) < self.sweep_interval:
+            if not self._is_due(track, self._asked.get(order_id, 0.0), now):
                 continue
             self._asked[order_id] = now
             out.append(order_id)
         return out
+
+    def _is_due(self, track: OrderTrack, asked: float, now: float) -> bool:
+        if track.retry_at > 0:
+            # a deferred read: due at its backoff, and asked for once per backoff
+            return now >= track.retry_at and asked < track.retry_at
+        unread = now - track.read_at >= self.sweep_interval
+        return track.holding and unread and now - asked >= self.sweep_interval
 
     async def sweep(self, tracks: Iterable[tuple[str, bytes]]) -> int:
         due = self.due(tracks, self._clock())
@@ -310,14 +381,20 @@ class OrderHolds:
         stored = self.tracks.get(str(order_id))
         return OrderTrack.model_validate_json(stored) if stored else OrderTrack()
 
-    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _retrying(
+        self, what: str, call: Callable[[], Awaitable[T]], tries: int | None = None
+    ) -> T:
+        """`call` until it answers, each try given READ_DEADLINE seconds; after `tries` failed
+        tries, raises _Deferred (None: tries for ever)."""
         attempt = 0
         while True:
             try:
-                return await call()
+                return await asyncio.wait_for(call(), READ_DEADLINE)
             except TRANSIENT as exc:
-                wait = self.backoff.delay(attempt)
                 attempt += 1
+                if tries is not None and attempt >= tries:
+                    raise _Deferred(what) from exc
+                wait = self.backoff.delay(attempt - 1)
                 log.warning(
                     "reading %s failed (%s, try %d); trying again in %.1f s",
                     what,

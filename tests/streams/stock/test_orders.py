@@ -414,15 +414,100 @@ async def test_a_cancelled_fulfilment_is_held_again_and_its_move_out_reversed() 
 # -- failures, unknown orders, the sweep ----------------------------------------------------
 
 
-async def test_a_failed_read_is_tried_again_with_backoff_never_dropped() -> None:
+async def test_a_failed_read_is_deferred_with_backoff_and_read_again_never_dropped() -> None:
     w = World({("A", 11): 10})
     w.holds.backoff = Backoff(first=1.0, cap=8.0)
     w.shopify.failures.append(ShopifyError("unauthorized", "HTTP 401"))
     w.shopify.failures.extend(ShopifyError("server_error", "HTTP 503") for _ in range(6))
     await w.webhook(state(fo(1, 11, ("A", 3))), "orders/create")
+    # tried twice in its batch, then left to the sweep: the batches behind it go on
+    assert w.shopify.reads == 2 and w.out.dead == [] and len(w.slept) == 1
+    waits: list[float] = []
+    while w.shopify.failures or w.held("A", 11) != 3:
+        track = OrderTrack.model_validate_json(w.tracks[str(ORDER)])
+        assert track.retry_at > w.now and track.holding
+        assert w.holds.due(w.tracks.items(), w.now) == []  # not before its backoff
+        waits.append(track.retry_at - w.now)
+        w.now = track.retry_at
+        assert w.holds.due(w.tracks.items(), w.now) == [ORDER]
+        assert w.holds.due(w.tracks.items(), w.now) == []  # asked once per backoff
+        await w.holds.take(OrderRecord(topic=DERIVE_TOPIC, key=str(ORDER).encode(), value=b"{}"))
+        w.deliver()
+        assert len(waits) < 10, "never read"
     assert w.shopify.reads == 8 and w.out.dead == []
-    assert len(w.slept) == 7 and max(w.slept) <= 8.0 and w.slept[0] < w.slept[3]
-    assert w.held("A", 11) == 3
+    assert max(waits) <= 8.0 and waits[0] < waits[-1]
+    track = OrderTrack.model_validate_json(w.tracks[str(ORDER)])
+    assert (track.failed_reads, track.retry_at) == (0, 0.0)
+
+
+def fulfilment_webhook(f_id: int, location: int, *lines: tuple[str, int], status: str) -> bytes:
+    """A fulfillments/create|update body as Shopify sends it (the fields read of it)."""
+    return json.dumps(
+        {
+            "id": f_id,
+            "order_id": ORDER,
+            "status": status,
+            "location_id": location,
+            "line_items": [
+                {"id": n, "sku": sku, "quantity": q} for n, (sku, q) in enumerate(lines)
+            ],
+        }
+    ).encode()
+
+
+async def test_a_fulfilment_webhook_moves_stock_out_in_sitoo_while_shopify_cannot_be_read() -> None:
+    w = World({("A", 11): 10, ("B", 11): 5})
+    await w.webhook(state(fo(1, 11, ("A", 2), ("B", 1))), "orders/create")
+    shipped = state(fo(1, 11, status="CLOSED"), fulfilment(7, 11, ("A", 2), ("B", 1)))
+    w.shopify.orders[ORDER] = shipped
+    w.shopify.failures.extend(ShopifyError("server_error", "HTTP 503") for _ in range(5))
+    sent_by_first_retry: list[int] = []
+    sleep = w.holds._sleep
+
+    async def watching(seconds: float) -> None:
+        sent_by_first_retry.append(len(w.out.transactions))
+        await sleep(seconds)
+
+    w.holds._sleep = watching
+    body = fulfilment_webhook(7, 11, ("A", 2), ("B", 1), status="success")
+    await w.holds.take(
+        OrderRecord(topic="fulfillments/create", key=str(ORDER).encode(), value=body)
+    )
+    # the Move Out went before the order's state could be read, not after the outage
+    assert sent_by_first_retry[0] == 1
+    [tx] = w.out.transactions
+    assert tx.externalid == f"sf-{ORDER}-7" and tx.warehouseid == LOC1.sitoo_warehouse_id
+    assert sorted((i.sku, i.decimalquantity) for i in tx.items) == [
+        ("A", "-2.000"),
+        ("B", "-1.000"),
+    ]
+    # once read, the same fulfilment sends nothing again; a replayed webhook neither
+    await w.holds.take(
+        OrderRecord(topic="fulfillments/create", key=str(ORDER).encode(), value=body)
+    )
+    assert len(w.out.transactions) == 1
+    w.deliver()
+    w.book()
+    assert (w.held("A", 11), w.target("A", 11)) == (0, 8)
+    # a cancelled fulfilment's webhook reverses it at once too
+    w.shopify.failures.extend(ShopifyError("server_error", "HTTP 503") for _ in range(2))
+    cancelled = fulfilment_webhook(7, 11, ("A", 2), ("B", 1), status="cancelled")
+    await w.holds.take(
+        OrderRecord(topic="fulfillments/update", key=str(ORDER).encode(), value=cancelled)
+    )
+    assert [t.externalid for t in w.out.transactions] == [f"sf-{ORDER}-7", f"sf-{ORDER}-7-r"]
+
+
+async def test_a_fulfilment_webhook_of_another_shape_waits_for_the_orders_state() -> None:
+    w = World({("A", 11): 10})
+    await w.webhook(state(fo(1, 11, ("A", 2))), "orders/create")
+    w.shopify.orders[ORDER] = state(fo(1, 11, status="CLOSED"), fulfilment(7, 11, ("A", 2)))
+    for body in (b"not json", b'{"id": 7}', b'{"id": 7, "order_id": 999, "status": "success"}'):
+        record = OrderRecord(topic="fulfillments/create", key=str(ORDER).encode(), value=body)
+        await w.holds.take(record)
+    # read from Shopify instead, once; nothing dead-lettered for a body the read makes moot
+    assert [t.externalid for t in w.out.transactions] == [f"sf-{ORDER}-7"]
+    assert w.out.dead == []
 
 
 async def test_only_an_order_shopify_does_not_have_is_a_dead_letter_with_its_headers() -> None:
