@@ -7,7 +7,10 @@ a thousand stock writes, and a stock write must not queue behind read-backs and 
 only confirm what is already known. ``CostBudget`` grants points to the waiting call with the
 most urgent ``Priority`` first (first come, first served within one priority); only the head
 of that queue waits for the bucket to refill, and a more urgent call arriving meanwhile takes
-its place.
+its place. A call that has waited ``max_wait`` seconds goes before every call that has not,
+oldest first: when order reads alone want more than the bucket refills (a burst of online
+orders), stock writes are delayed by seconds, not starved until the burst ends, which would let
+drift pile up unhealed.
 
 The bucket's figures come from the last answer's ``throttleStatus``; between answers the
 budget refills them at the restore rate and takes off what it granted, so concurrent callers
@@ -17,7 +20,6 @@ pace against each other instead of all seeing the same stale figure.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -55,18 +57,30 @@ class BucketFigures:
         return min(cap, self.available + refill)
 
 
-@dataclass(order=True)
+# how long a call may wait behind more urgent ones before it goes first
+MAX_WAIT = 2.0
+
+
+@dataclass(eq=False)
 class _Waiter:
     priority: int
     seq: int
-    cost: float = field(compare=False)
-    turn: asyncio.Event = field(compare=False, default_factory=asyncio.Event)
+    cost: float
+    since: float
+    turn: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class CostBudget:
-    def __init__(self, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        max_wait: float = MAX_WAIT,
+    ) -> None:
         self._clock = clock
         self._sleep = sleep
+        self.max_wait = max_wait
         self.figures = BucketFigures()
         self._queue: list[_Waiter] = []
         self._seq = itertools.count()
@@ -93,11 +107,14 @@ class CostBudget:
         An unknown cost (a document's first call) or an unknown bucket waits for nothing but
         the callers already queued before it."""
         began = self._clock()
-        me = _Waiter(int(priority), next(self._seq), cost or 0.0)
-        heapq.heappush(self._queue, me)
+        me = _Waiter(int(priority), next(self._seq), cost or 0.0, began)
+        self._queue.append(me)
         try:
             while True:
-                if self._queue[0] is not me:
+                head = self._head()
+                if head is not me:
+                    # the head may have become so while everyone slept (it aged): wake it
+                    head.turn.set()
                     me.turn.clear()
                     await me.turn.wait()
                     continue
@@ -112,6 +129,15 @@ class CostBudget:
         self._spend(me.cost)
         self.granted[Priority(me.priority)] += me.cost
         return self._clock() - began
+
+    def _head(self) -> _Waiter:
+        """Who is granted next: the oldest of the calls that have waited `max_wait`, else the
+        most urgent, first come first served."""
+        now = self._clock()
+        overdue = [w for w in self._queue if now - w.since >= self.max_wait]
+        if overdue:
+            return min(overdue, key=lambda w: w.seq)
+        return min(self._queue, key=lambda w: (w.priority, w.seq))
 
     def _deficit(self, cost: float) -> float:
         """Seconds until the bucket holds ``cost``; 0 when it does or nothing is known."""
@@ -133,6 +159,5 @@ class CostBudget:
     def _leave(self, me: _Waiter) -> None:
         if me in self._queue:
             self._queue.remove(me)
-            heapq.heapify(self._queue)
         if self._queue:
-            self._queue[0].turn.set()
+            self._head().turn.set()

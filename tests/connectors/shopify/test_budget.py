@@ -94,3 +94,25 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_the_next_goes() -> None:
         await first
     assert await asyncio.wait_for(second, 5) == pytest.approx(0.1, abs=0.05)
     assert budget.waiting == 0
+
+
+async def test_a_write_waits_seconds_behind_a_burst_of_order_reads_not_the_whole_burst() -> None:
+    clock = ManualClock()
+    budget = CostBudget(clock=clock, sleep=clock.sleep, max_wait=2.0)
+    budget.observe(status(0, rate=100))
+    granted: dict[str, float] = {}
+
+    async def call(name: str, priority: Priority) -> None:
+        await budget.acquire(50, priority)
+        granted[name] = clock.now
+
+    write = asyncio.create_task(call("write", Priority.STOCK_WRITE))
+    await asyncio.sleep(0)
+    # a burst of order reads worth 10 s of the bucket, all more urgent than the write
+    reads = [asyncio.create_task(call(f"read-{i}", Priority.ORDER_STATE)) for i in range(20)]
+    await asyncio.wait_for(asyncio.gather(write, *reads), 5)
+    # the write went once it had waited 2 s (the read being paid for then finishing first)
+    assert 2.0 <= granted["write"] <= 2.5
+    assert max(granted.values()) == pytest.approx(10.5)
+    # without the limit it would have gone last
+    assert sum(1 for t in granted.values() if t > granted["write"]) >= 15
