@@ -5,8 +5,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from tests.support.waiting import async_wait_until
 from tests.support.worker import REPO
 from tillsync.schemas.settings import load_settings
+from tillsync_sim.scenario.driver import mismatches
 from tillsync_sim.scenario.harness import Harness
 from tillsync_sim.scenario.network import NetworkSpec
 
@@ -38,3 +40,16 @@ async def started(
         raise
     finally:
         await h.stop()
+
+
+async def converged(h: Harness, timeout: float) -> None:
+    """Wait until every position in Shopify equals its target; name a few that do not."""
+
+    async def done() -> bool:
+        return not mismatches(h.network, h.shopify, h.sitoo)  # type: ignore[arg-type]
+
+    try:
+        await async_wait_until(done, timeout, interval=0.25, what="Shopify to equal the targets")
+    except AssertionError:
+        off = mismatches(h.network, h.shopify, h.sitoo)  # type: ignore[arg-type]
+        raise AssertionError(f"{len(off)} positions differ, e.g. {list(off.items())[:5]}") from None

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import started
+from tests.e2e.conftest import converged, started
 from tests.support.waiting import async_wait_until
 from tillsync_sim.metrics_text import sample
-from tillsync_sim.scenario.driver import Driver, Mix, mismatches
+from tillsync_sim.scenario.driver import Driver, Mix
 from tillsync_sim.scenario.harness import Harness
 from tillsync_sim.scenario.network import NetworkSpec
 
@@ -70,17 +70,6 @@ async def figures(h: Harness) -> Figures:
         ),
         dead_letters=sample(text, "tillsync_dead_letters_total"),
     )
-
-
-async def converged(h: Harness, timeout: float) -> None:
-    async def done() -> bool:
-        return not mismatches(h.network, h.shopify, h.sitoo)  # type: ignore[arg-type]
-
-    try:
-        await async_wait_until(done, timeout, interval=0.25, what="Shopify to equal the targets")
-    except AssertionError:
-        off = mismatches(h.network, h.shopify, h.sitoo)  # type: ignore[arg-type]
-        raise AssertionError(f"{len(off)} positions differ, e.g. {list(off.items())[:5]}") from None
 
 
 async def test_a_shopify_outage_stalls_only_the_shopify_writes(harness: Harness) -> None:

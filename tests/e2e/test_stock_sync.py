@@ -16,7 +16,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from tests.e2e.conftest import started
+from tests.e2e.conftest import converged, started
 from tests.support.waiting import async_wait_until
 from tillsync.cli import main as cli
 from tillsync.schemas.settings import load_settings
@@ -37,22 +37,11 @@ async def harness(
         yield h
 
 
-async def _converged(h: Harness, timeout: float) -> None:
-    async def done() -> bool:
-        return not mismatches(h.network, h.shopify, h.sitoo)  # type: ignore[arg-type]
-
-    try:
-        await async_wait_until(done, timeout, interval=0.25, what="Shopify to equal the targets")
-    except AssertionError:
-        off = mismatches(h.network, h.shopify, h.sitoo)  # type: ignore[arg-type]
-        raise AssertionError(f"{len(off)} positions differ, e.g. {list(off.items())[:5]}") from None
-
-
 async def _quiet(h: Harness) -> None:
     """Converged, every webhook delivered, and the worker has nothing in flight: a clean
     starting point for timing one change."""
     assert h.shopify is not None
-    await _converged(h, timeout=30)
+    await converged(h, timeout=30)
     await h.shopify.webhooks.drain(30)
 
     async def idle() -> bool:
@@ -78,7 +67,7 @@ async def test_scenario_with_faults_and_a_sigkill_ends_exact(harness: Harness) -
     h.start_worker()
     await h.wait_ready()
     await driver.play(2_400, rate=200)
-    await _converged(h, timeout=60)
+    await converged(h, timeout=60)
     assert driver.run.done["online_order"] > 0 and driver.run.done["fulfilment"] > 0
     await _assert_writes_never_go_back(h)
     # every fulfilment from a store became exactly one Move Out in Sitoo
@@ -216,7 +205,7 @@ async def test_reconcile_finds_a_change_no_event_told_of_and_heals_it(harness: H
         (sku, store.shopify_location_id, "unexplained")
     ]
     assert any("reading Sitoo stock" in line for line in said)  # progress on screen
-    await _converged(h, timeout=h.network.spec.settle_seconds + 10)
+    await converged(h, timeout=h.network.spec.settle_seconds + 10)
     assert _missed(await _metrics(h)) == _missed(before) + 1
 
 
@@ -271,7 +260,7 @@ async def test_two_workers_share_the_stock_and_learn_new_products_from_either(
     async with started(kafka_bootstrap, spec, tmp_path, workers=2) as h:
         assert h.shopify is not None and h.sitoo is not None and h.network is not None
         stores = h.network.stores
-        await _converged(h, timeout=30)
+        await converged(h, timeout=30)
         per_worker = []
         for url in h.worker_urls:
             async with httpx.AsyncClient(timeout=10.0) as http:
@@ -303,7 +292,7 @@ async def test_two_workers_share_the_stock_and_learn_new_products_from_either(
             for s in stores:
                 h.sitoo.state.move_in(s.sitoo_warehouse_id, sku, 3 + (n + s.sitoo_warehouse_id) % 5)
         h.network.skus.extend(new)
-        await _converged(h, timeout=30)
+        await converged(h, timeout=30)
         written = {
             (sku, s.shopify_location_id): h.shopify.state.levels[
                 (h.shopify.state.item_for(sku).id, s.shopify_location_id)
@@ -326,6 +315,6 @@ async def test_two_workers_share_the_stock_and_learn_new_products_from_either(
         assert sorted(alone) == [0, len(stores)], alone
         # and the stock of every product goes on flowing through both workers
         await Driver(h.network, h.shopify, h.sitoo, seed=5).play(600, rate=150)
-        await _converged(h, timeout=30)
+        await converged(h, timeout=30)
         state = await h.stock_state()
         assert state["positions"] == 3 * (200 + len(new))
