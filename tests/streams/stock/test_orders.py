@@ -3,6 +3,7 @@ the orders agent's logic (``OrderHolds``, no Kafka) to the positions they change
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -658,3 +659,23 @@ async def test_an_answer_of_a_shape_no_rule_takes_costs_only_its_own_order() -> 
     [(dead, reason)] = w.out.dead
     assert dead.key == b"56" and "not handled" in reason and "fulfillmentOrders" in reason
     assert w.held("A", 11) == 1
+
+
+async def test_a_read_that_hangs_is_given_its_deadline_then_deferred(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tillsync.streams.stock import orders
+
+    monkeypatch.setattr(orders, "READ_DEADLINE", 0.01)
+    w = World({("A", 11): 10})
+    never = asyncio.Event()
+
+    async def hangs(order_id: int, fulfilments_expected: bool = False) -> None:
+        w.shopify.reads += 1
+        await never.wait()
+
+    monkeypatch.setattr(w.shopify, "order_fulfilment_state", hangs)
+    record = OrderRecord(topic="orders/create", key=str(ORDER).encode(), value=b"{}")
+    await asyncio.wait_for(w.holds.take(record), 5)
+    track = OrderTrack.model_validate_json(w.tracks[str(ORDER)])
+    assert w.shopify.reads == 2 and track.retry_at > w.now and w.out.dead == []
