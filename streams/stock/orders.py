@@ -75,7 +75,7 @@ T = TypeVar("T")
 # How often the sweep looks for orders to read again, and how long an order still holding
 # units goes unread before it is read again: what heals a webhook Shopify never delivered.
 # Would be settings (`order_sweep_seconds`); plain defaults of this class until then.
-SWEEP_TICK = 10.0
+SWEEP_TICK = 2.0
 SWEEP_INTERVAL = 300.0
 # Order records are taken in batches (a change of one order brings several webhooks at once),
 # and the orders of a batch are read side by side: one read at a time would hold the held
