@@ -17,9 +17,10 @@ import httpx
 
 from tillsync.schemas.events import DriftCause
 from tillsync.schemas.settings import Settings
-from tillsync_sim.metrics_text import buckets, quantile, sample
+from tillsync_sim.metrics_text import buckets, by_label, quantile, sample
 from tillsync_sim.scenario.driver import Driver, Mix, Run, mismatches
 from tillsync_sim.scenario.harness import Harness
+from tillsync_sim.scenario.move_out_latency import MoveOutClock
 from tillsync_sim.scenario.network import NetworkSpec
 
 
@@ -44,6 +45,8 @@ class _Baseline:
     detected: float
     healed: float
     by_cause: dict[DriftCause, float]
+    points: dict[str, float]
+    cpu: float
 
 
 def _by_cause(text: str) -> dict[DriftCause, float]:
@@ -60,6 +63,25 @@ def drift_breakdown(text: str, base: _Baseline, staff_edits: int) -> str:
     return f"drift detected by cause: {', '.join(parts)} (staff edits made: {staff_edits})"
 
 
+def _points(text: str) -> dict[str, float]:
+    return by_label(text, "tillsync_shopify_query_points_total", "document", kind="actual")
+
+
+def budget_breakdown(text: str, base: _Baseline, seconds: float) -> str:
+    """Where Shopify's cost budget and the worker's CPU went during the scenario: which of
+    the two holds the writes up when the live line's lag rises."""
+    now = _points(text)
+    spent = {doc: now[doc] - base.points.get(doc, 0.0) for doc in now}
+    top = sorted(((v, doc) for doc, v in spent.items() if v > 0), reverse=True)[:5]
+    cpu = sample(text, "process_cpu_seconds_total") - base.cpu
+    seconds = max(seconds, 1e-6)
+    parts = ", ".join(f"{doc} {v / seconds:.0f}" for v, doc in top)
+    return (
+        f"Shopify points/s spent: {sum(spent.values()) / seconds:.0f} ({parts}); "
+        f"worker CPU {cpu / seconds:.0%} of a core"
+    )
+
+
 async def _scrape(h: Harness) -> str:
     async with httpx.AsyncClient(timeout=5.0) as http:
         return (await http.get(f"{h.worker_url}/metrics")).text
@@ -73,6 +95,8 @@ async def _baseline(h: Harness) -> _Baseline:
         sample(text, "tillsync_drift_detected_total"),
         sample(text, "tillsync_drift_healed_total"),
         _by_cause(text),
+        _points(text),
+        sample(text, "process_cpu_seconds_total"),
     )
 
 
@@ -128,6 +152,9 @@ async def _run(
         assert h.network is not None and h.shopify is not None and h.sitoo is not None
         driver = Driver(h.network, h.shopify, h.sitoo, mix=Mix())
         base = await _baseline(h)
+        moves = MoveOutClock(h.network, h.shopify, h.sitoo)
+        stop_clock = asyncio.Event()
+        clock_task = asyncio.create_task(moves.run(stop_clock))
         task = asyncio.create_task(driver.play(actions, rate))
         while not task.done():
             await asyncio.sleep(1.0)
@@ -140,8 +167,16 @@ async def _run(
             await asyncio.sleep(0.5)
             off = mismatches(h.network, h.shopify, h.sitoo)
         total = spec.stores * spec.skus
+        moved = time.monotonic()
+        while moves.waiting() and time.monotonic() - moved < 30:
+            await asyncio.sleep(0.5)
+        stop_clock.set()
+        await clock_task
         click.echo(await _live(h, driver.run, base))
-        click.echo(drift_breakdown(await _scrape(h), base, driver.run.done["admin_edit"]))
+        click.echo(moves.line())
+        text = await _scrape(h)
+        click.echo(drift_breakdown(text, base, driver.run.done["admin_edit"]))
+        click.echo(budget_breakdown(text, base, time.monotonic() - driver.run.started))
         if off:
             click.echo(f"{len(off)} of {total} positions still differ from their target:")
             for (sku, location), (have, want) in list(off.items())[:5]:

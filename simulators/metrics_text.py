@@ -38,6 +38,15 @@ def sample(text: str, name: str, **labels: str) -> float:
     return float(sum(s.value for s in _matching(text, name, labels)))
 
 
+def by_label(text: str, name: str, label: str, **labels: str) -> dict[str, float]:
+    """The values of sample ``name`` matching ``labels``, added up per value of ``label``."""
+    out: dict[str, float] = {}
+    for s in _matching(text, name, labels):
+        key = s.labels.get(label, "")
+        out[key] = out.get(key, 0.0) + float(s.value)
+    return out
+
+
 def buckets(text: str, name: str, **labels: str) -> list[tuple[float, float]]:
     """The cumulative buckets of histogram ``name`` as (upper bound, count), sorted by bound,
     ``le="+Inf"`` as ``math.inf``; series that match ``labels`` are added up bound by bound."""

@@ -302,6 +302,18 @@ api_call_seconds = Fixed(
     ),
     platform=Platform,
 )
+shopify_points = Fixed(
+    Counter(
+        "tillsync_shopify_query_points_total",
+        "Shopify's query cost points, by document and kind (requested before the call, "
+        "actual after it)",
+        ["document", "kind"],
+        registry=REGISTRY,
+    ),
+    # the operation names of our own documents: bounded by the code, not by the input
+    document=None,
+    kind=("requested", "actual"),
+)
 throttle_wait = Fixed(
     Counter(
         "tillsync_api_throttle_wait_seconds_total",

@@ -22,6 +22,11 @@ def record_call(platform: str, outcome: Outcome, seconds: float) -> None:
     metrics.api_call_seconds.labels(platform=platform).observe(seconds)
 
 
+def record_cost(operation: str, requested: float, actual: float) -> None:
+    metrics.shopify_points.labels(document=operation, kind="requested").inc(requested)
+    metrics.shopify_points.labels(document=operation, kind="actual").inc(actual)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -41,7 +46,7 @@ class Runtime:
     def shopify(self) -> ShopifyClient:
         if self._shopify is None:
             config = ShopifyConfig.from_settings(self.settings)
-            self._shopify = ShopifyClient(config, on_call=record_call)
+            self._shopify = ShopifyClient(config, on_call=record_call, on_cost=record_cost)
         return self._shopify
 
     @property

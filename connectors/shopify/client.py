@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -150,6 +151,18 @@ def _user_errors(raw: list[JSON] | None) -> list[UserErrorInfo]:
     ]
 
 
+# on_cost(operation, requested, actual): the points one answered call asked for and spent, so
+# that a deployment can see which of its documents spends the shop's bucket
+CostHook = Callable[[str, float, float], None]
+_OPERATION = re.compile(r"^\s*(?:query|mutation)\s+(\w+)", re.MULTILINE)
+
+
+def operation_name(document: str) -> str:
+    """The document's operation name (``OrderHolds``), or ``anonymous``."""
+    found = _OPERATION.search(document)
+    return found.group(1) if found else "anonymous"
+
+
 def _throttled(errors: list[JSON]) -> bool:
     return any(
         isinstance(e, dict) and (e.get("extensions") or {}).get("code") == "THROTTLED"
@@ -165,6 +178,7 @@ class ShopifyClient:
         config: ShopifyConfig,
         *,
         on_call: CallHook | None = None,
+        on_cost: CostHook | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         monotonic: Callable[[], float] | None = None,
@@ -172,6 +186,8 @@ class ShopifyClient:
     ) -> None:
         self.config = config
         self.on_call = on_call
+        self.on_cost = on_cost
+        self._operations: dict[str, str] = {}
         self.stats = CallStats()
         # injectable so tests can drive pacing with the simulator's manual clock
         self._sleep = sleep or asyncio.sleep
@@ -298,7 +314,18 @@ class ShopifyClient:
         requested = cost.get("requestedQueryCost")
         if isinstance(requested, int | float):
             self._expected_cost[document] = float(requested)
+        actual = cost.get("actualQueryCost")
+        if self.on_cost is not None and isinstance(requested, int | float):
+            # a THROTTLED answer spent nothing: Shopify gives no actual cost then
+            spent = float(actual) if isinstance(actual, int | float) else 0.0
+            self.on_cost(self._operation(document), float(requested), spent)
         return dict(cost)
+
+    def _operation(self, document: str) -> str:
+        name = self._operations.get(document)
+        if name is None:
+            name = self._operations[document] = operation_name(document)
+        return name
 
     async def _pace(self, document: str, priority: Priority) -> None:
         # what the document cost last time; a first call waits only for those queued before it

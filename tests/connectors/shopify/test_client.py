@@ -129,6 +129,32 @@ async def test_retries_throttled(
     assert c.stats.throttle_wait_seconds == pytest.approx(0.06)
 
 
+async def test_each_answer_reports_its_documents_points(
+    manual_sim: ShopifySimulator, settings: Settings, clock: ManualClock
+) -> None:
+    """Which document spends the shop's bucket: requested before, actual after; a THROTTLED
+    answer requested points and spent none."""
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    costs: list[tuple[str, float, float]] = []
+    async with _client(
+        manual_sim,
+        settings,
+        sleep=sleep,
+        monotonic=clock.monotonic,
+        on_cost=lambda name, requested, actual: costs.append((name, requested, actual)),
+    ) as c:
+        manual_sim.bucket.drain()
+        await c.execute("query ShopName { shop { id } }")
+        await c.execute("{ shop { id } }")
+    assert [name for name, _, _ in costs] == ["ShopName", "ShopName", "anonymous"]
+    throttled, answered, _ = costs
+    assert throttled[1] > 0 and throttled[2] == 0
+    assert answered[1] == throttled[1] and answered[2] > 0
+
+
 async def test_paces_before_an_expensive_call(
     manual_sim: ShopifySimulator, settings: Settings, clock: ManualClock
 ) -> None:
