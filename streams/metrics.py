@@ -166,6 +166,7 @@ class Flow(StrEnum):
 class Sink(StrEnum):
     SHOPIFY_INVENTORY = "shopify-inventory"
     SITOO_MOVE_OUT = "sitoo-move-out"
+    ORDER_READS = "shopify-order-reads"  # orders waiting to be read, not a write
 
 
 M = TypeVar("M", Counter, Gauge, Histogram)

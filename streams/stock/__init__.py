@@ -11,7 +11,7 @@ def register(ctx: Context) -> None:
     from tillsync.streams.stock import (
         agents,
         ledger,
-        orders,
+        order_reads,
         reservations,
         shopify_sink,
         shopify_webhooks,
@@ -24,6 +24,6 @@ def register(ctx: Context) -> None:
     ledger.register(ctx)
     reservations.register(ctx)
     shopify_webhooks.register(ctx)
-    orders.register(ctx)
+    order_reads.register(ctx)
     shopify_sink.register(ctx)
     sitoo_sink.register(ctx)

@@ -11,9 +11,12 @@ fulfilment from a mapped store becomes one Move Out in Sitoo (once: its external
 and fulfilment; the Sitoo sink writes an externalid once), and a fulfilment cancelled after its
 Move Out was sent becomes one reversing Move In.
 
-A read that fails (an outage, a 401, a GraphQL error) is tried again with backoff, without end:
-the order's partition waits, nothing is dropped. An order Shopify says does not exist is the
-only input that can never succeed: its webhook goes to the dead letters with its headers.
+A read that fails (an outage, a 401, a GraphQL error) is tried again in place, then deferred
+to the sweep with backoff, without end: nothing is dropped, and nothing waits behind it. An
+order Shopify says does not exist is the only input that can never succeed: its webhook goes
+to the dead letters with its headers. In the worker the reads run beside the agent
+(``tillsync.streams.stock.order_reads``), so a read and a webhook's Move Out of the same order
+may overlap: the track keeps the union of the Move Outs both sent.
 
 Each derivation is versioned ``max(previous + 1, now in ms)``: one order's reads run one at a
 time (its records share a partition and the sweep goes through the same topic), so a later read
@@ -77,11 +80,8 @@ T = TypeVar("T")
 # Would be settings (`order_sweep_seconds`); plain defaults of this class until then.
 SWEEP_TICK = 2.0
 SWEEP_INTERVAL = 300.0
-# Order records are taken in batches (a change of one order brings several webhooks at once),
-# and the orders of a batch are read side by side: one read at a time would hold the held
-# units of a burst of orders behind a queue of round trips.
-BATCH_MAX = 200
-BATCH_SECONDS = 0.05
+# the orders of a batch are read side by side: one read at a time would hold the held units
+# of a burst of orders behind a queue of round trips
 PARALLEL_READS = 8
 # backoff between tries of a failed read: doubling from the first, at most the cap, jittered
 RETRY_FIRST = 1.0
@@ -207,37 +207,40 @@ class OrderHolds:
         await self.take_batch([record])
 
     async def take_batch(self, records: Sequence[OrderRecord]) -> None:
-        """A batch of records: each order named in it is read once (the webhooks of one
-        change come together: orders/updated, orders/fulfilled, fulfillments/create), and
-        different orders are read side by side, at most ``parallel`` at a time. One order's
-        records share a partition and a batch, so its reads never overlap."""
-        by_key: dict[bytes | None, list[OrderRecord]] = {}
-        for record in records:
-            if changes_holds(record.topic):
-                by_key.setdefault(record.key, []).append(record)
-        # what the fulfilment webhooks themselves say goes to Sitoo before any order is read
-        for group in by_key.values():
-            key = OrderKey.decode(group[-1].key)
-            if key is not None and key.order_id is not None:
-                with _partition_of(group[-1]):
-                    await self._move_out_from_webhooks(key.order_id, group)
+        """A batch of records, in process: what the fulfilment webhooks say goes to Sitoo
+        first, then each order named is read once, different orders side by side (at most
+        ``parallel`` at a time). The worker's orders agent does the same through a backlog
+        (``tillsync.streams.stock.order_reads``), so that no read holds the next batch up."""
+        groups = by_order(records)
+        for group in groups.values():
+            await self.move_out_from_webhooks(group)
         gate = asyncio.Semaphore(self.parallel)
 
         async def one(group: list[OrderRecord]) -> None:
             async with gate:
-                with _partition_of(group[-1]):
-                    try:
-                        await self._take_key(group)
-                    except (ValidationError, KeyError, TypeError, ValueError) as exc:
-                        # an answer or a table entry of a shape no read again will change:
-                        # kept, with the reason, for a fix to replay; the other orders go on
-                        log.exception("order records %s not handled", group[-1].key)
-                        for r in group:
-                            await self.output.dead_letter(
-                                r, f"{r.topic} not handled: {error_reason(exc)}"
-                            )
+                await self.read(group)
 
-        await asyncio.gather(*(one(group) for group in by_key.values()))
+        await asyncio.gather(*(one(group) for group in groups.values()))
+
+    async def move_out_from_webhooks(self, group: Sequence[OrderRecord]) -> None:
+        """The Move Outs (and reversals) the fulfilment webhooks of one order's records tell
+        of, sent before the order is read: a Shopify outage must not hold Sitoo's stock up."""
+        key = OrderKey.decode(group[-1].key)
+        if key is not None and key.order_id is not None:
+            with _partition_of(group[-1]):
+                await self._move_out_from_webhooks(key.order_id, group)
+
+    async def read(self, group: list[OrderRecord]) -> None:
+        """One order's records (or one fulfilment order's): the order read and derived once."""
+        with _partition_of(group[-1]):
+            try:
+                await self._take_key(group)
+            except (ValidationError, KeyError, TypeError, ValueError) as exc:
+                # an answer or a table entry of a shape no read again will change: kept, with
+                # the reason, for a fix to replay; the other orders go on
+                log.exception("order records %s not handled", group[-1].key)
+                for r in group:
+                    await self.output.dead_letter(r, f"{r.topic} not handled: {error_reason(exc)}")
 
     async def _take_key(self, records: list[OrderRecord]) -> None:
         record = records[-1]
@@ -266,7 +269,8 @@ class OrderHolds:
         the order is read: a Shopify outage must not hold Sitoo's stock up. The same externalid
         and the track's list keep each sent once, whichever path sends it first."""
         track = self._track(order_id)
-        sent = False
+        moved: list[int] = []
+        reversed_: list[int] = []
         name = str(order_id)
         for record in records:
             if record.topic not in FULFILMENT_TOPICS:
@@ -277,17 +281,17 @@ class OrderHolds:
             for fid, tx in move_outs(state, self.locations, track.moved_out, name):
                 await self.output.transaction(tx)
                 track.moved_out.append(fid)
-                sent = True
+                moved.append(fid)
             for fid, tx in reversals(state, self.locations, track.moved_out, track.reversed, name):
                 await self.output.transaction(tx)
                 track.reversed.append(fid)
-                sent = True
-        if sent:
-            self.tracks[name] = _encode_track(track)
+                reversed_.append(fid)
+        if moved or reversed_:
+            self._remember(order_id, self._track(order_id), moved, reversed_)
 
     async def derive(self, order_id: int, records: Sequence[OrderRecord]) -> None:
-        track = self._track(order_id)
-        expected = bool(track.moved_out)  # an order's fulfilments all cancelled shows unfulfilled
+        # an order's fulfilments all cancelled shows unfulfilled
+        expected = bool(self._track(order_id).moved_out)
         try:
             state = await self._retrying(
                 f"order {order_id}",
@@ -295,6 +299,8 @@ class OrderHolds:
                 tries=INLINE_TRIES,
             )
         except _Deferred:
+            # the track as it is now: a webhook's Move Out may have been sent meanwhile
+            track = self._track(order_id)
             track.failed_reads += 1
             track.retry_at = self._clock() + self.backoff.delay(track.failed_reads)
             track.holding = True
@@ -306,6 +312,7 @@ class OrderHolds:
                 track.failed_reads,
             )
             return
+        track = self._track(order_id)
         if state is None:
             # the sweep's order may be gone from Shopify: nothing to read again; a webhook of
             # an order Shopify does not have is input that can never succeed
@@ -334,18 +341,22 @@ class OrderHolds:
             )
         await self.output.held(out)
         name = str(order_id)
+        moved: list[int] = []
+        reversed_: list[int] = []
         for fid, tx in move_outs(state, self.locations, track.moved_out, name):
             await self.output.transaction(tx)
             track.moved_out.append(fid)
+            moved.append(fid)
         for fid, tx in reversals(state, self.locations, track.moved_out, track.reversed, name):
             await self.output.transaction(tx)
             track.reversed.append(fid)
+            reversed_.append(fid)
         track.version = version
         track.held_at = [(h.sku, h.location_id) for h in held.values()]
         track.holding = _still_changing(state, held)
         track.read_at = now
         track.failed_reads, track.retry_at = 0, 0.0
-        self.tracks[str(order_id)] = _encode_track(track)
+        self._remember(order_id, track, moved, reversed_)
         self._asked.pop(order_id, None)
 
     def due(self, tracks: Iterable[tuple[str, bytes]], now: float) -> list[int]:
@@ -377,6 +388,18 @@ class OrderHolds:
             await self.output.derive_again(order_id)
         return len(due)
 
+    def _remember(
+        self, order_id: int, track: OrderTrack, moved: list[int], reversed_: list[int]
+    ) -> None:
+        """Store ``track`` with the Move Outs and reversals sent by this call added to those
+        the stored track has now: the webhook path and a read of the same order may overlap
+        (the worker's reads run beside its agent), and neither may forget what the other sent.
+        No await between reading the stored track and writing it."""
+        stored = self._track(order_id)
+        track.moved_out = _merged(stored.moved_out, track.moved_out, moved)
+        track.reversed = _merged(stored.reversed, track.reversed, reversed_)
+        self.tracks[str(order_id)] = _encode_track(track)
+
     def _track(self, order_id: int) -> OrderTrack:
         stored = self.tracks.get(str(order_id))
         return OrderTrack.model_validate_json(stored) if stored else OrderTrack()
@@ -403,6 +426,20 @@ class OrderHolds:
                     wait,
                 )
                 await self._sleep(wait)
+
+
+def by_order(records: Sequence[OrderRecord]) -> dict[bytes | None, list[OrderRecord]]:
+    """The records that may change what an order holds, grouped by their key (an order, or a
+    fulfilment order not yet traced to its order), in the order they came."""
+    groups: dict[bytes | None, list[OrderRecord]] = {}
+    for record in records:
+        if changes_holds(record.topic):
+            groups.setdefault(record.key, []).append(record)
+    return groups
+
+
+def _merged(*lists: list[int]) -> list[int]:
+    return list(dict.fromkeys(i for ids in lists for i in ids))
 
 
 def _skus_of(state: OrderFulfilmentState) -> list[str]:
@@ -455,34 +492,7 @@ class KafkaOrderOutput:
         )
 
 
-class OrderFlow:
-    """The orders agent and its sweep timer, over an ``OrderHolds``."""
-
-    def __init__(self, ctx: Context, table: MutableMapping[str, bytes]) -> None:
-        assert ctx.runtime is not None
-        self.ctx = ctx
-        self.rt: Runtime = ctx.runtime
-        self.table = table
-        self.holds = OrderHolds(
-            table, self.rt.locations, _RuntimeShopify(self.rt), KafkaOrderOutput(ctx)
-        )
-
-    async def take(self, stream: faust.StreamT[bytes]) -> None:
-        """Agent: order webhooks in batches; each batch's orders are read before the next."""
-        await self.rt.ready.wait()
-        batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
-        async for events in batches:
-            await self.holds.take_batch([_record_of(event) for event in events])
-
-    async def sweep(self) -> None:
-        if not self.rt.ready.is_set():
-            return
-        asked = await self.holds.sweep(list(self.table.items()))
-        if asked:
-            log.info("sweep: reading %d orders still holding units again", asked)
-
-
-class _RuntimeShopify:
+class RuntimeShopify:
     """The worker's Shopify client as a ``StateReader``, looked up at each call: the runtime
     builds its client on first use."""
 
@@ -498,7 +508,7 @@ class _RuntimeShopify:
         return await self._runtime.shopify.order_of_fulfilment_order(fulfilment_order_id)
 
 
-def _record_of(event: faust.EventT) -> OrderRecord:
+def record_of(event: faust.EventT) -> OrderRecord:
     headers = _headers(event)
     return OrderRecord(
         topic=header_in(headers, TOPIC_HEADER),
@@ -513,16 +523,3 @@ def _headers(event: faust.EventT) -> KafkaHeaders:
     raw: object = event.message.headers or []
     pairs = raw.items() if isinstance(raw, dict) else raw
     return list(cast(Iterable[tuple[str, bytes]], pairs))
-
-
-def register(ctx: Context) -> None:
-    table = ctx.app.Table(
-        "order-holds",
-        default=None,
-        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="raw"),
-        value_type=bytes,
-        help="one entry per online order: where it held units, its Move Outs sent",
-    )
-    flow = OrderFlow(ctx, table)
-    ctx.app.agent(ctx.topic(topics.SHOPIFY_ORDER_WEBHOOKS), name="shopify-orders")(flow.take)
-    ctx.app.timer(SWEEP_TICK)(flow.sweep)

@@ -64,7 +64,7 @@ from tillsync.streams.stock.backlog import Backlog, Taken
 from tillsync.streams.stock.reads import read_available
 from tillsync.streams.stock.sink_breaker import sink_breaker
 from tillsync.streams.stock.sink_output import KafkaSinkOutput, ResultsOutput
-from tillsync.streams.stock.sink_runner import BacklogWriter, SinkRunner, flow_of
+from tillsync.streams.stock.sink_runner import GuardedWriter, SinkRunner, flow_of
 from tillsync.streams.stock.written import Level, Received, WrittenTable, WrittenVersions
 
 log = logging.getLogger("tillsync.shopify_sink")
@@ -193,7 +193,7 @@ class ShopifySinkStats:
     failed: int = 0  # commands failed for good (dead-lettered)
 
 
-class ShopifyInventorySink(BacklogWriter[Received]):
+class ShopifyInventorySink(GuardedWriter[Received]):
     SINK = metrics.Sink.SHOPIFY_INVENTORY
 
     def __init__(

@@ -43,6 +43,15 @@ Flowing = Callable[[], bool]
 C = TypeVar("C")  # what a sink takes in: one of its commands
 
 
+def _stop_if_cancelled() -> None:
+    """Python 3.11's ``asyncio.wait_for`` loses a cancel that comes as the call it waits for
+    completes (fixed in 3.12): the task would go on writing, and whoever cancelled it (a
+    release, a stop) would wait for it for ever. The task still counts the cancel asked."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class BacklogWriter(abc.ABC, Generic[C]):
     """What both sinks do alike around their backlog: the writer task's loop, a write for a
     caller with no writer task, and forgetting the backlog when partitions go. The sink says
@@ -50,7 +59,6 @@ class BacklogWriter(abc.ABC, Generic[C]):
 
     SINK: metrics.Sink
     backlog: Backlog[Any, Any, Any]
-    breaker: CircuitBreaker
 
     @abc.abstractmethod
     async def accept(self, batch: Sequence[C]) -> None: ...
@@ -62,6 +70,7 @@ class BacklogWriter(abc.ABC, Generic[C]):
         while True:
             await self.backlog.wait_for_work()
             await self.write_round()
+            _stop_if_cancelled()
 
     async def write(self, batch: Sequence[C]) -> None:
         """Take a batch and write until the backlog is empty (while the platform is down, this
@@ -71,11 +80,8 @@ class BacklogWriter(abc.ABC, Generic[C]):
             await self.write_round()
 
     def release(self) -> None:
-        """Partitions are being given up: forget the backlog without acknowledging it. The
-        writer was stopped first: a probe it held is free for the next writer."""
+        """Partitions are being given up: forget the backlog without acknowledging it."""
         self.backlog.release()
-        if self.breaker.state is BreakerState.HALF_OPEN:
-            self.breaker.failed(CallOutcome.CLIENT_ERROR)
         self._gauge()
 
     def holding(self) -> int:
@@ -83,6 +89,19 @@ class BacklogWriter(abc.ABC, Generic[C]):
 
     def _gauge(self) -> None:
         metrics.sink_backlog.labels(sink=self.SINK).set(len(self.backlog))
+
+
+class GuardedWriter(BacklogWriter[C]):
+    """A backlog writer whose platform calls go through the platform's circuit breaker."""
+
+    breaker: CircuitBreaker
+
+    def release(self) -> None:
+        """As ``BacklogWriter.release``; the writer was stopped first, so a probe it held is
+        free for the next writer."""
+        super().release()
+        if self.breaker.state is BreakerState.HALF_OPEN:
+            self.breaker.failed(CallOutcome.CLIENT_ERROR)
 
 
 class BackloggedSink(Protocol):

@@ -47,7 +47,7 @@ from tillsync.streams.runtime import Runtime
 from tillsync.streams.stock.backlog import Backlog
 from tillsync.streams.stock.sink_breaker import sink_breaker
 from tillsync.streams.stock.sink_output import KafkaSinkOutput, SinkOutput
-from tillsync.streams.stock.sink_runner import BacklogWriter, SinkRunner, flow_of
+from tillsync.streams.stock.sink_runner import GuardedWriter, SinkRunner, flow_of
 
 log = logging.getLogger("tillsync.sitoo_sink")
 
@@ -146,7 +146,7 @@ class SitooSinkStats:
     failed: int = 0  # failed for good (dead-lettered)
 
 
-class SitooMoveOutSink(BacklogWriter[MoveOut]):
+class SitooMoveOutSink(GuardedWriter[MoveOut]):
     SINK = metrics.Sink.SITOO_MOVE_OUT
 
     def __init__(
