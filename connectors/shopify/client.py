@@ -194,6 +194,7 @@ class ShopifyClient:
         self._now = monotonic or time.monotonic
         self._rng = rng or random.Random()
         self._expected_cost: dict[str, float] = {}
+        self._prepaid: dict[str, int] = {}  # document -> calls whose points were waited for
         # one bucket per shop, shared by every caller of this client by priority
         self.budget = CostBudget(clock=self._now, sleep=self._sleep)
         self._http = httpx.AsyncClient(
@@ -327,7 +328,17 @@ class ShopifyClient:
             name = self._operations[document] = operation_name(document)
         return name
 
+    async def prepay(self, document: str, priority: Priority) -> None:
+        """Wait for the points of one call of ``document`` now, so that the caller decides what
+        the call carries when its turn comes (the stock writes take every level that waited
+        meanwhile into one call); that call then waits for nothing more."""
+        await self._pace(document, priority)
+        self._prepaid[document] = self._prepaid.get(document, 0) + 1
+
     async def _pace(self, document: str, priority: Priority) -> None:
+        if self._prepaid.get(document):
+            self._prepaid[document] -= 1
+            return
         # what the document cost last time; a first call waits only for those queued before it
         waited = await self.budget.acquire(self._expected_cost.get(document), priority)
         if waited > 0:
@@ -358,6 +369,10 @@ class ShopifyClient:
         return payload, _user_errors(payload.get("userErrors"))
 
     # -- typed helpers ----------------------------------------------------------------------
+
+    async def set_quantities_turn(self) -> None:
+        """Wait for the points of the next ``set_quantities`` (see ``prepay``)."""
+        await self.prepay(docs.INVENTORY_SET_QUANTITIES, Priority.STOCK_WRITE)
 
     async def set_quantities(
         self,

@@ -89,8 +89,10 @@ async def _no_ack(_: faust.EventT) -> None:
 
 
 class InventoryClient(Protocol):
-    """What the sink asks of Shopify: the write, and one level read back after a stale
-    compare."""
+    """What the sink asks of Shopify: its turn at the cost budget, the write, and one level
+    read back after a stale compare."""
+
+    async def set_quantities_turn(self) -> None: ...
 
     async def set_quantities(
         self,
@@ -110,6 +112,9 @@ class RuntimeShopify:
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
+
+    async def set_quantities_turn(self) -> None:
+        await self._runtime.shopify.set_quantities_turn()
 
     async def set_quantities(
         self,
@@ -270,6 +275,10 @@ class ShopifyInventorySink(GuardedWriter[Received]):
         """Wait for the breaker, then write what the backlog holds, a few calls at once; while
         the breaker is not closed, one call is the probe."""
         await self.breaker.ready()
+        # the backlog is taken once the budget can pay for the call, not before: while the
+        # bucket is short, every level that waited meanwhile goes into that one call (10
+        # points whatever it carries) instead of a call each
+        await self.client.set_quantities_turn()
         calls = 1 if self.breaker.is_open else CALLS_IN_FLIGHT
         taken = self.backlog.take(MAX_ENTRIES * calls)
         if not taken:

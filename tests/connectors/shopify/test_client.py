@@ -155,6 +155,42 @@ async def test_each_answer_reports_its_documents_points(
     assert answered[1] == throttled[1] and answered[2] > 0
 
 
+async def test_a_prepaid_write_waits_for_the_bucket_once(
+    manual_sim: ShopifySimulator, settings: Settings, clock: ManualClock
+) -> None:
+    """The sink waits for its turn, then decides what the call carries: the call itself must
+    not wait for the bucket a second time."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    known = ids(manual_sim)
+    store = known["locations"]["Store Stockholm"]
+    item = known["variants"]["SHIRT-S"]["inventory_item_id"]
+    async with _client(manual_sim, settings, sleep=sleep, monotonic=clock.monotonic) as c:
+        entry = SetQuantityEntry(item, store, 6, 10)
+        await c.set_quantities(
+            [entry], reason="correction", reference_uri=None, idempotency_key="a"
+        )
+        manual_sim.bucket.drain()
+        await c.execute("{ shop { id } }")  # the client learns the bucket is empty
+        waits.clear()
+
+        await c.set_quantities_turn()
+        paced = list(waits)
+        await c.set_quantities(
+            [SetQuantityEntry(item, store, 7, 6)],
+            reason="correction",
+            reference_uri=None,
+            idempotency_key="b",
+        )
+    assert paced and paced[0] > 0  # the turn waited for the points of one write
+    assert waits == paced  # the write went at once, and was applied
+    assert c.stats.calls.get(Outcome.THROTTLED, 0) == 1  # only the read that found it empty
+
+
 async def test_paces_before_an_expensive_call(
     manual_sim: ShopifySimulator, settings: Settings, clock: ManualClock
 ) -> None:

@@ -51,6 +51,12 @@ class Call:
     idempotency_key: str
 
 
+def _open() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class FakeShopify:
     """Shopify's `available` per level, with its compare-and-swap (a call whose compare value
@@ -66,6 +72,11 @@ class FakeShopify:
     reads: list[tuple[int, int]] = field(default_factory=list)
     answered: dict[str, SetQuantitiesResult] = field(default_factory=dict)
     applied: list[Call] = field(default_factory=list)  # the calls that changed levels
+    # the cost budget's turn for a write: open unless a test closes it
+    turns: asyncio.Event = field(default_factory=_open)
+
+    async def set_quantities_turn(self) -> None:
+        await self.turns.wait()
 
     async def set_quantities(
         self,
@@ -422,6 +433,27 @@ async def test_commands_for_one_level_coalesce_to_the_newest_version() -> None:
     # the superseded records were acknowledged when the newer command came, the others once
     # written
     assert h.acks.events == [window[0].event, window[3].event, window[2].event, window[1].event]
+
+
+async def test_levels_that_wait_for_the_budgets_turn_go_into_one_call() -> None:
+    """A call costs Shopify's bucket 10 points whatever it carries: while the bucket is short,
+    the levels that come meanwhile wait in the backlog and go together, not a call each."""
+    shopify = FakeShopify(levels={(i, LOCATION): 0 for i in range(1, 21)})
+    shopify.turns.clear()  # the budget cannot pay yet
+    h = harness(shopify)
+    writer = asyncio.create_task(h.sink.run_writer())
+    try:
+        await h.sink.accept(received(command(1, 5, 0, item=1, sku="S1")))
+        await asyncio.sleep(0)  # the writer waits for its turn with one level in the backlog
+        for i in range(2, 21):
+            await h.sink.accept(received(command(1, 5, 0, item=i, sku=f"S{i}")))
+        shopify.turns.set()
+        await until(lambda: len(h.sink.backlog) == 0, "the backlog to be written")
+    finally:
+        writer.cancel()
+    [call] = shopify.calls
+    assert len(call.entries) == 20
+    assert all(shopify.levels[(i, LOCATION)] == 5 for i in range(1, 21))
 
 
 async def test_a_window_is_written_in_calls_of_at_most_250_entries() -> None:
