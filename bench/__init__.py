@@ -70,6 +70,7 @@ def harness(
     *,
     partitions: int = 4,
     worker_env: dict[str, str] | None = None,
+    plan: str = "standard",
 ) -> Harness:
     return Harness(
         settings(bootstrap),
@@ -77,6 +78,7 @@ def harness(
         work_dir,
         partitions=partitions,
         worker_env=dict(worker_env or {}),
+        plan=plan,
     )
 
 

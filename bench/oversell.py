@@ -3,8 +3,9 @@
 One seeded plan of the day (``--hours`` of trading compressed into ``--day-seconds``) is played
 twice on the same store network (``--stores`` x ``--skus``, 0-3 units each, popular SKUs
 sold far more than others): till sales in Sitoo (when the shelf has a unit), online orders in
-Shopify (when Shopify shows one available, shipped from the store after closing) and a few
-deliveries.
+Shopify (when Shopify shows the units available; one to three units, shipped from the store
+after closing or, ``--pickup-share`` of them, collected there), cancellations of open online
+orders (``--cancellations``) and a few deliveries.
 
 * tillsync: the simulators and a worker, as in the end-to-end tests; the plan runs in real
   (compressed) time while the worker syncs.
@@ -12,10 +13,10 @@ deliveries.
   Shopify on-hand is set to Sitoo's available, so Shopify shows that less what online orders
   have committed. The copy is instantaneous and exact, which flatters the baseline.
 
-An oversell is an online order line for a unit Sitoo no longer had free at that store when the
-order was placed: Sitoo's available there, less the units of earlier online orders not yet
-shipped, was below one. The end-of-day shortfall (units that cannot ship, whoever took them
-first) is printed too.
+An oversold unit is a unit of an online order line that Sitoo no longer had free at that store
+when the order was placed: Sitoo's available there, less the units of earlier online orders
+not yet shipped (nor cancelled), was below the line's quantity. The end-of-day shortfall (units
+that cannot ship, whoever took them first) is printed too.
 
 Time compression hurts tillsync only: its sync takes real seconds, each one worth
 ``hours x 3600 / day-seconds`` seconds of the day, while the baseline's copies are instant.
@@ -52,16 +53,18 @@ from tillsync_sim.scenario.network import NetworkSpec
 @dataclass(frozen=True)
 class Action:
     at: float  # fraction of the trading day, 0..1
-    kind: str  # till_sale | online_order | delivery
+    kind: str  # till_sale | online_order | cancel | delivery
     store: int
-    sku: int  # index into the network's SKUs
+    sku: int  # index into the network's SKUs; for a cancel, which open order
     quantity: int = 1
+    pickup: bool = False
 
 
 @dataclass
 class Outcome:
     done: Counter[str] = field(default_factory=Counter)
-    oversold: int = 0
+    oversold: int = 0  # units
+    ordered: int = 0  # online units ordered
     online_units: Counter[tuple[int, str]] = field(default_factory=Counter)
     shortfall: int = 0
     lateness: float = 0.0  # worst lag of the player behind the plan, real seconds
@@ -74,14 +77,20 @@ def plan(args: argparse.Namespace) -> list[Action]:
     weights = [1.0 / (rank**args.skew) for rank in range(1, args.skus + 1)]
     order = list(range(args.skus))
     rng.shuffle(order)
-    kinds = ["till_sale", "online_order", "delivery"]
-    mix = [args.till_sales, args.online_orders, args.deliveries]
+    kinds = ["till_sale", "online_order", "cancel", "delivery"]
+    mix = [args.till_sales, args.online_orders, args.cancellations, args.deliveries]
     out: list[Action] = []
     for _ in range(sum(mix)):
         kind = rng.choices(kinds, mix)[0]
         sku = order[rng.choices(range(args.skus), weights)[0]]
-        qty = rng.randint(1, 3) if kind == "delivery" else 1
-        out.append(Action(rng.random(), kind, rng.randrange(args.stores), sku, qty))
+        if kind == "delivery":
+            qty = rng.randint(1, 3)
+        elif kind == "online_order":
+            qty = rng.choices([1, 2, 3], [70, 20, 10])[0]
+        else:
+            qty = 1
+        pickup = kind == "online_order" and rng.random() < args.pickup_share
+        out.append(Action(rng.random(), kind, rng.randrange(args.stores), sku, qty, pickup))
     out.sort(key=lambda a: a.at)
     return out
 
@@ -93,6 +102,8 @@ class Day:
         assert h.network is not None and h.shopify is not None and h.sitoo is not None
         self.network, self.shopify, self.sitoo = h.network, h.shopify, h.sitoo
         self.out = Outcome()
+        # online orders not cancelled: (order id, store, SKU, units), oldest first
+        self.open: list[tuple[int, int, str, int]] = []
 
     def sitoo_available(self, store: int, sku: str) -> int:
         item = self.sitoo.state.stock[self.network.stores[store].sitoo_warehouse_id].get(sku)
@@ -109,16 +120,26 @@ class Day:
         elif a.kind == "online_order":
             item = self.shopify.state.item_for(sku)
             level = self.shopify.state.levels.get((item.id, store.shopify_location_id))
-            if level is None or level.get("available") < 1:
+            if level is None or level.get("available") < a.quantity:
                 self.out.done["online_refused"] += 1
                 return
             free = self.sitoo_available(a.store, sku) - self.out.online_units[(a.store, sku)]
-            if free < 1:
-                self.out.oversold += 1
-            self.shopify.state.place_order(
-                [(sku, 1)], location_id=store.shopify_location_id, delivery="SHIPPING"
+            self.out.oversold += max(0, a.quantity - max(free, 0))
+            self.out.ordered += a.quantity
+            placed = self.shopify.state.place_order(
+                [(sku, a.quantity)],
+                location_id=store.shopify_location_id,
+                delivery="PICK_UP" if a.pickup else "SHIPPING",
             )
-            self.out.online_units[(a.store, sku)] += 1
+            self.open.append((placed.id, a.store, sku, a.quantity))
+            self.out.online_units[(a.store, sku)] += a.quantity
+            self.out.done["pickup_order" if a.pickup else a.kind] += 1
+        elif a.kind == "cancel":
+            if not self.open:
+                return
+            order_id, at, of, units = self.open.pop(a.sku % len(self.open))
+            self.shopify.state.cancel_order(order_id)
+            self.out.online_units[(at, of)] -= units
             self.out.done[a.kind] += 1
         else:
             self.sitoo.state.receive_delivery(
@@ -178,7 +199,7 @@ async def baseline(args: argparse.Namespace, actions: list[Action], work_dir: Pa
 async def with_tillsync(
     args: argparse.Namespace, actions: list[Action], work_dir: Path
 ) -> tuple[Outcome, str]:
-    h = harness(args.bootstrap, spec(args), work_dir / "tillsync")
+    h = harness(args.bootstrap, spec(args), work_dir / "tillsync", plan=args.plan)
     await h.start_simulators()
     try:
         h.start_worker()
@@ -225,8 +246,20 @@ def main() -> None:
     parser.add_argument("--till-sales", type=int, default=2_400)
     parser.add_argument("--online-orders", type=int, default=1_600)
     parser.add_argument("--deliveries", type=int, default=150)
+    parser.add_argument("--cancellations", type=int, default=100)
+    parser.add_argument(
+        "--pickup-share", type=float, default=0.2, help="online orders collected in store"
+    )
     parser.add_argument("--skew", type=float, default=0.9, help="Zipf exponent of popularity")
     parser.add_argument("--seed", type=int, default=2026)
+    # the day is compressed, so its API calls come hours x 3600 / day-seconds times faster than
+    # they would: a Standard shop's budget in real time is a Plus shop's here
+    parser.add_argument(
+        "--plan",
+        default="plus",
+        choices=["standard", "advanced", "plus"],
+        help="the shop's Shopify plan (its API budget) in the compressed day",
+    )
     add_common_args(parser)
     args = parser.parse_args()
     print(f"machine: {machine()}")
@@ -246,9 +279,11 @@ def main() -> None:
         (f"baseline (copy every {args.interval_minutes:g} min)", base),
         ("tillsync", ours),
     ):
+        orders = o.done["online_order"] + o.done["pickup_order"]
         print(
-            f"{name}: {o.oversold} oversold of {o.done['online_order']} online orders "
-            f"({o.oversold / max(o.done['online_order'], 1):.1%}); end-of-day shortfall "
+            f"{name}: {o.oversold} units oversold of {o.ordered} ordered online in {orders} "
+            f"orders ({o.done['pickup_order']} pickups, {o.done['cancel']} cancelled) "
+            f"({o.oversold / max(o.ordered, 1):.1%}); end-of-day shortfall "
             f"{o.shortfall} units; till sales {o.done['till_sale']}, online refused "
             f"{o.done['online_refused']}"
         )
@@ -264,7 +299,8 @@ def main() -> None:
         f"--stores {args.stores} --skus {args.skus} --hours {args.hours:g} "
         f"--day-seconds {args.day_seconds:g} --interval-minutes {args.interval_minutes:g} "
         f"--till-sales {args.till_sales} --online-orders {args.online_orders} "
-        f"--deliveries {args.deliveries} --seed {args.seed}"
+        f"--deliveries {args.deliveries} --cancellations {args.cancellations} "
+        f"--pickup-share {args.pickup_share:g} --plan {args.plan} --seed {args.seed}"
     )
 
 
