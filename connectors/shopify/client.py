@@ -92,6 +92,27 @@ class SnapshotLevel:
 
 
 @dataclass(frozen=True)
+class InventorySnapshot:
+    """Every inventory item's SKU and every level, from one bulk export."""
+
+    skus: dict[int, str]
+    levels: list[SnapshotLevel]
+    # Shopify's createdAt of the bulk operation (epoch seconds, to the second): every level was
+    # read at or after it. None when Shopify did not say.
+    started_at: float | None = None
+
+
+@dataclass(frozen=True)
+class BulkExport:
+    lines: list[JSON]
+    started_at: float | None = None
+
+
+def _epoch(stamp: str | None) -> float | None:
+    return datetime.fromisoformat(stamp).timestamp() if stamp else None
+
+
+@dataclass(frozen=True)
 class SetQuantityEntry:
     inventory_item_id: str
     location_id: str
@@ -434,14 +455,14 @@ class ShopifyClient:
             results,
             errors,
             (group or {}).get("id"),
-            datetime.fromisoformat(created).timestamp() if created else None,
+            _epoch(created),
         )
 
     async def bulk_inventory_export(
         self, *, poll_interval: float = 1.0, timeout: float = 3600.0
-    ) -> list[JSON]:
-        """Snapshot every inventory level via a bulk query; returns the parsed JSONL lines
-        (items, and levels with ``__parentId``)."""
+    ) -> BulkExport:
+        """Snapshot every inventory level via a bulk query: the parsed JSONL lines (items, and
+        levels with ``__parentId``) and the operation's createdAt."""
         deadline = time.monotonic() + timeout
         while True:
             run, errors = await self._mutate(
@@ -458,6 +479,7 @@ class ShopifyClient:
             # reconcile, has one running; ours starts when it is done
             await self._sleep(poll_interval)
         op_id = run["bulkOperation"]["id"]
+        started_at = _epoch(run["bulkOperation"].get("createdAt"))
         while True:
             op = (await self.execute(docs.BULK_OPERATION_BY_ID, {"id": op_id}))["node"]
             if op is None:
@@ -470,18 +492,20 @@ class ShopifyClient:
                 raise ShopifyError("bulk_timeout", f"bulk operation {op_id} still running")
             await self._sleep(poll_interval)
         if not op.get("url"):
-            return []  # Shopify gives no file when nothing matched
+            return BulkExport([], started_at)  # Shopify gives no file when nothing matched
         async with httpx.AsyncClient(timeout=300.0) as plain:  # signed URL: no token
             resp = await plain.get(op["url"])
             resp.raise_for_status()
-        return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+        lines = [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+        return BulkExport(lines, started_at)
 
-    async def inventory_snapshot(self) -> tuple[dict[int, str], list[SnapshotLevel]]:
+    async def inventory_snapshot(self) -> InventorySnapshot:
         """Every inventory item's SKU and every level, from one bulk export: the JSONL puts
         items first and their levels after them, linked by ``__parentId``."""
         skus: dict[int, str] = {}
         levels: list[SnapshotLevel] = []
-        for line in await self.bulk_inventory_export():
+        export = await self.bulk_inventory_export()
+        for line in export.lines:
             if "__parentId" not in line:
                 if line.get("sku"):
                     skus[gid_tail(line["id"])] = line["sku"]
@@ -496,7 +520,7 @@ class ShopifyClient:
                         quantities={q["name"]: q["quantity"] for q in line.get("quantities", [])},
                     )
                 )
-        return skus, levels
+        return InventorySnapshot(skus, levels, export.started_at)
 
     async def order_fulfilment_state(
         self, order_id: int, fulfilments_expected: bool = False

@@ -148,16 +148,16 @@ async def reconcile_stock(
         before = await _read_sitoo(sitoo, locations, echo)
         echo("exporting Shopify inventory (bulk operation)...")
         asked_at = clock()
-        skus, levels = await shopify.inventory_snapshot()
+        snap = await shopify.inventory_snapshot()
         index = SkuIndex()
-        for finding in index.replace_shopify(skus):
+        for finding in index.replace_shopify(snap.skus):
             echo(sku_feed.sku_exception(finding, clock()).message)
         shop = {
             (level.sku, level.location_id): (
                 int(level.quantities.get("available", 0)),
                 level.inventory_item_id,
             )
-            for level in levels
+            for level in snap.levels
             if locations.by_shopify(level.location_id) is not None
             and index.item_by_sku.get(level.sku) == level.inventory_item_id
         }
@@ -169,7 +169,7 @@ async def reconcile_stock(
             variances = await _explain(variances, worker_url, settings.state_auth_headers)
         healable = [v for v in variances if v.note != MOVED_DURING_EXPORT]
         if heal and healable:
-            await _feed(settings, healable, stamps.of(asked_at))
+            await _feed(settings, healable, stamps.of(asked_at, snap.started_at))
             echo(f"sent {len(healable)} snapshot observations to the worker to heal by policy")
         return variances
     finally:

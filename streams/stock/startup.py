@@ -54,10 +54,10 @@ async def build_index(
     rt = ctx.runtime
     assert rt is not None
     asked_at = clock()
-    skus, levels = await rt.shopify.inventory_snapshot()
-    findings = rt.skus.replace_shopify(skus)
+    snap = await rt.shopify.inventory_snapshot()
+    findings = rt.skus.replace_shopify(snap.skus)
     await sku_feed.raise_findings(ctx, findings, clock())
-    return snapshot_levels(levels, rt.locations, rt.skus, stamps.of(asked_at))
+    return snapshot_levels(snap.levels, rt.locations, rt.skus, stamps.of(asked_at, snap.started_at))
 
 
 async def sitoo_snapshot(ctx: Context) -> tuple[int, list[SitooLevel | SitooReserved]]:

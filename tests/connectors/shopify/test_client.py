@@ -78,7 +78,11 @@ async def test_set_quantities_reports_stale_entries(
 
 async def test_bulk_inventory_export(sim: ShopifySimulator, client: ShopifyClient) -> None:
     sim.resolvers.bulk_delay_seconds = 0.05  # RUNNING first, then COMPLETED
-    lines = await client.bulk_inventory_export(poll_interval=0.02, timeout=5)
+    before = time.time()
+    export = await client.bulk_inventory_export(poll_interval=0.02, timeout=5)
+    # Shopify's createdAt: every level was read at or after it (to the second)
+    assert export.started_at is not None and int(before) <= export.started_at <= time.time()
+    lines = export.lines
     items = {ln["id"]: ln for ln in lines if "__parentId" not in ln}
     levels = [ln for ln in lines if "__parentId" in ln]
     assert {i["sku"] for i in items.values()} == {"SHIRT-S", "SHIRT-M", "SOCKS-1"}
@@ -98,7 +102,7 @@ async def test_two_bulk_exports_at_once_both_complete(
         client.bulk_inventory_export(poll_interval=0.02, timeout=5),
         client.bulk_inventory_export(poll_interval=0.02, timeout=5),
     )
-    assert first == second and len(first) == 3 + 4
+    assert first.lines == second.lines and len(first.lines) == 3 + 4
     assert len(sim.resolvers.bulk_operations) == 2
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from tillsync.connectors.shopify.client import SnapshotLevel
+from tillsync.connectors.shopify.client import InventorySnapshot, SnapshotLevel
 from tillsync.schemas.events import ExceptionRecord, ObservedSource
 from tillsync.schemas.locations import Location, LocationMap
 from tillsync.streams import topics
@@ -46,10 +46,11 @@ class SlowShopify:
     clock: Clock
     skus: dict[int, str]
     levels: list[SnapshotLevel]
+    created_at: float | None = None  # what Shopify says of the bulk operation's start
 
-    async def inventory_snapshot(self) -> tuple[dict[int, str], list[SnapshotLevel]]:
+    async def inventory_snapshot(self) -> InventorySnapshot:
         self.clock.now += 60.0
-        return self.skus, self.levels
+        return InventorySnapshot(self.skus, self.levels, self.created_at)
 
 
 @dataclass
@@ -93,6 +94,13 @@ async def test_the_start_snapshot_is_stamped_when_the_export_began_not_when_it_e
     )
     step(pos, webhook, LOC, clock.now)
     assert step(pos, seen, LOC, clock.now).ignored and pos.observed == 3
+
+
+async def test_the_start_snapshot_is_stamped_with_shopifys_start_of_the_export() -> None:
+    clock = Clock(1_700_000_000.0)
+    shopify = SlowShopify(clock, {7: "A"}, [level("A", 7, 4)], created_at=1_699_999_999.0)
+    [seen] = await build_index(cast(Context, FakeContext(FakeRuntime(shopify))), clock=clock)
+    assert seen.updated_at == 1_699_999_999.0  # Shopify's clock, not ours less an allowance
 
 
 def test_shopifys_created_at_of_the_export_is_its_start_when_known() -> None:
