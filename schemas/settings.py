@@ -78,6 +78,26 @@ class Settings(BaseSettings):
     )
 
     # Sitoo
+    shopify_budget_max_wait: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="seconds a Shopify call waits behind more urgent ones (order reads before "
+        "stock writes before read-backs) before it goes first",
+    )
+    order_read_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="seconds one read of an online order's state may take before it is tried "
+        "again, then deferred to the sweep",
+    )
+    order_sweep_seconds: float = Field(
+        300.0,
+        ge=10,
+        description="an order still holding units, unread this long, is read again by the sweep "
+        "(what heals a webhook Shopify never delivered)",
+    )
     sitoo_base_url: str = Field(
         "https://api.mysitoo.com", description="Sitoo API host, without /v2/accounts/..."
     )

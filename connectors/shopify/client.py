@@ -32,7 +32,7 @@ import httpx
 from tillsync.connectors.outcomes import CallHook, CallStats, Outcome, WaitReason, outcome_of
 from tillsync.connectors.retry import GaveUp, Retry, RetryPolicy, call_with_retries
 from tillsync.connectors.shopify import documents as docs
-from tillsync.connectors.shopify.budget import CostBudget, Priority
+from tillsync.connectors.shopify.budget import MAX_WAIT, CostBudget, Priority
 from tillsync.connectors.shopify.fulfilment_state import FulfilmentStateReader, OrderFulfilmentState
 from tillsync.connectors.shopify.ids import gid_tail
 from tillsync.schemas.settings import Settings
@@ -70,6 +70,7 @@ class ShopifyConfig:
     # makes each further THROTTLED use up an attempt.
     max_throttled_seconds: float = 300.0
     timeout: float = 30.0
+    budget_max_wait: float = MAX_WAIT  # see CostBudget
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ShopifyConfig:
@@ -78,6 +79,7 @@ class ShopifyConfig:
         return cls(
             graphql_url=settings.shopify_graphql_url,
             access_token=settings.shopify_access_token.get_secret_value(),
+            budget_max_wait=settings.shopify_budget_max_wait,
         )
 
 
@@ -217,7 +219,9 @@ class ShopifyClient:
         self._expected_cost: dict[str, float] = {}
         self._prepaid: dict[str, int] = {}  # document -> calls whose points were waited for
         # one bucket per shop, shared by every caller of this client by priority
-        self.budget = CostBudget(clock=self._now, sleep=self._sleep)
+        self.budget = CostBudget(
+            clock=self._now, sleep=self._sleep, max_wait=config.budget_max_wait
+        )
         self._http = httpx.AsyncClient(
             timeout=config.timeout,
             transport=transport,

@@ -133,7 +133,12 @@ class OrderFlow:
         self.rt: Runtime = ctx.runtime
         self.table = table
         self.holds = OrderHolds(
-            table, self.rt.locations, RuntimeShopify(self.rt), KafkaOrderOutput(ctx)
+            table,
+            self.rt.locations,
+            RuntimeShopify(self.rt),
+            KafkaOrderOutput(ctx),
+            sweep_interval=ctx.settings.order_sweep_seconds,
+            read_deadline=ctx.settings.order_read_timeout,
         )
         self.reads = OrderReads(self.holds)
         self.runner = SinkRunner(

@@ -75,9 +75,9 @@ log = logging.getLogger("tillsync.orders")
 
 T = TypeVar("T")
 
-# How often the sweep looks for orders to read again, and how long an order still holding
-# units goes unread before it is read again: what heals a webhook Shopify never delivered.
-# Would be settings (`order_sweep_seconds`); plain defaults of this class until then.
+# How often the sweep looks for orders to read again (a deferred read comes back at its own
+# backoff, so this is short), and how long an order still holding units goes unread before it
+# is read again: what heals a webhook Shopify never delivered (`order_sweep_seconds`).
 SWEEP_TICK = 2.0
 SWEEP_INTERVAL = 300.0
 # the orders of a batch are read side by side: one read at a time would hold the held units
@@ -86,10 +86,10 @@ PARALLEL_READS = 8
 # backoff between tries of a failed read: doubling from the first, at most the cap, jittered
 RETRY_FIRST = 1.0
 RETRY_CAP = 60.0
-# An order's read is tried this many times in the batch that asked for it, each given at most
-# READ_DEADLINE seconds (the client's own retries of a Shopify outage last 30-60 s); then it
-# is deferred to the sweep, with backoff, so that the batches behind it (and the Move Outs
-# their fulfilment webhooks carry) are not held up for as long as Shopify is down.
+# An order's read is tried this many times when it is asked for, each given at most
+# READ_DEADLINE seconds (`order_read_timeout`; the client's own retries of a Shopify outage last
+# 30-60 s); then it is deferred to the sweep, with backoff, so that a reader is not held for as
+# long as Shopify is down.
 INLINE_TRIES = 2
 READ_DEADLINE = 10.0
 
@@ -190,6 +190,7 @@ class OrderHolds:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         backoff: Backoff | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
+        read_deadline: float = READ_DEADLINE,
         parallel: int = PARALLEL_READS,
     ) -> None:
         self.tracks = tracks
@@ -200,6 +201,7 @@ class OrderHolds:
         self._sleep = sleep
         self.backoff = backoff if backoff is not None else Backoff()
         self.sweep_interval = sweep_interval
+        self.read_deadline = read_deadline
         self.parallel = parallel
         self._asked: dict[int, float] = {}  # order id -> when the sweep last asked for it
 
@@ -407,12 +409,12 @@ class OrderHolds:
     async def _retrying(
         self, what: str, call: Callable[[], Awaitable[T]], tries: int | None = None
     ) -> T:
-        """`call` until it answers, each try given READ_DEADLINE seconds; after `tries` failed
+        """`call` until it answers, each try given `read_deadline` seconds; after `tries` failed
         tries, raises _Deferred (None: tries for ever)."""
         attempt = 0
         while True:
             try:
-                return await asyncio.wait_for(call(), READ_DEADLINE)
+                return await asyncio.wait_for(call(), self.read_deadline)
             except TRANSIENT as exc:
                 attempt += 1
                 if tries is not None and attempt >= tries:

@@ -378,3 +378,9 @@ async def test_throttled_gives_up_after_its_deadline(
     # third ends past it, so it and the next use up the two attempts
     assert c.stats.calls[Outcome.THROTTLED] == 4
     assert info.value.attempts == 2
+
+
+async def test_the_budgets_wait_limit_is_a_setting(settings: Settings) -> None:
+    s = settings.model_copy(update={"shopify_budget_max_wait": 5.0})
+    async with ShopifyClient(ShopifyConfig.from_settings(s)) as c:
+        assert c.budget.max_wait == 5.0

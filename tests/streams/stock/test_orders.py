@@ -664,10 +664,8 @@ async def test_an_answer_of_a_shape_no_rule_takes_costs_only_its_own_order() -> 
 async def test_a_read_that_hangs_is_given_its_deadline_then_deferred(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tillsync.streams.stock import orders
-
-    monkeypatch.setattr(orders, "READ_DEADLINE", 0.01)
     w = World({("A", 11): 10})
+    w.holds.read_deadline = 0.01  # `order_read_timeout`
     never = asyncio.Event()
 
     async def hangs(order_id: int, fulfilments_expected: bool = False) -> None:
