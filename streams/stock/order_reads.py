@@ -13,7 +13,10 @@ once for all of them. ``PARALLEL_READS`` reader tasks take orders out, one read 
 a time (a record that comes while its order is being read asks for one more read, after).
 A record is acknowledged once a read that started after it was taken is done, or once a newer
 record of its order is taken (that one keeps the committed offset behind both): a crash or a
-rebalance takes the unread ones again from Kafka (``SinkRunner``).
+rebalance takes the unread ones again from Kafka (``SinkRunner``). A fulfilment-order webhook
+whose order cannot be looked up now (Shopify down) waits out its backoff in the backlog,
+unacknowledged, while the reader goes on: in a Shopify outage eight of them had held all eight
+readers until it ended.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from tillsync.streams.stock.order_topics import changes_holds
 from tillsync.streams.stock.orders import (
     SWEEP_TICK,
     KafkaOrderOutput,
+    LookupDeferred,
     OrderHolds,
     OrderRecord,
     RuntimeShopify,
@@ -74,6 +78,8 @@ class OrderReads(BacklogWriter[OrderRecord]):
         # read, newest last
         self.backlog: Backlog[bytes | None, list[OrderRecord], OrderRecord] = Backlog(capacity)
         self._versions = itertools.count(1)
+        # entries waiting out a deferred lookup: in flight (no reader takes them) until then
+        self._later: dict[bytes | None, asyncio.TimerHandle] = {}
 
     async def accept_events(self, events: Sequence[faust.EventT]) -> None:
         await self.accept([record_of(event) for event in events])
@@ -111,11 +117,27 @@ class OrderReads(BacklogWriter[OrderRecord]):
     async def _read(self, taken: Taken[bytes | None, list[OrderRecord]]) -> None:
         try:
             await self.holds.read(taken.work)
+        except LookupDeferred as later:
+            # neither acknowledged nor read again until the backoff is over; the reader goes on
+            self._later[taken.key] = asyncio.get_running_loop().call_later(
+                later.delay, self._again, taken.key
+            )
+            return
         except BaseException:
             # a bug of ours (or a cancel): the order stays to be read, the runner logs it
             self.backlog.back(taken.key)
             raise
         await self._ack_all(self.backlog.done(taken.key, taken.version))
+
+    def _again(self, key: bytes | None) -> None:
+        self._later.pop(key, None)
+        self.backlog.back(key)
+
+    def release(self) -> None:
+        for timer in self._later.values():
+            timer.cancel()
+        self._later.clear()
+        super().release()
 
     async def _ack_all(self, records: Sequence[OrderRecord]) -> None:
         for record in records:

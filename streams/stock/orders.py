@@ -102,6 +102,15 @@ class _Deferred(Exception):
     """A read failed as often as it may in its batch: the sweep tries it again later."""
 
 
+class LookupDeferred(Exception):
+    """A fulfilment order's order could not be looked up now: its records are to be read again
+    after ``delay`` seconds (they name no order, so no order's track can wait for them)."""
+
+    def __init__(self, fulfilment_order_id: int, delay: float) -> None:
+        super().__init__(f"fulfilment order {fulfilment_order_id}: looked up again in {delay:.1f}s")
+        self.delay = delay
+
+
 class OrderTrack(BaseModel):
     """What the orders agent remembers of one order (its table entry): enough to let go at a
     location the order no longer holds at, to send each Move Out once, and to know whether the
@@ -204,6 +213,8 @@ class OrderHolds:
         self.read_deadline = read_deadline
         self.parallel = parallel
         self._asked: dict[int, float] = {}  # order id -> when the sweep last asked for it
+        # fulfilment order id -> lookups failed in a row (in memory: a restart starts again)
+        self._lookups_failed: dict[int, int] = {}
 
     async def take(self, record: OrderRecord) -> None:
         await self.take_batch([record])
@@ -219,8 +230,14 @@ class OrderHolds:
         gate = asyncio.Semaphore(self.parallel)
 
         async def one(group: list[OrderRecord]) -> None:
-            async with gate:
-                await self.read(group)
+            while True:
+                async with gate:
+                    try:
+                        await self.read(group)
+                        return
+                    except LookupDeferred as later:
+                        delay = later.delay
+                await self._sleep(delay)
 
         await asyncio.gather(*(one(group) for group in groups.values()))
 
@@ -233,7 +250,8 @@ class OrderHolds:
                 await self._move_out_from_webhooks(key.order_id, group)
 
     async def read(self, group: list[OrderRecord]) -> None:
-        """One order's records (or one fulfilment order's): the order read and derived once."""
+        """One order's records (or one fulfilment order's): the order read and derived once.
+        Raises ``LookupDeferred`` when a fulfilment order's order cannot be looked up now."""
         with _partition_of(group[-1]):
             try:
                 await self._take_key(group)
@@ -254,9 +272,16 @@ class OrderHolds:
         if key.order_id is None:
             assert key.fulfilment_order_id is not None
             fo = key.fulfilment_order_id
-            order_id = await self._retrying(
-                f"fulfilment order {fo}", lambda: self.shopify.order_of_fulfilment_order(fo)
-            )
+            try:
+                order_id = await self._retrying(
+                    f"fulfilment order {fo}",
+                    lambda: self.shopify.order_of_fulfilment_order(fo),
+                    tries=INLINE_TRIES,
+                )
+            except _Deferred:
+                failed = self._lookups_failed[fo] = self._lookups_failed.get(fo, 0) + 1
+                raise LookupDeferred(fo, self.backoff.delay(failed)) from None
+            self._lookups_failed.pop(fo, None)
             if order_id is None:
                 for r in records:
                     await self.output.dead_letter(r, f"{r.topic}: no such fulfilment order")

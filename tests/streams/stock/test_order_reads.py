@@ -22,9 +22,10 @@ from tests.streams.stock.test_orders import (
     fulfilment_webhook,
     state,
 )
+from tillsync.connectors.shopify.client import ShopifyError
 from tillsync.connectors.shopify.fulfilment_state import OrderFulfilmentState
 from tillsync.streams.stock.order_reads import OrderReads
-from tillsync.streams.stock.orders import OrderHolds, OrderRecord
+from tillsync.streams.stock.orders import Backoff, OrderHolds, OrderRecord
 
 OTHER = 66
 
@@ -197,3 +198,51 @@ async def test_readers_stop_when_cancelled_as_a_read_completes() -> None:
 
     done, _ = await asyncio.wait([writer], timeout=2.0)
     assert writer in done and writer.cancelled()
+
+
+async def test_a_fulfilment_order_that_cannot_be_traced_does_not_hold_a_reader() -> None:
+    """A fulfilment-order webhook names no order: its order is looked up first. While Shopify
+    cannot answer, that lookup is deferred with backoff like an order read; it held a reader
+    for the whole outage, and with eight such webhooks every reader."""
+    shopify = GatedShopify()
+    shopify.orders[ORDER] = state(fo(1, 11, ("A", 2)))
+    shopify.fulfilment_orders[77] = OTHER
+    shopify.orders[OTHER] = state(fo(77, 11, ("B", 1)))
+    down = [True]
+
+    async def lookup(fulfilment_order_id: int) -> int | None:
+        if down[0]:
+            raise ShopifyError("server_error", "HTTP 503")
+        return shopify.fulfilment_orders.get(fulfilment_order_id)
+
+    shopify.order_of_fulfilment_order = lookup  # type: ignore[method-assign]
+    out = Output()
+    acks = Acks()
+    holds = OrderHolds({}, LOCATIONS, shopify, out, backoff=Backoff(first=0.01, cap=0.05))
+    reads = OrderReads(holds, ack=acks, parallel=1)
+    moved = OrderRecord(
+        topic="fulfillment_orders/moved",
+        key=b"fulfillment_order/77",
+        value=b"{}",
+        event=cast(faust.EventT, Event(1)),
+    )
+    placed = OrderRecord(
+        topic="orders/create",
+        key=str(ORDER).encode(),
+        value=b"{}",
+        event=cast(faust.EventT, Event(2)),
+    )
+    writer = asyncio.create_task(reads.run_writer())
+    try:
+        await reads.accept([moved])
+        await reads.accept([placed])
+        # the one reader goes on to the next order while the lookup waits for its backoff
+        await until(lambda: ORDER in shopify.read_orders, "the other order to be read")
+        assert [cast(Event, e).n for e in acks.events] == [2]
+        down[0] = False
+        await until(lambda: out.again == [OTHER], "the lookup, once Shopify answers")
+        await until(lambda: len(acks.events) == 2, "the webhook, once traced")
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+    assert reads.holding() == 0
