@@ -207,6 +207,11 @@ class ShopifySimulator:
         latency = self.faults.latency_seconds()
         if latency:
             await asyncio.sleep(latency)
+        if self.faults.unauthorized_remaining():
+            # as Shopify answers a token it no longer accepts (revoked, rotated, app
+            # uninstalled): the same body as a wrong token
+            self.stats["unauthorized_401"] += 1
+            return web.json_response({"errors": INVALID_TOKEN}, status=401)
         if self.faults.outage_remaining():
             self.stats["outage_503"] += 1
             return web.json_response({"errors": "Service Unavailable"}, status=503)

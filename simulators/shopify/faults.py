@@ -1,5 +1,5 @@
-"""Faults the simulator injects on demand: slow answers, 5xx, 429 storms, outages, and
-webhook duplicates, delays and reordering.
+"""Faults the simulator injects on demand: slow answers, 5xx, 429 storms, outages, spells of
+401 (a token revoked or rotated under the app), and webhook duplicates, delays and reordering.
 
 ``Faults`` is what Python callers and ``POST /_sim/faults`` set; windows are given as a length
 in seconds and turned into deadlines on the simulator's clock, so a test's manual clock also
@@ -30,6 +30,12 @@ class Faults(BaseModel):
     outage_seconds: float = Field(
         0.0, ge=0, description="answer every API call 503 for this long, from now"
     )
+    unauthorized_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="answer every API call 401 (invalid access token) for this long, from now;"
+        " it wins over an outage open at the same time",
+    )
     webhook_duplicate_rate: float = Field(
         0.0, ge=0, le=1, description="share of webhook deliveries sent twice"
     )
@@ -52,24 +58,30 @@ class FaultState:
         self.faults = Faults()
         self.storm_until = 0.0
         self.outage_until = 0.0
+        self.unauthorized_until = 0.0
 
     def set(self, faults: Faults) -> None:
         self.faults = faults
         now = self.clock.monotonic()
         self.storm_until = now + faults.storm_429_seconds if faults.storm_429_seconds else 0.0
         self.outage_until = now + faults.outage_seconds if faults.outage_seconds else 0.0
+        self.unauthorized_until = (
+            now + faults.unauthorized_seconds if faults.unauthorized_seconds else 0.0
+        )
 
     def update(self, **changes: object) -> Faults:
         """Change some faults; a window restarts only when its length is among the changes."""
         merged = self.faults.model_dump()
         merged.update(changes)
         faults = Faults.model_validate(merged)
-        storm, outage = self.storm_until, self.outage_until
+        storm, outage, unauthorized = self.storm_until, self.outage_until, self.unauthorized_until
         self.set(faults)
         if "storm_429_seconds" not in changes:
             self.storm_until = storm
         if "outage_seconds" not in changes:
             self.outage_until = outage
+        if "unauthorized_seconds" not in changes:
+            self.unauthorized_until = unauthorized
         return faults
 
     def clear(self) -> None:
@@ -83,6 +95,9 @@ class FaultState:
 
     def outage_remaining(self) -> float:
         return max(0.0, self.outage_until - self.clock.monotonic())
+
+    def unauthorized_remaining(self) -> float:
+        return max(0.0, self.unauthorized_until - self.clock.monotonic())
 
     def storm_remaining(self) -> float:
         return max(0.0, self.storm_until - self.clock.monotonic())
