@@ -166,11 +166,37 @@ class Driver:
         return self.run
 
 
-def expected_available(
+def moving_out(
     network: Network, shopify: ShopifySimulator, sitoo: SitooSimulator
+) -> Counter[tuple[str, int]]:
+    """Units of store fulfilments whose Move Out Sitoo has not booked yet, per (SKU, Shopify
+    location): gone from the shelf and from Shopify's stock, still in Sitoo's count."""
+    stores = {s.shopify_location_id for s in network.stores}
+    booked = {t.externalid for t in sitoo.state.transactions_from(1) if t.externalid}
+    out: Counter[tuple[str, int]] = Counter()
+    for f in shopify.state.fulfillments.values():
+        if f.status != "success" or f.location_id not in stores:
+            continue
+        if f"sf-{f.order_id}-{f.id}" in booked:
+            continue
+        skus = {li.id: li.sku for li in shopify.state.orders[f.order_id].line_items}
+        for line_id, quantity in f.lines:
+            out[(skus[line_id], f.location_id)] += quantity
+    return out
+
+
+def expected_available(
+    network: Network,
+    shopify: ShopifySimulator,
+    sitoo: SitooSimulator,
+    *,
+    in_flight: bool = False,
 ) -> dict[tuple[str, int], int]:
     """What tillsync should have made Shopify's `available` at each position: Sitoo's
-    available less the buffer and the units Shopify committed there for open online orders."""
+    available less the buffer and the units Shopify committed there for open online orders.
+    With ``in_flight``, also less the units of fulfilments whose Move Out Sitoo has not booked
+    yet: the target while Move Outs are on their way (without it, the target once they are)."""
+    leaving = moving_out(network, shopify, sitoo) if in_flight else Counter()
     out: dict[tuple[str, int], int] = {}
     for store in network.stores:
         items = sitoo.state.stock[store.sitoo_warehouse_id]
@@ -180,8 +206,9 @@ def expected_available(
             inv = shopify.state.item_for(sku)
             level = shopify.state.levels.get((inv.id, store.shopify_location_id))
             committed = level.get("committed") if level is not None else 0
+            gone = leaving[(sku, store.shopify_location_id)]
             out[(sku, store.shopify_location_id)] = max(
-                0, available - network.spec.buffer - committed
+                0, available - network.spec.buffer - committed - gone
             )
     return out
 
@@ -197,8 +224,12 @@ def actual_available(network: Network, shopify: ShopifySimulator) -> dict[tuple[
 
 
 def mismatches(
-    network: Network, shopify: ShopifySimulator, sitoo: SitooSimulator
+    network: Network,
+    shopify: ShopifySimulator,
+    sitoo: SitooSimulator,
+    *,
+    in_flight: bool = False,
 ) -> dict[tuple[str, int], tuple[int, int]]:
-    want = expected_available(network, shopify, sitoo)
+    want = expected_available(network, shopify, sitoo, in_flight=in_flight)
     have = actual_available(network, shopify)
     return {k: (have[k], v) for k, v in want.items() if have[k] != v}

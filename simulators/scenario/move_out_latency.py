@@ -31,14 +31,17 @@ class MoveOutClock:
         *,
         poll: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        from_start: bool = False,
     ) -> None:
+        """``from_start``: look at every transaction Sitoo has, not only those that come after
+        this clock starts (the Move Outs of fulfilments made before it)."""
         self.shopify = shopify
         self.sitoo = sitoo
         self.poll = poll
         self._clock = clock
         self._stores = {s.shopify_location_id for s in network.stores}
         self._fulfilments_seen = 0  # how many of Shopify's fulfilments were looked at
-        self._next_transaction = len(sitoo.state.transactions) + 1
+        self._next_transaction = 1 if from_start else len(sitoo.state.transactions) + 1
         self.fulfilled_at: dict[int, float] = {}  # fulfilment id -> first seen in Shopify
         self.moved_at: dict[int, float] = {}  # fulfilment id -> its Move Out first seen in Sitoo
 

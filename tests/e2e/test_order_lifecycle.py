@@ -48,7 +48,6 @@ import contextlib
 import os
 import signal
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +58,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.e2e.conftest import started
 from tests.e2e.test_held_units import _diagnosis
+from tests.e2e.test_held_units import _sf_transactions as _move_outs
 from tests.support.waiting import async_wait_until
 from tillsync.streams import topics
 from tillsync_sim.metrics_text import by_label, sample
@@ -101,15 +101,6 @@ def _over_shown(h: Harness) -> int:
     want = expected_available(h.network, h.shopify, h.sitoo)
     have = actual_available(h.network, h.shopify)
     return sum(1 for k, v in want.items() if have[k] > v)
-
-
-def _move_outs(h: Harness) -> Counter[str]:
-    assert h.sitoo is not None
-    return Counter(
-        t.externalid or ""
-        for t in h.sitoo.state.transactions_from(1)
-        if (t.externalid or "").startswith("sf-")
-    )
 
 
 @dataclass(frozen=True)
