@@ -219,6 +219,15 @@ async def _dead_letter_records(bootstrap: str, app_id: str) -> int:
         await consumer.stop()
 
 
+# A known defect, found by this test and not fixed yet: in a fresh-clone CI run 2 of 5,000
+# positions stayed one unit off 90 s after the end, one with held units of -1 and one whose
+# order still holds a unit Shopify commits but tillsync counts 0 (its run before passed). It
+# stays visible as XFAIL (and XPASS when the run is clean) until the held units are fixed.
+@pytest.mark.xfail(
+    reason="known defect (issue 11): a position's held units can end at -1 or miss a committed"
+    " unit after the outages",
+    strict=False,
+)
 async def test_online_orders_through_their_whole_life_and_outages_end_exact(
     harness: Harness, kafka_bootstrap: str
 ) -> None:
