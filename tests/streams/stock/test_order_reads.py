@@ -25,7 +25,7 @@ from tests.streams.stock.test_orders import (
 from tillsync.connectors.shopify.client import ShopifyError
 from tillsync.connectors.shopify.fulfilment_state import OrderFulfilmentState
 from tillsync.streams.stock.order_reads import OrderReads
-from tillsync.streams.stock.orders import Backoff, OrderHolds, OrderRecord
+from tillsync.streams.stock.orders import Backoff, OrderHolds, OrderRecord, OrderTrack
 
 OTHER = 66
 
@@ -246,3 +246,33 @@ async def test_a_fulfilment_order_that_cannot_be_traced_does_not_hold_a_reader()
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
     assert reads.holding() == 0
+
+
+async def test_a_webhook_move_out_during_a_read_of_its_order_is_kept_and_sent_once() -> None:
+    """The agent sends a fulfilment webhook's Move Out while a reader may be reading the same
+    order: neither may forget what the other sent (the track keeps both), and the fulfilment
+    goes to Sitoo once."""
+    shopify = GatedShopify()
+    shopify.orders[ORDER] = state(fo(1, 11, status="CLOSED"), fulfilment(9, 11, ("A", 2)))
+    gate = shopify.hold(ORDER)
+    out = Output()
+    tracks: dict[str, bytes] = {}
+    reads = OrderReads(OrderHolds(tracks, LOCATIONS, shopify, out), parallel=1)
+    writer = asyncio.create_task(reads.run_writer())
+    try:
+        await reads.accept(
+            [OrderRecord(topic="orders/updated", key=str(ORDER).encode(), value=b"{}")]
+        )
+        await until(lambda: shopify.read_orders == [ORDER], "the read in flight")
+        body = fulfilment_webhook(9, 11, ("A", 2), status="success")
+        await reads.accept(
+            [OrderRecord(topic="fulfillments/create", key=str(ORDER).encode(), value=body)]
+        )
+        assert [t.externalid for t in out.transactions] == [f"sf-{ORDER}-9"]
+        gate.set()
+        await until(lambda: reads.holding() == 0, "both reads done")
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+    assert [t.externalid for t in out.transactions] == [f"sf-{ORDER}-9"]
+    assert OrderTrack.model_validate_json(tracks[str(ORDER)]).moved_out == [9]
