@@ -232,6 +232,11 @@ def stock_show(sku: str, workers: tuple[str, ...]) -> None:
             state,
         )
         click.echo("  ".join(f"{v!s:>10}" for v in values))
+        for order, hold in (r.get("holds") or {}).items():
+            click.echo(
+                f"{'':>10}  order {order} holds {hold['held']}: {hold['open']} open, "
+                f"fulfilled {hold['fulfilled'] or '-'}, booked in Sitoo {hold['booked'] or '-'}"
+            )
 
 
 @main.group()

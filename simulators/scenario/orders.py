@@ -151,6 +151,9 @@ class OrderLife:
         self.oversells: list[Oversell] = []
         # every Move Out (and reversal) tillsync must book in Sitoo, by externalid
         self.expected_move_outs: set[str] = set()
+        # order id -> its plan and the steps taken, each with the run's window then: what a
+        # failure's diagnosis prints for the orders at a position that ended wrong
+        self.history: dict[int, list[str]] = {}
         self._pending: dict[str, _Pending] = {}
         self._unbooked: Counter[tuple[int, str]] = Counter()
         self._booked: set[str] = set()
@@ -261,6 +264,9 @@ class OrderLife:
         if did is None:
             return None
         life.steps.pop(0)
+        self.history.setdefault(life.order_id, []).append(
+            f"{name}{'' if did else ' (nothing to do)'} [{self.window()}]"
+        )
         return name if did else ""
 
     # -- placing ---------------------------------------------------------------------------
@@ -299,6 +305,9 @@ class OrderLife:
                     )
                 )
         self.placed[plan] += 1
+        self.history[order.id] = [
+            f"placed ({plan}, {delivery}) {lines} at {location_id} [{window}]"
+        ]
         self._shape(lines)
         if plan == "open_to_the_end":
             self._kept.append(order.id)

@@ -306,6 +306,18 @@ class PositionsAgent:
                     "in_flight": pos.in_flight is not None,
                     "drift_since": pos.drift_since,
                     "drift_cause": pos.drift_cause,
+                    # which online orders make up `pending`: what a person asks first
+                    "holds": {
+                        order: {
+                            "held": hold.held,
+                            "open": hold.open,
+                            "fulfilled": hold.fulfilled,
+                            "booked": hold.booked,
+                            "version": hold.version,
+                        }
+                        for order, hold in pos.holds.items()
+                        if hold.settled_at is None
+                    },
                 }
             )
         return out

@@ -27,6 +27,7 @@ import logging
 from collections.abc import MutableMapping, Sequence
 
 import faust
+from faust.web import Request, Response, View
 
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
@@ -39,6 +40,7 @@ from tillsync.streams.stock.orders import (
     LookupDeferred,
     OrderHolds,
     OrderRecord,
+    OrderTrack,
     RuntimeShopify,
     by_order,
     record_of,
@@ -171,6 +173,11 @@ class OrderFlow:
         await self.rt.ready.wait()
         await self.runner.run(stream)
 
+    def track(self, order_id: str) -> OrderTrack | None:
+        """What the worker remembers of one online order, for a person to read."""
+        value = self.table.get(order_id) if order_id.isdigit() else None
+        return OrderTrack.model_validate_json(value) if value else None
+
     async def sweep(self) -> None:
         if not self.rt.ready.is_set():
             return
@@ -190,3 +197,11 @@ def register(ctx: Context) -> None:
     flow = OrderFlow(ctx, table)
     ctx.app.agent(ctx.topic(topics.SHOPIFY_ORDER_WEBHOOKS), name="shopify-orders")(flow.take)
     ctx.app.timer(SWEEP_TICK)(flow.sweep)
+
+    @ctx.app.page("/state/orders/{order_id}")
+    class OrderOfId(View):
+        async def get(self, request: Request, order_id: str) -> Response:
+            track = flow.track(order_id)
+            if track is None:
+                return self.json({"order_id": order_id, "error": "no such order"}, status=404)
+            return self.json({"order_id": order_id, **track.model_dump()})

@@ -51,6 +51,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -61,6 +62,7 @@ from tests.e2e.test_held_units import _diagnosis
 from tests.e2e.test_held_units import _sf_transactions as _move_outs
 from tests.support.waiting import async_wait_until
 from tillsync.streams import topics
+from tillsync.streams.stock.refs import fulfilment_of_external_id
 from tillsync_sim.metrics_text import by_label, sample
 from tillsync_sim.scenario.driver import (
     Driver,
@@ -205,6 +207,58 @@ async def _until(condition: Callable[[], bool], timeout: float, what: str) -> No
     await async_wait_until(check, timeout, interval=0.2, what=what)
 
 
+async def _story(h: Harness, life: OrderLife, sku: str, location_id: int) -> str:
+    """Every online order that touched one position, as each side tells it: Shopify's
+    fulfilment orders and fulfilments of the SKU there, the Move Outs Sitoo booked for it, what
+    the worker's position holds for the order and what its order track says, and the steps the
+    scenario took. What a held-unit defect needs to be found from one failed run."""
+    assert h.shopify is not None and h.sitoo is not None and h.network is not None
+    shop = h.shopify.state
+    warehouse = next(
+        s.sitoo_warehouse_id for s in h.network.stores if s.shopify_location_id == location_id
+    )
+    [row] = [
+        p
+        for p in (await h.worker_json(f"/state/stock/{sku}"))["positions"]
+        if p["shopify_location_id"] == location_id
+    ]
+    held: dict[str, Any] = row.get("holds") or {}
+    booked: dict[int, list[str]] = {}
+    for t in h.sitoo.state.transactions_from(1):
+        ref = fulfilment_of_external_id(t.externalid)
+        if ref is None or t.warehouseid != warehouse:
+            continue
+        for item in t.items:
+            if item.sku == sku:
+                booked.setdefault(ref.order_id, []).append(f"{t.externalid} {item.quantity}")
+    lines = [f"{sku}@{location_id}: worker pending {row['pending']}, target {row['target']}"]
+    for order in shop.orders.values():
+        fos = [
+            f"FO {fo.id} {fo.status}: {ln.remaining}/{ln.total}"
+            for fo in (shop.fulfillment_orders[i] for i in order.fulfillment_order_ids)
+            if fo.location_id == location_id
+            for ln in fo.lines
+            if ln.sku == sku
+        ]
+        skus = {li.id: li.sku for li in order.line_items}
+        fs = [
+            f"F {f.id} {f.status}: {qty}"
+            for f in (shop.fulfillments[i] for i in order.fulfillment_ids)
+            if f.location_id == location_id
+            for li, qty in f.lines
+            if skus.get(li) == sku
+        ]
+        key = str(order.id)
+        if not (fos or fs or key in held or order.id in booked):
+            continue
+        track = await h.worker_json(f"/state/orders/{order.id}")
+        lines.append(
+            f"  order {order.id}: Shopify {fos + fs}; Sitoo {booked.get(order.id, [])}; "
+            f"worker hold {held.get(key)}; track {track}; steps {life.history.get(order.id)}"
+        )
+    return "\n".join(lines)
+
+
 async def _dead_letter_records(bootstrap: str, app_id: str) -> int:
     """Records in the dead-letter topic: the metric starts again at 0 after the kill."""
     name = topics.DEAD_LETTER.name(app_id)
@@ -346,6 +400,8 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
     except AssertionError:
         off = mismatches(network, shopify, sitoo)
         detail = await _diagnosis(h, off)
+        stories = [await _story(h, life, sku, loc) for sku, loc in list(off)[:4]]
+        detail += "\n" + "\n".join(stories)
         raise AssertionError(
             f"{len(off)} of {len(network.stores) * len(network.skus)} positions differ "
             f"{CONVERGE_WITHIN:.0f}s after the end; worker log {h.worker.log_path}:\n{detail}"

@@ -54,6 +54,7 @@ def worker_url() -> Iterator[str]:
             "in_flight": False,
             "drift_since": None,
             "drift_cause": None,
+            "holds": {"1001": {"held": 0, "open": 1, "fulfilled": {}, "booked": {"7": 1}}},
         }
         return web.json_response({"sku": sku, "positions": [row | {"location": sku}]})
 
@@ -85,6 +86,8 @@ def test_stock_show_asks_for_the_sku_as_written(
     assert result.exit_code == 0, result.output
     # the stand-in puts the SKU it received in the location column
     assert sku in result.output and "no positions" not in result.output
+    # and the online orders its pending units are made of
+    assert "order 1001 holds 0: 1 open, fulfilled -, booked in Sitoo {'7': 1}" in result.output
 
 
 def test_plugin_commands_are_listed_and_load() -> None:

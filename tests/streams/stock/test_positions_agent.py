@@ -11,6 +11,7 @@ from tillsync.schemas.events import (
     DriftCheck,
     DriftEvent,
     DriftState,
+    HeldUnits,
     ObservedSource,
     SetInventory,
     ShopifyObserved,
@@ -326,3 +327,15 @@ async def test_a_view_of_one_sku_shows_each_location_it_is_stocked_at(h: Harness
         ("Store 2", 4, True),
     ]
     assert h.agent.stock_of_sku("OTHER") == []
+    assert rows[0]["holds"] == {}
+
+    # an online order holding units there: the row says which, and how
+    held = HeldUnits(
+        sku="SKU", location_id=11, order_id=1001, version=1, open=2, fulfilled={"7": 1}, at=99.0
+    )
+    await h.apply(held)
+    [row, _] = h.agent.stock_of_sku("SKU")
+    assert row["pending"] == 3 and row["target"] == 5
+    assert row["holds"] == {
+        "1001": {"held": 3, "open": 2, "fulfilled": {"7": 1}, "booked": {}, "version": 1}
+    }
