@@ -273,15 +273,15 @@ async def _dead_letter_records(bootstrap: str, app_id: str) -> int:
         await consumer.stop()
 
 
-# A known defect, found by this test and not fixed yet: in a fresh-clone CI run 2 of 5,000
+# A known defect, found by this test and not found yet: in one fresh-clone CI run 2 of 5,000
 # positions stayed one unit off 90 s after the end, one with held units of -1 and one whose
-# order still holds a unit Shopify commits but tillsync counts 0 (its run before passed). It
-# stays visible as XFAIL (and XPASS when the run is clean) until the held units are fixed.
-@pytest.mark.xfail(
-    reason="known defect (issue 11): a position's held units can end at -1 or miss a committed"
-    " unit after the outages",
-    strict=False,
-)
+# order still held a unit Shopify commits that tillsync counted 0; the runs before and after
+# it, and four more here, ended exact. Only that outcome is marked expected (XFAIL, with the
+# story of every order at those positions as the reason, for the next run to show where it
+# comes from); any other failure of this test fails it.
+KNOWN_DEFECT_POSITIONS = 2
+
+
 async def test_online_orders_through_their_whole_life_and_outages_end_exact(
     harness: Harness, kafka_bootstrap: str
 ) -> None:
@@ -395,6 +395,7 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         windows.end(name_)
     ended = time.monotonic()
 
+    known_defect = ""  # the known defect's outcome: every other check still runs
     try:
         await async_wait_until(exact, CONVERGE_WITHIN, interval=0.25, what="every target")
     except AssertionError:
@@ -402,10 +403,14 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         detail = await _diagnosis(h, off)
         stories = [await _story(h, life, sku, loc) for sku, loc in list(off)[:4]]
         detail += "\n" + "\n".join(stories)
-        raise AssertionError(
-            f"{len(off)} of {len(network.stores) * len(network.skus)} positions differ "
-            f"{CONVERGE_WITHIN:.0f}s after the end; worker log {h.worker.log_path}:\n{detail}"
-        ) from None
+        if len(off) <= KNOWN_DEFECT_POSITIONS and all(abs(a - b) == 1 for a, b in off.values()):
+            known_defect = f"{len(off)} positions one unit off:\n{detail}"
+            print(f"\nKNOWN DEFECT (issue 11): {known_defect}")
+        else:
+            raise AssertionError(
+                f"{len(off)} of {len(network.stores) * len(network.skus)} positions differ "
+                f"{CONVERGE_WITHIN:.0f}s after the end; worker log {h.worker.log_path}:\n{detail}"
+            ) from None
     took = time.monotonic() - ended
 
     async def booked() -> bool:
@@ -441,7 +446,8 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         f"\n{during.line('during its 503s')}"
         f"\n{after_outage.line('after it (' + settled['shopify_outage'] + ')')}"
         f"\n{final.line('at the end')}"
-        f"\nevery position exact {took:.1f}s after the end; Move Outs {len(moves)} "
+        f"\n{'not every position exact' if known_defect else 'every position exact'}"
+        f" {took:.1f}s after the end; Move Outs {len(moves)} "
         f"({sum(1 for e in moves if e.endswith('-r'))} reversals); dead letters in Kafka "
         f"{dead}; the whole test {time.monotonic() - began:.0f}s; worker log {h.worker.log_path}"
     )
@@ -473,3 +479,5 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         during_401.line("during the 401s"),
         during.line("during the 503s"),
     )
+    if known_defect:
+        pytest.xfail(f"known held-unit defect (issue 11): {known_defect}")
