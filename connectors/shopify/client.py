@@ -22,7 +22,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,7 +33,11 @@ from tillsync.connectors.outcomes import CallHook, CallStats, Outcome, WaitReaso
 from tillsync.connectors.retry import GaveUp, Retry, RetryPolicy, call_with_retries
 from tillsync.connectors.shopify import documents as docs
 from tillsync.connectors.shopify.budget import MAX_WAIT, CostBudget, Priority
-from tillsync.connectors.shopify.fulfilment_state import FulfilmentStateReader, OrderFulfilmentState
+from tillsync.connectors.shopify.fulfilment_state import (
+    FulfilmentLine,
+    FulfilmentStateReader,
+    OrderFulfilmentState,
+)
 from tillsync.connectors.shopify.ids import gid_tail
 from tillsync.schemas.settings import Settings
 
@@ -527,11 +531,12 @@ class ShopifyClient:
         return InventorySnapshot(skus, levels, export.started_at)
 
     async def order_fulfilment_state(
-        self, order_id: int, fulfilments_expected: bool = False
+        self, order_id: int, known: Mapping[int, tuple[FulfilmentLine, ...]] | None = None
     ) -> OrderFulfilmentState | None:
         """Every fulfilment order and fulfilment of an order, every page of each; ``None``
-        when Shopify has no such order. Raises ShopifyError as ``execute`` does."""
-        return await FulfilmentStateReader(self._order_state).read(order_id, fulfilments_expected)
+        when Shopify has no such order. ``known``: the lines of fulfilments known already,
+        not read again. Raises ShopifyError as ``execute`` does."""
+        return await FulfilmentStateReader(self._order_state).read(order_id, known)
 
     async def order_of_fulfilment_order(self, fulfilment_order_id: int) -> int | None:
         """The order a fulfilment order belongs to; ``None`` when Shopify has no such one."""

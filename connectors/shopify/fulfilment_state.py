@@ -3,13 +3,16 @@ every fulfilment with every line, paging on wherever a page came back full.
 
 This is what an order's held units are derived from (``tillsync.streams.stock.held_units``),
 so a page left unread would be units left uncounted: each connection is followed to its end.
-The reader takes any ``execute`` (the client's, or a test's fake); its answer is plain frozen
-dataclasses, or ``None`` when Shopify says there is no such order.
+Every fulfilment is listed with its status and location at every read; its lines are read only
+when the caller does not know them already (``known``, from its webhook or an earlier read): a
+fulfilment's lines are fixed when it is made. The reader takes any ``execute`` (the client's,
+or a test's fake); its answer is plain frozen dataclasses, or ``None`` when Shopify says there
+is no such order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +20,6 @@ from tillsync.connectors.shopify import stock_documents as docs
 from tillsync.connectors.shopify.ids import gid, gid_tail
 
 JSON = dict[str, Any]
-UNFULFILLED = "UNFULFILLED"  # Order.displayFulfillmentStatus of an order with no fulfilment
 Execute = Callable[[str, JSON], Awaitable[JSON]]
 
 
@@ -91,10 +93,10 @@ class FulfilmentStateReader:
         self._execute = execute
 
     async def read(
-        self, order_id: int, fulfilments_expected: bool = False
+        self, order_id: int, known: Mapping[int, tuple[FulfilmentLine, ...]] | None = None
     ) -> OrderFulfilmentState | None:
-        """`fulfilments_expected`: the caller knows of fulfilments, which an order whose
-        fulfilments were all cancelled still has, though it shows as unfulfilled again."""
+        """``known``: the lines of fulfilments the caller knows already (by fulfilment id);
+        only the others' lines are read."""
         order_gid = gid("Order", order_id)
         data = await self._execute(docs.ORDER_HOLDS, {"id": order_gid})
         order = data.get("order")
@@ -109,11 +111,8 @@ class FulfilmentStateReader:
             connection = (page.get("order") or {}).get("fulfillmentOrders") or {}
             fos.extend([await self._fulfilment_order(n) for n in connection.get("nodes", [])])
             after = _next(connection)
-        fulfilments: list[FulfilmentState] = []
-        if fulfilments_expected or order.get("displayFulfillmentStatus") != UNFULFILLED:
-            page = await self._execute(docs.ORDER_FULFILLMENTS_LINES, {"id": order_gid})
-            first = (page.get("order") or {}).get("fulfillments") or []
-            fulfilments = await self._fulfilments(order_gid, first)
+        listed = list(order.get("fulfillments") or [])
+        fulfilments = await self._fulfilments(order_gid, listed, known or {})
         return OrderFulfilmentState(
             order_id=order_id, fulfilment_orders=tuple(fos), fulfilments=tuple(fulfilments)
         )
@@ -144,10 +143,11 @@ class FulfilmentStateReader:
             lines=tuple(lines),
         )
 
-    async def _fulfilments(self, order_gid: str, first: list[JSON]) -> list[FulfilmentState]:
-        nodes = list(first)
-        with_lines = {n["id"]: n for n in first}
-        if len(first) >= docs.HOLDS_FULFILLMENTS:
+    async def _fulfilments(
+        self, order_gid: str, listed: list[JSON], known: Mapping[int, tuple[FulfilmentLine, ...]]
+    ) -> list[FulfilmentState]:
+        nodes = listed
+        if len(listed) >= docs.HOLDS_FULFILLMENTS:
             # a full list may have more, and it has no cursor: it is read again, wider
             for wide in docs.WIDE_FULFILLMENTS:
                 page = await self._execute(
@@ -158,25 +158,28 @@ class FulfilmentStateReader:
                     break
         out: list[FulfilmentState] = []
         for node in nodes:
-            known = with_lines.get(node["id"])
-            if known is not None:
-                lines = _f_lines(known["fulfillmentLineItems"])
-                after = _next(known["fulfillmentLineItems"])
-            else:
-                lines, after = [], ""  # "" reads from the first page
-            while after is not None:
-                page = await self._execute(
-                    docs.FULFILLMENT_LINES, {"id": node["id"], "after": after or None}
-                )
-                connection = (page.get("fulfillment") or {}).get("fulfillmentLineItems") or {}
-                lines.extend(_f_lines(connection))
-                after = _next(connection)
+            fid = gid_tail(node["id"])
+            lines = known.get(fid)
             out.append(
                 FulfilmentState(
-                    id=gid_tail(node["id"]),
+                    id=fid,
                     status=str(node.get("status") or "SUCCESS").upper(),
                     location_id=_location(node.get("location")),
-                    lines=tuple(lines),
+                    lines=lines if lines is not None else await self._lines(node["id"]),
                 )
             )
         return out
+
+    async def _lines(self, fulfilment_gid: str) -> tuple[FulfilmentLine, ...]:
+        lines: list[FulfilmentLine] = []
+        first, after = docs.FIRST_FULFILLMENT_LINES, None
+        while True:
+            page = await self._execute(
+                docs.FULFILLMENT_LINES, {"id": fulfilment_gid, "first": first, "after": after}
+            )
+            connection = (page.get("fulfillment") or {}).get("fulfillmentLineItems") or {}
+            lines.extend(_f_lines(connection))
+            after = _next(connection)
+            if after is None:
+                return tuple(lines)
+            first = docs.PAGE_LINES

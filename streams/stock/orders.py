@@ -4,7 +4,9 @@ An online order placed in Shopify takes units out of `available` at the location
 fulfilment orders are assigned to; Sitoo knows nothing of them until a store fulfilment's Move
 Out is booked. On every webhook that may change that (``order_topics``) and on a periodic
 sweep of orders still holding units, ``OrderHolds`` reads the order's whole fulfilment state
-again and sends, per (SKU, location), the ``HeldUnits`` derived from it
+again (every fulfilment order with its lines, every fulfilment with its status and location; a
+fulfilment's lines, fixed when Shopify makes it, are learnt once from its webhook or a read and
+kept in the order's track) and sends, per (SKU, location), the ``HeldUnits`` derived from it
 (``tillsync.streams.stock.held_units``): never a delta, and to every location the order held
 at before too, so a moved, edited, refunded or cancelled order lets go there. Each successful
 fulfilment from a mapped store becomes one Move Out in Sitoo (once: its externalid names order
@@ -35,7 +37,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, cast
@@ -45,7 +47,7 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from tillsync.connectors.shopify.client import ShopifyError
-from tillsync.connectors.shopify.fulfilment_state import OrderFulfilmentState
+from tillsync.connectors.shopify.fulfilment_state import FulfilmentLine, OrderFulfilmentState
 from tillsync.schemas.events import HeldUnits, OrderPlaced
 from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.sitoo import WarehouseTransactionIn
@@ -120,6 +122,9 @@ class OrderTrack(BaseModel):
     held_at: list[tuple[str, int]] = Field(default_factory=list)  # (SKU, location) held last
     moved_out: list[int] = Field(default_factory=list)  # fulfilments whose Move Out was sent
     reversed: list[int] = Field(default_factory=list)  # ... and whose reversal was sent
+    # fulfilment id -> its lines as (SKU, units): fixed when Shopify makes a fulfilment, so
+    # learnt once (from its webhook or a read) and not read again; its status is, every time
+    lines: dict[str, list[tuple[str, int]]] = Field(default_factory=dict)
     holding: bool = False  # units still open (or fulfilments pending): the sweep reads it
     read_at: float = 0.0
     # reads that failed in a row, and when the sweep tries the next: a deferred read is never
@@ -132,7 +137,7 @@ class StateReader(Protocol):
     """What the orders agent asks of Shopify."""
 
     async def order_fulfilment_state(
-        self, order_id: int, fulfilments_expected: bool = False
+        self, order_id: int, known: Mapping[int, tuple[FulfilmentLine, ...]] | None = None
     ) -> OrderFulfilmentState | None: ...
 
     async def order_of_fulfilment_order(self, fulfilment_order_id: int) -> int | None: ...
@@ -298,6 +303,7 @@ class OrderHolds:
         track = self._track(order_id)
         moved: list[int] = []
         reversed_: list[int] = []
+        learnt: dict[str, list[tuple[str, int]]] = {}
         name = str(order_id)
         for record in records:
             if record.topic not in FULFILMENT_TOPICS:
@@ -305,6 +311,7 @@ class OrderHolds:
             state = fulfilment_in_webhook(record.value, order_id)
             if state is None:
                 continue  # the read below tells all the same
+            learnt.update(_lines_of(state))
             for fid, tx in move_outs(state, self.locations, track.moved_out, name):
                 await self.output.transaction(tx)
                 track.moved_out.append(fid)
@@ -313,16 +320,15 @@ class OrderHolds:
                 await self.output.transaction(tx)
                 track.reversed.append(fid)
                 reversed_.append(fid)
-        if moved or reversed_:
-            self._remember(order_id, self._track(order_id), moved, reversed_)
+        if moved or reversed_ or learnt.keys() - track.lines.keys():
+            self._remember(order_id, self._track(order_id), moved, reversed_, learnt)
 
     async def derive(self, order_id: int, records: Sequence[OrderRecord]) -> None:
-        # an order's fulfilments all cancelled shows unfulfilled
-        expected = bool(self._track(order_id).moved_out)
+        known = _known_lines(self._track(order_id))
         try:
             state = await self._retrying(
                 f"order {order_id}",
-                lambda: self.shopify.order_fulfilment_state(order_id, expected),
+                lambda: self.shopify.order_fulfilment_state(order_id, known),
                 tries=INLINE_TRIES,
             )
         except _Deferred:
@@ -383,7 +389,7 @@ class OrderHolds:
         track.holding = _still_changing(state, held)
         track.read_at = now
         track.failed_reads, track.retry_at = 0, 0.0
-        self._remember(order_id, track, moved, reversed_)
+        self._remember(order_id, track, moved, reversed_, _lines_of(state))
         self._asked.pop(order_id, None)
 
     def due(self, tracks: Iterable[tuple[str, bytes]], now: float) -> list[int]:
@@ -416,15 +422,22 @@ class OrderHolds:
         return len(due)
 
     def _remember(
-        self, order_id: int, track: OrderTrack, moved: list[int], reversed_: list[int]
+        self,
+        order_id: int,
+        track: OrderTrack,
+        moved: list[int],
+        reversed_: list[int],
+        lines: dict[str, list[tuple[str, int]]] | None = None,
     ) -> None:
-        """Store ``track`` with the Move Outs and reversals sent by this call added to those
-        the stored track has now: the webhook path and a read of the same order may overlap
-        (the worker's reads run beside its agent), and neither may forget what the other sent.
-        No await between reading the stored track and writing it."""
+        """Store ``track`` with the Move Outs and reversals sent by this call, and the
+        fulfilment lines it learnt, added to those the stored track has now: the webhook path
+        and a read of the same order may overlap (the worker's reads run beside its agent), and
+        neither may forget what the other sent. No await between reading the stored track and
+        writing it."""
         stored = self._track(order_id)
         track.moved_out = _merged(stored.moved_out, track.moved_out, moved)
         track.reversed = _merged(stored.reversed, track.reversed, reversed_)
+        track.lines = {**stored.lines, **track.lines, **(lines or {})}
         self.tracks[str(order_id)] = _encode_track(track)
 
     def _track(self, order_id: int) -> OrderTrack:
@@ -467,6 +480,17 @@ def by_order(records: Sequence[OrderRecord]) -> dict[bytes | None, list[OrderRec
 
 def _merged(*lists: list[int]) -> list[int]:
     return list(dict.fromkeys(i for ids in lists for i in ids))
+
+
+def _lines_of(state: OrderFulfilmentState) -> dict[str, list[tuple[str, int]]]:
+    return {str(f.id): [(ln.sku, ln.quantity) for ln in f.lines] for f in state.fulfilments}
+
+
+def _known_lines(track: OrderTrack) -> dict[int, tuple[FulfilmentLine, ...]]:
+    return {
+        int(fid): tuple(FulfilmentLine(sku=sku, quantity=n) for sku, n in lines)
+        for fid, lines in track.lines.items()
+    }
 
 
 def _skus_of(state: OrderFulfilmentState) -> list[str]:
@@ -527,9 +551,9 @@ class RuntimeShopify:
         self._runtime = runtime
 
     async def order_fulfilment_state(
-        self, order_id: int, fulfilments_expected: bool = False
+        self, order_id: int, known: Mapping[int, tuple[FulfilmentLine, ...]] | None = None
     ) -> OrderFulfilmentState | None:
-        return await self._runtime.shopify.order_fulfilment_state(order_id, fulfilments_expected)
+        return await self._runtime.shopify.order_fulfilment_state(order_id, known)
 
     async def order_of_fulfilment_order(self, fulfilment_order_id: int) -> int | None:
         return await self._runtime.shopify.order_of_fulfilment_order(fulfilment_order_id)

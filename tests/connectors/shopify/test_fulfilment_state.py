@@ -71,22 +71,17 @@ class PagedShopify:
         after = int(variables.get("after") or 0)
         if name == "ORDER_HOLDS":
             fos = self.fos[: docs.HOLDS_FULFILLMENT_ORDERS]
-            status = "FULFILLED" if self.fulfilments else "UNFULFILLED"
             return {
                 "order": {
-                    "displayFulfillmentStatus": status,
                     "fulfillmentOrders": {
                         "nodes": [self._fo(fo, docs.HOLDS_LINES) for fo in fos],
                         "pageInfo": _page(self.fos, 0, docs.HOLDS_FULFILLMENT_ORDERS)["pageInfo"],
                     },
+                    "fulfillments": [
+                        self._f(f, None) for f in self.fulfilments[: docs.HOLDS_FULFILLMENTS]
+                    ],
                 }
             }
-        if name == "ORDER_FULFILLMENTS_LINES":
-            first = [
-                self._f(f, docs.HOLDS_FULFILLMENT_LINES)
-                for f in self.fulfilments[: docs.HOLDS_FULFILLMENTS]
-            ]
-            return {"order": {"fulfillments": first}}
         if name == "ORDER_FULFILLMENT_ORDERS":
             page = _page(self.fos, after, docs.PAGE_FULFILLMENT_ORDERS)
             page["nodes"] = [self._fo(fo, 1) for fo in page["nodes"]]
@@ -99,7 +94,7 @@ class PagedShopify:
             return {"order": {"fulfillments": [self._f(f, None) for f in wide]}}
         if name == "FULFILLMENT_LINES":
             f = next(f for f in self.fulfilments if f["id"] == variables["id"])
-            page = _page(f["lines"], after, docs.PAGE_LINES)
+            page = _page(f["lines"], after, variables["first"])
             return {"fulfillment": {"fulfillmentLineItems": page}}
         raise AssertionError(name)
 
@@ -117,19 +112,23 @@ async def test_every_fulfilment_order_and_line_is_read_past_the_first_pages() ->
     assert state.fulfilment_orders[0].location_id == 1 and state.fulfilments[0].status == "SUCCESS"
 
 
-async def test_a_small_order_is_one_call_and_its_fulfilments_one_more() -> None:
+async def test_a_small_order_is_one_call_and_a_fulfilments_lines_are_read_once() -> None:
     placed = PagedShopify(fos=1, lines=3, fulfilments=0, f_lines=0)
     state = await FulfilmentStateReader(placed.execute).read(55)
     assert state is not None and placed.calls == ["ORDER_HOLDS"]
     assert [ln.remaining for ln in state.fulfilment_orders[0].lines] == [1, 1, 1]
+    # a fulfilment the caller does not know: its lines are read, once
     shipped = PagedShopify(fos=1, lines=3, fulfilments=1, f_lines=3)
     state = await FulfilmentStateReader(shipped.execute).read(55)
-    assert state is not None and shipped.calls == ["ORDER_HOLDS", "ORDER_FULFILLMENTS_LINES"]
-    assert len(state.fulfilments) == 1
-    # an order whose every fulfilment was cancelled shows unfulfilled: asked for all the same
-    cancelled = PagedShopify(fos=1, lines=3, fulfilments=0, f_lines=0)
-    await FulfilmentStateReader(cancelled.execute).read(55, fulfilments_expected=True)
-    assert cancelled.calls == ["ORDER_HOLDS", "ORDER_FULFILLMENTS_LINES"]
+    assert state is not None and shipped.calls == ["ORDER_HOLDS", "FULFILLMENT_LINES"]
+    [f] = state.fulfilments
+    assert (f.id, f.status, f.location_id, len(f.lines)) == (1, "SUCCESS", 1, 3)
+    # one it knows (from its webhook or an earlier read): listed with its status, lines kept
+    shipped.calls.clear()
+    shipped.fulfilments[0]["status"] = "CANCELLED"
+    again = await FulfilmentStateReader(shipped.execute).read(55, {1: f.lines})
+    assert again is not None and shipped.calls == ["ORDER_HOLDS"]
+    assert [(g.id, g.status, g.lines) for g in again.fulfilments] == [(1, "CANCELLED", f.lines)]
 
 
 async def test_an_order_shopify_does_not_have_is_none() -> None:

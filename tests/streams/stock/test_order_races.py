@@ -22,7 +22,7 @@ import asyncio
 import json
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -30,7 +30,7 @@ import pytest
 from tests.simulators.test_orders import SETTINGS
 from tillsync.connectors.retry import RetryPolicy
 from tillsync.connectors.shopify.client import ShopifyClient, ShopifyConfig, ShopifyError
-from tillsync.connectors.shopify.fulfilment_state import OrderFulfilmentState
+from tillsync.connectors.shopify.fulfilment_state import FulfilmentLine, OrderFulfilmentState
 from tillsync.schemas.events import HeldUnits, OrderPlaced, SitooLevel
 from tillsync.schemas.locations import Location, LocationMap
 from tillsync.schemas.sitoo import WarehouseTransactionIn
@@ -109,12 +109,12 @@ class FlakyShopify:
     down: bool = False
 
     async def order_fulfilment_state(
-        self, order_id: int, fulfilments_expected: bool = False
+        self, order_id: int, known: Mapping[int, tuple[FulfilmentLine, ...]] | None = None
     ) -> OrderFulfilmentState | None:
         await asyncio.sleep(self.rng.random() * 0.003)
         if self.down:
             raise ShopifyError("server_error", "HTTP 503")
-        return await self.client.order_fulfilment_state(order_id, fulfilments_expected)
+        return await self.client.order_fulfilment_state(order_id, known)
 
     async def order_of_fulfilment_order(self, fulfilment_order_id: int) -> int | None:
         if self.down:

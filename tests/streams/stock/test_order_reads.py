@@ -4,7 +4,7 @@ time, coalesced while they wait; records acknowledged once a read covers them. N
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -23,7 +23,7 @@ from tests.streams.stock.test_orders import (
     state,
 )
 from tillsync.connectors.shopify.client import ShopifyError
-from tillsync.connectors.shopify.fulfilment_state import OrderFulfilmentState
+from tillsync.connectors.shopify.fulfilment_state import FulfilmentLine, OrderFulfilmentState
 from tillsync.streams.stock.order_reads import OrderReads
 from tillsync.streams.stock.orders import Backoff, OrderHolds, OrderRecord, OrderTrack
 
@@ -53,13 +53,13 @@ class GatedShopify(FakeShopify):
         return self.gates[order_id]
 
     async def order_fulfilment_state(
-        self, order_id: int, fulfilments_expected: bool = False
+        self, order_id: int, known: Mapping[int, tuple[FulfilmentLine, ...]] | None = None
     ) -> OrderFulfilmentState | None:
         self.read_orders.append(order_id)
         gate = self.gates.get(order_id)
         if gate is not None:
             await gate.wait()
-        return await super().order_fulfilment_state(order_id, fulfilments_expected)
+        return await super().order_fulfilment_state(order_id, known)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -100,7 +100,7 @@ class FakeShopify:
         self.reads = 0
 
     async def order_fulfilment_state(
-        self, order_id: int, fulfilments_expected: bool = False
+        self, order_id: int, known: Mapping[int, tuple[FulfilmentLine, ...]] | None = None
     ) -> OrderFulfilmentState | None:
         self.reads += 1
         if self.failures:
@@ -499,6 +499,37 @@ async def test_a_fulfilment_webhook_moves_stock_out_in_sitoo_while_shopify_canno
     assert [t.externalid for t in w.out.transactions] == [f"sf-{ORDER}-7", f"sf-{ORDER}-7-r"]
 
 
+async def test_a_fulfilments_lines_are_learnt_once_and_handed_to_every_later_read() -> None:
+    """A fulfilment's lines are fixed when it is made: learnt from its webhook (or the first
+    read that lists it), they are not read again; its status is, at every read."""
+    w = World({("A", 11): 10})
+    asked: list[dict[int, tuple[FulfilmentLine, ...]]] = []
+    read = w.shopify.order_fulfilment_state
+
+    async def recording(
+        order_id: int, known: Mapping[int, tuple[FulfilmentLine, ...]] | None = None
+    ) -> OrderFulfilmentState | None:
+        asked.append(dict(known or {}))
+        return await read(order_id, known)
+
+    w.shopify.order_fulfilment_state = recording  # type: ignore[method-assign]
+    await w.webhook(state(fo(1, 11, ("A", 3))), "orders/create")
+    assert asked == [{}]
+    w.shopify.orders[ORDER] = state(fo(1, 11, ("A", 1)), fulfilment(7, 11, ("A", 2)))
+    body = fulfilment_webhook(7, 11, ("A", 2), status="success")
+    await w.holds.take(OrderRecord("fulfillments/create", str(ORDER).encode(), body))
+    lines_7 = (FulfilmentLine(sku="A", quantity=2),)
+    assert asked[-1] == {7: lines_7}
+    # a fulfilment no webhook told of: the read learns its lines, the next one is handed them
+    w.shopify.orders[ORDER] = state(
+        fo(1, 11, status="CLOSED"), fulfilment(7, 11, ("A", 2)), fulfilment(8, 11, ("A", 1))
+    )
+    await w.webhook(None, "orders/updated")
+    await w.webhook(None, "orders/updated")
+    assert asked[-1] == {7: lines_7, 8: (FulfilmentLine(sku="A", quantity=1),)}
+    assert [t.externalid for t in w.out.transactions] == [f"sf-{ORDER}-7", f"sf-{ORDER}-8"]
+
+
 async def test_a_fulfilment_webhook_of_another_shape_waits_for_the_orders_state() -> None:
     w = World({("A", 11): 10})
     await w.webhook(state(fo(1, 11, ("A", 2))), "orders/create")
@@ -668,7 +699,7 @@ async def test_a_read_that_hangs_is_given_its_deadline_then_deferred(
     w.holds.read_deadline = 0.01  # `order_read_timeout`
     never = asyncio.Event()
 
-    async def hangs(order_id: int, fulfilments_expected: bool = False) -> None:
+    async def hangs(order_id: int, known: object = None) -> None:
         w.shopify.reads += 1
         await never.wait()
 
