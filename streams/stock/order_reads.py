@@ -82,6 +82,7 @@ class OrderReads(BacklogWriter[OrderRecord]):
         self._versions = itertools.count(1)
         # entries waiting out a deferred lookup: in flight (no reader takes them) until then
         self._later: dict[bytes | None, asyncio.TimerHandle] = {}
+        self._seen_answered_again = 0.0
 
     async def accept_events(self, events: Sequence[faust.EventT]) -> None:
         await self.accept([record_of(event) for event in events])
@@ -130,6 +131,13 @@ class OrderReads(BacklogWriter[OrderRecord]):
             self.backlog.back(taken.key)
             raise
         await self._ack_all(self.backlog.done(taken.key, taken.version))
+        if self.holds.answered_again_at > self._seen_answered_again:
+            # Shopify is back after an outage: the lookups deferred meanwhile go now, not
+            # after their backoff
+            self._seen_answered_again = self.holds.answered_again_at
+            for key, timer in list(self._later.items()):
+                timer.cancel()
+                self._again(key)
 
     def _again(self, key: bytes | None) -> None:
         self._later.pop(key, None)

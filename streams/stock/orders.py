@@ -94,6 +94,11 @@ RETRY_CAP = 60.0
 # long as Shopify is down.
 INLINE_TRIES = 2
 READ_DEADLINE = 10.0
+# Reads deferred this many times in a row, none answered between, are Shopify being down: the
+# first read answered after them makes every deferred read due at once, instead of each
+# waiting out a backoff of up to RETRY_CAP after Shopify is back (a failure of one order's own
+# comes between answered reads, and keeps its backoff)
+OUTAGE_READS = 2
 
 # the failures worth trying again: everything Shopify or the network can answer. A bug in our
 # own code raises something else and stops the agent loudly instead of looping.
@@ -131,6 +136,7 @@ class OrderTrack(BaseModel):
     # dropped, only tried later
     failed_reads: int = 0
     retry_at: float = 0.0
+    deferred_at: float = 0.0
 
 
 class StateReader(Protocol):
@@ -220,6 +226,9 @@ class OrderHolds:
         self._asked: dict[int, float] = {}  # order id -> when the sweep last asked for it
         # fulfilment order id -> lookups failed in a row (in memory: a restart starts again)
         self._lookups_failed: dict[int, int] = {}
+        self._deferred_in_a_row = 0  # reads and lookups deferred with none answered between
+        # when Shopify answered again after an outage: what was deferred before is due now
+        self.answered_again_at = 0.0
 
     async def take(self, record: OrderRecord) -> None:
         await self.take_batch([record])
@@ -285,8 +294,10 @@ class OrderHolds:
                 )
             except _Deferred:
                 failed = self._lookups_failed[fo] = self._lookups_failed.get(fo, 0) + 1
+                self._deferred_in_a_row += 1
                 raise LookupDeferred(fo, self.backoff.delay(failed)) from None
             self._lookups_failed.pop(fo, None)
+            self._answered()
             if order_id is None:
                 for r in records:
                     await self.output.dead_letter(r, f"{r.topic}: no such fulfilment order")
@@ -335,8 +346,10 @@ class OrderHolds:
             # the track as it is now: a webhook's Move Out may have been sent meanwhile
             track = self._track(order_id)
             track.failed_reads += 1
-            track.retry_at = self._clock() + self.backoff.delay(track.failed_reads)
+            track.deferred_at = self._clock()
+            track.retry_at = track.deferred_at + self.backoff.delay(track.failed_reads)
             track.holding = True
+            self._deferred_in_a_row += 1
             self.tracks[str(order_id)] = _encode_track(track)
             log.warning(
                 "order %s deferred: read again in %.0f s (%d failed in a row)",
@@ -345,6 +358,7 @@ class OrderHolds:
                 track.failed_reads,
             )
             return
+        self._answered()
         track = self._track(order_id)
         if state is None:
             # the sweep's order may be gone from Shopify: nothing to read again; a webhook of
@@ -388,7 +402,7 @@ class OrderHolds:
         track.held_at = [(h.sku, h.location_id) for h in held.values()]
         track.holding = _still_changing(state, held)
         track.read_at = now
-        track.failed_reads, track.retry_at = 0, 0.0
+        track.failed_reads, track.retry_at, track.deferred_at = 0, 0.0, 0.0
         self._remember(order_id, track, moved, reversed_, _lines_of(state))
         self._asked.pop(order_id, None)
 
@@ -408,10 +422,19 @@ class OrderHolds:
             out.append(order_id)
         return out
 
+    def _answered(self) -> None:
+        """Shopify answered a read: if it had been failing, it is back."""
+        if self._deferred_in_a_row >= OUTAGE_READS:
+            self.answered_again_at = self._clock()
+            log.info("Shopify answers again: reads deferred meanwhile are due now")
+        self._deferred_in_a_row = 0
+
     def _is_due(self, track: OrderTrack, asked: float, now: float) -> bool:
         if track.retry_at > 0:
-            # a deferred read: due at its backoff, and asked for once per backoff
-            return now >= track.retry_at and asked < track.retry_at
+            # a deferred read: due at its backoff, and asked for once per backoff; or as soon
+            # as Shopify answers again after an outage, once
+            back = self.answered_again_at > max(asked, track.deferred_at)
+            return back or (now >= track.retry_at and asked < track.retry_at)
         unread = now - track.read_at >= self.sweep_interval
         return track.holding and unread and now - asked >= self.sweep_interval
 

@@ -276,3 +276,50 @@ async def test_a_webhook_move_out_during_a_read_of_its_order_is_kept_and_sent_on
         await asyncio.gather(writer, return_exceptions=True)
     assert [t.externalid for t in out.transactions] == [f"sf-{ORDER}-9"]
     assert OrderTrack.model_validate_json(tracks[str(ORDER)]).moved_out == [9]
+
+
+async def test_deferred_lookups_go_as_soon_as_shopify_answers_again() -> None:
+    """A fulfilment order's lookup deferred through an outage waited out its backoff (up to a
+    minute) after Shopify was back; once a read is answered after reads failing in a row, it
+    goes at once."""
+    shopify = GatedShopify()
+    shopify.fulfilment_orders[77] = OTHER
+    shopify.orders[OTHER] = state(fo(77, 11, ("B", 1)))
+    shopify.orders[ORDER] = state(fo(1, 11, ("A", 2)))
+    down = [True]
+    lookup = shopify.order_of_fulfilment_order
+    read = shopify.order_fulfilment_state
+
+    async def failing_lookup(fulfilment_order_id: int) -> int | None:
+        if down[0]:
+            raise ShopifyError("server_error", "HTTP 503")
+        return await lookup(fulfilment_order_id)
+
+    async def failing_read(
+        order_id: int, known: Mapping[int, tuple[FulfilmentLine, ...]] | None = None
+    ) -> OrderFulfilmentState | None:
+        if down[0]:
+            raise ShopifyError("server_error", "HTTP 503")
+        return await read(order_id, known)
+
+    shopify.order_of_fulfilment_order = failing_lookup  # type: ignore[method-assign]
+    shopify.order_fulfilment_state = failing_read  # type: ignore[method-assign]
+    out = Output()
+    # a backoff far longer than the test: only "Shopify answers again" can release the lookup
+    holds = OrderHolds({}, LOCATIONS, shopify, out, backoff=Backoff(first=600.0, cap=600.0))
+    holds._sleep = lambda _: asyncio.sleep(0)  # type: ignore[method-assign]
+    reads = OrderReads(holds, parallel=2)
+    writer = asyncio.create_task(reads.run_writer())
+    try:
+        await reads.accept(
+            [OrderRecord("fulfillment_orders/moved", b"fulfillment_order/77", b"{}")]
+        )
+        await reads.accept([OrderRecord("orders/create", str(ORDER).encode(), b"{}")])
+        await until(lambda: holds.tracks.get(str(ORDER)) is not None, "the read to be deferred")
+        assert out.again == []
+        down[0] = False
+        await reads.accept([OrderRecord("orders/updated", str(ORDER).encode(), b"{}")])
+        await until(lambda: out.again == [OTHER], "the lookup, as soon as Shopify answers")
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)

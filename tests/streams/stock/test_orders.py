@@ -441,6 +441,37 @@ async def test_a_failed_read_is_deferred_with_backoff_and_read_again_never_dropp
     assert (track.failed_reads, track.retry_at) == (0, 0.0)
 
 
+async def test_deferred_reads_are_due_as_soon_as_shopify_answers_again() -> None:
+    """After a long outage the deferred reads waited out backoffs of up to a minute after
+    Shopify was back, their held units stale (and their SKUs offered) meanwhile: in the e2e
+    lifecycle run tillsync caught up 12-26 s after the outage. A read that succeeds says
+    Shopify answers: every read deferred before it is due at the next sweep."""
+    w = World({("A", 11): 10, ("B", 11): 10})
+    w.holds.backoff = Backoff(first=30.0, cap=60.0)
+    other = ORDER + 1
+    w.shopify.orders[other] = state(fo(9, 11, ("B", 2)))
+    w.shopify.failures.extend(ShopifyError("server_error", "HTTP 503") for _ in range(4))
+    await w.webhook(state(fo(1, 11, ("A", 3))), "orders/create")
+    await w.holds.take(OrderRecord(topic="orders/create", key=str(other).encode(), value=b"{}"))
+    assert w.shopify.reads == 4 and w.holds.due(w.tracks.items(), w.now) == []
+    # a read is deferred again while Shopify is still down: not due before its backoff
+    w.now += 1.0
+    assert w.holds.due(w.tracks.items(), w.now) == []
+    # Shopify answers a read (a webhook's, of a third order): both deferred ones are due now,
+    # long before their backoff, and asked for once
+    third = ORDER + 2
+    w.shopify.orders[third] = state(fo(10, 11, ("A", 1)))
+    await w.holds.take(OrderRecord(topic="orders/create", key=str(third).encode(), value=b"{}"))
+    w.now += 1.0
+    assert sorted(w.holds.due(w.tracks.items(), w.now)) == [ORDER, other]
+    assert w.holds.due(w.tracks.items(), w.now) == []
+    # one that fails after Shopify came back keeps its backoff
+    w.shopify.failures.extend(ShopifyError("server_error", "HTTP 503") for _ in range(2))
+    await w.holds.take(OrderRecord(topic=DERIVE_TOPIC, key=str(ORDER).encode(), value=b"{}"))
+    w.now += 1.0
+    assert w.holds.due(w.tracks.items(), w.now) == []
+
+
 def fulfilment_webhook(f_id: int, location: int, *lines: tuple[str, int], status: str) -> bytes:
     """A fulfillments/create|update body as Shopify sends it (the fields read of it)."""
     return json.dumps(
