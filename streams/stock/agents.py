@@ -283,8 +283,9 @@ class PositionsAgent:
                 found.checks.append(drift_check(pos.sku, pos.location_id, now))
         return found
 
-    def stock_of_sku(self, sku: str) -> list[dict[str, Any]]:
-        """One SKU's positions at every location that has one, for a person to read."""
+    def stock_of_sku(self, sku: str, settled_holds: bool = False) -> list[dict[str, Any]]:
+        """One SKU's positions at every location that has one, for a person to read; with
+        ``settled_holds``, the orders that hold nothing there any more too."""
         out: list[dict[str, Any]] = []
         for loc in self.locations.locations:
             value = self.table.get(position_key(sku, loc.shopify_location_id))
@@ -316,7 +317,7 @@ class PositionsAgent:
                             "version": hold.version,
                         }
                         for order, hold in pos.holds.items()
-                        if hold.settled_at is None
+                        if settled_holds or hold.settled_at is None
                     },
                 }
             )
@@ -462,7 +463,9 @@ def register(ctx: Context) -> None:
     @app.page("/state/stock/{sku}")
     class StockOfSku(View):
         async def get(self, request: Request, sku: str) -> Response:
-            return self.json({"sku": sku, "positions": agents.positions.stock_of_sku(sku)})
+            every = request.query.get("holds") == "all"
+            positions = agents.positions.stock_of_sku(sku, settled_holds=every)
+            return self.json({"sku": sku, "positions": positions})
 
     @app.page("/state/stock")
     class StockSummary(View):

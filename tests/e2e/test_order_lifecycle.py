@@ -211,17 +211,22 @@ async def _story(h: Harness, life: OrderLife, sku: str, location_id: int) -> str
     """Every online order that touched one position, as each side tells it: Shopify's
     fulfilment orders and fulfilments of the SKU there, the Move Outs Sitoo booked for it, what
     the worker's position holds for the order and what its order track says, and the steps the
-    scenario took. What a held-unit defect needs to be found from one failed run."""
+    scenario took. What a held-unit defect needs to be found from one failed run. A story that
+    cannot be told (the worker gone, say) says why instead of hiding the failure it explains."""
+    try:
+        return await _told(h, life, sku, location_id)
+    except Exception as exc:
+        return f"{sku}@{location_id}: no story ({type(exc).__name__}: {exc})"
+
+
+async def _told(h: Harness, life: OrderLife, sku: str, location_id: int) -> str:
     assert h.shopify is not None and h.sitoo is not None and h.network is not None
     shop = h.shopify.state
     warehouse = next(
         s.sitoo_warehouse_id for s in h.network.stores if s.shopify_location_id == location_id
     )
-    [row] = [
-        p
-        for p in (await h.worker_json(f"/state/stock/{sku}"))["positions"]
-        if p["shopify_location_id"] == location_id
-    ]
+    rows = (await h.worker_json(f"/state/stock/{sku}?holds=all"))["positions"]
+    row = next((p for p in rows if p["shopify_location_id"] == location_id), {})
     held: dict[str, Any] = row.get("holds") or {}
     booked: dict[int, list[str]] = {}
     for t in h.sitoo.state.transactions_from(1):
@@ -231,7 +236,9 @@ async def _story(h: Harness, life: OrderLife, sku: str, location_id: int) -> str
         for item in t.items:
             if item.sku == sku:
                 booked.setdefault(ref.order_id, []).append(f"{t.externalid} {item.quantity}")
-    lines = [f"{sku}@{location_id}: worker pending {row['pending']}, target {row['target']}"]
+    lines = [
+        f"{sku}@{location_id}: worker pending {row.get('pending')}, target {row.get('target')}"
+    ]
     for order in shop.orders.values():
         fos = [
             f"FO {fo.id} {fo.status}: {ln.remaining}/{ln.total}"

@@ -339,3 +339,9 @@ async def test_a_view_of_one_sku_shows_each_location_it_is_stocked_at(h: Harness
     assert row["holds"] == {
         "1001": {"held": 3, "open": 2, "fulfilled": {"7": 1}, "booked": {}, "version": 1}
     }
+    # once it holds nothing there, only a view that asks for settled holds shows it
+    done = held.model_copy(update={"version": 2, "open": 0, "fulfilled": {}})
+    await h.apply(done)
+    assert h.agent.stock_of_sku("SKU")[0]["holds"] == {}
+    [row, _] = h.agent.stock_of_sku("SKU", settled_holds=True)
+    assert row["holds"]["1001"]["held"] == 0 and row["pending"] == 0
