@@ -25,7 +25,13 @@ from tillsync.streams.echoes import Echoes
 from tillsync.streams.skus import SkuIndex
 from tillsync.streams.stock.held_units import derive
 from tillsync.streams.stock.order_topics import DERIVE_TOPIC, OrderKey, order_key_of
-from tillsync.streams.stock.orders import Backoff, OrderHolds, OrderRecord, OrderTrack
+from tillsync.streams.stock.orders import (
+    Backoff,
+    KafkaOrderOutput,
+    OrderHolds,
+    OrderRecord,
+    OrderTrack,
+)
 from tillsync.streams.stock.position import Position, step
 from tillsync.streams.stock.shopify_webhooks import RawWebhook, WebhookReader, WebhookRecords
 
@@ -739,3 +745,37 @@ async def test_a_read_that_hangs_is_given_its_deadline_then_deferred(
     await asyncio.wait_for(w.holds.take(record), 5)
     track = OrderTrack.model_validate_json(w.tracks[str(ORDER)])
     assert w.shopify.reads == 2 and track.retry_at > w.now and w.out.dead == []
+
+
+async def test_a_move_out_counts_as_sent_only_once_kafka_has_it() -> None:
+    """The order's track names a Move Out as sent (on disk at once), and a record taken again
+    after a crash skips the Move Outs its track names; a command still in the producer's buffer
+    when the worker was SIGKILLed was lost for good (the 50,000-event e2e: every position
+    exact, a Move Out missing). So the output returns only once Kafka has the command."""
+    delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    class Topic:
+        async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
+            return delivered
+
+    class Producer:
+        async def send(self, *args: object) -> asyncio.Future[None]:
+            return delivered
+
+    class Ctx:
+        settings = type("S", (), {"app_id": "t"})()
+        app = type("A", (), {"producer": Producer()})()
+
+        def topic(self, spec: object) -> Topic:
+            return Topic()
+
+    output = KafkaOrderOutput(Ctx())  # type: ignore[arg-type]
+    tx = WarehouseTransactionIn(warehouseid=101, transactiontype=20, items=[], externalid="sf-1-2")
+    sending = asyncio.create_task(output.transaction(tx))
+    # ... and so do the held units, whose let-go records the track cannot send twice
+    held = HeldUnits(sku="A", location_id=11, order_id=1, version=1, open=0, at=1.0)
+    holding = asyncio.create_task(output.held([held]))
+    await asyncio.sleep(0.01)
+    assert not sending.done() and not holding.done()  # in the producer's buffer: not sent yet
+    delivered.set_result(None)
+    await asyncio.wait_for(asyncio.gather(sending, holding), 1.0)
