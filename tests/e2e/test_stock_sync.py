@@ -121,6 +121,7 @@ async def _edit_is_healed(h: Harness, store: Store, sku: str, delta: int) -> Non
     except AssertionError:
         print(await h.worker_json(f"/state/stock/{sku}"))
         raise
+
     # the worker counts the heal when it takes the write's result, which can come a moment
     # after Shopify shows the level: waited for, then exactly one
     async def counted() -> bool:
