@@ -240,6 +240,75 @@ def stock_show(sku: str, workers: tuple[str, ...]) -> None:
 
 
 @main.group()
+def orders() -> None:
+    """Online orders across both platforms."""
+
+
+@orders.command("show")
+@click.argument("order_id", type=click.IntRange(min=1), metavar="ORDER")
+@click.option(
+    "--worker",
+    "workers",
+    multiple=True,
+    help="worker URL, once per worker of the deployment (the order's track is on one); "
+    "default http://<web_host>:<web_port>",
+)
+@click.option(
+    "--since-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="how far back to scan Sitoo's ledger for the order's Move Outs",
+)
+def orders_show(order_id: int, workers: tuple[str, ...], since_days: float) -> None:
+    """Print one online order's journey (ORDER: Shopify's numeric order id): its fulfilment
+    orders and fulfilments in Shopify, what tillsync holds and sent for it, and each Move Out
+    and reversal owed or booked in Sitoo. Exits 1 when one is owed and not booked, or booked
+    and not owed."""
+    import asyncio
+    import time
+
+    import httpx
+
+    from tillsync.connectors.shopify.client import ShopifyError
+    from tillsync.connectors.sitoo.client import SitooError
+    from tillsync.schemas.locations import LocationMapError, load_location_map
+    from tillsync.streams.stock import journey as j
+
+    settings = _settings()
+    if settings.locations_file is None:
+        raise click.ClickException("set TILLSYNC_LOCATIONS_FILE to the location map")
+    try:
+        locations = load_location_map(settings.locations_file)
+    except LocationMapError as exc:
+        raise click.ClickException(str(exc)) from None
+    urls = workers or (f"http://{settings.web_host}:{settings.web_port}",)
+    since = int(time.time() - since_days * 86400)
+    try:
+        found = asyncio.run(
+            j.order_journey(
+                settings,
+                locations,
+                order_id,
+                workers=urls,
+                since=since,
+                echo=lambda m: click.echo(m, err=True),
+            )
+        )
+    except PermissionError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ShopifyError, SitooError, httpx.HTTPError) as exc:
+        raise click.ClickException(f"could not read the order's journey: {exc}") from None
+    for line in j.describe(found, locations):
+        click.echo(line)
+    wrong = j.problems(found)
+    for problem in wrong:
+        click.echo(f"PROBLEM: {problem}")
+    if wrong:
+        raise SystemExit(1)
+
+
+@main.group()
 def reconcile() -> None:
     """Compare full snapshots of both platforms."""
 

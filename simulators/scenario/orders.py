@@ -107,6 +107,10 @@ class Oversell:
     oversold: int
     free: int  # Sitoo's free units there when the order was placed
     shopify_available: int
+    # seconds since Sitoo last changed the SKU's stock at that store, at most (Sitoo stamps a
+    # change in whole seconds): an oversell this soon after a till sale is the race no sync
+    # can win, one long after it is a level tillsync left wrong
+    since_sitoo_change: float
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,15 @@ class OrderLife:
         available = int(item.available) if item is not None else 0
         return available - self._committed(sku, location_id) - self._unbooked[(location_id, sku)]
 
+    def _since_sitoo_change(self, location_id: int, sku: str) -> float:
+        """Seconds since Sitoo last changed ``sku``'s stock at the store, rounded up to
+        Sitoo's whole-second stamp (never less than the truth); infinite if it never has."""
+        state = self.sitoo.state
+        item = state.stock[self._stores[location_id].sitoo_warehouse_id].get(sku)
+        if item is None:
+            return float("inf")
+        return state.clock() - item.datelastmodified
+
     def _level(self, sku: str, location_id: int) -> tuple[int, int]:
         state = self.shopify.state
         level = state.levels.get((state.item_for(sku).id, location_id))
@@ -289,19 +302,34 @@ class OrderLife:
         for sku, qty in lines:
             units[sku] += qty
         judged = [
-            (sku, n, self.free(location_id, sku), self._level(sku, location_id)[0])
+            (
+                sku,
+                n,
+                self.free(location_id, sku),
+                self._level(sku, location_id)[0],
+                self._since_sitoo_change(location_id, sku),
+            )
             for sku, n in units.items()
         ]
         delivery = "PICK_UP" if plan == "pickup" else "SHIPPING"
         order = self.shopify.state.place_order(lines, location_id=location_id, delivery=delivery)
         window = self.window()
-        for sku, n, free, shown in judged:
+        for sku, n, free, shown, since in judged:
             over = max(0, n - max(0, free))
             if over:
                 self.oversold[window] += over
                 self.oversells.append(
                     Oversell(
-                        time.monotonic(), window, order.id, location_id, sku, n, over, free, shown
+                        time.monotonic(),
+                        window,
+                        order.id,
+                        location_id,
+                        sku,
+                        n,
+                        over,
+                        free,
+                        shown,
+                        since,
                     )
                 )
         self.placed[plan] += 1

@@ -29,8 +29,9 @@ after it: every Move Out owed when the fault ended is in Sitoo, and no more posi
 in Shopify than their target than did at any sample of the normal trading before the first
 fault. The run waits a bounded time for that and goes on if it does not come (the window then
 stays open until a later catch-up or the end of the trading: the next fault has to be survived
-wherever it finds the worker). Outside every window none may be oversold; inside, the count is
-printed.
+wherever it finds the worker). Outside every window the only oversell allowed is the race no
+sync can win: an order placed within a few seconds of the till sale that took its unit (Sitoo
+stamps each change of an item); inside a window, the count is printed.
 
 At the end every position equals its target computed from the simulators' own state, within
 a deadline; every Move Out (and reversal) owed is in Sitoo exactly once, and no other; nothing
@@ -87,6 +88,10 @@ SHOPIFY_OUTAGE = 180.0  # ... and 503 until this long after the start
 SITOO_OUTAGE = 60.0
 WORKER_DOWN_ACTIONS = int(10 * RATE)  # the shops trade ~10 s with no worker
 CONVERGE_WITHIN = 90.0
+# an online order this soon after a till sale took the unit it buys is the race no sync can
+# win (the level in Shopify is right a moment later); the buffer of 1 hides most such races,
+# a sale of two units does not. Outside every fault window that is the only oversell allowed
+RACE_SECONDS = 5.0
 # the store mix without the Driver's own online orders: OrderLife places every one
 STORES_ONLY = Mix(online_order=0, fulfilment=0)
 
@@ -458,7 +463,8 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         f"({sum(1 for e in moves if e.endswith('-r'))} reversals); dead letters in Kafka "
         f"{dead}; the whole test {time.monotonic() - began:.0f}s; worker log {h.worker.log_path}"
     )
-    for o in life.oversells[:10]:
+    in_normal = [o for o in life.oversells if o.window == "normal"]
+    for o in (in_normal + [o for o in life.oversells if o.window != "normal"])[:12]:
         print(f"  oversold: {o}")
 
     assert player.stock_events >= MIN_STOCK_EVENTS
@@ -472,8 +478,10 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
     assert set(moves) == life.expected_move_outs
     # nothing dead-lettered: not in any scrape, not in Kafka
     assert monitor.dead_letters_seen == 0 and final.dead_letters == 0 and dead == 0
-    # nothing oversold while tillsync was up to date
-    assert life.oversold["normal"] == 0, life.oversells[:10]
+    # nothing oversold while tillsync was up to date, but for an order a moment after the till
+    # sale that took its unit: a level left wrong any longer would be tillsync's failure
+    late = [o for o in in_normal if o.since_sitoo_change > RACE_SECONDS]
+    assert not late, [(o, await _story(h, life, o.sku, o.location_id)) for o in late[:3]]
     # the faults happened: Shopify refused calls with 401 and then 503, long enough for the
     # sink to give calls up (its breaker open)
     assert shopify.stats["unauthorized_401"] > 0 and shopify.stats["outage_503"] > 0
