@@ -120,6 +120,14 @@ class HeldUnits(_Event):
         default_factory=dict, description="fulfilment id -> units it took from this location"
     )
     at: UnixTime = Field(description="when the fulfilment state was read (Unix seconds)")
+    in_sitoo: Count = Field(
+        0,
+        description="of `open`, the units a Sitoo pickup order reserves (Sitoo counts them "
+        "itself once a reading of its reserved quantity taken after `in_sitoo_since` is in)",
+    )
+    in_sitoo_since: UnixTime = Field(
+        0.0, description="when Sitoo confirmed the pickup order made (Unix seconds)"
+    )
 
 
 class PendingUnits(_Event):
@@ -262,3 +270,65 @@ class ExceptionRecord(BaseModel):
     message: str
     at: float
     details: dict[str, str | int | float | None] = Field(default_factory=dict)
+
+
+class PickupAction(StrEnum):
+    EXPORT = "export"  # make the Sitoo order of a pickup fulfilment order, once
+    CANCEL = "cancel"  # cancel it: the pickup was fulfilled, cancelled or moved in Shopify
+
+
+class PickupCommand(BaseModel):
+    """What the Sitoo orders sink is to do for one pickup fulfilment order at one store,
+    keyed by ``externalid``: the Sitoo order's own key, which names the fulfilment order and the
+    store, so an export repeated (a replay, a second derivation) finds the order made before,
+    and a pickup moved to another store is a new order there."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: PickupAction
+    externalid: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
+    order_id: Id
+    fulfilment_order_id: Id
+    location_id: Id
+    warehouse_id: Id
+    at: UnixTime = Field(description="when the order flow asked for it (Unix seconds)")
+
+
+class SitooPickupState(StrEnum):
+    OPEN = "open"  # made (or found made before): it reserves the pickup's units
+    CANCELLED = "cancelled"  # cancelled by us while open: Sitoo delivered nothing of it
+    ABSENT = "absent"  # never made: Sitoo delivered nothing of it
+    CLOSED = "closed"  # closed in Sitoo before our cancel: handed over, its handover tells
+
+
+class PickupInSitoo(BaseModel):
+    """The Sitoo orders sink's answer, back to the order's flow: after an export, the Sitoo
+    order exists and reserves the pickup's units since ``at``; after a cancel, what Sitoo's
+    order was, which tells whether the units left the store through Sitoo or through Shopify
+    (and so whether a fulfilment of them in Shopify needs a Move Out)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    externalid: str
+    order_id: Id
+    fulfilment_order_id: Id
+    sitoo_order_id: Id = 0
+    at: UnixTime
+    state: SitooPickupState = SitooPickupState.OPEN
+
+
+class PickupHandedOver(BaseModel):
+    """Sitoo handed a pickup over (its order closed, collected at the till): the units it
+    delivered, per SKU, have left Sitoo's stock through its own sale. Sent to the order's
+    flow before Shopify is told (``fulfillmentCreate``), so that the fulfilment Shopify makes of
+    them is never mistaken for one whose units Sitoo still counts (no Move Out is written
+    for them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    externalid: str
+    order_id: Id
+    fulfilment_order_id: Id
+    location_id: Id
+    took: dict[str, Count] = Field(description="SKU -> units Sitoo delivered")
+    at: UnixTime

@@ -14,6 +14,7 @@ from enum import StrEnum
 class Keying(StrEnum):
     SKU = "sku"
     ORDER = "shopify order id"
+    SITOO_ORDER = "sitoo order id"
     EMAIL = "normalised email"
     EXTERNAL_ID = "external id of the write"
     NONE = "arrival order"
@@ -56,6 +57,16 @@ SHOPIFY_INVENTORY_COMMANDS = TopicSpec(
 SITOO_STOCK_COMMANDS = TopicSpec(
     "cmd.sitoo.stock", Keying.EXTERNAL_ID, "stock transactions for the Sitoo sink"
 )
+SITOO_ORDER_COMMANDS = TopicSpec(
+    "cmd.sitoo.orders",
+    Keying.EXTERNAL_ID,
+    "pickup orders to make or cancel in Sitoo, for the Sitoo orders sink",
+)
+SITOO_PICKUP_EVENTS = TopicSpec(
+    "sitoo.pickup-events",
+    Keying.SITOO_ORDER,
+    "the Events SPI steps that may be a pickup's (ready, collected, rejected), by Sitoo order",
+)
 SKU_INDEX = TopicSpec(
     "sku.index",
     Keying.SKU,
@@ -78,6 +89,8 @@ ALL: tuple[TopicSpec, ...] = (
     STOCK_EVENTS,
     SHOPIFY_INVENTORY_COMMANDS,
     SITOO_STOCK_COMMANDS,
+    SITOO_ORDER_COMMANDS,
+    SITOO_PICKUP_EVENTS,
     SKU_INDEX,
     DRIFT,
     EXCEPTIONS,

@@ -38,7 +38,8 @@ from tillsync.connectors.shopify.fulfilment_state import (
     FulfilmentStateReader,
     OrderFulfilmentState,
 )
-from tillsync.connectors.shopify.ids import gid_tail
+from tillsync.connectors.shopify.ids import gid, gid_tail
+from tillsync.connectors.shopify.pickup import PickupDetails, read_pickup
 from tillsync.schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -541,6 +542,56 @@ class ShopifyClient:
     async def order_of_fulfilment_order(self, fulfilment_order_id: int) -> int | None:
         """The order a fulfilment order belongs to; ``None`` when Shopify has no such one."""
         return await FulfilmentStateReader(self._order_state).order_of(fulfilment_order_id)
+
+    async def pickup(self, fulfilment_order_id: int) -> PickupDetails | None:
+        """A pickup fulfilment order with what its Sitoo order needs; ``None`` when Shopify
+        has no such one. Raises ShopifyError as ``execute`` does."""
+        return await read_pickup(self._order_state, fulfilment_order_id)
+
+    async def prepared_for_pickup(self, fulfilment_order_id: int) -> list[UserErrorInfo]:
+        """Mark a pickup fulfilment order ready (``fulfillmentOrderLineItemsPreparedForPickup``):
+        Shopify emails the customer at every call, so the caller calls it once. Returns the
+        userErrors (a fulfilment order no longer open, say)."""
+        variables = {
+            "input": {
+                "lineItemsByFulfillmentOrder": [
+                    {"fulfillmentOrderId": gid("FulfillmentOrder", fulfilment_order_id)}
+                ]
+            }
+        }
+        _, errors = await self._mutate(
+            docs.FULFILLMENT_ORDER_PREPARED_FOR_PICKUP,
+            variables,
+            "fulfillmentOrderLineItemsPreparedForPickup",
+            Priority.ORDER_STATE,
+        )
+        return errors
+
+    async def fulfil(
+        self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify: bool = False
+    ) -> tuple[int | None, list[UserErrorInfo]]:
+        """Fulfil these units (fulfilment order line id -> quantity) of one fulfilment order
+        (``fulfillmentCreate``): the new fulfilment's id, or None with the userErrors. Not
+        idempotent in Shopify: the caller fulfils only what is still owed."""
+        variables = {
+            "fulfillment": {
+                "notifyCustomer": notify,
+                "lineItemsByFulfillmentOrder": [
+                    {
+                        "fulfillmentOrderId": gid("FulfillmentOrder", fulfilment_order_id),
+                        "fulfillmentOrderLineItems": [
+                            {"id": gid("FulfillmentOrderLineItem", line), "quantity": n}
+                            for line, n in sorted(lines.items())
+                        ],
+                    }
+                ],
+            }
+        }
+        payload, errors = await self._mutate(
+            docs.FULFILLMENT_CREATE, variables, "fulfillmentCreate", Priority.ORDER_STATE
+        )
+        made = payload.get("fulfillment") or {}
+        return (gid_tail(made["id"]) if made.get("id") else None), errors
 
     async def _order_state(self, document: str, variables: JSON) -> JSON:
         # what an order holds is read before anything else waiting for the bucket: stock

@@ -124,6 +124,24 @@ query OrderWithFulfillmentOrders($id: ID!) {
 }
 """
 
+PICKUP_FULFILLMENT_ORDER = """
+query PickupFulfillmentOrder($id: ID!, $after: String) {
+  fulfillmentOrder(id: $id) {
+    id status
+    deliveryMethod { methodType }
+    assignedLocation { location { id } }
+    order { id name email displayFinancialStatus currencyCode }
+    lineItems(first: 50, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id sku remainingQuantity totalQuantity
+        lineItem { id name discountedUnitPriceSet { shopMoney { amount } } }
+      }
+    }
+  }
+}
+"""
+
 FULFILLMENT_ORDER_PREPARED_FOR_PICKUP = """
 mutation PreparedForPickup($input: FulfillmentOrderLineItemsPreparedForPickupInput!) {
   fulfillmentOrderLineItemsPreparedForPickup(input: $input) {
@@ -312,6 +330,7 @@ ALL_DOCUMENTS: dict[str, str] = {
     "INVENTORY_ADJUST_QUANTITIES": INVENTORY_ADJUST_QUANTITIES,
     "INVENTORY_ACTIVATE": INVENTORY_ACTIVATE,
     "ORDER_WITH_FULFILLMENT_ORDERS": ORDER_WITH_FULFILLMENT_ORDERS,
+    "PICKUP_FULFILLMENT_ORDER": PICKUP_FULFILLMENT_ORDER,
     "FULFILLMENT_ORDER_PREPARED_FOR_PICKUP": FULFILLMENT_ORDER_PREPARED_FOR_PICKUP,
     "FULFILLMENT_CREATE": FULFILLMENT_CREATE,
     "REFUND_CREATE": REFUND_CREATE,

@@ -31,6 +31,7 @@ WIDE_FULFILLMENTS = (50, 250)
 _FO_FIELDS = """
         id
         status
+        deliveryMethod { methodType }
         assignedLocation { location { id } }"""
 
 ORDER_HOLDS = f"""

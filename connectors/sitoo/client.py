@@ -27,6 +27,8 @@ from tillsync.schemas.settings import Settings
 from tillsync.schemas.sitoo import (
     BatchResult,
     Order,
+    OrderDelivery,
+    OrderIn,
     Product,
     WarehouseItem,
     WarehouseTransactionIn,
@@ -390,6 +392,35 @@ class SitooClient:
             yield Product.model_validate(item)
 
     # -- orders -----------------------------------------------------------------------------
+
+    async def orders_by_externalid(self, externalids: Sequence[str]) -> list[Order]:
+        """The orders with these externalids (getAllOrders, ``externalid=a,b``): how a write
+        of an order is made once, looked up before it is made."""
+        body = await self.request(
+            "GET", "/orders.json", params={"externalid": ",".join(externalids)}
+        )
+        items = body.get("items", []) if isinstance(body, dict) else []
+        return [Order.model_validate(item) for item in items]
+
+    async def add_order(self, order: OrderIn) -> int:
+        """Make one order (addOrder); its new orderid. A POST is not retried: an answer lost
+        may have made it, so the caller looks its externalid up before trying again."""
+        answer = await self.request(
+            "POST", f"{self._site}/orders.json", json=order.model_dump(exclude_none=True)
+        )
+        return int(answer)
+
+    async def set_order_state(self, orderid: int, orderstateid: int) -> None:
+        """Move an open order to another state (updateOrder): cancel (20) lets go of what it
+        reserves. Sitoo refuses to change an order no longer open."""
+        await self.request(
+            "PUT", f"{self._site}/orders/{orderid}.json", json={"orderstateid": orderstateid}
+        )
+
+    async def order_deliveries(self, orderid: int) -> list[OrderDelivery]:
+        """What an order has delivered, delivery by delivery (getOrderDeliveries)."""
+        path = f"{self._site}/orders/{orderid}/orderdeliveries.json"
+        return [OrderDelivery.model_validate(d) async for d in self._paginate(path, {})]
 
     async def get_order(self, orderid: int) -> Order:
         """One order with its rows (getOrder): what an Events SPI ``order`` event names."""

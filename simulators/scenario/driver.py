@@ -185,6 +185,72 @@ def moving_out(
     return out
 
 
+def pickup_in_sitoo(
+    network: Network, shopify: ShopifySimulator, sitoo: SitooSimulator
+) -> Counter[tuple[str, int]]:
+    """Units Shopify commits for pickups that Sitoo accounts for itself, per (SKU, Shopify
+    location): reserved by the pickup order tillsync made there (web-order markers, flows.md
+    A), or handed over at the till (out of Sitoo's stock by its own sale) and not yet
+    fulfilled in Shopify. tillsync counts each of them once."""
+    location_of = {s.sitoo_warehouse_id: s.shopify_location_id for s in network.stores}
+    out: Counter[tuple[str, int]] = Counter()
+    # by their externalids: till sales are orders too, thousands of them
+    for orderid in sitoo.state.orders_by_externalid.values():
+        order = sitoo.state.orders[orderid]
+        extra = order.data.get("additionaldata") or {}
+        if extra.get("weborder-bopis") != "true":
+            continue
+        loc = location_of.get(order.data.get("warehouseid") or -1)
+        if loc is None:
+            continue
+        for sku, units in order.reserved.items():
+            out[(sku, loc)] += int(units)
+        fo = shopify.state.fulfillment_orders.get(int(extra["shopify-fo-id"]))
+        if fo is None or not order.delivered:
+            continue
+        remaining = {ln.id: ln.remaining for ln in fo.lines}
+        for item in order.product_items():
+            taken = order.delivered.get(int(item["orderitemid"]), 0)
+            line = int((item.get("additionaldata") or {}).get("web-itemid") or 0)
+            out[(item["sku"], loc)] += min(taken, remaining.get(line, 0))
+    return out
+
+
+def pickup_mismatches(
+    network: Network, shopify: ShopifySimulator, sitoo: SitooSimulator
+) -> list[str]:
+    """What is wrong with the click & collect orders in Sitoo, as Shopify stands now: each
+    pickup fulfilment order with units to pick up at a store must be one open Sitoo order
+    there, of those units; no other Sitoo pickup order may be open."""
+    warehouse_of = {s.shopify_location_id: s.sitoo_warehouse_id for s in network.stores}
+    want: dict[int, tuple[int, dict[str, int]]] = {}
+    for fo in shopify.state.fulfillment_orders.values():
+        if fo.method_type != "PICK_UP" or fo.status in ("CLOSED", "CANCELLED"):
+            continue
+        lines: dict[str, int] = {}
+        for ln in fo.lines:  # two lines of one SKU are two rows of it in Sitoo
+            if ln.remaining:
+                lines[ln.sku] = lines.get(ln.sku, 0) + ln.remaining
+        if lines and fo.location_id in warehouse_of:
+            want[fo.id] = (warehouse_of[fo.location_id], lines)
+    have: dict[int, list[tuple[int, dict[str, int]]]] = {}
+    for orderid in sitoo.state.orders_by_externalid.values():
+        order = sitoo.state.orders[orderid]
+        extra = order.data.get("additionaldata") or {}
+        if extra.get("weborder-bopis") != "true" or order.state != 0:
+            continue
+        items: dict[str, int] = {}
+        for item in order.data["orderitems"]:
+            items[item["sku"]] = items.get(item["sku"], 0) + int(item["quantity"])
+        have.setdefault(int(extra["shopify-fo-id"]), []).append((order.data["warehouseid"], items))
+    out = []
+    for fo_id in sorted(want.keys() | have.keys()):
+        wanted = [want[fo_id]] if fo_id in want else []
+        if have.get(fo_id, []) != wanted:
+            out.append(f"fulfilment order {fo_id}: Sitoo has {have.get(fo_id, [])}, want {wanted}")
+    return out
+
+
 def expected_available(
     network: Network,
     shopify: ShopifySimulator,
@@ -193,10 +259,12 @@ def expected_available(
     in_flight: bool = False,
 ) -> dict[tuple[str, int], int]:
     """What tillsync should have made Shopify's `available` at each position: Sitoo's
-    available less the buffer and the units Shopify committed there for open online orders.
+    available less the buffer and the units Shopify committed there for open online orders
+    (once: those a Sitoo pickup order reserves are out of Sitoo's available already).
     With ``in_flight``, also less the units of fulfilments whose Move Out Sitoo has not booked
     yet: the target while Move Outs are on their way (without it, the target once they are)."""
     leaving = moving_out(network, shopify, sitoo) if in_flight else Counter()
+    in_sitoo = pickup_in_sitoo(network, shopify, sitoo)
     out: dict[tuple[str, int], int] = {}
     for store in network.stores:
         items = sitoo.state.stock[store.sitoo_warehouse_id]
@@ -206,6 +274,7 @@ def expected_available(
             inv = shopify.state.item_for(sku)
             level = shopify.state.levels.get((inv.id, store.shopify_location_id))
             committed = level.get("committed") if level is not None else 0
+            committed -= in_sitoo[(sku, store.shopify_location_id)]
             gone = leaving[(sku, store.shopify_location_id)]
             out[(sku, store.shopify_location_id)] = max(
                 0, available - network.spec.buffer - committed - gone

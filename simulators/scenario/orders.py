@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tillsync_sim.scenario.driver import Driver
+from tillsync_sim.scenario.driver import Driver, pickup_in_sitoo
 from tillsync_sim.scenario.network import Network
 from tillsync_sim.shopify import ShopifySimulator
 from tillsync_sim.shopify.model import Fulfillment, FulfillmentOrder, Order
@@ -53,6 +53,10 @@ PLANS: dict[str, tuple[str, ...]] = {
     "partial_then_move_unmapped": ("fulfil_part", "move_unmapped", "fulfil"),
     "move_unmapped_then_ship": ("move_unmapped", "fulfil"),
     "pickup": ("prepare_for_pickup", "fulfil"),
+    # at the store, through the Sitoo order tillsync made: staff mark it ready, the customer
+    # collects it (or never comes, and the order is cancelled in Shopify)
+    "pickup_in_store": ("ready_in_sitoo", "collect_in_sitoo"),
+    "pickup_rejected": ("reject_in_sitoo", "cancel"),
     "fulfilment_cancelled": ("fulfil", "cancel_fulfilment", "fulfil"),
     "more_than_ten_lines": ("fulfil_part", "fulfil"),
     "open_to_the_end": (),
@@ -67,7 +71,9 @@ WEIGHTS: dict[str, float] = {
     "move_to_store_then_ship": 8,
     "partial_then_move_unmapped": 4,
     "move_unmapped_then_ship": 3,
-    "pickup": 8,
+    "pickup": 4,
+    "pickup_in_store": 8,
+    "pickup_rejected": 2,
     "fulfilment_cancelled": 6,
     "more_than_ten_lines": 5,
     "open_to_the_end": 3,
@@ -81,8 +87,13 @@ NEEDS_TWO_UNITS = frozenset(
         "more_than_ten_lines",
     }
 )
+# steps store staff take on the Sitoo order tillsync made of a pickup: without tillsync
+# running there is none, and they wait
+IN_STORE = frozenset({"ready_in_sitoo", "collect_in_sitoo", "reject_in_sitoo"})
 # steps that move no stock anywhere: not stock events
-STOCK_NEUTRAL = frozenset({"prepare_for_pickup", "refund_no_restock"})
+STOCK_NEUTRAL = frozenset(
+    {"prepare_for_pickup", "refund_no_restock", "ready_in_sitoo", "reject_in_sitoo"}
+)
 OPEN_STATES = ("OPEN", "IN_PROGRESS")
 UNMAPPED_STOCK = 1_000  # what the unmapped location has of a SKU when an order first moves there
 
@@ -173,6 +184,9 @@ class OrderLife:
             "move_to_store": self._move_to_store,
             "move_unmapped": self._move_unmapped,
             "prepare_for_pickup": self._prepare_for_pickup,
+            "ready_in_sitoo": lambda o: self._in_store(o, "ready"),
+            "collect_in_sitoo": lambda o: self._in_store(o, "collect"),
+            "reject_in_sitoo": lambda o: self._in_store(o, "reject"),
             "cancel_fulfilment": self._cancel_fulfilment,
         }
 
@@ -230,7 +244,10 @@ class OrderLife:
         return (level.get("available"), level.get("committed")) if level else (0, 0)
 
     def _committed(self, sku: str, location_id: int) -> int:
-        return self._level(sku, location_id)[1]
+        """Shopify's committed units there that Sitoo does not account for itself through
+        their pickup order (reserved, or handed over): those are out of its available already."""
+        in_sitoo = pickup_in_sitoo(self.network, self.shopify, self.sitoo)[(sku, location_id)]
+        return self._level(sku, location_id)[1] - in_sitoo
 
     # -- playing ---------------------------------------------------------------------------
 
@@ -311,7 +328,7 @@ class OrderLife:
             )
             for sku, n in units.items()
         ]
-        delivery = "PICK_UP" if plan == "pickup" else "SHIPPING"
+        delivery = "PICK_UP" if plan.startswith("pickup") else "SHIPPING"
         order = self.shopify.state.place_order(lines, location_id=location_id, delivery=delivery)
         window = self.window()
         for sku, n, free, shown, since in judged:
@@ -489,6 +506,25 @@ class OrderLife:
         for fo in fos:
             self.shopify.state.prepare_for_pickup(fo.id)
         return bool(fos)
+
+    def _in_store(self, order: Order, step: str) -> bool | None:
+        """A step store staff take on the pickup's Sitoo order: None while tillsync has not
+        made it yet (the step waits), False when no pickup is left to take it on."""
+        fos = [fo for fo in self._open_fos(order) if fo.method_type == "PICK_UP"]
+        if not fos:
+            return False
+        state = self.sitoo.state
+        for fo in fos:
+            made = state.orders_by_externalid.get(f"fo-{fo.id}-{fo.location_id}")
+            if made is None or state.orders[made].state != 0:
+                return None
+            if step == "ready":
+                state.ready_for_pickup(made)
+            elif step == "collect":
+                state.collect(made)
+            else:
+                state.reject_pickup(made, "the customer never came")
+        return True
 
     def _last_store_fulfilment(self, order: Order) -> Fulfillment | None:
         state = self.shopify.state

@@ -158,6 +158,8 @@ class FulfillmentOrder:
     lines: list[FulfillmentOrderLine]
     status: str = "OPEN"
     prepared_for_pickup: bool = False
+    # Shopify emails the customer "ready for pickup" at every call, prepared before or not
+    ready_emails: int = 0
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
 

@@ -525,6 +525,7 @@ class ShopState:
         if fo.status not in ("OPEN", "IN_PROGRESS"):
             raise SimError(f"fulfillment order is {fo.status.lower()}")
         fo.prepared_for_pickup = True
+        fo.ready_emails += 1
         fo.status = "IN_PROGRESS"
         fo.updated_at = now_iso()
         self.publish(

@@ -1,5 +1,6 @@
 """The stock flow: Sitoo's ledger and Shopify's inventory webhooks in, positions per (SKU,
-location) in a table, drift found as it appears, writes out through the two sinks."""
+location) in a table, drift found as it appears, writes out through the sinks (Shopify's
+levels, Sitoo's Move Outs and pickup orders)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ def register(ctx: Context) -> None:
         agents,
         ledger,
         order_reads,
+        pickup_handover,
         reservations,
         shopify_sink,
         shopify_webhooks,
+        sitoo_orders,
         sitoo_sink,
         startup,
     )
@@ -27,3 +30,5 @@ def register(ctx: Context) -> None:
     order_reads.register(ctx)
     shopify_sink.register(ctx)
     sitoo_sink.register(ctx)
+    sitoo_orders.register(ctx)
+    pickup_handover.register(ctx)

@@ -25,17 +25,19 @@ lost units Shopify has back) until the reversing Move In lands.
 
 The lines of one SKU at one location are summed: the record is derived from one complete read,
 so two lines of one SKU can no longer overwrite each other, and Sitoo books Move Outs per SKU,
-not per line. Pickup fulfilment orders hold like any other: no Sitoo order reserves their units
-yet, so their handover leaves Sitoo through a Move Out, exactly once. When the pickup flow makes
-Sitoo reserve them through its own order, ``derive`` and ``move_outs`` must leave out the
-fulfilment orders (and their fulfilments) whose Sitoo order's reservation is seen, or the units
-would count twice: held here and reserved there.
+not per line. A pickup fulfilment order at a mapped store becomes a Sitoo order there
+(``tillsync.streams.stock.pickups``), which reserves its units: they would count twice, held
+here and reserved there. So its remaining units are marked ``in_sitoo`` from the time Sitoo
+confirmed the order made, and the position leaves them out of its pending units once its own
+reading of Sitoo's reserved quantity is newer than that (``Position.pending_units``). A pickup
+fulfilled in Shopify leaves Sitoo through a Move Out, as any store fulfilment does, and its Sitoo
+order is cancelled (its reservation let go).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from tillsync.connectors.shopify.fulfilment_state import (
@@ -67,6 +69,8 @@ class HeldAt:
     location_id: int
     open: int = 0
     fulfilled: dict[int, int] = field(default_factory=dict)
+    in_sitoo: int = 0  # of `open`, what the order's Sitoo pickup orders here reserve
+    in_sitoo_since: float = 0.0
 
     @property
     def empty(self) -> bool:
@@ -81,6 +85,8 @@ class HeldAt:
             open=self.open,
             fulfilled={str(f): n for f, n in self.fulfilled.items() if n},
             at=at,
+            in_sitoo=self.in_sitoo,
+            in_sitoo_since=self.in_sitoo_since,
         )
 
 
@@ -88,9 +94,42 @@ def held_key(sku: str, location_id: int) -> str:
     return f"{sku}@{location_id}"
 
 
-def derive(state: OrderFulfilmentState, locations: LocationMap) -> dict[str, HeldAt]:
+def sitoo_covered(
+    state: OrderFulfilmentState,
+    locations: LocationMap,
+    taken: Mapping[tuple[str, int], int],
+) -> tuple[dict[tuple[int, str], int], dict[tuple[str, int], int]]:
+    """Which fulfilled units Sitoo's pickup handovers account for: ((fulfilment, SKU) ->
+    units, and (SKU, location) -> what is left over for units still open in Shopify). Sitoo
+    delivered them through its own sale, so they hold nothing and get no Move Out. Given to
+    the fulfilments at that store in the order Shopify made them, so every caller agrees."""
+    left = dict(taken)
+    covered: dict[tuple[int, str], int] = {}
+    for f in sorted(state.fulfilments, key=lambda f: f.id):
+        if f.status not in TAKING or f.location_id is None:
+            continue
+        if locations.by_shopify(f.location_id) is None:
+            continue
+        for sku, units in _units_by_sku(f).items():
+            n = min(units, left.get((sku, f.location_id), 0))
+            if n > 0:
+                covered[(f.id, sku)] = n
+                left[(sku, f.location_id)] -= n
+    return covered, left
+
+
+def derive(
+    state: OrderFulfilmentState,
+    locations: LocationMap,
+    in_sitoo: Mapping[int, float] | None = None,
+    taken: Mapping[tuple[str, int], int] | None = None,
+) -> dict[str, HeldAt]:
     """The order's held units per (SKU, mapped location), keyed by ``held_key``; pairs that
-    hold nothing now are left out."""
+    hold nothing now are left out. ``in_sitoo``: fulfilment order id -> since when a Sitoo
+    pickup order at its location reserves its remaining units; ``taken``: (SKU, location) ->
+    units Sitoo's pickup handovers delivered (``tillsync.streams.stock.pickups``)."""
+    in_sitoo = in_sitoo or {}
+    covered, left = sitoo_covered(state, locations, taken or {})
     out: dict[str, HeldAt] = {}
 
     def at(sku: str, location_id: int) -> HeldAt:
@@ -104,9 +143,14 @@ def derive(state: OrderFulfilmentState, locations: LocationMap) -> dict[str, Hel
             continue
         if fo.location_id is None or locations.by_shopify(fo.location_id) is None:
             continue  # an unmapped location: Sitoo never counted these units
+        since = in_sitoo.get(fo.id)
         for line in fo.lines:
             if line.sku and line.remaining > 0:
-                at(line.sku, fo.location_id).open += line.remaining
+                held = at(line.sku, fo.location_id)
+                held.open += line.remaining
+                if since is not None:
+                    held.in_sitoo += line.remaining
+                    held.in_sitoo_since = max(held.in_sitoo_since, since)
     for f in state.fulfilments:
         if f.status not in TAKING or f.location_id is None:
             continue
@@ -114,7 +158,14 @@ def derive(state: OrderFulfilmentState, locations: LocationMap) -> dict[str, Hel
             continue
         for sku, units in _units_by_sku(f).items():
             held = at(sku, f.location_id)
-            held.fulfilled[f.id] = held.fulfilled.get(f.id, 0) + units
+            mine = units - covered.get((f.id, sku), 0)
+            held.fulfilled[f.id] = held.fulfilled.get(f.id, 0) + mine
+    # delivered by Sitoo, not fulfilled in Shopify yet: still open there, gone from Sitoo
+    for (sku, loc), n in left.items():
+        still = out.get(held_key(sku, loc))
+        if still is not None and n > 0:
+            still.open = max(0, still.open - n)
+            still.in_sitoo = min(still.in_sitoo, still.open)
     return {key: held for key, held in out.items() if not held.empty}
 
 
@@ -127,13 +178,22 @@ def _units_by_sku(f: FulfilmentState) -> dict[str, int]:
 
 
 def _transaction(
-    f: FulfilmentState, warehouse_id: int, sign: int, kind: int, external_id: str, why: str
+    f: FulfilmentState,
+    warehouse_id: int,
+    sign: int,
+    kind: int,
+    external_id: str,
+    why: str,
+    covered: Mapping[tuple[int, str], int] | None = None,
 ) -> WarehouseTransactionIn | None:
     # one item per SKU: Sitoo's ledger stamps every item of a transaction with one id, and a
-    # second item of a SKU would look like a replay of the first
+    # second item of a SKU would look like a replay of the first. Units a pickup handover
+    # delivered in Sitoo are out of its stock already: left out
+    covered = covered or {}
     items = [
-        WarehouseTransactionItemIn(sku=sku, decimalquantity=f"{sign * n}.000")
+        WarehouseTransactionItemIn(sku=sku, decimalquantity=f"{sign * (n - left)}.000")
         for sku, n in _units_by_sku(f).items()
+        if (left := covered.get((f.id, sku), 0)) < n
     ]
     if not items:
         return None
@@ -151,12 +211,18 @@ def move_outs(
     locations: LocationMap,
     done: Collection[int],
     name: str,
+    taken: Mapping[tuple[str, int], int] | None = None,
+    waiting_at: Collection[int] = (),
 ) -> Iterator[tuple[int, WarehouseTransactionIn]]:
     """(fulfilment id, Move Out) for each successful fulfilment from a mapped store not in
-    `done` (those whose Move Out was sent already), pickups included."""
+    `done` (those whose Move Out was sent already), pickups included, less the units Sitoo's
+    pickup handovers delivered themselves (``taken``): a fulfilment of only those has none.
+    None yet at a location in ``waiting_at``: a pickup there may be Sitoo's to hand over, and
+    whether these units left through Sitoo is not known yet (``pickups.awaiting_sitoo``)."""
+    covered, _ = sitoo_covered(state, locations, taken or {})
     for f in state.fulfilments:
         loc = locations.by_shopify(f.location_id or 0)
-        if loc is None or f.status != DONE or f.id in done:
+        if loc is None or f.status != DONE or f.id in done or f.location_id in waiting_at:
             continue
         tx = _transaction(
             f,
@@ -165,6 +231,7 @@ def move_outs(
             MOVE_OUT,
             fulfilment_external_id(state.order_id, f.id),
             f"Shopify order {name} fulfilled from store",
+            covered,
         )
         if tx is not None:
             yield f.id, tx

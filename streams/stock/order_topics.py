@@ -33,6 +33,12 @@ FULFILLMENT_ORDER_PREFIX = "fulfillment_orders/"  # all of them: moved, split, m
 # Not Shopify's: the orders agent's own records on the order webhooks topic, asking for one
 # order to be read again (by the sweep, or after a fulfilment order was traced to its order).
 DERIVE_TOPIC = "tillsync/order-derive"
+# ... and the Sitoo orders sink's answer that a pickup's Sitoo order exists (``PickupInSitoo``):
+# the order is read again with it
+PICKUP_IN_SITOO_TOPIC = "tillsync/pickup-in-sitoo"
+# ... and Sitoo's handover of a pickup (``PickupHandedOver``): what it delivered has left Sitoo
+PICKUP_HANDED_OVER_TOPIC = "tillsync/pickup-handed-over"
+PICKUP_TOPICS = frozenset({PICKUP_IN_SITOO_TOPIC, PICKUP_HANDED_OVER_TOPIC})
 _FO_KEY = "fulfillment_order/"
 
 
@@ -42,6 +48,7 @@ def changes_holds(topic: str) -> bool:
         or topic in OTHER_TOPICS
         or topic.startswith(FULFILLMENT_ORDER_PREFIX)
         or topic == DERIVE_TOPIC
+        or topic in PICKUP_TOPICS
     )
 
 

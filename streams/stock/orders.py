@@ -48,7 +48,14 @@ from pydantic import BaseModel, Field, ValidationError
 
 from tillsync.connectors.shopify.client import ShopifyError
 from tillsync.connectors.shopify.fulfilment_state import FulfilmentLine, OrderFulfilmentState
-from tillsync.schemas.events import HeldUnits, OrderPlaced
+from tillsync.schemas.events import (
+    HeldUnits,
+    OrderPlaced,
+    PickupCommand,
+    PickupHandedOver,
+    PickupInSitoo,
+    SitooPickupState,
+)
 from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.sitoo import WarehouseTransactionIn
 from tillsync.streams import topics
@@ -56,6 +63,7 @@ from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter, error_reason
 from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.runtime import Runtime
+from tillsync.streams.stock import pickups
 from tillsync.streams.stock.held_units import (
     TAKING,
     HeldAt,
@@ -68,9 +76,12 @@ from tillsync.streams.stock.held_units import (
 from tillsync.streams.stock.order_topics import (
     DERIVE_TOPIC,
     FULFILMENT_TOPICS,
+    PICKUP_IN_SITOO_TOPIC,
+    PICKUP_TOPICS,
     OrderKey,
     changes_holds,
 )
+from tillsync.streams.stock.pickups import PickupTrack
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders, header_in
 
 log = logging.getLogger("tillsync.orders")
@@ -130,6 +141,8 @@ class OrderTrack(BaseModel):
     # fulfilment id -> its lines as (SKU, units): fixed when Shopify makes a fulfilment, so
     # learnt once (from its webhook or a read) and not read again; its status is, every time
     lines: dict[str, list[tuple[str, int]]] = Field(default_factory=dict)
+    # the order's Sitoo pickup orders by externalid (``tillsync.streams.stock.pickups``)
+    pickups: dict[str, PickupTrack] = Field(default_factory=dict)
     holding: bool = False  # units still open (or fulfilments pending): the sweep reads it
     read_at: float = 0.0
     # reads that failed in a row, and when the sweep tries the next: a deferred read is never
@@ -159,6 +172,10 @@ class OrderOutput(Protocol):
         ...
 
     async def derive_again(self, order_id: int) -> None: ...
+
+    async def pickup(self, command: PickupCommand) -> None:
+        """A command for the Sitoo orders sink; returns once it is durable."""
+        ...
 
     async def dead_letter(self, record: OrderRecord, reason: str) -> None: ...
 
@@ -307,13 +324,54 @@ class OrderHolds:
                 # read under the order's own key, in its partition, one read at a time
                 await self.output.derive_again(order_id)
             return
+        self._take_pickup_answers(key.order_id, records)
         await self.derive(key.order_id, records)
+
+    def _take_pickup_answers(self, order_id: int, records: Sequence[OrderRecord]) -> None:
+        """What Sitoo said of the order's pickups: its order exists, and reserves the units from
+        then on (the Sitoo orders sink); or it handed them over, and its own sale took them
+        (the pickup handover). Kept in the track before anything else of the order is done."""
+        pickup_records = [r for r in records if r.topic in PICKUP_TOPICS]
+        if not pickup_records:
+            return
+        track = self._track(order_id)
+        for r in pickup_records:
+            if r.topic == PICKUP_IN_SITOO_TOPIC:
+                answer = PickupInSitoo.model_validate_json(r.value)
+                known = track.pickups.get(answer.externalid)
+                if known is None:
+                    continue  # asked for before a crash lost its track
+                if answer.state is SitooPickupState.OPEN:
+                    if not known.in_sitoo_at:
+                        known = known.model_copy(
+                            update={
+                                "in_sitoo_at": answer.at,
+                                "sitoo_order_id": answer.sitoo_order_id,
+                            }
+                        )
+                else:
+                    known = known.model_copy(update={"said": answer.state.value})
+                track.pickups[answer.externalid] = known
+            else:
+                handed = PickupHandedOver.model_validate_json(r.value)
+                known = track.pickups.get(handed.externalid) or PickupTrack(
+                    fulfilment_order_id=handed.fulfilment_order_id,
+                    location_id=handed.location_id,
+                )
+                track.pickups[handed.externalid] = known.model_copy(
+                    update={"handed_over": True, "took": dict(handed.took)}
+                )
+        self.tracks[str(order_id)] = _encode_track(track)
 
     async def _move_out_from_webhooks(self, order_id: int, records: Sequence[OrderRecord]) -> None:
         """The Move Outs (and reversals) the fulfilment webhooks themselves tell of, sent before
         the order is read: a Shopify outage must not hold Sitoo's stock up. The same externalid
         and the track's list keep each sent once, whichever path sends it first."""
+        # a pickup handed over in Sitoo comes before the fulfilment Shopify makes of it
+        self._take_pickup_answers(order_id, records)
         track = self._track(order_id)
+        taken = pickups.taken_by_sitoo(track.pickups)
+        waiting = pickups.awaiting_sitoo(track.pickups)
         moved: list[int] = []
         reversed_: list[int] = []
         learnt: dict[str, list[tuple[str, int]]] = {}
@@ -325,7 +383,7 @@ class OrderHolds:
             if state is None:
                 continue  # the read below tells all the same
             learnt.update(_lines_of(state))
-            for fid, tx in move_outs(state, self.locations, track.moved_out, name):
+            for fid, tx in move_outs(state, self.locations, track.moved_out, name, taken, waiting):
                 await self.output.transaction(tx)
                 track.moved_out.append(fid)
                 moved.append(fid)
@@ -374,7 +432,12 @@ class OrderHolds:
             return
         now = self._clock()
         version = max(track.version + 1, int(now * 1000))
-        held = derive(state, self.locations)
+        # the pickups' Sitoo orders first: a command is durable before the track names it
+        commands, track.pickups = pickups.plan(order_id, state, self.locations, track.pickups, now)
+        for command in commands:
+            await self.output.pickup(command)
+        taken = pickups.taken_by_sitoo(track.pickups)
+        held = derive(state, self.locations, pickups.in_sitoo(track.pickups), taken)
         out: list[HeldUnits | OrderPlaced] = []
         # every pair held now, and every pair held before that holds nothing now (let go)
         was = {held_key(sku, loc): (sku, loc) for sku, loc in track.held_at}
@@ -392,7 +455,8 @@ class OrderHolds:
         name = str(order_id)
         moved: list[int] = []
         reversed_: list[int] = []
-        for fid, tx in move_outs(state, self.locations, track.moved_out, name):
+        waiting = pickups.awaiting_sitoo(track.pickups)
+        for fid, tx in move_outs(state, self.locations, track.moved_out, name, taken, waiting):
             await self.output.transaction(tx)
             track.moved_out.append(fid)
             moved.append(fid)
@@ -463,6 +527,25 @@ class OrderHolds:
         track.moved_out = _merged(stored.moved_out, track.moved_out, moved)
         track.reversed = _merged(stored.reversed, track.reversed, reversed_)
         track.lines = {**stored.lines, **track.lines, **(lines or {})}
+        # what Sitoo said of a pickup, taken meanwhile by the other path: kept whichever
+        # path knew it
+        for ext, known in stored.pickups.items():
+            mine = track.pickups.get(ext)
+            if mine is None:
+                track.pickups[ext] = known
+                continue
+            if known.in_sitoo_at and not mine.in_sitoo_at:
+                mine = mine.model_copy(
+                    update={
+                        "in_sitoo_at": known.in_sitoo_at,
+                        "sitoo_order_id": known.sitoo_order_id,
+                    }
+                )
+            if known.handed_over and not mine.handed_over:
+                mine = mine.model_copy(update={"handed_over": True, "took": known.took})
+            if known.said and not mine.said:
+                mine = mine.model_copy(update={"said": known.said})
+            track.pickups[ext] = mine
         self.tracks[str(order_id)] = _encode_track(track)
 
     def _track(self, order_id: int) -> OrderTrack:
@@ -538,6 +621,7 @@ class KafkaOrderOutput:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.sitoo_commands = ctx.topic(topics.SITOO_STOCK_COMMANDS)
+        self.sitoo_orders = ctx.topic(topics.SITOO_ORDER_COMMANDS)
         self.order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
         self.origin = self.order_webhooks
 
@@ -561,6 +645,12 @@ class KafkaOrderOutput:
         # a Move Out its track names. A SIGKILL between the two lost Move Outs for good (the
         # 50,000-event e2e: every position exact, a Move Out missing).
         await sent
+
+    async def pickup(self, command: PickupCommand) -> None:
+        sent = await self.sitoo_orders.send(
+            key=command.externalid.encode(), value=command.model_dump_json().encode()
+        )
+        await sent  # in Kafka before the track names it asked for, as `transaction`
 
     async def derive_again(self, order_id: int) -> None:
         key = OrderKey(order_id=order_id).encode()

@@ -73,6 +73,9 @@ class OrderHold(BaseModel):
     open: int = 0
     fulfilled: dict[str, int] = Field(default_factory=dict)  # fulfilment id -> units
     booked: dict[str, int] = Field(default_factory=dict)  # fulfilment id -> units out of Sitoo
+    # of `open`, the units the order's Sitoo pickup order reserves, since Sitoo confirmed it
+    in_sitoo: int = 0
+    in_sitoo_since: float = 0.0
     settled_at: float | None = None
 
     @property
@@ -136,8 +139,20 @@ class Position(BaseModel):
 
     @property
     def pending_units(self) -> int:
-        # a settled hold holds nothing: most of a bestseller's holds, skipped cheaply
-        return sum(h.held for h in self.holds.values() if h.settled_at is None)
+        """Units online orders hold here that Sitoo does not count yet: every order's held
+        units, less those its Sitoo pickup order reserves once this position's reading of
+        Sitoo's reserved quantity is newer than that order (before, the reading may not hold
+        them, and counting them twice only shows less). Never less than Sitoo reserves: a
+        reservation that expired or was let go is in the reading first."""
+        held = 0
+        in_sitoo = 0
+        for h in self.holds.values():
+            if h.settled_at is not None:
+                continue  # a settled hold holds nothing: most of a bestseller's, skipped cheaply
+            held += h.held
+            if h.in_sitoo and h.in_sitoo_since <= self.reserved_at:
+                in_sitoo += h.in_sitoo
+        return held - min(in_sitoo, self.sitoo_reserved)
 
     @property
     def order_hint_until(self) -> float:
@@ -276,6 +291,8 @@ def _take_held(pos: Position, event: HeldUnits, now: float, out: Outcome) -> boo
     hold.version = event.version
     hold.open = event.open
     hold.fulfilled = dict(event.fulfilled)
+    hold.in_sitoo = min(event.in_sitoo, event.open)
+    hold.in_sitoo_since = event.in_sitoo_since
     pos.holds[key] = hold
     _settle(pos, hold, now)
     return True

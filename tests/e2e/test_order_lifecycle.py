@@ -71,6 +71,7 @@ from tillsync_sim.scenario.driver import (
     actual_available,
     expected_available,
     mismatches,
+    pickup_mismatches,
 )
 from tillsync_sim.scenario.harness import Harness
 from tillsync_sim.scenario.network import NetworkSpec
@@ -435,6 +436,22 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         raise AssertionError(
             f"{len(missing)} Move Outs never booked, e.g. {missing[:5]}; see {h.worker.log_path}"
         ) from None
+
+    # click & collect: every pickup still to collect is one open Sitoo order at its store, and
+    # every other was cancelled there (handed over in Shopify, cancelled, moved)
+    async def pickups_agree() -> bool:
+        return not pickup_mismatches(network, shopify, sitoo)
+
+    try:
+        await async_wait_until(pickups_agree, 60, interval=0.5, what="the pickups in Sitoo")
+    except AssertionError:
+        wrong = pickup_mismatches(network, shopify, sitoo)
+        raise AssertionError(f"{len(wrong)} pickups wrong in Sitoo: {wrong[:5]}") from None
+    pickup_orders = [
+        o
+        for o in sitoo.state.orders.values()
+        if (o.data.get("additionaldata") or {}).get("weborder-bopis") == "true"
+    ]
     final = await figures(h)
     dead = await _dead_letter_records(kafka_bootstrap, h.app_id)
 
@@ -464,6 +481,10 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         f"{dead}; the whole test {time.monotonic() - began:.0f}s; worker log {h.worker.log_path}"
     )
     in_normal = [o for o in life.oversells if o.window == "normal"]
+    print(
+        f"pickup orders made in Sitoo {len(pickup_orders)} for {life.placed['pickup']} placed, "
+        f"{sum(1 for o in pickup_orders if o.state == 0)} open at the end"
+    )
     for o in (in_normal + [o for o in life.oversells if o.window != "normal"])[:12]:
         print(f"  oversold: {o}")
 
@@ -473,6 +494,9 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
     assert life.shapes["more_than_ten_lines"] > 0
     assert all(life.done[step] > 0 for step in ("cancel_fulfilment", *STOCK_NEUTRAL))
     assert player.done["till_sale_two_lines"] > 0
+    # pickups reached the stores as Sitoo orders (one collected in Shopify before tillsync read
+    # it, during an outage, never needs one); `pickups_agree` above checked each against Shopify
+    assert life.placed["pickup"] > 0 and len(pickup_orders) > 0
     # every Move Out owed, and its reversal when the fulfilment was cancelled, exactly once
     assert all(n == 1 for n in moves.values()), [e for e, n in moves.items() if n > 1][:10]
     assert set(moves) == life.expected_move_outs

@@ -59,6 +59,7 @@ def _variables(name: str, sim: ShopifySimulator) -> dict[str, Any]:
             "available": 1,
         },
         "ORDER_WITH_FULFILLMENT_ORDERS": {"id": f"gid://shopify/Order/{order.id}"},
+        "PICKUP_FULFILLMENT_ORDER": {"id": fo},
         "FULFILLMENT_ORDER_PREPARED_FOR_PICKUP": {
             "input": {"lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": fo}]}
         },

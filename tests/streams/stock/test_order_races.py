@@ -21,23 +21,60 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pytest
 
 from tests.simulators.test_orders import SETTINGS
 from tillsync.connectors.retry import RetryPolicy
-from tillsync.connectors.shopify.client import ShopifyClient, ShopifyConfig, ShopifyError
+from tillsync.connectors.shopify.client import (
+    ShopifyClient,
+    ShopifyConfig,
+    ShopifyError,
+    UserErrorInfo,
+)
 from tillsync.connectors.shopify.fulfilment_state import FulfilmentLine, OrderFulfilmentState
-from tillsync.schemas.events import HeldUnits, OrderPlaced, SitooLevel
+from tillsync.connectors.shopify.pickup import PickupDetails
+from tillsync.connectors.sitoo.client import SitooClient, SitooConfig
+from tillsync.schemas.events import (
+    ExceptionRecord,
+    HeldUnits,
+    OrderPlaced,
+    PickupCommand,
+    PickupHandedOver,
+    PickupInSitoo,
+    SitooLevel,
+    SitooReserved,
+)
 from tillsync.schemas.locations import Location, LocationMap
-from tillsync.schemas.sitoo import WarehouseTransactionIn
+from tillsync.schemas.sitoo import (
+    ORDER_OPEN,
+    Order,
+    OrderDelivery,
+    OrderIn,
+    SitooEvent,
+    WarehouseItem,
+    WarehouseTransactionIn,
+)
 from tillsync.streams.stock.order_reads import OrderReads
-from tillsync.streams.stock.order_topics import DERIVE_TOPIC, OrderKey, forwarded, order_key_of
+from tillsync.streams.stock.order_topics import (
+    DERIVE_TOPIC,
+    PICKUP_HANDED_OVER_TOPIC,
+    PICKUP_IN_SITOO_TOPIC,
+    OrderKey,
+    forwarded,
+    order_key_of,
+)
 from tillsync.streams.stock.orders import Backoff, OrderHolds, OrderRecord
+from tillsync.streams.stock.pickup_handover import PickupHandover, step_of
 from tillsync.streams.stock.position import Position, step
+from tillsync.streams.stock.reservations import reserved_of
+from tillsync.streams.stock.sitoo_orders import SitooOrdersSink
+from tillsync_sim.scenario.driver import pickup_mismatches
 from tillsync_sim.scenario.network import Network, NetworkSpec, build
 from tillsync_sim.scenario.orders import OrderLife
 from tillsync_sim.shopify import ShopifySimulator
@@ -55,8 +92,21 @@ class Pipes:
     rng: random.Random
     inbox: list[OrderRecord] = field(default_factory=list)
     late: list[OrderRecord] = field(default_factory=list)
-    held: list[HeldUnits] = field(default_factory=list)
+    # what reaches the positions, in order: Kafka keeps it per SKU
+    held: list[HeldUnits | SitooReserved] = field(default_factory=list)
     commands: list[WarehouseTransactionIn] = field(default_factory=list)
+    pickups: list[PickupCommand] = field(default_factory=list)
+    sitoo_events: list[SitooEvent] = field(default_factory=list)
+
+    def sitoo_event(self, event_type: str, data: dict[str, Any]) -> None:
+        """The Sitoo simulator's Events SPI push, one event at a time."""
+        n = len(self.sitoo_events)
+        self.sitoo_events.append(
+            SitooEvent(
+                event_id=f"e{n}", event_type=event_type, event_date=0, account_id=1, data=data
+            )
+        )
+
     dead: list[str] = field(default_factory=list)
 
     def webhook(self, topic: str, body: object) -> None:
@@ -96,8 +146,36 @@ class PipeOutput:
         key = OrderKey(order_id=order_id).encode()
         self.pipes.inbox.append(OrderRecord(topic=DERIVE_TOPIC, key=key, value=b"{}"))
 
+    async def pickup(self, command: PickupCommand) -> None:
+        self.pipes.pickups.append(command)
+        await asyncio.sleep(0)
+
     async def dead_letter(self, record: OrderRecord, reason: str) -> None:
         self.pipes.dead.append(f"{record.topic}: {reason}")
+
+
+class PipePickupOutput:
+    """The Sitoo orders sink's ``PickupOutput`` onto the pipes."""
+
+    def __init__(self, pipes: Pipes) -> None:
+        self.pipes = pipes
+        self.dead: list[str] = []
+
+    async def in_sitoo(self, answer: PickupInSitoo) -> None:
+        key = OrderKey(order_id=answer.order_id).encode()
+        value = answer.model_dump_json().encode()
+        self.pipes.inbox.append(OrderRecord(topic=PICKUP_IN_SITOO_TOPIC, key=key, value=value))
+
+    async def reserved(self, readings: Sequence[SitooReserved]) -> None:
+        self.pipes.held.extend(readings)
+
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        self.dead.append(reason)
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        self.dead.append(record.message)
 
 
 @dataclass
@@ -122,6 +200,61 @@ class FlakyShopify:
         return await self.client.order_of_fulfilment_order(fulfilment_order_id)
 
 
+@dataclass
+class PickupPlatforms:
+    """The Sitoo orders sink's two platforms: the real clients, over HTTP."""
+
+    sitoo: SitooClient
+    shopify: ShopifyClient
+
+    async def orders_by_externalid(self, externalids: Sequence[str]) -> list[Order]:
+        return await self.sitoo.orders_by_externalid(externalids)
+
+    async def add_order(self, order: OrderIn) -> int:
+        return await self.sitoo.add_order(order)
+
+    async def set_order_state(self, orderid: int, orderstateid: int) -> None:
+        await self.sitoo.set_order_state(orderid, orderstateid)
+
+    async def warehouse_items_by_sku(
+        self, warehouse_id: int, skus: Sequence[str]
+    ) -> list[WarehouseItem]:
+        return await self.sitoo.warehouse_items_by_sku(warehouse_id, list(skus))
+
+    async def pickup(self, fulfilment_order_id: int) -> PickupDetails | None:
+        return await self.shopify.pickup(fulfilment_order_id)
+
+    async def get_order(self, orderid: int) -> Order:
+        return await self.sitoo.get_order(orderid)
+
+    async def order_deliveries(self, orderid: int) -> list[OrderDelivery]:
+        return await self.sitoo.order_deliveries(orderid)
+
+    async def prepared_for_pickup(self, fulfilment_order_id: int) -> list[UserErrorInfo]:
+        return await self.shopify.prepared_for_pickup(fulfilment_order_id)
+
+    async def fulfil(
+        self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify: bool = False
+    ) -> tuple[int | None, list[UserErrorInfo]]:
+        return await self.shopify.fulfil(fulfilment_order_id, lines, notify=notify)
+
+
+class PipeHandoverOutput:
+    """The pickup handover's output onto the pipes."""
+
+    def __init__(self, pipes: Pipes) -> None:
+        self.pipes = pipes
+        self.exceptions: list[ExceptionRecord] = []
+
+    async def handed_over(self, record: PickupHandedOver) -> None:
+        key = OrderKey(order_id=record.order_id).encode()
+        value = record.model_dump_json().encode()
+        self.pipes.inbox.append(OrderRecord(topic=PICKUP_HANDED_OVER_TOPIC, key=key, value=value))
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        self.exceptions.append(record)
+
+
 class Stores:
     """Each store's positions and Sitoo's ledger as the positions see it."""
 
@@ -141,6 +274,7 @@ class Stores:
             ]
         )
         self.location_of = {s.sitoo_warehouse_id: s.shopify_location_id for s in network.stores}
+        self.warehouse_of = {s.shopify_location_id: s.sitoo_warehouse_id for s in network.stores}
         self.positions: dict[tuple[str, int], Position] = {}
         self.version = 0
         self.written: Counter[str] = Counter()  # Move Out commands by externalid
@@ -183,11 +317,27 @@ class Stores:
                 assert pos.sitoo_total is not None
                 self._step(pos, pos.sitoo_total + delta, ext, delta)
 
+    async def read_reserved(self, client: SitooClient, pipes: Pipes, orderid: int) -> None:
+        """What the worker's reservations agent does on an order event: read what the order's
+        SKUs reserve at its warehouse now, for the positions."""
+        order = self.sitoo.state.orders[orderid]
+        wid = order.data.get("warehouseid")
+        skus = sorted({i["sku"] for i in order.product_items() if i.get("sku")})
+        if wid not in self.location_of or not skus:
+            return
+        read_at = time.time()
+        items = await client.warehouse_items_by_sku(wid, skus)
+        pipes.held.extend(reserved_of(item, wid, read_at) for item in items)
+
     def deliver(self, pipes: Pipes, n: int) -> None:
         records, pipes.held = pipes.held[:n], pipes.held[n:]
         for record in records:
-            loc = self.locations.by_shopify(record.location_id)
-            pos = self.positions.get((record.sku, record.location_id))
+            if isinstance(record, SitooReserved):
+                where = self.location_of[record.warehouse_id]
+            else:
+                where = record.location_id
+            loc = self.locations.by_shopify(where)
+            pos = self.positions.get((record.sku, where))
             if loc is not None and pos is not None:
                 step(pos, record, loc, 0.0)
 
@@ -197,11 +347,13 @@ async def shop() -> AsyncIterator[tuple[Network, ShopifySimulator, SitooSimulato
     shopify = ShopifySimulator(SETTINGS, plan="plus")
     sitoo = SitooSimulator(SETTINGS, seed_spec=None)
     url = await shopify.start("127.0.0.1", 0)
+    await sitoo.start("127.0.0.1", 0)
     spec = NetworkSpec(stores=3, skus=30, buffer=0, min_stock=50, max_stock=60, seed=5)
     try:
         yield build(shopify, sitoo, spec), shopify, sitoo, url
     finally:
         await shopify.stop()
+        await sitoo.stop()
 
 
 @pytest.mark.parametrize("seed", [2026, 7])
@@ -212,10 +364,42 @@ async def test_held_units_equal_shopifys_committed_after_races_duplicates_and_an
     rng = random.Random(seed)
     pipes = Pipes(rng)
     shopify.state.publish = pipes.webhook
+    sitoo.state.set_emitter(pipes.sitoo_event)
     stores = Stores(network, sitoo)
     life = OrderLife(network, shopify, sitoo, seed=seed, target_open=25)
     config = ShopifyConfig.from_settings(SETTINGS.model_copy(update={"shopify_url": url}))
-    async with ShopifyClient(replace(config, retry=RetryPolicy(base=0.02, cap=0.2))) as client:
+    sitoo_config = SitooConfig.from_settings(
+        sitoo.client_settings().model_copy(update={"sitoo_requests_per_second": 10_000.0})
+    )
+    async with (
+        ShopifyClient(replace(config, retry=RetryPolicy(base=0.02, cap=0.2))) as client,
+        SitooClient(replace(sitoo_config, retry=RetryPolicy(base=0.02, cap=0.2))) as sitoo_client,
+    ):
+        pickup_output = PipePickupOutput(pipes)
+        orders_sink = SitooOrdersSink(
+            PickupPlatforms(sitoo_client, client),
+            PickupPlatforms(sitoo_client, client),
+            pickup_output,
+        )
+
+        handover_output = PipeHandoverOutput(pipes)
+        platforms = PickupPlatforms(sitoo_client, client)
+        handover = PickupHandover(platforms, platforms, handover_output, stores.locations, {})
+
+        async def pickups(n: int) -> None:
+            """The Sitoo orders sink takes the first ``n`` commands, in order; the handover the
+            Sitoo events so far, and the reservations agent reads what their orders reserve."""
+            commands, pipes.pickups = pipes.pickups[:n], pipes.pickups[n:]
+            for command in commands:
+                await orders_sink.take(command.model_dump_json().encode())
+            events, pipes.sitoo_events = pipes.sitoo_events, []
+            for event in events:
+                step = step_of(event)
+                if step is not None:
+                    await handover.take(step)
+                if event.order_id is not None and event.order_event_type != "add":
+                    await stores.read_reserved(sitoo_client, pipes, event.order_id)
+
         reader = FlakyShopify(client, rng)
         holds = OrderHolds(
             {},
@@ -236,6 +420,8 @@ async def test_held_units_equal_shopifys_committed_after_races_duplicates_and_an
                 await reads.accept(pipes.take(rng.randint(0, 6)))
                 if rng.random() < 0.5:
                     stores.book(pipes, rng.randint(0, 3))
+                if rng.random() < 0.3:
+                    await pickups(rng.randint(0, 2))
                 if rng.random() < 0.7:
                     stores.deliver(pipes, rng.randint(0, 10))
                 await asyncio.sleep(rng.random() * 0.004)
@@ -246,10 +432,17 @@ async def test_held_units_equal_shopifys_committed_after_races_duplicates_and_an
                 await reads.accept(pipes.take(len(pipes.inbox)))
                 await holds.sweep(list(holds.tracks.items()))
                 stores.book(pipes, len(pipes.commands))
+                await pickups(len(pipes.pickups))
                 stores.deliver(pipes, len(pipes.held))
                 deferred = any(b'"retry_at":0.0' not in v for v in holds.tracks.values())
                 return not (
-                    deferred or pipes.inbox or pipes.commands or pipes.held or reads.backlog
+                    deferred
+                    or pipes.inbox
+                    or pipes.commands
+                    or pipes.held
+                    or pipes.pickups
+                    or pipes.sitoo_events
+                    or reads.backlog
                 )
 
             for _ in range(3000):  # a deadline: 30 s
@@ -269,10 +462,25 @@ async def test_held_units_equal_shopifys_committed_after_races_duplicates_and_an
     for (sku, loc), pos in stores.positions.items():
         level = state.levels.get((state.item_for(sku).id, loc))
         committed = level.get("committed") if level is not None else 0
-        if pos.pending_units != committed:
-            wrong[f"{sku}@{loc}"] = (pos.pending_units, committed)
+        item = sitoo.state.stock[stores.warehouse_of[loc]].get(sku)
+        reserved = int(item.reserved) if item is not None else 0
+        # every unit Shopify commits is counted once: held here, or reserved by its Sitoo
+        # pickup order, and the position knows what Sitoo reserves
+        if (pos.pending_units + pos.sitoo_reserved, pos.sitoo_reserved) != (committed, reserved):
+            wrong[f"{sku}@{loc}"] = (pos.pending_units, pos.sitoo_reserved, committed, reserved)
     assert not wrong, wrong
-    assert not pipes.dead
+    assert not pipes.dead and not pickup_output.dead
+    # each pickup fulfilment order still open at a store is one open Sitoo order there, of
+    # what is left to pick up; every other Sitoo order was cancelled or handed over
+    assert pickup_mismatches(network, shopify, sitoo) == []
+    in_sitoo = [o for o in sitoo.state.orders.values() if o.state == ORDER_OPEN]
+
+    assert life.done["prepare_for_pickup"] > 0 and len(sitoo.state.orders) > len(in_sitoo)
+    # at the store: ready told once (Shopify emails the customer at each call), collected
+    # ones fulfilled in Shopify by tillsync, rejected ones raised for e-commerce
+    assert all(life.done[s] > 0 for s in ("ready_in_sitoo", "collect_in_sitoo", "reject_in_sitoo"))
+    assert max(fo.ready_emails for fo in state.fulfillment_orders.values()) == 1
+    assert {e.type for e in handover_output.exceptions} == {"pickup_rejected"}
     # the run took every kind of step, reads failed for a while, and the same Move Out was
     # asked for twice at times (the webhook and a read): Sitoo wrote each once all the same
     assert all(life.done[s] > 0 for s in ("fulfil_part", "cancel", "move_to_store"))

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pytest
+from pydantic import BaseModel
 
 from tillsync.connectors.shopify.client import ShopifyError
 from tillsync.connectors.shopify.fulfilment_state import (
@@ -18,13 +19,29 @@ from tillsync.connectors.shopify.fulfilment_state import (
     FulfilmentState,
     OrderFulfilmentState,
 )
-from tillsync.schemas.events import HeldUnits, OrderPlaced, SitooLevel
+from tillsync.schemas.events import (
+    HeldUnits,
+    OrderPlaced,
+    PickupAction,
+    PickupCommand,
+    PickupHandedOver,
+    PickupInSitoo,
+    SitooLevel,
+    SitooPickupState,
+    SitooReserved,
+)
 from tillsync.schemas.locations import Location, LocationMap
 from tillsync.schemas.sitoo import WarehouseTransactionIn
 from tillsync.streams.echoes import Echoes
 from tillsync.streams.skus import SkuIndex
 from tillsync.streams.stock.held_units import derive
-from tillsync.streams.stock.order_topics import DERIVE_TOPIC, OrderKey, order_key_of
+from tillsync.streams.stock.order_topics import (
+    DERIVE_TOPIC,
+    PICKUP_HANDED_OVER_TOPIC,
+    PICKUP_IN_SITOO_TOPIC,
+    OrderKey,
+    order_key_of,
+)
 from tillsync.streams.stock.orders import (
     Backoff,
     KafkaOrderOutput,
@@ -130,6 +147,7 @@ class Output:
     transactions: list[WarehouseTransactionIn] = field(default_factory=list)
     again: list[int] = field(default_factory=list)
     dead: list[tuple[OrderRecord, str]] = field(default_factory=list)
+    pickups: list[PickupCommand] = field(default_factory=list)
 
     async def held(self, records: Sequence[HeldUnits | OrderPlaced]) -> None:
         for r in records:
@@ -143,6 +161,9 @@ class Output:
 
     async def derive_again(self, order_id: int) -> None:
         self.again.append(order_id)
+
+    async def pickup(self, command: PickupCommand) -> None:
+        self.pickups.append(command)
 
     async def dead_letter(self, record: OrderRecord, reason: str) -> None:
         self.dead.append((record, reason))
@@ -385,14 +406,181 @@ async def test_a_pickup_order_holds_until_collected_and_leaves_sitoo_once() -> N
     w = World({("A", 12): 10})
     await w.webhook(state(fo(1, 12, ("A", 2), method="PICK_UP")), "orders/create")
     assert (w.held("A", 12), w.target("A", 12)) == (2, 8)
+    # handed over in Shopify (not at the till): its Sitoo order is cancelled, and the Move Out
+    # waits for Sitoo's word that it delivered nothing of it (the till may have, unheard)
     await w.webhook(
         state(fo(1, 12, ("A", 0), method="PICK_UP", status="CLOSED"), fulfilment(77, 12, ("A", 2))),
         "fulfillments/create",
     )
+    assert w.out.transactions == [] and (w.held("A", 12), w.target("A", 12)) == (2, 8)
+    assert w.out.pickups[-1].action is PickupAction.CANCEL
+    said = PickupInSitoo(
+        externalid="fo-1-12",
+        order_id=ORDER,
+        fulfilment_order_id=1,
+        sitoo_order_id=5,
+        at=w.now,
+        state=SitooPickupState.CANCELLED,
+    )
+    await w.holds.take(
+        OrderRecord(
+            topic=PICKUP_IN_SITOO_TOPIC,
+            key=str(ORDER).encode(),
+            value=said.model_dump_json().encode(),
+        )
+    )
+    w.deliver()
     [move_out] = w.out.transactions
     assert move_out.warehouseid == 102 and move_out.externalid == f"sf-{ORDER}-77"
     w.book()
     assert (w.held("A", 12), w.target("A", 12)) == (0, 8)
+
+
+async def test_a_pickup_becomes_one_sitoo_order_whose_reservation_replaces_the_hold() -> None:
+    w = World({("A", 12): 10})
+    pickup = fo(1, 12, ("A", 2), method="PICK_UP")
+    await w.webhook(state(pickup), "orders/create")
+    await w.webhook(None, "fulfillment_orders/order_routing_complete")  # a second read
+    [export] = w.out.pickups  # asked for once
+    assert (export.action, export.externalid) == (PickupAction.EXPORT, "fo-1-12")
+    assert (export.order_id, export.fulfilment_order_id, export.warehouse_id) == (ORDER, 1, 102)
+    # Sitoo makes the order, which reserves the 2; a reading from before that confirmation
+    # cannot be told from one without them: the units stay held (shown less, never twice)
+    pos = w.positions[("A", 12)]
+    made_at = w.now + 0.5
+    step(
+        pos,
+        SitooReserved(sku="A", warehouse_id=102, reserved=0, observed_at=made_at - 0.2),
+        BY_ID[12],
+        w.now,
+    )
+    answer = PickupInSitoo(
+        externalid="fo-1-12", order_id=ORDER, fulfilment_order_id=1, sitoo_order_id=5, at=made_at
+    )
+    w.now += 1.0
+    await w.holds.take(
+        OrderRecord(
+            topic=PICKUP_IN_SITOO_TOPIC,
+            key=str(ORDER).encode(),
+            value=answer.model_dump_json().encode(),
+        )
+    )
+    w.deliver()
+    assert w.out.records[-1].in_sitoo == 2 and w.out.records[-1].in_sitoo_since == made_at
+    assert (w.held("A", 12), w.target("A", 12)) == (2, 8)
+    # the sink's reading after the confirmation: Sitoo reserves them, the order holds none
+    step(
+        pos,
+        SitooReserved(sku="A", warehouse_id=102, reserved=2, observed_at=made_at + 0.1),
+        BY_ID[12],
+        w.now,
+    )
+    assert (w.held("A", 12), w.target("A", 12)) == (0, 8)
+    # the pickup is handed over in Shopify: the Move Out as for any store fulfilment, and the
+    # Sitoo order cancelled, once
+    await w.webhook(
+        state(fo(1, 12, ("A", 0), method="PICK_UP", status="CLOSED"), fulfilment(77, 12, ("A", 2))),
+        "fulfillments/create",
+    )
+    await w.webhook(None, "orders/updated")
+    assert [(c.action, c.externalid) for c in w.out.pickups] == [
+        (PickupAction.EXPORT, "fo-1-12"),
+        (PickupAction.CANCEL, "fo-1-12"),
+    ]
+    # until the reservation's release is read, the units count twice (held as fulfilled, and
+    # reserved): shown less, never more
+    assert (w.held("A", 12), w.target("A", 12)) == (2, 6)
+    step(
+        pos,
+        SitooReserved(sku="A", warehouse_id=102, reserved=0, observed_at=w.now),
+        BY_ID[12],
+        w.now,
+    )
+    assert w.out.transactions == []  # the Move Out waits for Sitoo's word on the pickup
+    said = answer.model_copy(update={"state": SitooPickupState.CANCELLED, "at": w.now})
+    await w.holds.take(
+        OrderRecord(
+            topic=PICKUP_IN_SITOO_TOPIC,
+            key=str(ORDER).encode(),
+            value=said.model_dump_json().encode(),
+        )
+    )
+    w.book()
+    assert (w.held("A", 12), w.target("A", 12)) == (0, 8)
+
+
+async def test_a_pickup_collected_in_sitoo_gets_no_move_out_and_holds_nothing() -> None:
+    w = World({("A", 12): 10})
+    await w.webhook(state(fo(1, 12, ("A", 2), method="PICK_UP")), "orders/create")
+    pos = w.positions[("A", 12)]
+    made_at = w.now + 0.5
+
+    async def told(topic: str, body: BaseModel) -> None:
+        w.now += 1.0
+        key = str(ORDER).encode()
+        await w.holds.take(OrderRecord(topic=topic, key=key, value=body.model_dump_json().encode()))
+        w.deliver()
+
+    def reserved(units: int) -> None:
+        reading = SitooReserved(sku="A", warehouse_id=102, reserved=units, observed_at=w.now)
+        step(pos, reading, BY_ID[12], w.now)
+
+    await told(
+        PICKUP_IN_SITOO_TOPIC,
+        PickupInSitoo(
+            externalid="fo-1-12",
+            order_id=ORDER,
+            fulfilment_order_id=1,
+            sitoo_order_id=5,
+            at=made_at,
+        ),
+    )
+    reserved(2)
+    assert (w.held("A", 12), w.target("A", 12)) == (0, 8)
+    # collected at the till: Sitoo's own sale takes the 2 and lets the reservation go; until
+    # the order's flow hears of it they count twice (shown less, never more)
+    w.sitoo_version += 1
+    step(pos, w._level("A", 12, 8, None, -2), BY_ID[12], w.now)
+    reserved(0)
+    assert (w.held("A", 12), w.target("A", 12)) == (2, 6)
+    handed = PickupHandedOver(
+        externalid="fo-1-12",
+        order_id=ORDER,
+        fulfilment_order_id=1,
+        location_id=12,
+        took={"A": 2},
+        at=w.now,
+    )
+    await told(PICKUP_HANDED_OVER_TOPIC, handed)
+    assert (w.held("A", 12), w.target("A", 12)) == (0, 8)
+    # Shopify's fulfilment of the handover: Sitoo took the units itself, no Move Out, and
+    # nothing to cancel in Sitoo (the order is closed there)
+    await w.webhook(
+        state(fo(1, 12, ("A", 0), method="PICK_UP", status="CLOSED"), fulfilment(77, 12, ("A", 2))),
+        "fulfillments/create",
+    )
+    await w.webhook(None, "orders/updated")
+    assert w.out.transactions == []
+    assert (w.held("A", 12), w.target("A", 12)) == (0, 8)
+    assert [c.action for c in w.out.pickups] == [PickupAction.EXPORT]
+
+
+async def test_a_pickup_moved_to_another_store_is_a_new_sitoo_order_there() -> None:
+    w = World({("A", 11): 10, ("A", 12): 10})
+    await w.webhook(state(fo(1, 11, ("A", 1), method="PICK_UP")), "orders/create")
+    await w.webhook(state(fo(1, 12, ("A", 1), method="PICK_UP")), "fulfillment_orders/moved")
+    # to a location no store is mapped to: nothing there to make
+    await w.webhook(state(fo(1, 99, ("A", 1), method="PICK_UP")), "fulfillment_orders/moved")
+    assert [(c.action, c.externalid, c.warehouse_id) for c in w.out.pickups] == [
+        (PickupAction.EXPORT, "fo-1-11", 101),
+        (PickupAction.CANCEL, "fo-1-11", 101),  # the old order first
+        (PickupAction.EXPORT, "fo-1-12", 102),
+        (PickupAction.CANCEL, "fo-1-12", 102),
+    ]
+    # back at the first store (a fulfilment cancelled, say): a new generation, not the
+    # cancelled Sitoo order again
+    await w.webhook(state(fo(1, 11, ("A", 1), method="PICK_UP")), "fulfillment_orders/moved")
+    assert w.out.pickups[-1].externalid == "fo-1-11-2"
 
 
 async def test_a_cancelled_fulfilment_is_held_again_and_its_move_out_reversed() -> None:

@@ -1,0 +1,95 @@
+"""A pickup fulfilment order as the Sitoo order made of it needs it: its order's name, email,
+payment state and currency, and each line's SKU, name, remaining quantity and price.
+
+Read once per export (``PICKUP_FULFILLMENT_ORDER``, every page of lines), not at every read of
+the order: the held units need none of this. The reader takes any ``execute`` (the client's,
+or a test's fake); ``None`` when Shopify has no such fulfilment order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tillsync.connectors.shopify.documents import PICKUP_FULFILLMENT_ORDER
+from tillsync.connectors.shopify.ids import gid, gid_tail
+
+JSON = dict[str, Any]
+Execute = Callable[[str, JSON], Awaitable[JSON]]
+
+
+@dataclass(frozen=True, slots=True)
+class PickupLine:
+    fulfilment_order_line_id: int
+    line_item_id: int
+    sku: str  # "" for a line without one (a custom item, a gift card)
+    name: str
+    remaining: int
+    total: int  # the line's units on this fulfilment order: total - remaining are fulfilled
+    unit_price: Decimal  # after discounts, tax as the shop shows prices
+
+
+@dataclass(frozen=True, slots=True)
+class PickupDetails:
+    fulfilment_order_id: int
+    status: str
+    method: str
+    location_id: int | None
+    order_id: int
+    order_name: str
+    email: str | None
+    financial_status: str  # PAID, AUTHORIZED, PENDING, ...
+    currency: str
+    lines: tuple[PickupLine, ...]
+
+
+async def read_pickup(execute: Execute, fulfilment_order_id: int) -> PickupDetails | None:
+    lines: list[PickupLine] = []
+    after: str | None = None
+    head: JSON | None = None
+    while True:
+        data = await execute(
+            PICKUP_FULFILLMENT_ORDER,
+            {"id": gid("FulfillmentOrder", fulfilment_order_id), "after": after},
+        )
+        node = data.get("fulfillmentOrder")
+        if node is None:
+            return None
+        head = head or node
+        page = node["lineItems"]
+        for n in page.get("nodes", []):
+            item = n.get("lineItem") or {}
+            price = ((item.get("discountedUnitPriceSet") or {}).get("shopMoney") or {}).get(
+                "amount"
+            )
+            lines.append(
+                PickupLine(
+                    fulfilment_order_line_id=gid_tail(n["id"]),
+                    line_item_id=gid_tail(item["id"]) if item.get("id") else 0,
+                    sku=n.get("sku") or "",
+                    name=str(item.get("name") or n.get("sku") or "item"),
+                    remaining=int(n["remainingQuantity"]),
+                    total=int(n["totalQuantity"]),
+                    unit_price=Decimal(str(price or "0")),
+                )
+            )
+        info = page.get("pageInfo") or {}
+        if not info.get("hasNextPage"):
+            break
+        after = info.get("endCursor")
+    order = head["order"]
+    location = ((head.get("assignedLocation") or {}).get("location") or {}).get("id")
+    return PickupDetails(
+        fulfilment_order_id=fulfilment_order_id,
+        status=str(head["status"]),
+        method=str((head.get("deliveryMethod") or {}).get("methodType") or "NONE").upper(),
+        location_id=gid_tail(location) if location else None,
+        order_id=gid_tail(order["id"]),
+        order_name=str(order.get("name") or ""),
+        email=order.get("email"),
+        financial_status=str(order.get("displayFinancialStatus") or "").upper(),
+        currency=str(order.get("currencyCode") or ""),
+        lines=tuple(lines),
+    )

@@ -1,0 +1,425 @@
+"""Click & collect back from the store: what staff do at the till reaches Shopify once.
+
+Sitoo tells of a pickup order's steps through Events SPI ``order`` events, which carry ids only
+(flows.md, A). The ``sitoo-pickup-events`` agent picks out the ones that may be a pickup's step
+(``ready-for-pickup``, ``pickup-rejected``, an ``update`` that closed the order) and passes them
+on keyed by the Sitoo order (``sitoo.pickup-events``), so that one order's steps run one at a
+time and its table entries live in one partition. The ``sitoo-pickups`` agent then reads the
+order, and acts only on one tillsync made (externalid ``fo-...`` and the web-order markers):
+
+- ready for pickup: the Shopify fulfilment order is marked prepared for pickup. Shopify emails
+  the customer at every call, so it is called at most once per Sitoo order: the table records
+  the ask before the call and its answer after it. A worker that finds an ask with no answer
+  (it died between the two) does not call again: it raises an exception for a person, who can
+  see in Shopify whether the customer was told.
+- collected (the order closed): what Sitoo delivered, per SKU, goes to the order's flow first
+  (``PickupHandedOver``: those units left Sitoo through its own sale, and no Move Out may be
+  written for them), then Shopify gets a fulfilment of exactly what Sitoo delivered that it has
+  not fulfilled yet (per fulfilment order line, from ``web-itemid``): a repeat, a replay or a
+  partial pickup finishing later fulfils only what is still owed.
+- pickup rejected: an exception for e-commerce, once: what to do with the order (cancel and
+  refund, or move it) is a person's decision here.
+
+A failure of either platform keeps the step and tries it again with backoff behind this flow's
+breaker; a Shopify userError (the fulfilment order no longer open, say) is an exception for
+e-commerce, not a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import faust
+from pydantic import BaseModel, ValidationError
+
+from tillsync.connectors.breaker import CircuitBreaker, is_platform_failure
+from tillsync.connectors.shopify.client import ShopifyError, UserErrorInfo
+from tillsync.connectors.shopify.pickup import PickupDetails
+from tillsync.connectors.sitoo.client import SitooError
+from tillsync.schemas.events import ExceptionRecord, Owner, PickupHandedOver
+from tillsync.schemas.locations import LocationMap
+from tillsync.schemas.sitoo import Order, OrderDelivery, SitooEvent, SitooEventBatch
+from tillsync.streams import metrics, topics
+from tillsync.streams.context import Context
+from tillsync.streams.partitioned import in_partition_of
+from tillsync.streams.runtime import Runtime
+from tillsync.streams.stock.order_topics import PICKUP_HANDED_OVER_TOPIC, OrderKey
+from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
+from tillsync.streams.stock.sink_breaker import sink_breaker
+from tillsync.streams.stock.sink_output import KafkaSinkOutput
+
+log = logging.getLogger("tillsync.pickup_handover")
+
+READY = "ready"
+COLLECTED = "collected"
+REJECTED = "rejected"
+ASKED = 1  # the table's value for a ready asked of Shopify, its answer not known yet
+ANSWERED = 2
+RETRY_FIRST = 1.0
+RETRY_CAP = 60.0
+
+
+class PickupStep(BaseModel):
+    """One step staff took on a Sitoo order that may be a pickup (``sitoo.pickup-events``)."""
+
+    sitoo_order_id: int
+    step: str  # READY, COLLECTED, REJECTED
+    event_id: str
+
+
+def step_of(event: SitooEvent) -> PickupStep | None:
+    """The pickup step an Events SPI event may be, or None (a till sale is an order born
+    closed: an ``add``, never one of these)."""
+    if event.event_type != "order" or event.order_id is None:
+        return None
+    kind = event.order_event_type
+    if kind == "ready-for-pickup":
+        step = READY
+    elif kind == "pickup-rejected":
+        step = REJECTED
+    elif kind == "update" and event.order_state_changed == "closed":
+        step = COLLECTED
+    else:
+        return None
+    return PickupStep(sitoo_order_id=event.order_id, step=step, event_id=event.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PickupRef:
+    """A Sitoo order tillsync made of a pickup fulfilment order."""
+
+    externalid: str
+    order_id: int
+    fulfilment_order_id: int
+
+
+def pickup_ref(order: Order) -> PickupRef | None:
+    extra = order.additionaldata
+    if not (order.externalid or "").startswith("fo-") or extra.get("weborder-bopis") != "true":
+        return None
+    try:
+        return PickupRef(
+            order.externalid or "",
+            int(extra["shopify-order-id"]),
+            int(extra["shopify-fo-id"]),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def delivered(
+    order: Order, deliveries: Sequence[OrderDelivery]
+) -> tuple[Counter[str], Counter[int]]:
+    """What Sitoo delivered of the order: units per SKU, and per Shopify fulfilment order line
+    (its ``web-itemid``)."""
+    by_item = {i.orderitemid: i for i in order.orderitems if i.orderitemid is not None}
+    skus: Counter[str] = Counter()
+    lines: Counter[int] = Counter()
+    for d in deliveries:
+        if d.datecancelled:
+            continue
+        for di in d.orderdeliveryitems:
+            item = by_item.get(di.orderitemid)
+            if item is None or not item.sku:
+                continue
+            skus[item.sku] += di.quantity
+            web = item.additionaldata.get("web-itemid")
+            if web is not None and str(web).isdigit():
+                lines[int(web)] += di.quantity
+    return skus, lines
+
+
+def still_owed(details: PickupDetails, took: Mapping[int, int]) -> dict[int, int]:
+    """Per fulfilment order line, what Sitoo delivered that Shopify has not fulfilled yet:
+    a handover told twice, or after a partial one, fulfils only the rest."""
+    owed: dict[int, int] = {}
+    for line in details.lines:
+        done = line.total - line.remaining
+        n = min(line.remaining, took.get(line.fulfilment_order_line_id, 0) - done)
+        if n > 0:
+            owed[line.fulfilment_order_line_id] = n
+    return owed
+
+
+class HandoverSitoo(Protocol):
+    async def get_order(self, orderid: int) -> Order: ...
+
+    async def order_deliveries(self, orderid: int) -> list[OrderDelivery]: ...
+
+
+class HandoverShopify(Protocol):
+    async def pickup(self, fulfilment_order_id: int) -> PickupDetails | None: ...
+
+    async def prepared_for_pickup(self, fulfilment_order_id: int) -> list[UserErrorInfo]: ...
+
+    async def fulfil(
+        self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify: bool = False
+    ) -> tuple[int | None, list[UserErrorInfo]]: ...
+
+
+class HandoverOutput(Protocol):
+    async def handed_over(self, record: PickupHandedOver) -> None:
+        """To the order's flow; returns once it is durable."""
+        ...
+
+    async def exception(self, record: ExceptionRecord) -> None: ...
+
+
+@dataclass
+class PickupHandover:
+    sitoo: HandoverSitoo
+    shopify: HandoverShopify
+    output: HandoverOutput
+    locations: LocationMap
+    steps: MutableMapping[str, int]  # "ready:<sitoo order>" / "rejected:<...>" -> ASKED, ANSWERED
+    breaker: CircuitBreaker = field(default_factory=lambda: sink_breaker(metrics.Platform.SITOO))
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    async def take(self, step: PickupStep) -> None:
+        """One step, done once this returns: tried again for as long as a platform fails."""
+        attempt = 0
+        while True:
+            await self.breaker.ready()
+            try:
+                await self.do(step)
+            except (SitooError, ShopifyError) as exc:
+                outcome = exc.outcome if isinstance(exc, SitooError) else exc.reason
+                if not is_platform_failure(outcome):
+                    raise
+                self.breaker.failed(outcome)
+                wait = min(RETRY_CAP, RETRY_FIRST * 2 ** min(attempt, 10))
+                attempt += 1
+                log.warning(
+                    "pickup step %s of Sitoo order %d: %s (try %d)",
+                    step.step,
+                    step.sitoo_order_id,
+                    exc,
+                    attempt,
+                )
+                await self.sleep(wait * (0.5 + self.rng.random() / 2))
+                continue
+            self.breaker.succeeded()
+            return
+
+    async def do(self, step: PickupStep) -> None:
+        order = await self.sitoo.get_order(step.sitoo_order_id)
+        ref = pickup_ref(order)
+        if ref is None:
+            return  # not a pickup tillsync made
+        if step.step == READY:
+            await self._ready(order, ref)
+        elif step.step == COLLECTED:
+            await self._collected(order, ref)
+        elif step.step == REJECTED:
+            await self._rejected(order, ref)
+
+    async def _ready(self, order: Order, ref: PickupRef) -> None:
+        key = f"ready:{order.orderid}"
+        state = self.steps.get(key)
+        if state == ANSWERED:
+            return
+        if state == ASKED:
+            await self._exception(
+                "pickup_ready_unknown",
+                Owner.ECOMMERCE,
+                ref,
+                f"Shopify order {ref.order_id}: whether the customer was told the pickup "
+                f"{ref.externalid} is ready is not known (the worker stopped while asking); "
+                "check the order in Shopify, it is not asked again",
+            )
+            self.steps[key] = ANSWERED
+            return
+        self.steps[key] = ASKED  # before the call: every call emails the customer
+        errors = await self.shopify.prepared_for_pickup(ref.fulfilment_order_id)
+        self.steps[key] = ANSWERED
+        if errors:
+            await self._exception(
+                "pickup_ready_refused",
+                Owner.ECOMMERCE,
+                ref,
+                f"Shopify order {ref.order_id}: the pickup {ref.externalid} is ready in Sitoo, "
+                f"Shopify refused to mark it so: {_said(errors)}",
+            )
+
+    async def _collected(self, order: Order, ref: PickupRef) -> None:
+        loc = self.locations.by_warehouse(order.warehouseid or 0)
+        if loc is None:
+            return
+        skus, lines = delivered(order, await self.sitoo.order_deliveries(order.orderid))
+        # told even when nothing was delivered: the order's flow waits for Sitoo's word on
+        # this pickup before it writes a Move Out at that store
+        await self.output.handed_over(
+            PickupHandedOver(
+                externalid=ref.externalid,
+                order_id=ref.order_id,
+                fulfilment_order_id=ref.fulfilment_order_id,
+                location_id=loc.shopify_location_id,
+                took=dict(skus),
+                at=self.clock(),
+            )
+        )
+        if not skus:
+            return  # closed with nothing delivered: nothing for Shopify to fulfil
+        details = await self.shopify.pickup(ref.fulfilment_order_id)
+        if details is None:
+            return
+        owed = still_owed(details, lines)
+        if not owed:
+            return  # told before: Shopify has it all
+        _, errors = await self.shopify.fulfil(ref.fulfilment_order_id, owed)
+        if errors:
+            await self._exception(
+                "pickup_fulfilment_refused",
+                Owner.ECOMMERCE,
+                ref,
+                f"Shopify order {ref.order_id}: the pickup {ref.externalid} was collected in "
+                f"the store, Shopify refused its fulfilment: {_said(errors)}",
+            )
+
+    async def _rejected(self, order: Order, ref: PickupRef) -> None:
+        key = f"rejected:{order.orderid}"
+        if self.steps.get(key):
+            return
+        self.steps[key] = ANSWERED
+        reason = next(
+            (i.strvalue for i in reversed(order.orderlogitems) if i.orderlogtypeid == 910),
+            None,
+        )
+        await self._exception(
+            "pickup_rejected",
+            Owner.ECOMMERCE,
+            ref,
+            f"Shopify order {ref.order_id}: the store rejected the pickup {ref.externalid}"
+            f"{': ' + reason if reason else ''}; cancel and refund it, or move it, in Shopify",
+        )
+
+    async def _exception(self, kind: str, owner: Owner, ref: PickupRef, message: str) -> None:
+        await self.output.exception(
+            ExceptionRecord(
+                type=kind, owner=owner, key=ref.externalid, message=message, at=self.clock()
+            )
+        )
+
+
+def _said(errors: Sequence[UserErrorInfo]) -> str:
+    return "; ".join(e.message for e in errors)
+
+
+class RuntimeHandoverPlatforms:
+    """The worker's clients, looked up at each call."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    async def get_order(self, orderid: int) -> Order:
+        return await self._rt.sitoo.get_order(orderid)
+
+    async def order_deliveries(self, orderid: int) -> list[OrderDelivery]:
+        return await self._rt.sitoo.order_deliveries(orderid)
+
+    async def pickup(self, fulfilment_order_id: int) -> PickupDetails | None:
+        return await self._rt.shopify.pickup(fulfilment_order_id)
+
+    async def prepared_for_pickup(self, fulfilment_order_id: int) -> list[UserErrorInfo]:
+        return await self._rt.shopify.prepared_for_pickup(fulfilment_order_id)
+
+    async def fulfil(
+        self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify: bool = False
+    ) -> tuple[int | None, list[UserErrorInfo]]:
+        return await self._rt.shopify.fulfil(fulfilment_order_id, lines, notify=notify)
+
+
+class KafkaHandoverOutput:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.sink = KafkaSinkOutput(ctx, topics.SITOO_PICKUP_EVENTS)
+        self.order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
+
+    async def handed_over(self, record: PickupHandedOver) -> None:
+        key = OrderKey(order_id=record.order_id).encode()
+        headers: KafkaHeaders = [(TOPIC_HEADER, PICKUP_HANDED_OVER_TOPIC.encode())]
+        send = self.ctx.app.producer.send
+        value = record.model_dump_json().encode()
+        await (await send(self.order_webhooks, key, value, None, None, headers))
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        await self.sink.exception(record)
+
+
+def register(ctx: Context) -> None:
+    rt = ctx.runtime
+    assert rt is not None
+    steps_out = ctx.topic(topics.SITOO_PICKUP_EVENTS)
+    table = ctx.app.Table(
+        "pickup-steps",
+        default=None,
+        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
+        help="a pickup's steps told to Shopify: ready asked and answered, rejections raised",
+    )
+    platforms = RuntimeHandoverPlatforms(rt)
+    handover = PickupHandover(
+        platforms, platforms, KafkaHandoverOutput(ctx), rt.locations, _TableSteps(table)
+    )
+
+    @ctx.app.agent(ctx.topic(topics.RAW_SITOO_EVENTS), name="sitoo-pickup-events")
+    async def pick_out(stream: faust.StreamT[bytes]) -> None:
+        # quick: one Events SPI batch in, its pickup steps out, keyed by Sitoo order
+        async for value in stream:
+            try:
+                batch = SitooEventBatch.parse_body(json.loads(value))
+            except (ValueError, ValidationError):
+                continue  # the ledger's agent dead-letters a batch it cannot read
+            for event in batch.events:
+                step = step_of(event)
+                if step is not None:
+                    await steps_out.send(
+                        key=str(step.sitoo_order_id).encode(),
+                        value=step.model_dump_json().encode(),
+                    )
+
+    @ctx.app.agent(steps_out, name="sitoo-pickups")
+    async def pickups(stream: faust.StreamT[bytes]) -> None:
+        await rt.ready.wait()
+        async for event in stream.events():
+            try:
+                step = PickupStep.model_validate_json(event.value)
+            except ValidationError:
+                log.warning("not a pickup step: %r", event.value[:200])
+                continue
+            with in_partition_of(event):
+                await handover.take(step)
+
+
+class _TableSteps(MutableMapping[str, int]):
+    """The Faust table as the handover's ``steps``: a missing key reads as absent."""
+
+    def __init__(self, table: faust.types.TableT) -> None:
+        self._table = table
+
+    def __getitem__(self, key: str) -> int:
+        value = self._table.get(key)
+        if value is None:
+            raise KeyError(key)
+        return int(value)
+
+    def __setitem__(self, key: str, value: int) -> None:
+        self._table[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)

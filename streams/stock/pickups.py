@@ -1,0 +1,168 @@
+"""Click & collect: which pickup fulfilment orders must be Sitoo orders, and which Sitoo orders
+must be cancelled, derived from an order's whole fulfilment state at every read.
+
+A pickup fulfilment order (delivery method ``PICK_UP``) assigned to a mapped store, still
+committing units there, is one Sitoo order at that store's warehouse: store staff see it, and
+Sitoo reserves its units (flows.md, A). Its key is ``externalid`` ``fo-<fulfilment order>-
+<location>``: it names the one action (this fulfilment order at this store), so a derivation
+repeated, replayed or racing another finds the order made before (the sink looks it up by
+externalid before it makes one), and a pickup moved to another store is a new order there.
+When the fulfilment order no longer commits units at that store (fulfilled in Shopify,
+cancelled, moved, refunded away), the Sitoo order is cancelled and its reservation let go. A
+fulfilment order that commits there again after that (a fulfilment cancelled) is a new
+generation, ``fo-<fo>-<location>-<n>``: a cancelled Sitoo order cannot be opened again.
+
+What the flow remembers of each (``PickupTrack``, in the order's track) is its own record of
+what it asked for and what Sitoo confirmed; each command is asked for once per generation, and
+Sitoo's confirmation (``PickupInSitoo``) is what lets the position stop counting the units twice
+(``held_units``).
+
+Pure decisions: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from tillsync.connectors.shopify.fulfilment_state import OrderFulfilmentState
+from tillsync.schemas.events import PickupAction, PickupCommand
+from tillsync.schemas.locations import LocationMap
+
+PICK_UP = "PICK_UP"
+# fulfilment order states whose remaining units are no longer committed anywhere
+ENDED = frozenset({"CLOSED", "CANCELLED"})
+
+
+class PickupTrack(BaseModel):
+    """One Sitoo pickup order as the order flow knows it (by externalid)."""
+
+    fulfilment_order_id: int
+    location_id: int
+    generation: int = 1
+    asked_at: float = 0.0  # when its export was asked for
+    in_sitoo_at: float = 0.0  # when Sitoo confirmed it made (0: not yet)
+    sitoo_order_id: int = 0
+    cancelled: bool = False  # its cancel was asked for
+    # Sitoo's word after the cancel: "cancelled" or "absent" (it delivered nothing), "closed"
+    said: str = ""
+    # the handover: Sitoo's own sale took these (SKU -> units) out of its stock
+    handed_over: bool = False
+    took: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def awaiting_sitoo(self) -> bool:
+        """Sitoo may still hand this pickup over (or may have, unheard): a fulfilment of its
+        units in Shopify cannot be told to be Sitoo's or the shop's yet."""
+        return not self.handed_over and self.said not in ("cancelled", "absent")
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    fulfilment_order_id: int
+    location_id: int
+    warehouse_id: int
+
+
+def externalid(fulfilment_order_id: int, location_id: int, generation: int = 1) -> str:
+    base = f"fo-{fulfilment_order_id}-{location_id}"
+    return base if generation == 1 else f"{base}-{generation}"
+
+
+def wanted(state: OrderFulfilmentState, locations: LocationMap) -> list[Wanted]:
+    """The pickup fulfilment orders that must be Sitoo orders now: at a mapped store, still
+    committing units of a SKU there."""
+    out: list[Wanted] = []
+    for fo in state.fulfilment_orders:
+        if fo.method != PICK_UP or fo.status in ENDED or fo.location_id is None:
+            continue
+        loc = locations.by_shopify(fo.location_id)
+        if loc is None:
+            continue  # an unmapped pickup location: no store to send it to
+        if any(line.sku and line.remaining > 0 for line in fo.lines):
+            out.append(Wanted(fo.id, fo.location_id, loc.sitoo_warehouse_id))
+    return out
+
+
+def plan(
+    order_id: int,
+    state: OrderFulfilmentState,
+    locations: LocationMap,
+    tracks: Mapping[str, PickupTrack],
+    now: float,
+) -> tuple[list[PickupCommand], dict[str, PickupTrack]]:
+    """The commands to send now, and the tracks as they are once they are sent."""
+    out = {ext: t.model_copy() for ext, t in tracks.items()}
+    exports: list[PickupCommand] = []
+    cancels: list[PickupCommand] = []
+    live: set[str] = set()
+    for w in wanted(state, locations):
+        mine = [
+            (ext, t)
+            for ext, t in out.items()
+            if t.fulfilment_order_id == w.fulfilment_order_id and t.location_id == w.location_id
+        ]
+        current = max(mine, key=lambda et: et[1].generation, default=None)
+        if current is not None and (not current[1].cancelled or current[1].handed_over):
+            live.add(current[0])
+            continue
+        generation = current[1].generation + 1 if current is not None else 1
+        ext = externalid(w.fulfilment_order_id, w.location_id, generation)
+        out[ext] = PickupTrack(
+            fulfilment_order_id=w.fulfilment_order_id,
+            location_id=w.location_id,
+            generation=generation,
+            asked_at=now,
+        )
+        live.add(ext)
+        exports.append(_command(PickupAction.EXPORT, ext, order_id, w, now))
+    for ext, t in out.items():
+        if ext in live or t.cancelled or t.handed_over:
+            continue  # a handed-over order is closed in Sitoo: nothing to cancel
+        loc = locations.by_shopify(t.location_id)
+        warehouse = loc.sitoo_warehouse_id if loc is not None else 0
+        w = Wanted(t.fulfilment_order_id, t.location_id, warehouse)
+        out[ext] = t.model_copy(update={"cancelled": True})
+        cancels.append(_command(PickupAction.CANCEL, ext, order_id, w, now))
+    # a moved pickup's old order first: store staff never see it at two stores at once
+    return cancels + exports, out
+
+
+def in_sitoo(tracks: Mapping[str, PickupTrack]) -> dict[int, float]:
+    """Fulfilment order id -> since when a Sitoo order (not cancelled, not handed over yet)
+    reserves its units."""
+    return {
+        t.fulfilment_order_id: t.in_sitoo_at
+        for t in tracks.values()
+        if t.in_sitoo_at > 0 and not t.cancelled and not t.handed_over
+    }
+
+
+def awaiting_sitoo(tracks: Mapping[str, PickupTrack]) -> set[int]:
+    """The locations where a fulfilment's Move Out waits for Sitoo's word on a pickup there:
+    its handover (Sitoo's sale took the units: no Move Out) or its cancel (Sitoo delivered
+    nothing: the units left through Shopify, a Move Out). Its units stay held meanwhile."""
+    return {t.location_id for t in tracks.values() if t.awaiting_sitoo}
+
+
+def taken_by_sitoo(tracks: Mapping[str, PickupTrack]) -> dict[tuple[str, int], int]:
+    """(SKU, location) -> units Sitoo's handovers took out of its stock for the order."""
+    out: dict[tuple[str, int], int] = {}
+    for t in tracks.values():
+        for sku, n in t.took.items():
+            out[(sku, t.location_id)] = out.get((sku, t.location_id), 0) + n
+    return out
+
+
+def _command(action: PickupAction, ext: str, order_id: int, w: Wanted, now: float) -> PickupCommand:
+    return PickupCommand(
+        action=action,
+        externalid=ext,
+        order_id=order_id,
+        fulfilment_order_id=w.fulfilment_order_id,
+        location_id=w.location_id,
+        warehouse_id=w.warehouse_id,
+        at=now,
+    )

@@ -1,0 +1,414 @@
+"""The Sitoo orders sink: click & collect orders made, and cancelled, in Sitoo once each.
+
+It takes ``PickupCommand`` records (``cmd.sitoo.orders``, keyed by the Sitoo order's
+externalid, so one pickup's commands come in the order they were asked for) from the order
+flow (``tillsync.streams.stock.pickups``).
+
+- Export: the order is looked up by externalid first, and made only if Sitoo has none: a
+  command repeated, replayed, or tried again after an answer was lost never makes a second one.
+  What the Sitoo order holds is read from Shopify then (``PICKUP_FULFILLMENT_ORDER``): the
+  fulfilment order's lines still to pick up, with names and prices, the order's name as the
+  customer reference, the web-order markers of flows.md (A) and the payment state (paid, or
+  only authorised). A fulfilment order no longer open at that store by then is not sent (the
+  order flow's next read cancels or exports again as it finds it).
+- Cancel: an open Sitoo order is cancelled, which lets go of what it reserves; one already
+  closed or cancelled, or never made, is left as it is.
+
+After either, the SKUs' reserved quantities at the warehouse are read (the read begun after
+Sitoo confirmed the change) and sent to the positions, and an export's confirmation goes back
+to the order flow (``PickupInSitoo``): only then does a position stop counting the pickup's
+units as held (``Position.pending_units``), so they are never offered twice nor, for longer
+than those two records take, counted twice.
+
+A failure of either platform (timeouts, 5xx, 429, 401/403 while credentials are rotated, after
+each client's own retries) keeps the command and tries it again with backoff behind this
+sink's own breaker, without end: it holds up only the pickups. A command that is not one, or
+that Sitoo refuses for itself (a 4xx), is dead-lettered with its record's headers and raised
+as an exception for the integration's owners.
+
+``SitooOrdersSink`` holds the decisions and takes its platforms and its output as arguments,
+so a test runs it on the simulators without Kafka; ``register`` wires it to the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+import faust
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from tillsync.connectors.breaker import CircuitBreaker, is_platform_failure
+from tillsync.connectors.outcomes import Outcome
+from tillsync.connectors.shopify.client import ShopifyError
+from tillsync.connectors.shopify.pickup import PickupDetails
+from tillsync.connectors.sitoo.client import SitooError
+from tillsync.schemas.events import (
+    ExceptionRecord,
+    Owner,
+    PickupAction,
+    PickupCommand,
+    PickupInSitoo,
+    SitooPickupState,
+    SitooReserved,
+)
+from tillsync.schemas.sitoo import (
+    ORDER_CANCELLED,
+    ORDER_OPEN,
+    ORDERTYPE_ORDER,
+    Order,
+    OrderIn,
+    OrderItemIn,
+    WarehouseItem,
+)
+from tillsync.streams import metrics, topics
+from tillsync.streams.context import Context
+from tillsync.streams.deadletter import error_reason
+from tillsync.streams.runtime import Runtime
+from tillsync.streams.stock.order_topics import PICKUP_IN_SITOO_TOPIC, OrderKey
+from tillsync.streams.stock.pickups import ENDED, PICK_UP
+from tillsync.streams.stock.reservations import reserved_of
+from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
+from tillsync.streams.stock.sink_breaker import sink_breaker
+from tillsync.streams.stock.sink_output import KafkaSinkOutput
+
+log = logging.getLogger("tillsync.sitoo_orders")
+
+# Sitoo's payment states (flows.md, A): paid at checkout, or only authorised (captured at the
+# handover); anything else (pending, pay in store) is not paid yet
+PAYMENT_PAID = 20
+PAYMENT_AUTHORISED = 15
+PAYMENT_NONE = 0
+RETRY_FIRST = 1.0
+RETRY_CAP = 60.0
+
+pickups_done = Counter(
+    "tillsync_pickup_orders_total",
+    "Pickup orders made, found made before, cancelled or left, in Sitoo",
+    ["action", "outcome"],
+    registry=metrics.REGISTRY,
+)
+
+
+class PickupSitoo(Protocol):
+    async def orders_by_externalid(self, externalids: Sequence[str]) -> list[Order]: ...
+
+    async def add_order(self, order: OrderIn) -> int: ...
+
+    async def set_order_state(self, orderid: int, orderstateid: int) -> None: ...
+
+    async def warehouse_items_by_sku(
+        self, warehouse_id: int, skus: Sequence[str]
+    ) -> list[WarehouseItem]: ...
+
+
+class PickupShopify(Protocol):
+    async def pickup(self, fulfilment_order_id: int) -> PickupDetails | None: ...
+
+
+class PickupOutput(Protocol):
+    async def in_sitoo(self, answer: PickupInSitoo) -> None: ...
+
+    async def reserved(self, readings: Sequence[SitooReserved]) -> None: ...
+
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None: ...
+
+    async def exception(self, record: ExceptionRecord) -> None: ...
+
+
+class _Refused(Exception):
+    """Sitoo refused the command for itself: trying again will not change that."""
+
+
+@dataclass
+class SitooOrdersSink:
+    sitoo: PickupSitoo
+    shopify: PickupShopify
+    output: PickupOutput
+    breaker: CircuitBreaker = field(default_factory=lambda: sink_breaker(metrics.Platform.SITOO))
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    async def take(self, value: bytes, headers: Mapping[str, bytes] | None = None) -> None:
+        """One record: done once this returns, however long the platforms keep it waiting."""
+        try:
+            command = PickupCommand.model_validate_json(value)
+        except ValidationError as exc:
+            await self.output.dead_letter(value, f"invalid: {error_reason(exc)}", headers)
+            return
+        attempt = 0
+        while True:
+            await self.breaker.ready()
+            try:
+                await self.do(command)
+            except (SitooError, ShopifyError) as exc:
+                outcome = _outcome(exc)
+                if not is_platform_failure(outcome):
+                    await self._refused(command, value, headers, exc)
+                    return
+                self.breaker.failed(outcome)
+                wait = min(RETRY_CAP, RETRY_FIRST * 2 ** min(attempt, 10))
+                wait *= 0.5 + self.rng.random() / 2
+                attempt += 1
+                log.warning(
+                    "pickup %s: %s (try %d); trying again in %.1f s",
+                    command.externalid,
+                    exc,
+                    attempt,
+                    wait,
+                )
+                await self.sleep(wait)
+                continue
+            self.breaker.succeeded()
+            return
+
+    async def do(self, command: PickupCommand) -> None:
+        if command.action is PickupAction.EXPORT:
+            await self._export(command)
+        else:
+            await self._cancel(command)
+
+    async def _export(self, command: PickupCommand) -> None:
+        found = await self.sitoo.orders_by_externalid([command.externalid])
+        if found:
+            order = found[0]
+            if order.orderstateid == ORDER_CANCELLED:
+                pickups_done.labels(action="export", outcome="cancelled_before").inc()
+                return  # its cancel came first in a replay: nothing reserves the units
+            pickups_done.labels(action="export", outcome="found").inc()
+            made, skus = order.orderid, [i.sku for i in order.orderitems if i.sku]
+        else:
+            details = await self.shopify.pickup(command.fulfilment_order_id)
+            body = order_of(command, details)
+            if body is None:
+                pickups_done.labels(action="export", outcome="not_open").inc()
+                log.info("pickup %s no longer open at its store: not sent", command.externalid)
+                return
+            made = await self.sitoo.add_order(body)
+            skus = [i.sku for i in body.orderitems if i.sku]
+            pickups_done.labels(action="export", outcome="made").inc()
+        confirmed = self.clock()
+        await self._read_reserved(command.warehouse_id, skus)
+        await self.output.in_sitoo(
+            PickupInSitoo(
+                externalid=command.externalid,
+                order_id=command.order_id,
+                fulfilment_order_id=command.fulfilment_order_id,
+                sitoo_order_id=made,
+                at=confirmed,
+            )
+        )
+
+    async def _cancel(self, command: PickupCommand) -> None:
+        """Cancel the order if it is open; either way tell the order's flow what Sitoo's order
+        was, which says whether its units left the store through Sitoo."""
+        found = await self.sitoo.orders_by_externalid([command.externalid])
+        open_ = [o for o in found if o.orderstateid == ORDER_OPEN]
+        if open_:
+            for order in open_:
+                await self.sitoo.set_order_state(order.orderid, ORDER_CANCELLED)
+            skus = [i.sku for o in open_ for i in o.orderitems if i.sku]
+            await self._read_reserved(command.warehouse_id, skus)
+            state = SitooPickupState.CANCELLED
+        elif not found:
+            state = SitooPickupState.ABSENT
+        elif any(o.orderstateid == ORDER_CANCELLED for o in found):
+            state = SitooPickupState.CANCELLED  # cancelled before (a replay)
+        else:
+            state = SitooPickupState.CLOSED  # handed over: its handover tells what it took
+        pickups_done.labels(action="cancel", outcome=state.value).inc()
+        await self.output.in_sitoo(
+            PickupInSitoo(
+                externalid=command.externalid,
+                order_id=command.order_id,
+                fulfilment_order_id=command.fulfilment_order_id,
+                sitoo_order_id=found[0].orderid if found else 0,
+                at=self.clock(),
+                state=state,
+            )
+        )
+
+    async def _read_reserved(self, warehouse_id: int, skus: Sequence[str]) -> None:
+        """What Sitoo reserves of these SKUs now, read after its change was confirmed."""
+        wanted = sorted(set(skus))
+        if not wanted:
+            return
+        read_at = self.clock()
+        items = {i.sku: i for i in await self.sitoo.warehouse_items_by_sku(warehouse_id, wanted)}
+        await self.output.reserved(
+            [
+                reserved_of(items[sku], warehouse_id, read_at)
+                if sku in items
+                else SitooReserved(
+                    sku=sku, warehouse_id=warehouse_id, reserved=0, observed_at=read_at
+                )
+                for sku in wanted
+            ]
+        )
+
+    async def _refused(
+        self,
+        command: PickupCommand,
+        value: bytes,
+        headers: Mapping[str, bytes] | None,
+        exc: Exception,
+    ) -> None:
+        pickups_done.labels(action=command.action.value, outcome="refused").inc()
+        verb = "made" if command.action is PickupAction.EXPORT else "cancelled"
+        await self.output.dead_letter(value, f"refused: {exc}", headers)
+        await self.output.exception(
+            ExceptionRecord(
+                type="pickup_not_in_sitoo",
+                owner=Owner.ENGINEERING,
+                key=command.externalid,
+                message=(
+                    f"Shopify order {command.order_id}: the pickup order {command.externalid} "
+                    f"could not be {verb} in Sitoo warehouse {command.warehouse_id}: {exc}"
+                ),
+                at=self.clock(),
+            )
+        )
+
+
+def _outcome(exc: SitooError | ShopifyError) -> Outcome | str:
+    return exc.outcome if isinstance(exc, SitooError) else exc.reason
+
+
+def payment_state(financial_status: str) -> int:
+    if financial_status in ("PAID", "PARTIALLY_REFUNDED"):
+        return PAYMENT_PAID
+    if financial_status in ("AUTHORIZED", "PARTIALLY_PAID"):
+        return PAYMENT_AUTHORISED
+    return PAYMENT_NONE
+
+
+def _money(amount: Decimal) -> str:
+    return str(amount.quantize(Decimal("0.01")))
+
+
+def order_of(command: PickupCommand, details: PickupDetails | None) -> OrderIn | None:
+    """The Sitoo order of a pickup fulfilment order, or ``None`` when there is nothing to pick
+    up at that store any more (gone, ended, moved, not a pickup, no line with a SKU left)."""
+    if (
+        details is None
+        or details.status in ENDED
+        or details.method != PICK_UP
+        or details.location_id != command.location_id
+    ):
+        return None
+    items = [
+        OrderItemIn(
+            productname=line.name,
+            sku=line.sku,
+            quantity=line.remaining,
+            moneyrowprice=_money(line.unit_price * line.remaining),
+            additionaldata={"web-itemid": str(line.fulfilment_order_line_id)},
+        )
+        for line in details.lines
+        if line.sku and line.remaining > 0
+    ]
+    if not items:
+        return None
+    return OrderIn(
+        ordertypeid=ORDERTYPE_ORDER,
+        orderstateid=ORDER_OPEN,
+        paymentstateid=payment_state(details.financial_status),
+        warehouseid=command.warehouse_id,
+        externalid=command.externalid,
+        email=details.email,
+        customerref=details.order_name,
+        currencycode=details.currency or None,
+        additionaldata={
+            "weborder": "true",
+            "weborder-bopis": "true",
+            "shopify-order-id": str(details.order_id),
+            "shopify-fo-id": str(details.fulfilment_order_id),
+        },
+        orderitems=items,
+    )
+
+
+class RuntimePickupPlatforms:
+    """The worker's clients, looked up at each call (the runtime builds them on first use)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    async def orders_by_externalid(self, externalids: Sequence[str]) -> list[Order]:
+        return await self._rt.sitoo.orders_by_externalid(externalids)
+
+    async def add_order(self, order: OrderIn) -> int:
+        return await self._rt.sitoo.add_order(order)
+
+    async def set_order_state(self, orderid: int, orderstateid: int) -> None:
+        await self._rt.sitoo.set_order_state(orderid, orderstateid)
+
+    async def warehouse_items_by_sku(
+        self, warehouse_id: int, skus: Sequence[str]
+    ) -> list[WarehouseItem]:
+        return await self._rt.sitoo.warehouse_items_by_sku(warehouse_id, list(skus))
+
+    async def pickup(self, fulfilment_order_id: int) -> PickupDetails | None:
+        return await self._rt.shopify.pickup(fulfilment_order_id)
+
+
+class KafkaPickupOutput:
+    """``PickupOutput`` on the worker's topics."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.sink = KafkaSinkOutput(ctx, topics.SITOO_ORDER_COMMANDS)
+        self.order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
+        self.stock_events = topics.STOCK_EVENTS.name(ctx.settings.app_id)
+
+    async def in_sitoo(self, answer: PickupInSitoo) -> None:
+        key = OrderKey(order_id=answer.order_id).encode()
+        headers: KafkaHeaders = [(TOPIC_HEADER, PICKUP_IN_SITOO_TOPIC.encode())]
+        send = self.ctx.app.producer.send
+        await (
+            await send(
+                self.order_webhooks, key, answer.model_dump_json().encode(), None, None, headers
+            )
+        )
+
+    async def reserved(self, readings: Sequence[SitooReserved]) -> None:
+        send = self.ctx.app.producer.send
+        sent = [
+            await send(
+                self.stock_events, r.sku.encode(), r.model_dump_json().encode(), None, None, None
+            )
+            for r in readings
+        ]
+        await asyncio.gather(*sent)
+
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        await self.sink.dead_letter(value, reason, headers=headers)
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        await self.sink.exception(record)
+
+
+def register(ctx: Context) -> None:
+    rt = ctx.runtime
+    assert rt is not None
+    platforms = RuntimePickupPlatforms(rt)
+    sink = SitooOrdersSink(platforms, platforms, KafkaPickupOutput(ctx))
+
+    @ctx.app.agent(ctx.topic(topics.SITOO_ORDER_COMMANDS), name="sitoo-orders-sink")
+    async def orders_sink(stream: faust.StreamT[bytes]) -> None:
+        await rt.ready.wait()
+        async for event in stream.events():
+            headers = dict(event.headers or {})
+            await sink.take(bytes(event.value), headers)

@@ -1,0 +1,220 @@
+"""Pickups back from the store: Sitoo's ready, collect and reject reach Shopify once, on both
+simulators over real HTTP (the Sitoo order made by the Sitoo orders sink, as in the worker)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field, replace
+
+import pytest
+
+from tests.simulators.test_orders import SETTINGS
+from tests.streams.stock.test_sitoo_orders import FAST, Platforms, Recorded
+from tillsync.connectors.shopify.client import ShopifyClient, ShopifyConfig
+from tillsync.connectors.sitoo.client import SitooClient, SitooConfig
+from tillsync.schemas.events import (
+    ExceptionRecord,
+    PickupAction,
+    PickupCommand,
+    PickupHandedOver,
+)
+from tillsync.schemas.locations import Location, LocationMap
+from tillsync.schemas.sitoo import SitooEvent
+from tillsync.streams.stock.pickup_handover import (
+    ANSWERED,
+    ASKED,
+    COLLECTED,
+    READY,
+    REJECTED,
+    PickupHandover,
+    PickupStep,
+    step_of,
+)
+from tillsync.streams.stock.sitoo_orders import SitooOrdersSink
+from tillsync_sim.scenario.network import Network, NetworkSpec, build
+from tillsync_sim.shopify import ShopifySimulator
+from tillsync_sim.sitoo import SitooSimulator
+
+
+@dataclass
+class Told:
+    handed: list[PickupHandedOver] = field(default_factory=list)
+    exceptions: list[ExceptionRecord] = field(default_factory=list)
+
+    async def handed_over(self, record: PickupHandedOver) -> None:
+        self.handed.append(record)
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        self.exceptions.append(record)
+
+
+@dataclass
+class Shop:
+    network: Network
+    shopify: ShopifySimulator
+    sitoo: SitooSimulator
+    platforms: Platforms
+    sink: SitooOrdersSink
+    handover: PickupHandover
+    told: Told
+    steps: dict[str, int]
+
+
+class HandoverPlatforms(Platforms):
+    async def get_order(self, orderid: int):  # type: ignore[no-untyped-def]
+        return await self.sitoo.get_order(orderid)
+
+    async def order_deliveries(self, orderid: int):  # type: ignore[no-untyped-def]
+        return await self.sitoo.order_deliveries(orderid)
+
+    async def prepared_for_pickup(self, fulfilment_order_id: int):  # type: ignore[no-untyped-def]
+        return await self.shopify.prepared_for_pickup(fulfilment_order_id)
+
+    async def fulfil(  # type: ignore[no-untyped-def]
+        self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify: bool = False
+    ):
+        return await self.shopify.fulfil(fulfilment_order_id, lines, notify=notify)
+
+
+@pytest.fixture
+async def shop() -> AsyncIterator[Shop]:
+    shopify = ShopifySimulator(SETTINGS)
+    sitoo = SitooSimulator(SETTINGS, seed_spec=None)
+    shopify_url = await shopify.start("127.0.0.1", 0)
+    await sitoo.start("127.0.0.1", 0)
+    network = build(shopify, sitoo, NetworkSpec(stores=2, skus=4, min_stock=10, max_stock=20))
+    locations = LocationMap(
+        locations=[
+            Location(
+                name=s.name,
+                shopify_location_id=s.shopify_location_id,
+                sitoo_store_id=n + 1,
+                sitoo_warehouse_id=s.sitoo_warehouse_id,
+            )
+            for n, s in enumerate(network.stores)
+        ]
+    )
+    shopify_config = ShopifyConfig.from_settings(
+        SETTINGS.model_copy(update={"shopify_url": shopify_url})
+    )
+    sitoo_config = SitooConfig.from_settings(
+        sitoo.client_settings().model_copy(update={"sitoo_requests_per_second": 10_000.0})
+    )
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    async with (
+        ShopifyClient(replace(shopify_config, retry=FAST)) as shopify_client,
+        SitooClient(replace(sitoo_config, retry=FAST)) as sitoo_client,
+    ):
+        platforms = HandoverPlatforms(sitoo_client, shopify_client)
+        sink = SitooOrdersSink(platforms, platforms, Recorded(), sleep=no_sleep)
+        told = Told()
+        steps: dict[str, int] = {}
+        handover = PickupHandover(platforms, platforms, told, locations, steps, sleep=no_sleep)
+        try:
+            yield Shop(network, shopify, sitoo, platforms, sink, handover, told, steps)
+        finally:
+            await shopify.stop()
+            await sitoo.stop()
+
+
+async def _in_sitoo(shop: Shop, *lines: tuple[int, int]) -> tuple[int, int, int]:
+    """A pickup order at the first store, made in Sitoo by the sink: (order, FO, Sitoo order)."""
+    store = shop.network.stores[0]
+    order = shop.shopify.state.place_order(
+        [(shop.network.skus[i], n) for i, n in lines],
+        location_id=store.shopify_location_id,
+        delivery="PICK_UP",
+    )
+    [fo] = order.fulfillment_order_ids
+    ext = f"fo-{fo}-{store.shopify_location_id}"
+    command = PickupCommand(
+        action=PickupAction.EXPORT,
+        externalid=ext,
+        order_id=order.id,
+        fulfilment_order_id=fo,
+        location_id=store.shopify_location_id,
+        warehouse_id=store.sitoo_warehouse_id,
+        at=1.0,
+    )
+    await shop.sink.take(command.model_dump_json().encode())
+    return order.id, fo, shop.sitoo.state.orders_by_externalid[ext]
+
+
+def _step(sitoo_order: int, step: str, n: int = 1) -> PickupStep:
+    return PickupStep(sitoo_order_id=sitoo_order, step=step, event_id=f"e-{n}")
+
+
+def test_only_a_pickups_steps_are_picked_out_of_the_events() -> None:
+    def event(**data: object) -> SitooEvent:
+        return SitooEvent(
+            event_id="x", event_type="order", event_date=1, account_id=1, data=dict(data)
+        )
+
+    assert step_of(event(order_id=5, order_event_type="ready-for-pickup")).step == READY  # type: ignore[union-attr]
+    assert step_of(event(order_id=5, order_event_type="pickup-rejected")).step == REJECTED  # type: ignore[union-attr]
+    closed = event(order_id=5, order_event_type="update", order_state_changed="closed")
+    assert step_of(closed).step == COLLECTED  # type: ignore[union-attr]
+    # a till sale is an order born closed: no step, and no read of it
+    assert step_of(event(order_id=5, order_event_type="add", order_state_changed="closed")) is None
+    assert step_of(event(order_id=5, order_event_type="update")) is None
+
+
+async def test_ready_in_sitoo_marks_shopify_prepared_once_whatever_repeats(shop: Shop) -> None:
+    _, fo, made = await _in_sitoo(shop, (0, 1))
+    shop.sitoo.state.ready_for_pickup(made)
+    await shop.handover.take(_step(made, READY, 1))
+    await shop.handover.take(_step(made, READY, 2))  # the event twice
+    assert shop.shopify.state.fulfillment_orders[fo].ready_emails == 1
+    assert shop.steps[f"ready:{made}"] == ANSWERED and shop.told.exceptions == []
+
+
+async def test_a_ready_asked_before_a_crash_is_not_asked_again_but_told(shop: Shop) -> None:
+    _, fo, made = await _in_sitoo(shop, (0, 1))
+    shop.steps[f"ready:{made}"] = ASKED  # the worker died between the ask and its answer
+    await shop.handover.take(_step(made, READY))
+    assert shop.shopify.state.fulfillment_orders[fo].ready_emails == 0
+    [exc] = shop.told.exceptions
+    assert exc.type == "pickup_ready_unknown" and "check the order in Shopify" in exc.message
+
+
+async def test_collected_in_sitoo_is_one_fulfilment_of_what_sitoo_handed_over(shop: Shop) -> None:
+    order_id, fo, made = await _in_sitoo(shop, (0, 2), (1, 1))
+    skus = shop.network.skus
+    shop.sitoo.state.collect(made)
+    await shop.handover.take(_step(made, COLLECTED, 1))
+    await shop.handover.take(_step(made, COLLECTED, 2))  # told again: nothing more to fulfil
+    state = shop.shopify.state
+    [fulfilment] = [state.fulfillments[i] for i in state.orders[order_id].fulfillment_ids]
+    items = {li.id: li.sku for li in state.orders[order_id].line_items}
+    assert sorted((items[li], n) for li, n in fulfilment.lines) == [(skus[0], 2), (skus[1], 1)]
+    assert state.fulfillment_orders[fo].status == "CLOSED"
+    # the order's flow heard of the handover before Shopify did, each time alike
+    assert [h.took for h in shop.told.handed] == [{skus[0]: 2, skus[1]: 1}] * 2
+    assert shop.told.handed[0].location_id == shop.network.stores[0].shopify_location_id
+
+
+async def test_a_store_that_rejects_a_pickup_raises_it_once_for_e_commerce(shop: Shop) -> None:
+    _, _, made = await _in_sitoo(shop, (2, 1))
+    shop.sitoo.state.reject_pickup(made, "customer never came")
+    await shop.handover.take(_step(made, REJECTED, 1))
+    await shop.handover.take(_step(made, REJECTED, 2))
+    [exc] = shop.told.exceptions
+    assert exc.type == "pickup_rejected" and "customer never came" in exc.message
+    assert exc.owner.value == "e-commerce"
+
+
+async def test_a_sitoo_order_tillsync_did_not_make_is_left_alone(shop: Shop) -> None:
+    store = shop.network.stores[0]
+    sale = shop.sitoo.state.add_order(
+        {
+            "ordertypeid": 10,
+            "warehouseid": store.sitoo_warehouse_id,
+            "orderitems": [{"productname": "x", "sku": shop.network.skus[0], "quantity": 1}],
+        }
+    )
+    shop.sitoo.state.collect(sale.orderid)
+    await shop.handover.take(_step(sale.orderid, COLLECTED))
+    assert shop.told.handed == [] and shop.told.exceptions == []
