@@ -28,12 +28,11 @@ e-commerce, not a retry.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,7 +45,7 @@ from tillsync.connectors.shopify.pickup import PickupDetails
 from tillsync.connectors.sitoo.client import SitooError
 from tillsync.schemas.events import ExceptionRecord, Owner, PickupHandedOver
 from tillsync.schemas.locations import LocationMap
-from tillsync.schemas.sitoo import Order, OrderDelivery, SitooEvent, SitooEventBatch
+from tillsync.schemas.sitoo import Order, OrderDelivery, SitooEvent
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.partitioned import in_partition_of
@@ -90,6 +89,14 @@ def step_of(event: SitooEvent) -> PickupStep | None:
     else:
         return None
     return PickupStep(sitoo_order_id=event.order_id, step=step, event_id=event.event_id)
+
+
+def step_of_record(value: bytes) -> PickupStep | None:
+    """The pickup step of one raw Events SPI record (one event, as Sitoo sent it), if any."""
+    try:
+        return step_of(SitooEvent.model_validate_json(value))
+    except ValidationError:
+        return None  # the ledger's events agent dead-letters what it cannot read
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,19 +380,13 @@ def register(ctx: Context) -> None:
 
     @ctx.app.agent(ctx.topic(topics.RAW_SITOO_EVENTS), name="sitoo-pickup-events")
     async def pick_out(stream: faust.StreamT[bytes]) -> None:
-        # quick: one Events SPI batch in, its pickup steps out, keyed by Sitoo order
+        # quick: one Events SPI event in, its pickup step out, keyed by Sitoo order
         async for value in stream:
-            try:
-                batch = SitooEventBatch.parse_body(json.loads(value))
-            except (ValueError, ValidationError):
-                continue  # the ledger's agent dead-letters a batch it cannot read
-            for event in batch.events:
-                step = step_of(event)
-                if step is not None:
-                    await steps_out.send(
-                        key=str(step.sitoo_order_id).encode(),
-                        value=step.model_dump_json().encode(),
-                    )
+            step = step_of_record(value)
+            if step is not None:
+                await steps_out.send(
+                    key=str(step.sitoo_order_id).encode(), value=step.model_dump_json().encode()
+                )
 
     @ctx.app.agent(steps_out, name="sitoo-pickups")
     async def pickups(stream: faust.StreamT[bytes]) -> None:
@@ -418,7 +419,7 @@ class _TableSteps(MutableMapping[str, int]):
     def __delitem__(self, key: str) -> None:
         del self._table[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._table)
 
     def __len__(self) -> int:

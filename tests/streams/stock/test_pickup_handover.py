@@ -3,6 +3,7 @@ simulators over real HTTP (the Sitoo order made by the Sitoo orders sink, as in 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -29,6 +30,7 @@ from tillsync.streams.stock.pickup_handover import (
     PickupHandover,
     PickupStep,
     step_of,
+    step_of_record,
 )
 from tillsync.streams.stock.sitoo_orders import SitooOrdersSink
 from tillsync_sim.scenario.network import Network, NetworkSpec, build
@@ -160,6 +162,21 @@ def test_only_a_pickups_steps_are_picked_out_of_the_events() -> None:
     # a till sale is an order born closed: no step, and no read of it
     assert step_of(event(order_id=5, order_event_type="add", order_state_changed="closed")) is None
     assert step_of(event(order_id=5, order_event_type="update")) is None
+
+
+def test_a_raw_events_record_as_the_receiver_writes_it_gives_its_step() -> None:
+    # one record per event, each as Sitoo sent it (``tillsync.streams.ingest.receivers``)
+    raw = {
+        "event_id": "ev-1",
+        "event_type": "order",
+        "event_date": 1_765_000_000,
+        "account_id": 90001,
+        "data": {"eshop_id": 1, "order_id": 77, "order_event_type": "ready-for-pickup"},
+    }
+    step = step_of_record(json.dumps(raw, separators=(",", ":")).encode())
+    assert step is not None and (step.sitoo_order_id, step.step) == (77, READY)
+    assert step_of_record(b"not json") is None
+    assert step_of_record(b'[{"event_id": "a"}]') is None  # a batch is not one record
 
 
 async def test_ready_in_sitoo_marks_shopify_prepared_once_whatever_repeats(shop: Shop) -> None:
