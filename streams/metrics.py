@@ -494,3 +494,18 @@ class ConsumerLag:
 
 consumer_lag = ConsumerLag()
 REGISTRY.register(consumer_lag)
+
+pickup_orders = Counter(
+    "tillsync_pickup_orders_total",
+    "Pickup orders made, found made before, cancelled or left, in Sitoo",
+    ["action", "outcome"],
+    registry=REGISTRY,
+)
+pickup_to_sitoo = Histogram(
+    "tillsync_pickup_to_sitoo_seconds",
+    "From the order flow asking for a pickup's Sitoo order to Sitoo confirming it, by store "
+    "(Shopify location id)",
+    ["location"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)

@@ -5,10 +5,12 @@ has booked against which are owed.
 
 It is what a store manager's "the online order never left our stock" or a finance query about
 one order needs answered, without reading logs. Everything is read fresh: Shopify's order, the
-worker's ``/state/orders/{id}`` (each worker named, as the order's partition lives on one), and
-Sitoo's ledger since a date (the ledger has no externalid filter). What tillsync should hold is
-derived from Shopify's state by the same rule the worker uses (``held_units.derive``), so a
-difference between that and the track is visible at a glance.
+worker's ``/state/orders/{id}`` (each worker named, as the order's partition lives on one),
+Sitoo's ledger since a date (the ledger has no externalid filter) and the Sitoo orders of its
+pickups (by externalid: open, handed over or cancelled, against whether Shopify still commits
+each). What tillsync should hold is derived from Shopify's state by the same rule the worker
+uses (``held_units.derive``), so a difference between that and the track is visible at a
+glance.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from tillsync.connectors.shopify.fulfilment_state import OrderFulfilmentState
 from tillsync.connectors.sitoo.client import SitooClient, SitooConfig
 from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.settings import Settings
+from tillsync.schemas.sitoo import ORDER_CANCELLED, ORDER_CLOSED, ORDER_OPEN
+from tillsync.streams.stock import pickups
 from tillsync.streams.stock.held_units import DONE, TAKING, HeldAt, derive
 from tillsync.streams.stock.refs import fulfilment_external_id, reversal_external_id
 
 Echo = Callable[[str], None]
+_STATES = {ORDER_OPEN: "open", ORDER_CLOSED: "closed", ORDER_CANCELLED: "cancelled"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +63,33 @@ class WorkerTrack:
 
 
 @dataclass(frozen=True, slots=True)
+class SitooPickup:
+    """A Sitoo order tillsync made (or should have made) of one of the order's pickups."""
+
+    externalid: str
+    wanted: bool  # Shopify commits the pickup at that store now
+    sitoo_order_id: int | None  # None: Sitoo has no order of that externalid
+    state: str  # open, closed (handed over), cancelled, or "" when there is none
+
+    @property
+    def verdict(self) -> str:
+        if self.sitoo_order_id is None:
+            return "OWED, not in Sitoo" if self.wanted else "not in Sitoo"
+        if self.wanted and self.state != "open":
+            return f"{self.state} in Sitoo while Shopify still commits it"
+        if not self.wanted and self.state == "open":
+            return "OPEN in Sitoo, not wanted"
+        return self.state
+
+
+@dataclass(frozen=True, slots=True)
 class Journey:
     order_id: int
     shopify: OrderFulfilmentState | None  # None: Shopify has no such order
     should_hold: dict[str, HeldAt]  # derived from Shopify's state now, by the worker's rule
     track: WorkerTrack | None  # None: no worker named knows the order
     bookings: tuple[SitooBooking, ...]
+    pickups: tuple[SitooPickup, ...] = ()
 
 
 def candidate_bookings(
@@ -142,12 +168,54 @@ async def order_journey(
             days = (time.time() - since) / 86400
             echo(f"scanning Sitoo's ledger of the last {days:.1f} days for its Move Outs...")
             booked = await sitoo.find_transactions_by_externalid(since, wanted)
+        tracked: dict[str, Any] = (track.track.get("pickups") or {}) if track else {}
+        committed = {_current(w, tracked) for w in pickups.wanted(state, locations)}
+        known = set(tracked) | {
+            pickups.externalid(fo.id, fo.location_id)
+            for fo in state.fulfilment_orders
+            if fo.method == pickups.PICK_UP
+            and fo.location_id is not None
+            and locations.by_shopify(fo.location_id) is not None
+        }
+        names = sorted(committed | known)
+        found = {o.externalid: o for o in await sitoo.orders_by_externalid(names)} if names else {}
+        made = tuple(
+            SitooPickup(
+                ext,
+                ext in committed,
+                found[ext].orderid if ext in found else None,
+                _STATES.get(found[ext].orderstateid, str(found[ext].orderstateid))
+                if ext in found
+                else "",
+            )
+            for ext in names
+        )
         return Journey(
-            order_id, state, derive(state, locations), track, bookings(state, locations, booked)
+            order_id,
+            state,
+            derive(state, locations),
+            track,
+            bookings(state, locations, booked),
+            made,
         )
     finally:
         await shopify.aclose()
         await sitoo.aclose()
+
+
+def _current(w: pickups.Wanted, tracked: dict[str, Any]) -> str:
+    """The externalid a pickup committed now should have: its newest generation the worker
+    asked for, or the first."""
+    generation = max(
+        (
+            int(t.get("generation", 1))
+            for t in tracked.values()
+            if t.get("fulfilment_order_id") == w.fulfilment_order_id
+            and t.get("location_id") == w.location_id
+        ),
+        default=1,
+    )
+    return pickups.externalid(w.fulfilment_order_id, w.location_id, generation)
 
 
 def _where(locations: LocationMap, location_id: int | None) -> str:
@@ -216,6 +284,9 @@ def describe(journey: Journey, locations: LocationMap) -> list[str]:
         )
     if not journey.bookings:
         out.append("    nothing owed: no fulfilment from a mapped store")
+    for p in journey.pickups:
+        order = f"order {p.sitoo_order_id}" if p.sitoo_order_id is not None else "no order"
+        out.append(f"    pickup {p.externalid}: {order}, {p.verdict}")
     return out
 
 
@@ -230,5 +301,10 @@ def problems(journey: Journey) -> list[str]:
         f"{b.external_id} is in Sitoo but not owed"
         for b in journey.bookings
         if not b.owed and b.transaction_id is not None
+    ]
+    out += [
+        f"pickup {p.externalid}: {p.verdict}"
+        for p in journey.pickups
+        if p.verdict not in ("open", "closed", "cancelled", "not in Sitoo")
     ]
     return out

@@ -42,7 +42,6 @@ from decimal import Decimal
 from typing import Protocol
 
 import faust
-from prometheus_client import Counter
 from pydantic import ValidationError
 
 from tillsync.connectors.breaker import CircuitBreaker, is_platform_failure
@@ -88,13 +87,6 @@ PAYMENT_AUTHORISED = 15
 PAYMENT_NONE = 0
 RETRY_FIRST = 1.0
 RETRY_CAP = 60.0
-
-pickups_done = Counter(
-    "tillsync_pickup_orders_total",
-    "Pickup orders made, found made before, cancelled or left, in Sitoo",
-    ["action", "outcome"],
-    registry=metrics.REGISTRY,
-)
 
 
 class PickupSitoo(Protocol):
@@ -183,21 +175,24 @@ class SitooOrdersSink:
         if found:
             order = found[0]
             if order.orderstateid == ORDER_CANCELLED:
-                pickups_done.labels(action="export", outcome="cancelled_before").inc()
+                metrics.pickup_orders.labels(action="export", outcome="cancelled_before").inc()
                 return  # its cancel came first in a replay: nothing reserves the units
-            pickups_done.labels(action="export", outcome="found").inc()
+            metrics.pickup_orders.labels(action="export", outcome="found").inc()
             made, skus = order.orderid, [i.sku for i in order.orderitems if i.sku]
         else:
             details = await self.shopify.pickup(command.fulfilment_order_id)
             body = order_of(command, details)
             if body is None:
-                pickups_done.labels(action="export", outcome="not_open").inc()
+                metrics.pickup_orders.labels(action="export", outcome="not_open").inc()
                 log.info("pickup %s no longer open at its store: not sent", command.externalid)
                 return
             made = await self.sitoo.add_order(body)
             skus = [i.sku for i in body.orderitems if i.sku]
-            pickups_done.labels(action="export", outcome="made").inc()
+            metrics.pickup_orders.labels(action="export", outcome="made").inc()
         confirmed = self.clock()
+        metrics.pickup_to_sitoo.labels(location=str(command.location_id)).observe(
+            max(0.0, confirmed - command.at)
+        )
         await self._read_reserved(command.warehouse_id, skus)
         await self.output.in_sitoo(
             PickupInSitoo(
@@ -226,7 +221,7 @@ class SitooOrdersSink:
             state = SitooPickupState.CANCELLED  # cancelled before (a replay)
         else:
             state = SitooPickupState.CLOSED  # handed over: its handover tells what it took
-        pickups_done.labels(action="cancel", outcome=state.value).inc()
+        metrics.pickup_orders.labels(action="cancel", outcome=state.value).inc()
         await self.output.in_sitoo(
             PickupInSitoo(
                 externalid=command.externalid,
@@ -263,7 +258,7 @@ class SitooOrdersSink:
         headers: Mapping[str, bytes] | None,
         exc: Exception,
     ) -> None:
-        pickups_done.labels(action=command.action.value, outcome="refused").inc()
+        metrics.pickup_orders.labels(action=command.action.value, outcome="refused").inc()
         verb = "made" if command.action is PickupAction.EXPORT else "cancelled"
         await self.output.dead_letter(value, f"refused: {exc}", headers)
         await self.output.exception(

@@ -247,3 +247,34 @@ def test_orders_show_prints_the_journey_and_exits_1_while_a_move_out_is_owed(
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+async def test_the_journey_tells_each_pickup_against_its_sitoo_order(shop: Shop) -> None:
+    store = shop.network.stores[0]
+    loc = store.shopify_location_id
+    sku = shop.network.skus[3]
+    order = shop.shopify.state.place_order([(sku, 1)], location_id=loc, delivery="PICK_UP")
+    [fo] = order.fulfillment_order_ids
+    ext = f"fo-{fo}-{loc}"
+    journey = await _journey(shop, order.id)
+    [pickup] = journey.pickups
+    assert (pickup.externalid, pickup.verdict) == (ext, "OWED, not in Sitoo")
+    assert j.problems(journey) == [f"pickup {ext}: OWED, not in Sitoo"]
+
+    made = shop.sitoo.state.add_order(
+        {
+            "ordertypeid": 10,
+            "externalid": ext,
+            "warehouseid": store.sitoo_warehouse_id,
+            "additionaldata": {"weborder-bopis": "true"},
+            "orderitems": [{"productname": "x", "sku": sku, "quantity": 1}],
+        }
+    )
+    journey = await _journey(shop, order.id)
+    assert [p.verdict for p in journey.pickups] == ["open"] and j.problems(journey) == []
+    text = "\n".join(j.describe(journey, shop.locations))
+    assert f"pickup {ext}: order {made.orderid}, open" in text
+
+    shop.shopify.state.cancel_order(order.id)  # Shopify no longer commits it: Sitoo should not
+    journey = await _journey(shop, order.id)
+    assert j.problems(journey) == [f"pickup {ext}: OPEN in Sitoo, not wanted"]
