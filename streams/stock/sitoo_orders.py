@@ -273,6 +273,18 @@ class SitooOrdersSink:
                 at=self.clock(),
             )
         )
+        if command.action is PickupAction.EXPORT:
+            # no Sitoo order will hand these units over: the order's flow must not wait for
+            # one before it books their fulfilment out of Sitoo
+            await self.output.in_sitoo(
+                PickupInSitoo(
+                    externalid=command.externalid,
+                    order_id=command.order_id,
+                    fulfilment_order_id=command.fulfilment_order_id,
+                    at=self.clock(),
+                    state=SitooPickupState.ABSENT,
+                )
+            )
 
 
 def _outcome(exc: SitooError | ShopifyError) -> Outcome | str:
