@@ -280,7 +280,11 @@ class OrderLife:
         return None
 
     def _waiting(self, life: _Life) -> bool:
-        """The order's next step is to cancel a fulfilment whose Move Out is not booked yet."""
+        """The order's next step cannot happen yet: a step at the store on a Sitoo order
+        tillsync has not made yet, or the cancel of a fulfilment whose Move Out is not booked
+        yet. Such an order does not count among those open to take a step."""
+        if life.steps and life.steps[0] in IN_STORE:
+            return self._in_store(self.shopify.state.order(life.order_id), None) is None
         if not life.steps or life.steps[0] != "cancel_fulfilment":
             return False
         last = self._last_store_fulfilment(self.shopify.state.order(life.order_id))
@@ -507,9 +511,10 @@ class OrderLife:
             self.shopify.state.prepare_for_pickup(fo.id)
         return bool(fos)
 
-    def _in_store(self, order: Order, step: str) -> bool | None:
+    def _in_store(self, order: Order, step: str | None) -> bool | None:
         """A step store staff take on the pickup's Sitoo order: None while tillsync has not
-        made it yet (the step waits), False when no pickup is left to take it on."""
+        made it yet (the step waits), False when no pickup is left to take it on. With no
+        step, only whether it could be taken."""
         fos = [fo for fo in self._open_fos(order) if fo.method_type == "PICK_UP"]
         if not fos:
             return False
@@ -518,11 +523,13 @@ class OrderLife:
             made = state.orders_by_externalid.get(f"fo-{fo.id}-{fo.location_id}")
             if made is None or state.orders[made].state != 0:
                 return None
+        for fo in fos:
+            made = state.orders_by_externalid[f"fo-{fo.id}-{fo.location_id}"]
             if step == "ready":
                 state.ready_for_pickup(made)
             elif step == "collect":
                 state.collect(made)
-            else:
+            elif step == "reject":
                 state.reject_pickup(made, "the customer never came")
         return True
 
