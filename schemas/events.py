@@ -270,6 +270,8 @@ class ExceptionRecord(BaseModel):
     message: str
     at: float
     details: dict[str, str | int | float | None] = Field(default_factory=dict)
+    # the same (type, key) again once its condition no longer holds: nothing left to do
+    cleared: bool = False
 
 
 class PickupAction(StrEnum):
@@ -299,6 +301,7 @@ class SitooPickupState(StrEnum):
     CANCELLED = "cancelled"  # cancelled by us while open: Sitoo delivered nothing of it
     ABSENT = "absent"  # never made: Sitoo delivered nothing of it
     CLOSED = "closed"  # closed in Sitoo before our cancel: handed over, its handover tells
+    READY = "ready"  # marked ready for pickup at the till
 
 
 class PickupInSitoo(BaseModel):

@@ -20,6 +20,26 @@ class DriftPolicy(StrEnum):
     ALERT = "alert"  # report only; a person decides
 
 
+class PickupDeadlines(BaseModel):
+    """How long a click & collect step may take at a store before a person is told (an
+    exception with its owner), and when that is cleared again."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reach_store_minutes: float = Field(
+        10.0, gt=0, description="routed in Shopify, still no Sitoo order (integration)"
+    )
+    ready_within_minutes: float = Field(
+        120.0, gt=0, description="in Sitoo, not marked ready for pickup (store manager)"
+    )
+    collect_within_hours: float = Field(
+        72.0, gt=0, description="ready, not collected (customer service)"
+    )
+    close_in_shopify_minutes: float = Field(
+        15.0, gt=0, description="collected at the till, still open in Shopify (integration)"
+    )
+
+
 class Location(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -35,6 +55,7 @@ class Location(BaseModel):
     settle_seconds: float = Field(
         2.0, ge=0, le=3600, description="how long target and Shopify may differ before it is drift"
     )
+    pickup: PickupDeadlines = Field(default_factory=PickupDeadlines)
 
     @field_validator("shopify_location_id", mode="before")
     @classmethod

@@ -49,6 +49,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tillsync.connectors.shopify.client import ShopifyError
 from tillsync.connectors.shopify.fulfilment_state import FulfilmentLine, OrderFulfilmentState
 from tillsync.schemas.events import (
+    ExceptionRecord,
     HeldUnits,
     OrderPlaced,
     PickupCommand,
@@ -58,7 +59,7 @@ from tillsync.schemas.events import (
 )
 from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.sitoo import WarehouseTransactionIn
-from tillsync.streams import topics
+from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter, error_reason
 from tillsync.streams.partitioned import in_partition_of
@@ -175,6 +176,10 @@ class OrderOutput(Protocol):
 
     async def pickup(self, command: PickupCommand) -> None:
         """A command for the Sitoo orders sink; returns once it is durable."""
+        ...
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        """Hand a pickup that is late at its store to the team that owns it (or clear it)."""
         ...
 
     async def dead_letter(self, record: OrderRecord, reason: str) -> None: ...
@@ -349,6 +354,8 @@ class OrderHolds:
                                 "sitoo_order_id": answer.sitoo_order_id,
                             }
                         )
+                elif answer.state is SitooPickupState.READY:
+                    known = known.model_copy(update={"ready_at": known.ready_at or answer.at})
                 else:
                     known = known.model_copy(update={"said": answer.state.value})
                 track.pickups[answer.externalid] = known
@@ -359,7 +366,11 @@ class OrderHolds:
                     location_id=handed.location_id,
                 )
                 track.pickups[handed.externalid] = known.model_copy(
-                    update={"handed_over": True, "took": dict(handed.took)}
+                    update={
+                        "handed_over": True,
+                        "handed_over_at": known.handed_over_at or handed.at,
+                        "took": dict(handed.took),
+                    }
                 )
         self.tracks[str(order_id)] = _encode_track(track)
 
@@ -436,6 +447,9 @@ class OrderHolds:
         commands, track.pickups = pickups.plan(order_id, state, self.locations, track.pickups, now)
         for command in commands:
             await self.output.pickup(command)
+        told, track.pickups = pickups.overdue(state, self.locations, track.pickups, now)
+        for late in told:
+            await self.output.exception(_exception_of(order_id, late, now))
         taken = pickups.taken_by_sitoo(track.pickups)
         held = derive(state, self.locations, pickups.in_sitoo(track.pickups), taken)
         out: list[HeldUnits | OrderPlaced] = []
@@ -542,7 +556,15 @@ class OrderHolds:
                     }
                 )
             if known.handed_over and not mine.handed_over:
-                mine = mine.model_copy(update={"handed_over": True, "took": known.took})
+                mine = mine.model_copy(
+                    update={
+                        "handed_over": True,
+                        "handed_over_at": known.handed_over_at,
+                        "took": known.took,
+                    }
+                )
+            if known.ready_at and not mine.ready_at:
+                mine = mine.model_copy(update={"ready_at": known.ready_at})
             if known.said and not mine.said:
                 mine = mine.model_copy(update={"said": known.said})
             track.pickups[ext] = mine
@@ -574,6 +596,19 @@ class OrderHolds:
                     wait,
                 )
                 await self._sleep(wait)
+
+
+def _exception_of(order_id: int, late: pickups.Overdue, now: float) -> ExceptionRecord:
+    what = "cleared" if not late.raised else late.message
+    return ExceptionRecord(
+        type=late.type,
+        owner=late.owner,
+        key=late.externalid,
+        message=f"Shopify order {order_id}, pickup {late.externalid}: {what}",
+        at=now,
+        details={"order_id": order_id},
+        cleared=not late.raised,
+    )
 
 
 def by_order(records: Sequence[OrderRecord]) -> dict[bytes | None, list[OrderRecord]]:
@@ -622,6 +657,7 @@ class KafkaOrderOutput:
         self.ctx = ctx
         self.sitoo_commands = ctx.topic(topics.SITOO_STOCK_COMMANDS)
         self.sitoo_orders = ctx.topic(topics.SITOO_ORDER_COMMANDS)
+        self.exceptions = ctx.topic(topics.EXCEPTIONS)
         self.order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
         self.origin = self.order_webhooks
 
@@ -651,6 +687,11 @@ class KafkaOrderOutput:
             key=command.externalid.encode(), value=command.model_dump_json().encode()
         )
         await sent  # in Kafka before the track names it asked for, as `transaction`
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        if not record.cleared:
+            metrics.exceptions_raised.labels(type=record.type, owner=record.owner.value).inc()
+        await self.exceptions.send(value=record.model_dump_json().encode())
 
     async def derive_again(self, order_id: int) -> None:
         key = OrderKey(order_id=order_id).encode()

@@ -11,7 +11,8 @@ order, and acts only on one tillsync made (externalid ``fo-...`` and the web-ord
   the customer at every call, so it is called at most once per Sitoo order: the table records
   the ask before the call and its answer after it. A worker that finds an ask with no answer
   (it died between the two) does not call again: it raises an exception for a person, who can
-  see in Shopify whether the customer was told.
+  see in Shopify whether the customer was told. The order's flow hears of it too: its "not
+  ready in time" deadline ends, its "not collected" one begins (``pickups.overdue``).
 - collected (the order closed): what Sitoo delivered, per SKU, goes to the order's flow first
   (``PickupHandedOver``: those units left Sitoo through its own sale, and no Move Out may be
   written for them), then Shopify gets a fulfilment of exactly what Sitoo delivered that it has
@@ -43,14 +44,24 @@ from tillsync.connectors.breaker import CircuitBreaker, is_platform_failure
 from tillsync.connectors.shopify.client import ShopifyError, UserErrorInfo
 from tillsync.connectors.shopify.pickup import PickupDetails
 from tillsync.connectors.sitoo.client import SitooError
-from tillsync.schemas.events import ExceptionRecord, Owner, PickupHandedOver
+from tillsync.schemas.events import (
+    ExceptionRecord,
+    Owner,
+    PickupHandedOver,
+    PickupInSitoo,
+    SitooPickupState,
+)
 from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.sitoo import Order, OrderDelivery, SitooEvent
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.runtime import Runtime
-from tillsync.streams.stock.order_topics import PICKUP_HANDED_OVER_TOPIC, OrderKey
+from tillsync.streams.stock.order_topics import (
+    PICKUP_HANDED_OVER_TOPIC,
+    PICKUP_IN_SITOO_TOPIC,
+    OrderKey,
+)
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
 from tillsync.streams.stock.sink_breaker import sink_breaker
 from tillsync.streams.stock.sink_output import KafkaSinkOutput
@@ -177,6 +188,10 @@ class HandoverOutput(Protocol):
         """To the order's flow; returns once it is durable."""
         ...
 
+    async def ready(self, answer: PickupInSitoo) -> None:
+        """To the order's flow: the pickup is ready at the till (its deadlines go on)."""
+        ...
+
     async def exception(self, record: ExceptionRecord) -> None: ...
 
 
@@ -249,6 +264,16 @@ class PickupHandover:
         self.steps[key] = ASKED  # before the call: every call emails the customer
         errors = await self.shopify.prepared_for_pickup(ref.fulfilment_order_id)
         self.steps[key] = ANSWERED
+        await self.output.ready(
+            PickupInSitoo(
+                externalid=ref.externalid,
+                order_id=ref.order_id,
+                fulfilment_order_id=ref.fulfilment_order_id,
+                sitoo_order_id=order.orderid,
+                at=self.clock(),
+                state=SitooPickupState.READY,
+            )
+        )
         if errors:
             await self._exception(
                 "pickup_ready_refused",
@@ -353,10 +378,16 @@ class KafkaHandoverOutput:
         self.order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
 
     async def handed_over(self, record: PickupHandedOver) -> None:
-        key = OrderKey(order_id=record.order_id).encode()
-        headers: KafkaHeaders = [(TOPIC_HEADER, PICKUP_HANDED_OVER_TOPIC.encode())]
+        await self._to_order(record.order_id, PICKUP_HANDED_OVER_TOPIC, record)
+
+    async def ready(self, answer: PickupInSitoo) -> None:
+        await self._to_order(answer.order_id, PICKUP_IN_SITOO_TOPIC, answer)
+
+    async def _to_order(self, order_id: int, topic: str, body: BaseModel) -> None:
+        key = OrderKey(order_id=order_id).encode()
+        headers: KafkaHeaders = [(TOPIC_HEADER, topic.encode())]
         send = self.ctx.app.producer.send
-        value = record.model_dump_json().encode()
+        value = body.model_dump_json().encode()
         await (await send(self.order_webhooks, key, value, None, None, headers))
 
     async def exception(self, record: ExceptionRecord) -> None:

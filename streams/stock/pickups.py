@@ -17,6 +17,13 @@ what it asked for and what Sitoo confirmed; each command is asked for once per g
 Sitoo's confirmation (``PickupInSitoo``) is what lets the position stop counting the units twice
 (``held_units``).
 
+At every read of the order (a webhook, or the sweep every few minutes while the pickup holds
+units) ``overdue`` checks each pickup against its store's deadlines (``PickupDeadlines`` in the
+location map): no Sitoo order long after it was routed (integration), not ready within the
+store's time (the store's manager), ready and not collected (customer service), collected at
+the till and still open in Shopify (integration). Each is raised once, with its owner, and
+cleared (the same type and key, ``cleared``) once its condition no longer holds.
+
 Pure decisions: no I/O.
 """
 
@@ -28,8 +35,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 from tillsync.connectors.shopify.fulfilment_state import OrderFulfilmentState
-from tillsync.schemas.events import PickupAction, PickupCommand
-from tillsync.schemas.locations import LocationMap
+from tillsync.schemas.events import Owner, PickupAction, PickupCommand
+from tillsync.schemas.locations import LocationMap, PickupDeadlines
 
 PICK_UP = "PICK_UP"
 # fulfilment order states whose remaining units are no longer committed anywhere
@@ -50,7 +57,10 @@ class PickupTrack(BaseModel):
     said: str = ""
     # the handover: Sitoo's own sale took these (SKU -> units) out of its stock
     handed_over: bool = False
+    handed_over_at: float = 0.0
     took: dict[str, int] = Field(default_factory=dict)
+    ready_at: float = 0.0  # marked ready for pickup at the till
+    raised: list[str] = Field(default_factory=list)  # exception types raised, not cleared
 
     @property
     def awaiting_sitoo(self) -> bool:
@@ -138,6 +148,86 @@ def in_sitoo(tracks: Mapping[str, PickupTrack]) -> dict[int, float]:
         for t in tracks.values()
         if t.in_sitoo_at > 0 and not t.cancelled and not t.handed_over
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    """One of a pickup's exceptions, raised or cleared now."""
+
+    externalid: str
+    type: str
+    owner: Owner
+    raised: bool  # False: cleared
+    message: str
+
+
+# exception type -> its owner (flows.md, A)
+OWNERS = {
+    "pickup_not_in_store": Owner.ENGINEERING,
+    "pickup_not_ready": Owner.STORE_OPS,
+    "pickup_uncollected": Owner.ECOMMERCE,
+    "pickup_open_in_shopify": Owner.ENGINEERING,
+}
+
+
+def _late(t: PickupTrack, open_here: bool, d: PickupDeadlines, now: float) -> dict[str, str]:
+    """The exception types whose condition holds now, each with what to say."""
+    out: dict[str, str] = {}
+    if t.cancelled or t.said in ("cancelled", "absent"):
+        return out
+    if t.handed_over:
+        if open_here and now - t.handed_over_at > d.close_in_shopify_minutes * 60:
+            out["pickup_open_in_shopify"] = (
+                "collected at the till, still open in Shopify "
+                f"{(now - t.handed_over_at) / 60:.0f} minutes on"
+            )
+        return out
+    if not open_here:
+        return out
+    if not t.in_sitoo_at:
+        if now - t.asked_at > d.reach_store_minutes * 60:
+            out["pickup_not_in_store"] = (
+                f"the order never reached the store: no Sitoo order "
+                f"{(now - t.asked_at) / 60:.0f} minutes after it was routed there"
+            )
+    elif not t.ready_at:
+        if now - t.in_sitoo_at > d.ready_within_minutes * 60:
+            out["pickup_not_ready"] = (
+                f"not ready for pickup {(now - t.in_sitoo_at) / 60:.0f} minutes after it "
+                "reached the store"
+            )
+    elif now - t.ready_at > d.collect_within_hours * 3600:
+        out["pickup_uncollected"] = (
+            f"ready for pickup {(now - t.ready_at) / 3600:.1f} hours ago, not collected"
+        )
+    return out
+
+
+def overdue(
+    state: OrderFulfilmentState,
+    locations: LocationMap,
+    tracks: Mapping[str, PickupTrack],
+    now: float,
+) -> tuple[list[Overdue], dict[str, PickupTrack]]:
+    """Each pickup's exceptions to raise (its condition holds, not raised yet) or clear (raised,
+    and no longer holds), and the tracks as they are once they are sent. Each type is raised
+    once per pickup until it clears."""
+    committing = {(w.fulfilment_order_id, w.location_id) for w in wanted(state, locations)}
+    out = dict(tracks)
+    told: list[Overdue] = []
+    for ext, t in tracks.items():
+        loc = locations.by_shopify(t.location_id)
+        if loc is None:
+            continue
+        late = _late(t, (t.fulfilment_order_id, t.location_id) in committing, loc.pickup, now)
+        raised = [kind for kind in t.raised if kind not in late]  # cleared now
+        new = [kind for kind in late if kind not in t.raised]
+        if not raised and not new:
+            continue
+        told += [Overdue(ext, k, OWNERS[k], False, "cleared") for k in raised]
+        told += [Overdue(ext, k, OWNERS[k], True, late[k]) for k in new]
+        out[ext] = t.model_copy(update={"raised": [k for k in t.raised if k in late] + new})
+    return told, out
 
 
 def awaiting_sitoo(tracks: Mapping[str, PickupTrack]) -> set[int]:

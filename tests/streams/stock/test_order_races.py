@@ -96,6 +96,7 @@ class Pipes:
     held: list[HeldUnits | SitooReserved] = field(default_factory=list)
     commands: list[WarehouseTransactionIn] = field(default_factory=list)
     pickups: list[PickupCommand] = field(default_factory=list)
+    exceptions: list[ExceptionRecord] = field(default_factory=list)
     sitoo_events: list[SitooEvent] = field(default_factory=list)
 
     def sitoo_event(self, event_type: str, data: dict[str, Any]) -> None:
@@ -149,6 +150,9 @@ class PipeOutput:
     async def pickup(self, command: PickupCommand) -> None:
         self.pipes.pickups.append(command)
         await asyncio.sleep(0)
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        self.pipes.exceptions.append(record)
 
     async def dead_letter(self, record: OrderRecord, reason: str) -> None:
         self.pipes.dead.append(f"{record.topic}: {reason}")
@@ -250,6 +254,11 @@ class PipeHandoverOutput:
         key = OrderKey(order_id=record.order_id).encode()
         value = record.model_dump_json().encode()
         self.pipes.inbox.append(OrderRecord(topic=PICKUP_HANDED_OVER_TOPIC, key=key, value=value))
+
+    async def ready(self, answer: PickupInSitoo) -> None:
+        key = OrderKey(order_id=answer.order_id).encode()
+        value = answer.model_dump_json().encode()
+        self.pipes.inbox.append(OrderRecord(topic=PICKUP_IN_SITOO_TOPIC, key=key, value=value))
 
     async def exception(self, record: ExceptionRecord) -> None:
         self.exceptions.append(record)
@@ -481,6 +490,7 @@ async def test_held_units_equal_shopifys_committed_after_races_duplicates_and_an
     assert all(life.done[s] > 0 for s in ("ready_in_sitoo", "collect_in_sitoo", "reject_in_sitoo"))
     assert max(fo.ready_emails for fo in state.fulfillment_orders.values()) == 1
     assert {e.type for e in handover_output.exceptions} == {"pickup_rejected"}
+    assert pipes.exceptions == []  # nothing late: every deadline is minutes away
     # the run took every kind of step, reads failed for a while, and the same Move Out was
     # asked for twice at times (the webhook and a read): Sitoo wrote each once all the same
     assert all(life.done[s] > 0 for s in ("fulfil_part", "cancel", "move_to_store"))

@@ -20,6 +20,7 @@ from tillsync.connectors.shopify.fulfilment_state import (
     OrderFulfilmentState,
 )
 from tillsync.schemas.events import (
+    ExceptionRecord,
     HeldUnits,
     OrderPlaced,
     PickupAction,
@@ -148,6 +149,7 @@ class Output:
     again: list[int] = field(default_factory=list)
     dead: list[tuple[OrderRecord, str]] = field(default_factory=list)
     pickups: list[PickupCommand] = field(default_factory=list)
+    exceptions: list[ExceptionRecord] = field(default_factory=list)
 
     async def held(self, records: Sequence[HeldUnits | OrderPlaced]) -> None:
         for r in records:
@@ -164,6 +166,9 @@ class Output:
 
     async def pickup(self, command: PickupCommand) -> None:
         self.pickups.append(command)
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        self.exceptions.append(record)
 
     async def dead_letter(self, record: OrderRecord, reason: str) -> None:
         self.dead.append((record, reason))
@@ -967,3 +972,67 @@ async def test_a_move_out_counts_as_sent_only_once_kafka_has_it() -> None:
     assert not sending.done() and not holding.done()  # in the producer's buffer: not sent yet
     delivered.set_result(None)
     await asyncio.wait_for(asyncio.gather(sending, holding), 1.0)
+
+
+async def _tell(w: World, topic: str, body: BaseModel) -> None:
+    """A record of Sitoo's word on the order's pickup reaches the orders agent."""
+    w.now += 1.0
+    value = body.model_dump_json().encode()
+    await w.holds.take(OrderRecord(topic=topic, key=str(ORDER).encode(), value=value))
+    w.deliver()
+
+
+async def test_a_pickup_late_at_each_step_is_raised_once_for_its_owner_then_cleared() -> None:
+    w = World({("A", 12): 10})
+    pickup = fo(1, 12, ("A", 2), method="PICK_UP")
+    await w.webhook(state(pickup), "orders/create")
+
+    def told() -> list[tuple[str, str, bool]]:
+        return [(e.type, e.owner.value, e.cleared) for e in w.out.exceptions]
+
+    def said(state_: SitooPickupState) -> PickupInSitoo:
+        return PickupInSitoo(
+            externalid="fo-1-12",
+            order_id=ORDER,
+            fulfilment_order_id=1,
+            sitoo_order_id=5,
+            at=w.now,
+            state=state_,
+        )
+
+    # routed 11 minutes ago, still no Sitoo order: the sweep's reads raise it, once
+    w.now += 11 * 60
+    await w.webhook(None)
+    await w.webhook(None)
+    assert told() == [("pickup_not_in_store", "engineering", False)]
+    await _tell(w, PICKUP_IN_SITOO_TOPIC, said(SitooPickupState.OPEN))
+    assert told()[-1] == ("pickup_not_in_store", "engineering", True)
+    # in the store two hours, not marked ready: the store's manager
+    w.now += 121 * 60
+    await w.webhook(None)
+    assert told()[-1] == ("pickup_not_ready", "store-ops", False)
+    await _tell(w, PICKUP_IN_SITOO_TOPIC, said(SitooPickupState.READY))
+    assert told()[-1] == ("pickup_not_ready", "store-ops", True)
+    # ready three days, not collected: customer service
+    w.now += 73 * 3600
+    await w.webhook(None)
+    assert told()[-1] == ("pickup_uncollected", "e-commerce", False)
+    handed = PickupHandedOver(
+        externalid="fo-1-12",
+        order_id=ORDER,
+        fulfilment_order_id=1,
+        location_id=12,
+        took={"A": 2},
+        at=w.now,
+    )
+    await _tell(w, PICKUP_HANDED_OVER_TOPIC, handed)
+    assert told()[-1] == ("pickup_uncollected", "e-commerce", True)
+    # collected at the till, still open in Shopify a quarter of an hour on: integration
+    w.now += 16 * 60
+    await w.webhook(None)
+    assert told()[-1] == ("pickup_open_in_shopify", "engineering", False)
+    closed = fo(1, 12, ("A", 0), method="PICK_UP", status="CLOSED")
+    await w.webhook(state(closed, fulfilment(77, 12, ("A", 2))), "fulfillments/create")
+    assert told()[-1] == ("pickup_open_in_shopify", "engineering", True)
+    assert len(told()) == 8  # each raised once and cleared once
+    assert w.out.transactions == []  # Sitoo's sale took the units: no Move Out

@@ -18,6 +18,7 @@ from tillsync.schemas.events import (
     PickupAction,
     PickupCommand,
     PickupHandedOver,
+    PickupInSitoo,
 )
 from tillsync.schemas.locations import Location, LocationMap
 from tillsync.schemas.sitoo import SitooEvent
@@ -42,9 +43,13 @@ from tillsync_sim.sitoo import SitooSimulator
 class Told:
     handed: list[PickupHandedOver] = field(default_factory=list)
     exceptions: list[ExceptionRecord] = field(default_factory=list)
+    ready_told: list[PickupInSitoo] = field(default_factory=list)
 
     async def handed_over(self, record: PickupHandedOver) -> None:
         self.handed.append(record)
+
+    async def ready(self, answer: PickupInSitoo) -> None:
+        self.ready_told.append(answer)
 
     async def exception(self, record: ExceptionRecord) -> None:
         self.exceptions.append(record)
@@ -186,6 +191,13 @@ async def test_ready_in_sitoo_marks_shopify_prepared_once_whatever_repeats(shop:
     await shop.handover.take(_step(made, READY, 2))  # the event twice
     assert shop.shopify.state.fulfillment_orders[fo].ready_emails == 1
     assert shop.steps[f"ready:{made}"] == ANSWERED and shop.told.exceptions == []
+    # the order's flow hears it once too: its "not ready in time" deadline ends there
+    [ready] = shop.told.ready_told
+    assert (ready.state.value, ready.sitoo_order_id, ready.fulfilment_order_id) == (
+        "ready",
+        made,
+        fo,
+    )
 
 
 async def test_a_ready_asked_before_a_crash_is_not_asked_again_but_told(shop: Shop) -> None:
