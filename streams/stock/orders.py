@@ -144,6 +144,7 @@ class OrderTrack(BaseModel):
     lines: dict[str, list[tuple[str, int]]] = Field(default_factory=dict)
     # the order's Sitoo pickup orders by externalid (``tillsync.streams.stock.pickups``)
     pickups: dict[str, PickupTrack] = Field(default_factory=dict)
+    unmapped_pickups: list[int] = Field(default_factory=list)  # raised, not cleared
     holding: bool = False  # units still open (or fulfilments pending): the sweep reads it
     read_at: float = 0.0
     # reads that failed in a row, and when the sweep tries the next: a deferred read is never
@@ -448,6 +449,10 @@ class OrderHolds:
         for command in commands:
             await self.output.pickup(command)
         told, track.pickups = pickups.overdue(state, self.locations, track.pickups, now)
+        unmapped, track.unmapped_pickups = pickups.unmapped(
+            state, self.locations, track.unmapped_pickups
+        )
+        told += unmapped
         for late in told:
             await self.output.exception(_exception_of(order_id, late, now))
         taken = pickups.taken_by_sitoo(track.pickups)

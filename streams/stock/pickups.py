@@ -29,7 +29,7 @@ Pure decisions: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
@@ -228,6 +228,43 @@ def overdue(
         told += [Overdue(ext, k, OWNERS[k], True, late[k]) for k in new]
         out[ext] = t.model_copy(update={"raised": [k for k in t.raised if k in late] + new})
     return told, out
+
+
+def unmapped(
+    state: OrderFulfilmentState, locations: LocationMap, raised: Sequence[int]
+) -> tuple[list[Overdue], list[int]]:
+    """Pickups routed to a location no store is mapped to: no store will ever see them. Raised
+    once per fulfilment order for integration (the location map lacks a store, or Shopify's
+    routing sends pickups where no till is), cleared once it is picked up, moved or cancelled.
+    Returns what to tell and the fulfilment orders raised now."""
+    now_unmapped = {
+        fo.id: fo.location_id
+        for fo in state.fulfilment_orders
+        if fo.method == PICK_UP
+        and fo.status not in ENDED
+        and fo.location_id is not None
+        and locations.by_shopify(fo.location_id) is None
+        and any(line.remaining > 0 for line in fo.lines)
+    }
+    kind = "pickup_location_unmapped"
+    told = [
+        Overdue(f"fo-{fo}", kind, Owner.ENGINEERING, False, "cleared")
+        for fo in raised
+        if fo not in now_unmapped
+    ]
+    told += [
+        Overdue(
+            f"fo-{fo}",
+            kind,
+            Owner.ENGINEERING,
+            True,
+            f"a pickup routed to location {loc}, which no store in the location map is: no "
+            "store will see it",
+        )
+        for fo, loc in sorted(now_unmapped.items())
+        if fo not in raised
+    ]
+    return told, sorted(now_unmapped)
 
 
 def awaiting_sitoo(tracks: Mapping[str, PickupTrack]) -> set[int]:

@@ -1036,3 +1036,17 @@ async def test_a_pickup_late_at_each_step_is_raised_once_for_its_owner_then_clea
     assert told()[-1] == ("pickup_open_in_shopify", "engineering", True)
     assert len(told()) == 8  # each raised once and cleared once
     assert w.out.transactions == []  # Sitoo's sale took the units: no Move Out
+
+
+async def test_a_pickup_routed_where_no_store_is_mapped_is_raised_once_then_cleared() -> None:
+    w = World({("A", 11): 10})
+    await w.webhook(state(fo(1, 99, ("A", 1), method="PICK_UP")), "orders/create")
+    await w.webhook(None)
+    assert [(e.type, e.owner.value, e.cleared, e.key) for e in w.out.exceptions] == [
+        ("pickup_location_unmapped", "engineering", False, "fo-1")
+    ]
+    assert w.out.pickups == []  # no store to send it to
+    # moved to a mapped store: cleared, and it goes to that store
+    await w.webhook(state(fo(1, 11, ("A", 1), method="PICK_UP")), "fulfillment_orders/moved")
+    assert [(e.type, e.cleared) for e in w.out.exceptions][-1] == ("pickup_location_unmapped", True)
+    assert [c.externalid for c in w.out.pickups] == ["fo-1-11"]
