@@ -117,10 +117,6 @@ class PickupOutput(Protocol):
     async def exception(self, record: ExceptionRecord) -> None: ...
 
 
-class _Refused(Exception):
-    """Sitoo refused the command for itself: trying again will not change that."""
-
-
 @dataclass
 class SitooOrdersSink:
     sitoo: PickupSitoo
