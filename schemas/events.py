@@ -128,6 +128,14 @@ class HeldUnits(_Event):
     in_sitoo_since: UnixTime = Field(
         0.0, description="when Sitoo confirmed the pickup order made (Unix seconds)"
     )
+    took: Count = Field(
+        0,
+        description="units Sitoo's own sale took at a pickup's handover: held no more once the "
+        "position's ledger is as new as `took_since`",
+    )
+    took_since: UnixTime = Field(
+        0.0, description="when Sitoo delivered them, by Sitoo's clock (as its ledger's times)"
+    )
 
 
 class PendingUnits(_Event):
@@ -335,3 +343,6 @@ class PickupHandedOver(BaseModel):
     location_id: Id
     took: dict[str, Count] = Field(description="SKU -> units Sitoo delivered")
     at: UnixTime
+    delivered_at: UnixTime = Field(
+        0.0, description="Sitoo's time of its last delivery of them (its ledger's clock)"
+    )

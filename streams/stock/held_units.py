@@ -71,6 +71,8 @@ class HeldAt:
     fulfilled: dict[int, int] = field(default_factory=dict)
     in_sitoo: int = 0  # of `open`, what the order's Sitoo pickup orders here reserve
     in_sitoo_since: float = 0.0
+    took: int = 0  # what a pickup's handover here took through Sitoo's own sale
+    took_since: float = 0.0  # Sitoo's delivery time (its ledger's clock)
 
     @property
     def empty(self) -> bool:
@@ -87,6 +89,8 @@ class HeldAt:
             at=at,
             in_sitoo=self.in_sitoo,
             in_sitoo_since=self.in_sitoo_since,
+            took=self.took,
+            took_since=self.took_since,
         )
 
 
@@ -122,14 +126,18 @@ def derive(
     state: OrderFulfilmentState,
     locations: LocationMap,
     in_sitoo: Mapping[int, float] | None = None,
-    taken: Mapping[tuple[str, int], int] | None = None,
+    taken: Mapping[tuple[str, int], tuple[int, float]] | None = None,
 ) -> dict[str, HeldAt]:
     """The order's held units per (SKU, mapped location), keyed by ``held_key``; pairs that
     hold nothing now are left out. ``in_sitoo``: fulfilment order id -> since when a Sitoo
     pickup order at its location reserves its remaining units; ``taken``: (SKU, location) ->
-    units Sitoo's pickup handovers delivered (``tillsync.streams.stock.pickups``)."""
+    units Sitoo's pickup handovers delivered and Sitoo's time of it
+    (``tillsync.streams.stock.pickups``): they stay in ``open`` and ``fulfilled`` as Shopify
+    counts them, and ``took`` tells the position to hold them no more once its ledger has the
+    sale (before, Sitoo's total still counts them: letting go then would offer them twice)."""
     in_sitoo = in_sitoo or {}
-    covered, left = sitoo_covered(state, locations, taken or {})
+    taken = taken or {}
+    covered, left = sitoo_covered(state, locations, {k: n for k, (n, _) in taken.items()})
     out: dict[str, HeldAt] = {}
 
     def at(sku: str, location_id: int) -> HeldAt:
@@ -158,14 +166,18 @@ def derive(
             continue
         for sku, units in _units_by_sku(f).items():
             held = at(sku, f.location_id)
-            mine = units - covered.get((f.id, sku), 0)
-            held.fulfilled[f.id] = held.fulfilled.get(f.id, 0) + mine
-    # delivered by Sitoo, not fulfilled in Shopify yet: still open there, gone from Sitoo
-    for (sku, loc), n in left.items():
-        still = out.get(held_key(sku, loc))
-        if still is not None and n > 0:
-            still.open = max(0, still.open - n)
-            still.in_sitoo = min(still.in_sitoo, still.open)
+            held.fulfilled[f.id] = held.fulfilled.get(f.id, 0) + units
+    # what Sitoo's sale took: its fulfilments here (never booked: no Move Out), then what is
+    # still open in Shopify (delivered at the till, not fulfilled in Shopify yet)
+    for (sku, loc), (_, since) in taken.items():
+        held_here = out.get(held_key(sku, loc))
+        if held_here is None:
+            continue
+        of_fulfilled = sum(
+            n for (fid, s), n in covered.items() if s == sku and fid in held_here.fulfilled
+        )
+        held_here.took = of_fulfilled + min(left.get((sku, loc), 0), held_here.open)
+        held_here.took_since = since
     return {key: held for key, held in out.items() if not held.empty}
 
 

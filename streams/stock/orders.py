@@ -371,6 +371,7 @@ class OrderHolds:
                         "handed_over": True,
                         "handed_over_at": known.handed_over_at or handed.at,
                         "took": dict(handed.took),
+                        "took_since": handed.delivered_at,
                     }
                 )
         self.tracks[str(order_id)] = _encode_track(track)
@@ -382,7 +383,7 @@ class OrderHolds:
         # a pickup handed over in Sitoo comes before the fulfilment Shopify makes of it
         self._take_pickup_answers(order_id, records)
         track = self._track(order_id)
-        taken = pickups.taken_by_sitoo(track.pickups)
+        taken = {k: n for k, (n, _) in pickups.taken_by_sitoo(track.pickups).items()}
         waiting = pickups.awaiting_sitoo(track.pickups)
         moved: list[int] = []
         reversed_: list[int] = []
@@ -455,8 +456,9 @@ class OrderHolds:
         told += unmapped
         for late in told:
             await self.output.exception(_exception_of(order_id, late, now))
-        taken = pickups.taken_by_sitoo(track.pickups)
-        held = derive(state, self.locations, pickups.in_sitoo(track.pickups), taken)
+        taken_at = pickups.taken_by_sitoo(track.pickups)
+        held = derive(state, self.locations, pickups.in_sitoo(track.pickups), taken_at)
+        taken = {k: n for k, (n, _) in taken_at.items()}
         out: list[HeldUnits | OrderPlaced] = []
         # every pair held now, and every pair held before that holds nothing now (let go)
         was = {held_key(sku, loc): (sku, loc) for sku, loc in track.held_at}
@@ -566,6 +568,7 @@ class OrderHolds:
                         "handed_over": True,
                         "handed_over_at": known.handed_over_at,
                         "took": known.took,
+                        "took_since": known.took_since,
                     }
                 )
             if known.ready_at and not mine.ready_at:

@@ -50,9 +50,10 @@ from tillsync.schemas.events import (
     PickupHandedOver,
     PickupInSitoo,
     SitooPickupState,
+    SitooReserved,
 )
 from tillsync.schemas.locations import LocationMap
-from tillsync.schemas.sitoo import Order, OrderDelivery, SitooEvent
+from tillsync.schemas.sitoo import Order, OrderDelivery, SitooEvent, WarehouseItem
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.partitioned import in_partition_of
@@ -62,6 +63,7 @@ from tillsync.streams.stock.order_topics import (
     PICKUP_IN_SITOO_TOPIC,
     OrderKey,
 )
+from tillsync.streams.stock.reservations import reserved_of
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
 from tillsync.streams.stock.sink_breaker import sink_breaker
 from tillsync.streams.stock.sink_output import KafkaSinkOutput
@@ -172,6 +174,10 @@ class HandoverSitoo(Protocol):
 
     async def order_deliveries(self, orderid: int) -> list[OrderDelivery]: ...
 
+    async def warehouse_items_by_sku(
+        self, warehouse_id: int, skus: Sequence[str]
+    ) -> list[WarehouseItem]: ...
+
 
 class HandoverShopify(Protocol):
     async def pickup(self, fulfilment_order_id: int) -> PickupDetails | None: ...
@@ -190,6 +196,10 @@ class HandoverOutput(Protocol):
 
     async def ready(self, answer: PickupInSitoo) -> None:
         """To the order's flow: the pickup is ready at the till (its deadlines go on)."""
+        ...
+
+    async def reserved(self, readings: Sequence[SitooReserved]) -> None:
+        """To the positions: what Sitoo reserves now, once the collected order let go."""
         ...
 
     async def exception(self, record: ExceptionRecord) -> None: ...
@@ -287,7 +297,13 @@ class PickupHandover:
         loc = self.locations.by_warehouse(order.warehouseid or 0)
         if loc is None:
             return
-        skus, lines = delivered(order, await self.sitoo.order_deliveries(order.orderid))
+        deliveries = await self.sitoo.order_deliveries(order.orderid)
+        skus, lines = delivered(order, deliveries)
+        # Sitoo's time of the sale, by its own clock as its ledger stamps it: the order's
+        # units stay held until a position's ledger is that new
+        delivered_at = max(
+            (float(d.datedelivery or 0) for d in deliveries if not d.datecancelled), default=0.0
+        )
         # told even when nothing was delivered: the order's flow waits for Sitoo's word on
         # this pickup before it writes a Move Out at that store
         await self.output.handed_over(
@@ -298,8 +314,34 @@ class PickupHandover:
                 location_id=loc.shopify_location_id,
                 took=dict(skus),
                 at=self.clock(),
+                delivered_at=delivered_at,
             )
         )
+        # what the closed order let go, read here and not only by the reservations agent,
+        # whose read of a collected order waits in memory and is lost if the worker dies
+        # first: a position would keep the units reserved until the next full refresh. Sent
+        # at once: the units stay held for the order (Shopify still commits them) until the
+        # handover above reaches its flow, so the release offers nothing before the sale
+        wanted = sorted({i.sku for i in order.orderitems if i.sku})
+        if wanted:
+            read_at = self.clock()
+            items = {
+                i.sku: i
+                for i in await self.sitoo.warehouse_items_by_sku(loc.sitoo_warehouse_id, wanted)
+            }
+            await self.output.reserved(
+                [
+                    reserved_of(items[sku], loc.sitoo_warehouse_id, read_at)
+                    if sku in items
+                    else SitooReserved(
+                        sku=sku,
+                        warehouse_id=loc.sitoo_warehouse_id,
+                        reserved=0,
+                        observed_at=read_at,
+                    )
+                    for sku in wanted
+                ]
+            )
         if not skus:
             return  # closed with nothing delivered: nothing for Shopify to fulfil
         details = await self.shopify.pickup(ref.fulfilment_order_id)
@@ -359,6 +401,11 @@ class RuntimeHandoverPlatforms:
     async def order_deliveries(self, orderid: int) -> list[OrderDelivery]:
         return await self._rt.sitoo.order_deliveries(orderid)
 
+    async def warehouse_items_by_sku(
+        self, warehouse_id: int, skus: Sequence[str]
+    ) -> list[WarehouseItem]:
+        return await self._rt.sitoo.warehouse_items_by_sku(warehouse_id, list(skus))
+
     async def pickup(self, fulfilment_order_id: int) -> PickupDetails | None:
         return await self._rt.shopify.pickup(fulfilment_order_id)
 
@@ -382,6 +429,15 @@ class KafkaHandoverOutput:
 
     async def ready(self, answer: PickupInSitoo) -> None:
         await self._to_order(answer.order_id, PICKUP_IN_SITOO_TOPIC, answer)
+
+    async def reserved(self, readings: Sequence[SitooReserved]) -> None:
+        send = self.ctx.app.producer.send
+        name = topics.STOCK_EVENTS.name(self.ctx.settings.app_id)
+        sent = [
+            await send(name, r.sku.encode(), r.model_dump_json().encode(), None, None, None)
+            for r in readings
+        ]
+        await asyncio.gather(*sent)
 
     async def _to_order(self, order_id: int, topic: str, body: BaseModel) -> None:
         key = OrderKey(order_id=order_id).encode()

@@ -59,6 +59,7 @@ class PickupTrack(BaseModel):
     handed_over: bool = False
     handed_over_at: float = 0.0
     took: dict[str, int] = Field(default_factory=dict)
+    took_since: float = 0.0  # Sitoo's time of its delivery (its ledger's clock)
     ready_at: float = 0.0  # marked ready for pickup at the till
     raised: list[str] = Field(default_factory=list)  # exception types raised, not cleared
 
@@ -274,12 +275,14 @@ def awaiting_sitoo(tracks: Mapping[str, PickupTrack]) -> set[int]:
     return {t.location_id for t in tracks.values() if t.awaiting_sitoo}
 
 
-def taken_by_sitoo(tracks: Mapping[str, PickupTrack]) -> dict[tuple[str, int], int]:
-    """(SKU, location) -> units Sitoo's handovers took out of its stock for the order."""
-    out: dict[tuple[str, int], int] = {}
+def taken_by_sitoo(tracks: Mapping[str, PickupTrack]) -> dict[tuple[str, int], tuple[int, float]]:
+    """(SKU, location) -> units Sitoo's handovers took out of its stock for the order, and
+    Sitoo's time of the latest of them (its ledger's clock)."""
+    out: dict[tuple[str, int], tuple[int, float]] = {}
     for t in tracks.values():
         for sku, n in t.took.items():
-            out[(sku, t.location_id)] = out.get((sku, t.location_id), 0) + n
+            units, since = out.get((sku, t.location_id), (0, 0.0))
+            out[(sku, t.location_id)] = (units + n, max(since, t.took_since))
     return out
 
 

@@ -64,6 +64,18 @@ PRUNE_EVERY = 60.0  # seconds between pruning passes of one position
 NO_RECORD = -1  # the version of a hold whose order's record has not come yet (only bookings)
 
 
+class PickupHold(BaseModel):
+    """What an order's Sitoo pickup order accounts for of its units here (``held_units``):
+    reserved since Sitoo confirmed the order made, or taken by Sitoo's sale at the handover
+    (by Sitoo's clock, as its ledger's). One optional object, so that the many holds of other
+    orders cost a position's record a ``null`` each, not four numbers."""
+
+    in_sitoo: int = 0
+    in_sitoo_since: float = 0.0
+    took: int = 0
+    took_since: float = 0.0
+
+
 class OrderHold(BaseModel):
     """One order's held units of this SKU here, as its newest ``HeldUnits`` record says, and
     what Sitoo's ledger booked for each of its fulfilments (Move Out units out, a reversing
@@ -73,9 +85,8 @@ class OrderHold(BaseModel):
     open: int = 0
     fulfilled: dict[str, int] = Field(default_factory=dict)  # fulfilment id -> units
     booked: dict[str, int] = Field(default_factory=dict)  # fulfilment id -> units out of Sitoo
-    # of `open`, the units the order's Sitoo pickup order reserves, since Sitoo confirmed it
-    in_sitoo: int = 0
-    in_sitoo_since: float = 0.0
+    # what the order's Sitoo pickup order accounts for here (reserved, or sold at the till)
+    pickup: PickupHold | None = None
     settled_at: float | None = None
 
     @property
@@ -89,14 +100,33 @@ class OrderHold(BaseModel):
         keys = self.fulfilled.keys() | self.booked.keys()
         return self.open + sum(self.fulfilled.get(k, 0) - self.booked.get(k, 0) for k in keys)
 
-    @property
-    def settled(self) -> bool:
+    def held_by(self, ledger_time: float) -> int:
+        """``held``, less what a pickup's handover took once the ledger (as new as
+        ``ledger_time``, Sitoo's clock) has the sale: before, Sitoo's total still has them."""
+        p = self.pickup
+        if p is not None and p.took and ledger_time >= p.took_since:
+            return self.held - p.took
+        return self.held
+
+    def settled_by(self, ledger_time: float) -> bool:
         if self.version == NO_RECORD:
             return True
         keys = self.fulfilled.keys() | self.booked.keys()
-        return self.open == 0 and all(
-            self.fulfilled.get(k, 0) == self.booked.get(k, 0) for k in keys
-        )
+        unbooked = [self.fulfilled.get(k, 0) - self.booked.get(k, 0) for k in keys]
+        p = self.pickup
+        if p is not None and p.took:
+            return (
+                ledger_time >= p.took_since
+                and self.open == 0
+                and min(unbooked, default=0) >= 0
+                and sum(unbooked) == p.took
+            )
+        return self.open == 0 and not any(unbooked)
+
+    @property
+    def taking(self) -> bool:
+        """A pickup's handover waits for its sale in the ledger."""
+        return self.pickup is not None and self.pickup.took > 0
 
 
 class InFlight(BaseModel):
@@ -149,9 +179,10 @@ class Position(BaseModel):
         for h in self.holds.values():
             if h.settled_at is not None:
                 continue  # a settled hold holds nothing: most of a bestseller's, skipped cheaply
-            held += h.held
-            if h.in_sitoo and h.in_sitoo_since <= self.reserved_at:
-                in_sitoo += h.in_sitoo
+            held += h.held_by(self.sitoo_event_time or 0.0)
+            p = h.pickup
+            if p is not None and p.in_sitoo and p.in_sitoo_since <= self.reserved_at:
+                in_sitoo += p.in_sitoo
         return held - min(in_sitoo, self.sitoo_reserved)
 
     @property
@@ -204,6 +235,10 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
             fid = str(ref.fulfilment_id)
             hold.booked[fid] = hold.booked.get(fid, 0) - event.delta
             _settle(pos, hold, now)
+        for waiting in pos.holds.values():
+            # a pickup's handover whose sale this ledger event may be: settled once it is in
+            if waiting.taking and waiting.settled_at is None:
+                _settle(pos, waiting, now)
     elif isinstance(event, SitooReserved):
         if event.observed_at < pos.reserved_at:
             out.ignored = "older reservation reading"
@@ -291,8 +326,15 @@ def _take_held(pos: Position, event: HeldUnits, now: float, out: Outcome) -> boo
     hold.version = event.version
     hold.open = event.open
     hold.fulfilled = dict(event.fulfilled)
-    hold.in_sitoo = min(event.in_sitoo, event.open)
-    hold.in_sitoo_since = event.in_sitoo_since
+    if event.in_sitoo or event.took:
+        hold.pickup = PickupHold(
+            in_sitoo=min(event.in_sitoo, event.open),
+            in_sitoo_since=event.in_sitoo_since,
+            took=event.took,
+            took_since=event.took_since,
+        )
+    else:
+        hold.pickup = None
     pos.holds[key] = hold
     _settle(pos, hold, now)
     return True
@@ -300,7 +342,7 @@ def _take_held(pos: Position, event: HeldUnits, now: float, out: Outcome) -> boo
 
 def _settle(pos: Position, hold: OrderHold, now: float) -> None:
     """Marks a changed hold settled (or not again), then prunes the position if it is due."""
-    if not hold.settled:
+    if not hold.settled_by(pos.sitoo_event_time or 0.0):
         hold.settled_at = None
     elif hold.settled_at is None:
         hold.settled_at = now
@@ -315,7 +357,7 @@ def prune_holds(pos: Position, now: float) -> None:
     settled = sorted(
         (hold.settled_at, key)
         for key, hold in pos.holds.items()
-        if hold.settled_at is not None and hold.settled
+        if hold.settled_at is not None and hold.settled_by(pos.sitoo_event_time or 0.0)
     )
     over = len(settled) - SETTLED_CAP
     for n, (at, key) in enumerate(settled):

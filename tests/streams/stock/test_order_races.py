@@ -260,6 +260,9 @@ class PipeHandoverOutput:
         value = answer.model_dump_json().encode()
         self.pipes.inbox.append(OrderRecord(topic=PICKUP_IN_SITOO_TOPIC, key=key, value=value))
 
+    async def reserved(self, readings: Sequence[SitooReserved]) -> None:
+        self.pipes.held.extend(readings)
+
     async def exception(self, record: ExceptionRecord) -> None:
         self.exceptions.append(record)
 
@@ -287,6 +290,7 @@ class Stores:
         self.positions: dict[tuple[str, int], Position] = {}
         self.version = 0
         self.written: Counter[str] = Counter()  # Move Out commands by externalid
+        self.ledger_cursor = len(sitoo.state.transactions_from(1)) + 1
         for store in network.stores:
             stock = sitoo.state.stock[store.sitoo_warehouse_id]
             for sku in network.skus:
@@ -295,7 +299,14 @@ class Stores:
                 self.positions[(sku, store.shopify_location_id)] = pos
                 self._step(pos, int(item.total) if item else 0, None, 0)
 
-    def _step(self, pos: Position, total: int, externalid: str | None, delta: int) -> None:
+    def _step(
+        self,
+        pos: Position,
+        total: int,
+        externalid: str | None,
+        delta: int,
+        event_time: float = 0.0,
+    ) -> None:
         self.version += 1
         loc = self.locations.by_shopify(pos.location_id)
         assert loc is not None
@@ -304,7 +315,7 @@ class Stores:
             warehouse_id=loc.sitoo_warehouse_id,
             total=total,
             version=self.version,
-            event_time=0.0,
+            event_time=event_time,
             external_id=externalid,
             delta=delta,
         )
@@ -320,11 +331,20 @@ class Stores:
             if self.written[ext] > 1:
                 continue
             self.sitoo.state.add_transaction(tx.model_dump(exclude_none=True))
+        self.follow()
+
+    def follow(self) -> None:
+        """Sitoo's ledger since the last look, to the positions as the ledger poller brings
+        it: our Move Outs, and the sales of pickups collected at the till."""
+        fresh = self.sitoo.state.transactions_from(self.ledger_cursor)
+        self.ledger_cursor += len(fresh)
+        for tx in fresh:
+            where = self.location_of.get(tx.warehouseid)
             for item in tx.items:
-                pos = self.positions[(item.sku, self.location_of[tx.warehouseid])]
-                delta = int(float(item.decimalquantity))
-                assert pos.sitoo_total is not None
-                self._step(pos, pos.sitoo_total + delta, ext, delta)
+                pos = self.positions.get((item.sku, where or 0))
+                if pos is not None:
+                    delta = int(item.quantity)
+                    self._step(pos, int(item.total_after), tx.externalid, delta, tx.datecreated)
 
     async def read_reserved(self, client: SitooClient, pipes: Pipes, orderid: int) -> None:
         """What the worker's reservations agent does on an order event: read what the order's
@@ -408,6 +428,7 @@ async def test_held_units_equal_shopifys_committed_after_races_duplicates_and_an
                     await handover.take(step)
                 if event.order_id is not None and event.order_event_type != "add":
                     await stores.read_reserved(sitoo_client, pipes, event.order_id)
+            stores.follow()  # what the till sold at a handover
 
         reader = FlakyShopify(client, rng)
         holds = OrderHolds(

@@ -542,12 +542,12 @@ async def test_a_pickup_collected_in_sitoo_gets_no_move_out_and_holds_nothing() 
     )
     reserved(2)
     assert (w.held("A", 12), w.target("A", 12)) == (0, 8)
-    # collected at the till: Sitoo's own sale takes the 2 and lets the reservation go; until
-    # the order's flow hears of it they count twice (shown less, never more)
-    w.sitoo_version += 1
-    step(pos, w._level("A", 12, 8, None, -2), BY_ID[12], w.now)
+    # collected at the till: the reservation is let go, and the order's flow hears of the
+    # handover before the ledger brings Sitoo's sale: the units stay held until it does, so
+    # the 2 are never offered while Sitoo's total still has them
+    sold_at = w.now + 0.5
     reserved(0)
-    assert (w.held("A", 12), w.target("A", 12)) == (2, 6)
+    assert (w.held("A", 12), w.target("A", 12)) == (2, 8)
     handed = PickupHandedOver(
         externalid="fo-1-12",
         order_id=ORDER,
@@ -555,8 +555,13 @@ async def test_a_pickup_collected_in_sitoo_gets_no_move_out_and_holds_nothing() 
         location_id=12,
         took={"A": 2},
         at=w.now,
+        delivered_at=sold_at,
     )
     await told(PICKUP_HANDED_OVER_TOPIC, handed)
+    assert (w.held("A", 12), w.target("A", 12)) == (2, 8)
+    w.sitoo_version += 1
+    sale = w._level("A", 12, 8, None, -2).model_copy(update={"event_time": sold_at})
+    step(pos, sale, BY_ID[12], w.now)
     assert (w.held("A", 12), w.target("A", 12)) == (0, 8)
     # Shopify's fulfilment of the handover: Sitoo took the units itself, no Move Out, and
     # nothing to cancel in Sitoo (the order is closed there)

@@ -4,7 +4,7 @@ simulators over real HTTP (the Sitoo order made by the Sitoo orders sink, as in 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -19,6 +19,7 @@ from tillsync.schemas.events import (
     PickupCommand,
     PickupHandedOver,
     PickupInSitoo,
+    SitooReserved,
 )
 from tillsync.schemas.locations import Location, LocationMap
 from tillsync.schemas.sitoo import SitooEvent
@@ -44,12 +45,16 @@ class Told:
     handed: list[PickupHandedOver] = field(default_factory=list)
     exceptions: list[ExceptionRecord] = field(default_factory=list)
     ready_told: list[PickupInSitoo] = field(default_factory=list)
+    readings: list[SitooReserved] = field(default_factory=list)
 
     async def handed_over(self, record: PickupHandedOver) -> None:
         self.handed.append(record)
 
     async def ready(self, answer: PickupInSitoo) -> None:
         self.ready_told.append(answer)
+
+    async def reserved(self, readings: Sequence[SitooReserved]) -> None:
+        self.readings.extend(readings)
 
     async def exception(self, record: ExceptionRecord) -> None:
         self.exceptions.append(record)
@@ -223,6 +228,10 @@ async def test_collected_in_sitoo_is_one_fulfilment_of_what_sitoo_handed_over(sh
     # the order's flow heard of the handover before Shopify did, each time alike
     assert [h.took for h in shop.told.handed] == [{skus[0]: 2, skus[1]: 1}] * 2
     assert shop.told.handed[0].location_id == shop.network.stores[0].shopify_location_id
+    assert shop.told.handed[0].delivered_at > 0  # Sitoo's time of the sale
+    # what the closed order let go, read after it: the positions need not wait for the
+    # reservations agent (whose read of it a crash can lose)
+    assert {(r.sku, r.reserved) for r in shop.told.readings} == {(skus[0], 0), (skus[1], 0)}
 
 
 async def test_a_store_that_rejects_a_pickup_raises_it_once_for_e_commerce(shop: Shop) -> None:
