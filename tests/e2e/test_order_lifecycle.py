@@ -229,6 +229,28 @@ async def _story(h: Harness, life: OrderLife, sku: str, location_id: int) -> str
         return f"{sku}@{location_id}: no story ({type(exc).__name__}: {exc})"
 
 
+async def _pickup_story(h: Harness, life: OrderLife, fo_id: int) -> str:
+    """A pickup Sitoo and Shopify disagree on, as each side tells it: the fulfilment order,
+    every Sitoo order made of it, the worker's track of its order and the scenario's steps."""
+    try:
+        assert h.shopify is not None and h.sitoo is not None
+        fo = h.shopify.state.fulfillment_orders[fo_id]
+        lines = [(ln.sku, ln.remaining, ln.total) for ln in fo.lines]
+        made = [
+            (o.orderid, o.data.get("externalid"), o.state, dict(o.delivered))
+            for o in h.sitoo.state.orders.values()
+            if (o.data.get("additionaldata") or {}).get("shopify-fo-id") == str(fo_id)
+        ]
+        track = await h.worker_json(f"/state/orders/{fo.order_id}")
+        return (
+            f"FO {fo_id} of order {fo.order_id}: {fo.status} at {fo.location_id} {lines}; "
+            f"Sitoo orders {made}; track pickups {track.get('pickups')}, said {track}; "
+            f"steps {life.history.get(fo.order_id)}"
+        )
+    except Exception as exc:
+        return f"FO {fo_id}: no story ({type(exc).__name__}: {exc})"
+
+
 async def _told(h: Harness, life: OrderLife, sku: str, location_id: int) -> str:
     assert h.shopify is not None and h.sitoo is not None and h.network is not None
     shop = h.shopify.state
@@ -450,7 +472,12 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         await async_wait_until(pickups_agree, 60, interval=0.5, what="the pickups in Sitoo")
     except AssertionError:
         wrong = pickup_mismatches(network, shopify, sitoo)
-        raise AssertionError(f"{len(wrong)} pickups wrong in Sitoo: {wrong[:5]}") from None
+        stories = [
+            await _pickup_story(h, life, int(line.split()[2].rstrip(":"))) for line in wrong[:3]
+        ]
+        raise AssertionError(
+            f"{len(wrong)} pickups wrong in Sitoo: {wrong[:5]}\n" + "\n".join(stories)
+        ) from None
     pickup_orders = [
         o
         for o in sitoo.state.orders.values()
