@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         description="seconds one read of an online order's state may take before it is tried "
         "again, then deferred to the sweep",
     )
+    pickups_to_sitoo: bool = Field(
+        False,
+        description="click & collect through Sitoo (pickup orders made, cancelled and handed "
+        "over, late pickups raised). Off by default until its two agents take their records "
+        "through a backlog as the stock sinks do: today they wait on the platforms in the agent "
+        "itself, and Faust then stalls every agent of the worker (README, Known limits)",
+    )
     order_sweep_seconds: float = Field(
         300.0,
         ge=10,

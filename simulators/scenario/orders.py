@@ -145,8 +145,10 @@ class OrderLife:
         seed: int = 23,
         target_open: int = 60,
         window: Callable[[], str] = lambda: "normal",
+        in_store: bool = True,
     ) -> None:
         """``target_open``: orders kept in flight (an order is placed whenever fewer are);
+        ``in_store``: play pickups at the till through tillsync's Sitoo order;
         ``window``: the name of the time the run is in ("normal", "shopify_outage", ...),
         under which an oversell is counted."""
         self.network = network
@@ -173,7 +175,9 @@ class OrderLife:
         self._unbooked: Counter[tuple[int, str]] = Counter()
         self._booked: set[str] = set()
         self._ledger_cursor = 1
-        self._plans = list(WEIGHTS)
+        # the plans whose steps at the store need tillsync's Sitoo order of the pickup are
+        # left out when tillsync does not make one (``pickups_to_sitoo`` off)
+        self._plans = [p for p in WEIGHTS if in_store or not set(PLANS[p]) & IN_STORE]
         self._weights = [WEIGHTS[p] for p in self._plans]
         self._acts: dict[str, Callable[[Order], bool | None]] = {
             "fulfil": self._fulfil,

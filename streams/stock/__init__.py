@@ -30,5 +30,6 @@ def register(ctx: Context) -> None:
     order_reads.register(ctx)
     shopify_sink.register(ctx)
     sitoo_sink.register(ctx)
-    sitoo_orders.register(ctx)
-    pickup_handover.register(ctx)
+    if ctx.settings.pickups_to_sitoo:
+        sitoo_orders.register(ctx)
+        pickup_handover.register(ctx)

@@ -237,6 +237,7 @@ class OrderHolds:
         sweep_interval: float = SWEEP_INTERVAL,
         read_deadline: float = READ_DEADLINE,
         parallel: int = PARALLEL_READS,
+        pickups: bool = True,
     ) -> None:
         self.tracks = tracks
         self.locations = locations
@@ -248,6 +249,9 @@ class OrderHolds:
         self.sweep_interval = sweep_interval
         self.read_deadline = read_deadline
         self.parallel = parallel
+        # click & collect through Sitoo (``pickups_to_sitoo``): off, a pickup holds and leaves
+        # Sitoo through a Move Out as any store fulfilment does
+        self.pickups = pickups
         self._asked: dict[int, float] = {}  # order id -> when the sweep last asked for it
         # fulfilment order id -> lookups failed in a row (in memory: a restart starts again)
         self._lookups_failed: dict[int, int] = {}
@@ -446,16 +450,8 @@ class OrderHolds:
         now = self._clock()
         version = max(track.version + 1, int(now * 1000))
         # the pickups' Sitoo orders first: a command is durable before the track names it
-        commands, track.pickups = pickups.plan(order_id, state, self.locations, track.pickups, now)
-        for command in commands:
-            await self.output.pickup(command)
-        told, track.pickups = pickups.overdue(state, self.locations, track.pickups, now)
-        unmapped, track.unmapped_pickups = pickups.unmapped(
-            state, self.locations, track.unmapped_pickups
-        )
-        told += unmapped
-        for late in told:
-            await self.output.exception(_exception_of(order_id, late, now))
+        if self.pickups:
+            await self._pickups(order_id, state, track, now)
         taken_at = pickups.taken_by_sitoo(track.pickups)
         held = derive(state, self.locations, pickups.in_sitoo(track.pickups), taken_at)
         taken = {k: n for k, (n, _) in taken_at.items()}
@@ -492,6 +488,22 @@ class OrderHolds:
         track.failed_reads, track.retry_at, track.deferred_at = 0, 0.0, 0.0
         self._remember(order_id, track, moved, reversed_, _lines_of(state))
         self._asked.pop(order_id, None)
+
+    async def _pickups(
+        self, order_id: int, state: OrderFulfilmentState, track: OrderTrack, now: float
+    ) -> None:
+        """The pickups' Sitoo orders asked for (a command durable before the track names it),
+        and each pickup late at its store raised or cleared."""
+        commands, track.pickups = pickups.plan(order_id, state, self.locations, track.pickups, now)
+        for command in commands:
+            await self.output.pickup(command)
+        told, track.pickups = pickups.overdue(state, self.locations, track.pickups, now)
+        unmapped, track.unmapped_pickups = pickups.unmapped(
+            state, self.locations, track.unmapped_pickups
+        )
+        told += unmapped
+        for late in told:
+            await self.output.exception(_exception_of(order_id, late, now))
 
     def due(self, tracks: Iterable[tuple[str, bytes]], now: float) -> list[int]:
         """The orders the sweep reads again now: a deferred read once its backoff is over, or an
