@@ -168,6 +168,15 @@ async def order_journey(
             days = (time.time() - since) / 86400
             echo(f"scanning Sitoo's ledger of the last {days:.1f} days for its Move Outs...")
             booked = await sitoo.find_transactions_by_externalid(since, wanted)
+        if not settings.pickups_to_sitoo:
+            # no Sitoo order is made of a pickup: it leaves Sitoo through its Move Outs
+            return Journey(
+                order_id,
+                state,
+                derive(state, locations),
+                track,
+                bookings(state, locations, booked),
+            )
         tracked: dict[str, Any] = (track.track.get("pickups") or {}) if track else {}
         committed = {_current(w, tracked) for w in pickups.wanted(state, locations)}
         known = set(tracked) | {

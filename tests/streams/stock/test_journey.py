@@ -251,6 +251,14 @@ def test_orders_show_prints_the_journey_and_exits_1_while_a_move_out_is_owed(
 
 async def test_the_journey_tells_each_pickup_against_its_sitoo_order(shop: Shop) -> None:
     store = shop.network.stores[0]
+    loc0 = store.shopify_location_id
+    off = shop.shopify.state.place_order(
+        [(shop.network.skus[2], 1)], location_id=loc0, delivery="PICK_UP"
+    )
+    # click & collect through Sitoo off (the default): no Sitoo order is owed of a pickup
+    journey = await _journey(shop, off.id)
+    assert journey.pickups == () and j.problems(journey) == []
+    shop.settings = shop.settings.model_copy(update={"pickups_to_sitoo": True})
     loc = store.shopify_location_id
     sku = shop.network.skus[3]
     order = shop.shopify.state.place_order([(sku, 1)], location_id=loc, delivery="PICK_UP")
