@@ -167,6 +167,8 @@ class Sink(StrEnum):
     SHOPIFY_INVENTORY = "shopify-inventory"
     SITOO_MOVE_OUT = "sitoo-move-out"
     ORDER_READS = "shopify-order-reads"  # orders waiting to be read, not a write
+    SITOO_ORDERS = "sitoo-orders"  # click & collect orders to make or cancel in Sitoo
+    PICKUP_STEPS = "pickup-steps"  # steps at the till to tell Shopify
 
 
 M = TypeVar("M", Counter, Gauge, Histogram)

@@ -21,29 +21,30 @@ order, and acts only on one tillsync made (externalid ``fo-...`` and the web-ord
 - pickup rejected: an exception for e-commerce, once: what to do with the order (cancel and
   refund, or move it) is a person's decision here.
 
-A failure of either platform keeps the step and tries it again with backoff behind this flow's
-breaker; a Shopify userError (the fulfilment order no longer open, say) is an exception for
-e-commerce, not a retry.
+The ``sitoo-pickups`` agent only takes the steps into a backlog; a writer task carries them out
+(``command_writer.py``), so a platform's outage never holds up the worker's other agents. A
+failure of either platform keeps the step and tries it again once that platform's breaker lets
+it; a Shopify userError (the fulfilment order no longer open, say) is an exception for
+e-commerce, not a retry; a step a platform refuses for itself is dead-lettered and raised for
+the integration's owners.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import faust
 from pydantic import BaseModel, ValidationError
 
-from tillsync.connectors.breaker import CircuitBreaker, is_platform_failure
+from tillsync.connectors.outcomes import Outcome
 from tillsync.connectors.shopify.client import ShopifyError, UserErrorInfo
 from tillsync.connectors.shopify.pickup import PickupDetails
-from tillsync.connectors.sitoo.client import SitooError
 from tillsync.schemas.events import (
     ExceptionRecord,
     Owner,
@@ -56,8 +57,8 @@ from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.sitoo import Order, OrderDelivery, SitooEvent, WarehouseItem
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
-from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.runtime import Runtime
+from tillsync.streams.stock.command_writer import Breakers, CommandWriter
 from tillsync.streams.stock.order_topics import (
     PICKUP_HANDED_OVER_TOPIC,
     PICKUP_IN_SITOO_TOPIC,
@@ -65,8 +66,8 @@ from tillsync.streams.stock.order_topics import (
 )
 from tillsync.streams.stock.reservations import reserved_of
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
-from tillsync.streams.stock.sink_breaker import sink_breaker
 from tillsync.streams.stock.sink_output import KafkaSinkOutput
+from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
 
 log = logging.getLogger("tillsync.pickup_handover")
 
@@ -75,8 +76,14 @@ COLLECTED = "collected"
 REJECTED = "rejected"
 ASKED = 1  # the table's value for a ready asked of Shopify, its answer not known yet
 ANSWERED = 2
-RETRY_FIRST = 1.0
-RETRY_CAP = 60.0
+# Shopify's answers that say a mutation did not run: turned away before it (429, THROTTLED,
+# 401/403), or a 5xx, after which a GraphQL mutation is not applied. No answer at all (a
+# timeout, a connection lost mid-call) leaves it unknown.
+NOT_APPLIED = frozenset(
+    {Outcome.RATE_LIMITED, Outcome.THROTTLED, Outcome.UNAUTHORIZED, Outcome.SERVER_ERROR}
+)
+WINDOW = 100  # steps taken from the stream at once
+WINDOW_SECONDS = 0.05
 
 
 class PickupStep(BaseModel):
@@ -204,44 +211,56 @@ class HandoverOutput(Protocol):
 
     async def exception(self, record: ExceptionRecord) -> None: ...
 
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None: ...
 
-@dataclass
-class PickupHandover:
-    sitoo: HandoverSitoo
-    shopify: HandoverShopify
-    output: HandoverOutput
-    locations: LocationMap
-    steps: MutableMapping[str, int]  # "ready:<sitoo order>" / "rejected:<...>" -> ASKED, ANSWERED
-    breaker: CircuitBreaker = field(default_factory=lambda: sink_breaker(metrics.Platform.SITOO))
-    clock: Callable[[], float] = time.time
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    rng: random.Random = field(default_factory=random.Random)
 
-    async def take(self, step: PickupStep) -> None:
-        """One step, done once this returns: tried again for as long as a platform fails."""
-        attempt = 0
-        while True:
-            await self.breaker.ready()
-            try:
-                await self.do(step)
-            except (SitooError, ShopifyError) as exc:
-                outcome = exc.outcome if isinstance(exc, SitooError) else exc.reason
-                if not is_platform_failure(outcome):
-                    raise
-                self.breaker.failed(outcome)
-                wait = min(RETRY_CAP, RETRY_FIRST * 2 ** min(attempt, 10))
-                attempt += 1
-                log.warning(
-                    "pickup step %s of Sitoo order %d: %s (try %d)",
-                    step.step,
-                    step.sitoo_order_id,
-                    exc,
-                    attempt,
-                )
-                await self.sleep(wait * (0.5 + self.rng.random() / 2))
-                continue
-            self.breaker.succeeded()
-            return
+class PickupHandover(CommandWriter[PickupStep]):
+    SINK = metrics.Sink.PICKUP_STEPS
+
+    def __init__(
+        self,
+        sitoo: HandoverSitoo,
+        shopify: HandoverShopify,
+        output: HandoverOutput,
+        locations: LocationMap,
+        steps: MutableMapping[str, int],  # "ready:<order>" / "rejected:<order>" -> ASKED, ...
+        *,
+        breakers: Breakers | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(breakers=breakers, dead_letter=output.dead_letter)
+        self.sitoo = sitoo
+        self.shopify = shopify
+        self.output = output
+        self.locations = locations
+        self.steps = steps
+        self.clock = clock
+
+    def decode(self, value: bytes) -> PickupStep:
+        return PickupStep.model_validate_json(value)
+
+    def key_of(self, command: PickupStep) -> str:
+        # one order's ready and its handover keep their order: the writer takes the oldest
+        return f"{command.step}:{command.sitoo_order_id}"
+
+    async def carry_out(self, command: PickupStep) -> None:
+        await self.do(command)
+
+    async def refused(self, command: PickupStep, reason: str) -> None:
+        await self.output.exception(
+            ExceptionRecord(
+                type="pickup_step_failed",
+                owner=Owner.ENGINEERING,
+                key=f"sitoo-order-{command.sitoo_order_id}",
+                message=(
+                    f"the step '{command.step}' of Sitoo order {command.sitoo_order_id} could "
+                    f"not be told to Shopify: {reason}"
+                ),
+                at=self.clock(),
+            )
+        )
 
     async def do(self, step: PickupStep) -> None:
         order = await self.sitoo.get_order(step.sitoo_order_id)
@@ -272,7 +291,14 @@ class PickupHandover:
             self.steps[key] = ANSWERED
             return
         self.steps[key] = ASKED  # before the call: every call emails the customer
-        errors = await self.shopify.prepared_for_pickup(ref.fulfilment_order_id)
+        try:
+            errors = await self.shopify.prepared_for_pickup(ref.fulfilment_order_id)
+        except ShopifyError as exc:
+            if exc.reason in NOT_APPLIED:
+                # Shopify answered, and its answer says the mutation did not run: asked again
+                # once Shopify is back, instead of an exception per pickup of an outage
+                del self.steps[key]
+            raise
         self.steps[key] = ANSWERED
         await self.output.ready(
             PickupInSitoo(
@@ -449,6 +475,11 @@ class KafkaHandoverOutput:
     async def exception(self, record: ExceptionRecord) -> None:
         await self.sink.exception(record)
 
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        await self.sink.dead_letter(value, reason, headers=headers)
+
 
 def register(ctx: Context) -> None:
     rt = ctx.runtime
@@ -475,17 +506,12 @@ def register(ctx: Context) -> None:
                     key=str(step.sitoo_order_id).encode(), value=step.model_dump_json().encode()
                 )
 
+    runner = SinkRunner(handover, window=WINDOW, within=WINDOW_SECONDS, flowing=flow_of(ctx.app))
+
     @ctx.app.agent(steps_out, name="sitoo-pickups")
     async def pickups(stream: faust.StreamT[bytes]) -> None:
         await rt.ready.wait()
-        async for event in stream.events():
-            try:
-                step = PickupStep.model_validate_json(event.value)
-            except ValidationError:
-                log.warning("not a pickup step: %r", event.value[:200])
-                continue
-            with in_partition_of(event):
-                await handover.take(step)
+        await runner.run(stream)
 
 
 class _TableSteps(MutableMapping[str, int]):

@@ -20,11 +20,12 @@ to the order flow (``PickupInSitoo``): only then does a position stop counting t
 units as held (``Position.pending_units``), so they are never offered twice nor, for longer
 than those two records take, counted twice.
 
-A failure of either platform (timeouts, 5xx, 429, 401/403 while credentials are rotated, after
-each client's own retries) keeps the command and tries it again with backoff behind this
-sink's own breaker, without end: it holds up only the pickups. A command that is not one, or
-that Sitoo refuses for itself (a 4xx), is dead-lettered with its record's headers and raised
-as an exception for the integration's owners.
+The agent only takes the records into a backlog; a writer task carries the commands out
+(``command_writer.py``). A failure of either platform keeps the command and tries it again
+once that platform's breaker lets it, without end: it holds up only the pickups, never the
+worker's other agents. A command that is not one, or that Sitoo refuses for itself (a 4xx), is
+dead-lettered with its record's headers and raised as an exception for the integration's
+owners.
 
 ``SitooOrdersSink`` holds the decisions and takes its platforms and its output as arguments,
 so a test runs it on the simulators without Kafka; ``register`` wires it to the worker.
@@ -34,21 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Protocol
 
 import faust
-from pydantic import ValidationError
 
-from tillsync.connectors.breaker import CircuitBreaker, is_platform_failure
-from tillsync.connectors.outcomes import Outcome
-from tillsync.connectors.shopify.client import ShopifyError
 from tillsync.connectors.shopify.pickup import PickupDetails
-from tillsync.connectors.sitoo.client import SitooError
 from tillsync.schemas.events import (
     ExceptionRecord,
     Owner,
@@ -69,14 +63,14 @@ from tillsync.schemas.sitoo import (
 )
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
-from tillsync.streams.deadletter import error_reason
 from tillsync.streams.runtime import Runtime
+from tillsync.streams.stock.command_writer import Breakers, CommandWriter
 from tillsync.streams.stock.order_topics import PICKUP_IN_SITOO_TOPIC, OrderKey
 from tillsync.streams.stock.pickups import ENDED, PICK_UP
 from tillsync.streams.stock.reservations import reserved_of
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
-from tillsync.streams.stock.sink_breaker import sink_breaker
 from tillsync.streams.stock.sink_output import KafkaSinkOutput
+from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
 
 log = logging.getLogger("tillsync.sitoo_orders")
 
@@ -85,8 +79,8 @@ log = logging.getLogger("tillsync.sitoo_orders")
 PAYMENT_PAID = 20
 PAYMENT_AUTHORISED = 15
 PAYMENT_NONE = 0
-RETRY_FIRST = 1.0
-RETRY_CAP = 60.0
+WINDOW = 100  # commands taken from the stream at once
+WINDOW_SECONDS = 0.05
 
 
 class PickupSitoo(Protocol):
@@ -117,48 +111,33 @@ class PickupOutput(Protocol):
     async def exception(self, record: ExceptionRecord) -> None: ...
 
 
-@dataclass
-class SitooOrdersSink:
-    sitoo: PickupSitoo
-    shopify: PickupShopify
-    output: PickupOutput
-    breaker: CircuitBreaker = field(default_factory=lambda: sink_breaker(metrics.Platform.SITOO))
-    clock: Callable[[], float] = time.time
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    rng: random.Random = field(default_factory=random.Random)
+class SitooOrdersSink(CommandWriter[PickupCommand]):
+    SINK = metrics.Sink.SITOO_ORDERS
 
-    async def take(self, value: bytes, headers: Mapping[str, bytes] | None = None) -> None:
-        """One record: done once this returns, however long the platforms keep it waiting."""
-        try:
-            command = PickupCommand.model_validate_json(value)
-        except ValidationError as exc:
-            await self.output.dead_letter(value, f"invalid: {error_reason(exc)}", headers)
-            return
-        attempt = 0
-        while True:
-            await self.breaker.ready()
-            try:
-                await self.do(command)
-            except (SitooError, ShopifyError) as exc:
-                outcome = _outcome(exc)
-                if not is_platform_failure(outcome):
-                    await self._refused(command, value, headers, exc)
-                    return
-                self.breaker.failed(outcome)
-                wait = min(RETRY_CAP, RETRY_FIRST * 2 ** min(attempt, 10))
-                wait *= 0.5 + self.rng.random() / 2
-                attempt += 1
-                log.warning(
-                    "pickup %s: %s (try %d); trying again in %.1f s",
-                    command.externalid,
-                    exc,
-                    attempt,
-                    wait,
-                )
-                await self.sleep(wait)
-                continue
-            self.breaker.succeeded()
-            return
+    def __init__(
+        self,
+        sitoo: PickupSitoo,
+        shopify: PickupShopify,
+        output: PickupOutput,
+        *,
+        breakers: Breakers | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(breakers=breakers, dead_letter=output.dead_letter)
+        self.sitoo = sitoo
+        self.shopify = shopify
+        self.output = output
+        self.clock = clock
+
+    def decode(self, value: bytes) -> PickupCommand:
+        return PickupCommand.model_validate_json(value)
+
+    def key_of(self, command: PickupCommand) -> str:
+        # an export and the cancel after it keep their order: the writer takes the oldest
+        return f"{command.action.value}:{command.externalid}"
+
+    async def carry_out(self, command: PickupCommand) -> None:
+        await self.do(command)
 
     async def do(self, command: PickupCommand) -> None:
         if command.action is PickupAction.EXPORT:
@@ -247,16 +226,9 @@ class SitooOrdersSink:
             ]
         )
 
-    async def _refused(
-        self,
-        command: PickupCommand,
-        value: bytes,
-        headers: Mapping[str, bytes] | None,
-        exc: Exception,
-    ) -> None:
+    async def refused(self, command: PickupCommand, reason: str) -> None:
         metrics.pickup_orders.labels(action=command.action.value, outcome="refused").inc()
         verb = "made" if command.action is PickupAction.EXPORT else "cancelled"
-        await self.output.dead_letter(value, f"refused: {exc}", headers)
         await self.output.exception(
             ExceptionRecord(
                 type="pickup_not_in_sitoo",
@@ -264,7 +236,7 @@ class SitooOrdersSink:
                 key=command.externalid,
                 message=(
                     f"Shopify order {command.order_id}: the pickup order {command.externalid} "
-                    f"could not be {verb} in Sitoo warehouse {command.warehouse_id}: {exc}"
+                    f"could not be {verb} in Sitoo warehouse {command.warehouse_id}: {reason}"
                 ),
                 at=self.clock(),
             )
@@ -281,10 +253,6 @@ class SitooOrdersSink:
                     state=SitooPickupState.ABSENT,
                 )
             )
-
-
-def _outcome(exc: SitooError | ShopifyError) -> Outcome | str:
-    return exc.outcome if isinstance(exc, SitooError) else exc.reason
 
 
 def payment_state(financial_status: str) -> int:
@@ -408,10 +376,9 @@ def register(ctx: Context) -> None:
     assert rt is not None
     platforms = RuntimePickupPlatforms(rt)
     sink = SitooOrdersSink(platforms, platforms, KafkaPickupOutput(ctx))
+    runner = SinkRunner(sink, window=WINDOW, within=WINDOW_SECONDS, flowing=flow_of(ctx.app))
 
     @ctx.app.agent(ctx.topic(topics.SITOO_ORDER_COMMANDS), name="sitoo-orders-sink")
     async def orders_sink(stream: faust.StreamT[bytes]) -> None:
         await rt.ready.wait()
-        async for event in stream.events():
-            headers = dict(event.headers or {})
-            await sink.take(bytes(event.value), headers)
+        await runner.run(stream)

@@ -48,6 +48,7 @@ def breaker(
 @dataclass(frozen=True)
 class FakeMessage:
     partition: int
+    offset: int | None = None
 
 
 @dataclass(eq=False)
@@ -60,9 +61,13 @@ class FakeEvent:
 
 
 def event(
-    value: bytes, partition: int = 0, headers: Mapping[str, bytes] | None = None
+    value: bytes,
+    partition: int = 0,
+    headers: Mapping[str, bytes] | None = None,
+    offset: int | None = None,
 ) -> faust.EventT:
-    return cast(faust.EventT, FakeEvent(value, dict(headers or {}), FakeMessage(partition)))
+    message = FakeMessage(partition, offset)
+    return cast(faust.EventT, FakeEvent(value, dict(headers or {}), message))
 
 
 @dataclass

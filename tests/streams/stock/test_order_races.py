@@ -44,6 +44,7 @@ from tillsync.schemas.events import (
     ExceptionRecord,
     HeldUnits,
     OrderPlaced,
+    Owner,
     PickupCommand,
     PickupHandedOver,
     PickupInSitoo,
@@ -266,6 +267,15 @@ class PipeHandoverOutput:
     async def exception(self, record: ExceptionRecord) -> None:
         self.exceptions.append(record)
 
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        self.exceptions.append(
+            ExceptionRecord(
+                type="dead_letter", owner=Owner.ENGINEERING, key="", message=reason, at=0.0
+            )
+        )
+
 
 class Stores:
     """Each store's positions and Sitoo's ledger as the positions see it."""
@@ -425,7 +435,7 @@ async def test_held_units_equal_shopifys_committed_after_races_duplicates_and_an
             for event in events:
                 step = step_of(event)
                 if step is not None:
-                    await handover.take(step)
+                    await handover.take(step.model_dump_json().encode())
                 if event.order_id is not None and event.order_event_type != "add":
                     await stores.read_reserved(sitoo_client, pipes, event.order_id)
             stores.follow()  # what the till sold at a handover

@@ -3,13 +3,16 @@ simulators over real HTTP (the Sitoo order made by the Sitoo orders sink, as in 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import pytest
 
 from tests.simulators.test_orders import SETTINGS
+from tests.streams.stock.sink_fakes import Acks, event, until
 from tests.streams.stock.test_sitoo_orders import FAST, Platforms, Recorded
 from tillsync.connectors.shopify.client import ShopifyClient, ShopifyConfig
 from tillsync.connectors.sitoo.client import SitooClient, SitooConfig
@@ -46,6 +49,7 @@ class Told:
     exceptions: list[ExceptionRecord] = field(default_factory=list)
     ready_told: list[PickupInSitoo] = field(default_factory=list)
     readings: list[SitooReserved] = field(default_factory=list)
+    dead: list[str] = field(default_factory=list)
 
     async def handed_over(self, record: PickupHandedOver) -> None:
         self.handed.append(record)
@@ -58,6 +62,11 @@ class Told:
 
     async def exception(self, record: ExceptionRecord) -> None:
         self.exceptions.append(record)
+
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        self.dead.append(reason)
 
 
 @dataclass
@@ -113,18 +122,15 @@ async def shop() -> AsyncIterator[Shop]:
         sitoo.client_settings().model_copy(update={"sitoo_requests_per_second": 10_000.0})
     )
 
-    async def no_sleep(_: float) -> None:
-        return None
-
     async with (
         ShopifyClient(replace(shopify_config, retry=FAST)) as shopify_client,
         SitooClient(replace(sitoo_config, retry=FAST)) as sitoo_client,
     ):
         platforms = HandoverPlatforms(sitoo_client, shopify_client)
-        sink = SitooOrdersSink(platforms, platforms, Recorded(), sleep=no_sleep)
+        sink = SitooOrdersSink(platforms, platforms, Recorded())
         told = Told()
         steps: dict[str, int] = {}
-        handover = PickupHandover(platforms, platforms, told, locations, steps, sleep=no_sleep)
+        handover = PickupHandover(platforms, platforms, told, locations, steps)
         try:
             yield Shop(network, shopify, sitoo, platforms, sink, handover, told, steps)
         finally:
@@ -155,8 +161,13 @@ async def _in_sitoo(shop: Shop, *lines: tuple[int, int]) -> tuple[int, int, int]
     return order.id, fo, shop.sitoo.state.orders_by_externalid[ext]
 
 
-def _step(sitoo_order: int, step: str, n: int = 1) -> PickupStep:
-    return PickupStep(sitoo_order_id=sitoo_order, step=step, event_id=f"e-{n}")
+def _step(sitoo_order: int, step: str, n: int = 1) -> bytes:
+    """The record of one step, as the ``sitoo-pickup-events`` agent passes it on."""
+    return (
+        PickupStep(sitoo_order_id=sitoo_order, step=step, event_id=f"e-{n}")
+        .model_dump_json()
+        .encode()
+    )
 
 
 def test_only_a_pickups_steps_are_picked_out_of_the_events() -> None:
@@ -256,3 +267,37 @@ async def test_a_sitoo_order_tillsync_did_not_make_is_left_alone(shop: Shop) -> 
     shop.sitoo.state.collect(sale.orderid)
     await shop.handover.take(_step(sale.orderid, COLLECTED))
     assert shop.told.handed == [] and shop.told.exceptions == []
+
+
+async def test_a_ready_in_a_shopify_outage_waits_and_is_asked_once_shopify_is_back(
+    shop: Shop,
+) -> None:
+    """The agent's part returns at once; the step is acknowledged only once Shopify took it;
+    a 503 says the mutation did not run, so the customer is told once, with no exception."""
+    _, fo, made = await _in_sitoo(shop, (0, 1))
+    shop.sitoo.state.ready_for_pickup(made)
+    acks = Acks()
+    shop.handover.ack = acks
+    shop.shopify.set_faults(outage_seconds=1.0)
+    record = event(_step(made, READY), offset=7)
+    started = time.monotonic()
+    await shop.handover.accept_events([record])
+    assert time.monotonic() - started < 0.5 and acks.events == []
+    writer = asyncio.create_task(shop.handover.run_writer())
+    try:
+        await until(lambda: acks.events == [record], "the step acknowledged", timeout=10.0)
+    finally:
+        writer.cancel()
+    assert shop.handover.stats.retried >= 1
+    assert shop.shopify.state.fulfillment_orders[fo].ready_emails == 1
+    assert shop.steps[f"ready:{made}"] == ANSWERED and shop.told.exceptions == []
+    assert len(shop.told.ready_told) == 1
+
+
+async def test_a_step_that_is_not_one_is_dead_lettered_and_acknowledged(shop: Shop) -> None:
+    acks = Acks()
+    shop.handover.ack = acks
+    record = event(b'{"step": "ready"}', offset=1, headers={"h": b"1"})
+    await shop.handover.accept_events([record])
+    assert acks.events == [record] and shop.told.dead[0].startswith("invalid")
+    assert shop.handover.holding() == 0

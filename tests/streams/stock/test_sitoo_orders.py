@@ -4,12 +4,15 @@ cancel; a record that is not a command."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import pytest
 
 from tests.simulators.test_orders import SETTINGS
+from tests.streams.stock.sink_fakes import Acks, event, until
 from tillsync.connectors.breaker import BreakerPolicy, CircuitBreaker
 from tillsync.connectors.retry import RetryPolicy
 from tillsync.connectors.shopify.client import ShopifyClient, ShopifyConfig
@@ -23,6 +26,7 @@ from tillsync.schemas.events import (
     SitooReserved,
 )
 from tillsync.schemas.sitoo import ORDER_CANCELLED, ORDER_OPEN, Order, OrderIn, WarehouseItem
+from tillsync.streams.stock.command_writer import Breakers
 from tillsync.streams.stock.sitoo_orders import SitooOrdersSink
 from tillsync_sim.scenario.network import Network, NetworkSpec, build
 from tillsync_sim.shopify import ShopifySimulator
@@ -91,7 +95,6 @@ class Shop:
     platforms: Platforms
     out: Recorded
     sink: SitooOrdersSink
-    slept: list[float]
 
 
 @pytest.fixture
@@ -107,21 +110,17 @@ async def shop() -> AsyncIterator[Shop]:
     sitoo_config = SitooConfig.from_settings(
         sitoo.client_settings().model_copy(update={"sitoo_requests_per_second": 10_000.0})
     )
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
     async with (
         ShopifyClient(replace(shopify_config, retry=FAST)) as shopify_client,
         SitooClient(replace(sitoo_config, retry=FAST)) as sitoo_client,
     ):
         platforms = Platforms(sitoo_client, shopify_client)
         out = Recorded()
-        breaker = CircuitBreaker("sitoo", BreakerPolicy(threshold=100, open_for=0.01))
-        sink = SitooOrdersSink(platforms, platforms, out, breaker=breaker, sleep=sleep)
+        policy = BreakerPolicy(threshold=100, open_for=0.01)
+        breakers = Breakers(CircuitBreaker("sitoo", policy), CircuitBreaker("shopify", policy))
+        sink = SitooOrdersSink(platforms, platforms, out, breakers=breakers)
         try:
-            yield Shop(network, shopify, sitoo, platforms, out, sink, slept)
+            yield Shop(network, shopify, sitoo, platforms, out, sink)
         finally:
             await shopify.stop()
             await sitoo.stop()
@@ -195,7 +194,7 @@ async def test_an_answer_lost_after_the_order_was_made_does_not_make_a_second(
     shop.platforms.lose_next_answer = True
     await shop.sink.take(export.model_dump_json().encode())
     assert len(_open_orders(shop, export.externalid)) == 1
-    assert shop.platforms.posts == 1 and len(shop.slept) == 1 and not shop.out.dead
+    assert shop.platforms.posts == 1 and shop.sink.stats.retried == 1 and not shop.out.dead
     [answer] = shop.out.answers
     assert answer.sitoo_order_id == _open_orders(shop, export.externalid)[0]
 
@@ -206,7 +205,7 @@ async def test_sitoo_down_longer_than_the_retries_keeps_the_command_never_dead_l
     _, _, export = _pickup(shop, (0, 1))
     shop.sitoo.set_faults(outage_for_s=0.5)
     await shop.sink.take(export.model_dump_json().encode())
-    assert len(shop.slept) >= 1  # waited and tried again, as long as it took
+    assert shop.sink.stats.retried >= 1  # tried again, as long as it took
     assert len(_open_orders(shop, export.externalid)) == 1
     assert not shop.out.dead and not shop.out.exceptions and len(shop.out.answers) == 1
 
@@ -224,7 +223,7 @@ async def test_a_command_sitoo_refuses_is_dead_lettered_with_its_headers_and_own
     assert exc.type == "pickup_not_in_sitoo" and exc.key == export.externalid
     # the order's flow hears there is no Sitoo order to wait for
     [answer] = shop.out.answers
-    assert answer.state.value == "absent" and shop.slept == []
+    assert answer.state.value == "absent" and shop.sink.stats.retried == 0
 
     await shop.sink.take(b'{"action": "export"}')  # not a command at all
     assert len(shop.out.dead) == 2 and shop.out.dead[1][1].startswith("invalid")
@@ -251,3 +250,33 @@ async def test_a_pickup_no_longer_open_at_its_store_is_not_sent(shop: Shop) -> N
     shop.shopify.state.fulfil(fo)  # handed over in Shopify before the sink got to it
     await shop.sink.take(export.model_dump_json().encode())
     assert _open_orders(shop, export.externalid) == [] and shop.out.answers == []
+
+
+async def test_the_agent_never_waits_on_sitoo_and_acks_a_record_once_carried_out(
+    shop: Shop,
+) -> None:
+    """Faust's conductor stalls every agent while one agent's queue is full: the agent's part
+    returns at once however long Sitoo is down; each record is acknowledged only once its
+    command is carried out, and a repeat of a waiting command is acknowledged unrun."""
+    first, second = _pickup(shop, (0, 1))[2], _pickup(shop, (1, 2))[2]
+    acks = Acks()
+    shop.sink.ack = acks
+    shop.sitoo.set_faults(outage_for_s=1.0)
+    records = [
+        event(first.model_dump_json().encode(), offset=1),
+        event(second.model_dump_json().encode(), offset=2),
+        event(first.model_dump_json().encode(), offset=3),  # asked again while it waits
+    ]
+    started = time.monotonic()
+    await shop.sink.accept_events(records)
+    assert time.monotonic() - started < 0.5  # taken, not carried out: Sitoo is still down
+    assert acks.events == [records[0]] and shop.platforms.posts == 0  # the older ask of first
+    writer = asyncio.create_task(shop.sink.run_writer())
+    try:
+        await until(lambda: len(acks.events) == 3, "every record acknowledged", timeout=10.0)
+    finally:
+        writer.cancel()
+    assert shop.sink.stats.retried >= 1 and not shop.out.dead
+    assert len(_open_orders(shop, first.externalid)) == 1
+    assert len(_open_orders(shop, second.externalid)) == 1
+    assert shop.platforms.posts == 2 and shop.sink.holding() == 0

@@ -1,0 +1,262 @@
+"""A backlog writer of commands that each call both platforms: the pickup flow's two agents
+(the Sitoo orders sink, the handover of pickups back to Shopify).
+
+Like the stock sinks (``sink_runner.py``), the agent only takes records into a backlog and
+never waits on a platform: Faust's conductor hands each record to every agent's queue and
+waits while one queue is full, so an agent that waited out an outage would stall every agent of
+the worker. A writer task carries the commands out one at a time, oldest first, so one key's
+commands (an export and its cancel, a pickup's ready and its handover) keep their order.
+
+- A failure of a platform (timeouts, 5xx, 429, 401/403 while credentials are rotated, after
+  the client's own retries) puts the command back; the writer then waits on that platform's
+  breaker, and tries it again once the platform answers, without end.
+- A command the platform refuses for itself (a 4xx, a userError raised as an error), or one
+  that is not a command at all, is dead-lettered with its record's headers; the writer says
+  what else it means (an exception for a person, an answer for the order's flow).
+- A surprise (not an answer of a platform's) puts it back and is raised for the runner to log;
+  one that keeps coming for the same command is dead-lettered, so it holds nothing up for ever.
+
+A record is acknowledged once its command is carried out, so a crash or a rebalance takes it
+again from Kafka: each command is safe to carry out twice (an order is looked up by externalid
+before it is made, a ready is asked of Shopify at most once, a fulfilment covers only what is
+still owed).
+"""
+
+from __future__ import annotations
+
+import abc
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import faust
+from pydantic import ValidationError
+
+from tillsync.connectors.breaker import CircuitBreaker, is_platform_failure
+from tillsync.connectors.outcomes import Outcome
+from tillsync.connectors.shopify.client import ShopifyError
+from tillsync.connectors.sitoo.client import SitooError
+from tillsync.streams import metrics
+from tillsync.streams.deadletter import error_reason
+from tillsync.streams.partitioned import in_partition_of
+from tillsync.streams.stock.backlog import Backlog
+from tillsync.streams.stock.sink_breaker import sink_breaker
+from tillsync.streams.stock.sink_runner import BacklogWriter
+
+log = logging.getLogger("tillsync.commands")
+
+MAX_SURPRISES = 5  # unexpected failures of one command in a row before it is dead-lettered
+
+C = TypeVar("C")  # one writer's command
+
+Ack = Callable[[faust.EventT], Awaitable[Any]]
+
+
+async def _no_ack(_: faust.EventT) -> None:
+    return None
+
+
+@dataclass
+class Breakers:
+    """One breaker per platform: a command waits until both may be called, and a failure
+    counts against the platform that failed."""
+
+    sitoo: CircuitBreaker = field(default_factory=lambda: sink_breaker(metrics.Platform.SITOO))
+    shopify: CircuitBreaker = field(default_factory=lambda: sink_breaker(metrics.Platform.SHOPIFY))
+
+    async def ready(self) -> None:
+        await self.sitoo.ready()
+        await self.shopify.ready()
+
+    def failed(self, exc: SitooError | ShopifyError) -> None:
+        if isinstance(exc, SitooError):
+            self.sitoo.failed(exc.outcome)
+            self.shopify.failed(Outcome.CLIENT_ERROR)  # a probe it held told nothing
+        else:
+            self.shopify.failed(exc.reason)
+            self.sitoo.failed(Outcome.CLIENT_ERROR)
+
+    def succeeded(self) -> None:
+        self.sitoo.succeeded()
+        self.shopify.succeeded()
+
+    def told_nothing(self) -> None:
+        """A surprise, or a writer stopped mid-call: free a probe either holds."""
+        self.sitoo.failed(Outcome.CLIENT_ERROR)
+        self.shopify.failed(Outcome.CLIENT_ERROR)
+
+
+def platform_failure(exc: SitooError | ShopifyError) -> bool:
+    return is_platform_failure(exc.outcome if isinstance(exc, SitooError) else exc.reason)
+
+
+@dataclass(frozen=True)
+class Queued(Generic[C]):
+    """A decoded command and its record as received: a failure dead-letters its bytes with
+    its headers."""
+
+    command: C
+    raw: bytes
+    event: faust.EventT | None = None  # to acknowledge, and to name its partition; None in a test
+    headers: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class WriterStats:
+    done: int = 0
+    duplicates: int = 0  # the same command again while it waited
+    retried: int = 0  # put back after a platform's failure
+    refused: int = 0  # dead-lettered: refused by a platform, or not a command
+    surprises: int = 0
+
+
+class CommandWriter(BacklogWriter[Queued[C]], Generic[C]):
+    """The writer's loop around ``carry_out``; a subclass says how a record is read
+    (``decode``), which key orders its commands (``key_of``), what a command does, and what a
+    refusal means besides its dead letter (``refused``)."""
+
+    CAPACITY: ClassVar[int] = 20_000
+
+    def __init__(
+        self,
+        *,
+        breakers: Breakers | None = None,
+        ack: Ack = _no_ack,
+        dead_letter: Callable[[bytes, str, Mapping[str, bytes]], Awaitable[None]],
+    ) -> None:
+        self.breakers = breakers or Breakers()
+        self.ack = ack
+        self._dead_letter = dead_letter
+        self.backlog: Backlog[str, Queued[C], Queued[C]] = Backlog(self.CAPACITY)
+        self.surprised: dict[str, int] = {}
+        self.stats = WriterStats()
+        self._versions = itertools.count(1)
+
+    # -- what a writer says -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def decode(self, value: bytes) -> C:
+        """The command of a record; raises ``ValidationError`` when it is none."""
+
+    @abc.abstractmethod
+    def key_of(self, command: C) -> str:
+        """Commands of one key are carried out in the order they came, a repeat only once."""
+
+    @abc.abstractmethod
+    async def carry_out(self, command: C) -> None:
+        """Raises ``SitooError``/``ShopifyError`` when a platform failed or refused."""
+
+    async def refused(self, command: C, reason: str) -> None:
+        """Besides the dead letter: what a command refused for good means (none by default)."""
+        return None
+
+    # -- taking records: never waits on a platform ---------------------------------------------
+
+    async def accept_events(self, events: Sequence[faust.EventT]) -> None:
+        batch: list[Queued[C]] = []
+        for event in events:
+            value = bytes(event.value)
+            headers = dict(event.headers or {})
+            try:
+                command = self.decode(value)
+            except ValidationError as exc:
+                await self._dead(value, f"invalid: {error_reason(exc)}", headers)
+                await self.ack(event)
+                continue
+            batch.append(Queued(command, value, event, headers))
+        await self.accept(batch)
+
+    async def accept(self, batch: Sequence[Queued[C]]) -> None:
+        for queued in batch:
+            key = self.key_of(queued.command)
+            # a record's offset orders it against the same key's other records; the same
+            # offset taken twice (a replay) waits for the one carrying out
+            version = queued.event.message.offset if queued.event is not None else None
+            await self.backlog.wait_for_room(key)
+            superseded = self.backlog.add(
+                key, version if version is not None else next(self._versions), queued, queued
+            )
+            self.stats.duplicates += len(superseded)
+            await self._ack_all(superseded)
+        self._gauge()
+
+    async def take(self, value: bytes, headers: Mapping[str, bytes] | None = None) -> None:
+        """One record, carried out before this returns (for a test, or a caller with no
+        writer task): while a platform is down this waits on its breaker."""
+        try:
+            command = self.decode(value)
+        except ValidationError as exc:
+            await self._dead(value, f"invalid: {error_reason(exc)}", dict(headers or {}))
+            return
+        await self.write([Queued(command, value, None, dict(headers or {}))])
+
+    # -- carrying out: the writer task ------------------------------------------------------------
+
+    async def write_round(self) -> None:
+        await self.breakers.ready()
+        taken = self.backlog.take(1)
+        if not taken:
+            self.breakers.told_nothing()
+            return
+        key, version, queued = taken[0].key, taken[0].version, taken[0].work
+        try:
+            with self._partition_of(queued):
+                await self.carry_out(queued.command)
+        except (SitooError, ShopifyError) as exc:
+            if platform_failure(exc):
+                self.breakers.failed(exc)
+                self.stats.retried += 1
+                log.warning("%s: %s; tried again once the platform answers", key, exc)
+                self.backlog.back(key)
+                return
+            self.breakers.told_nothing()
+            await self._refuse(key, version, queued, f"refused: {exc}")
+            return
+        except Exception as exc:
+            self.breakers.told_nothing()
+            self.stats.surprises += 1
+            tries = self.surprised.get(key, 0) + 1
+            if tries < MAX_SURPRISES:
+                self.surprised[key] = tries
+                self.backlog.back(key)
+                raise
+            self.surprised.pop(key, None)
+            reason = f"unexpected error {tries} times: {type(exc).__name__}: {exc}"
+            await self._refuse(key, version, queued, reason)
+            return
+        self.surprised.pop(key, None)
+        self.breakers.succeeded()
+        self.stats.done += 1
+        await self._ack_all(self.backlog.done(key, version))
+        self._gauge()
+
+    def release(self) -> None:
+        super().release()
+        self.breakers.told_nothing()
+
+    async def _refuse(self, key: str, version: int, queued: Queued[C], reason: str) -> None:
+        self.stats.refused += 1
+        await self._dead(queued.raw, reason, queued.headers)
+        with self._partition_of(queued):
+            await self.refused(queued.command, reason)
+        await self._ack_all(self.backlog.done(key, version))
+        self._gauge()
+
+    async def _dead(self, value: bytes, reason: str, headers: Mapping[str, bytes]) -> None:
+        await self._dead_letter(value, reason, headers)
+
+    async def _ack_all(self, queued: Iterable[Queued[C]]) -> None:
+        for q in queued:
+            if q.event is not None:
+                await self.ack(q.event)
+
+    @staticmethod
+    @contextmanager
+    def _partition_of(queued: Queued[C]) -> Iterator[None]:
+        """The writer is not processing the command's record: name its partition, where a
+        table entry of the command lives."""
+        with in_partition_of(queued.event) if queued.event is not None else nullcontext():
+            yield
