@@ -328,6 +328,24 @@ class PickupInSitoo(BaseModel):
     state: SitooPickupState = SitooPickupState.OPEN
 
 
+class PickupStepKind(StrEnum):
+    READY = "ready"
+    COLLECTED = "collected"
+    REJECTED = "rejected"
+    # from the order flow's sweep: read the order for the steps whose events Sitoo never
+    # delivered
+    CHECK = "check"
+
+
+class PickupStep(BaseModel):
+    """One step staff took on a Sitoo order that may be a pickup (``sitoo.pickup-events``,
+    keyed by the Sitoo order), from Sitoo's events, or a check asked for by the sweep."""
+
+    sitoo_order_id: int
+    step: PickupStepKind
+    event_id: str
+
+
 class PickupHandedOver(BaseModel):
     """Sitoo handed a pickup over (its order closed, collected at the till): the units it
     delivered, per SKU, have left Sitoo's stock through its own sale. Sent to the order's

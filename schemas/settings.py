@@ -93,11 +93,10 @@ class Settings(BaseSettings):
         "again, then deferred to the sweep",
     )
     pickups_to_sitoo: bool = Field(
-        False,
-        description="click & collect through Sitoo (pickup orders made, cancelled and handed "
-        "over, late pickups raised). Off by default until its two agents take their records "
-        "through a backlog as the stock sinks do: today they wait on the platforms in the agent "
-        "itself, and Faust then stalls every agent of the worker (README, Known limits)",
+        True,
+        description="click & collect through Sitoo: pickup orders made, cancelled and handed "
+        "over at the till, late pickups raised. Off, a pickup holds its units and leaves "
+        "Sitoo through a Move Out when Shopify fulfils it, as a ship-from-store order does",
     )
     order_sweep_seconds: float = Field(
         300.0,

@@ -4,8 +4,11 @@
 Like the stock sinks (``sink_runner.py``), the agent only takes records into a backlog and
 never waits on a platform: Faust's conductor hands each record to every agent's queue and
 waits while one queue is full, so an agent that waited out an outage would stall every agent of
-the worker. A writer task carries the commands out one at a time, oldest first, so one key's
-commands (an export and its cancel, a pickup's ready and its handover) keep their order.
+the worker. A writer task carries the commands out in ``PARALLEL`` lanes, oldest first, one
+command of a key at a time. One key is one Sitoo order (an export and its cancel, a pickup's
+ready and its handover): a newer command of a key supersedes one still waiting (a cancel the
+export it overtook, a handover the ready, a check either), and one that comes while its key is
+being carried out waits for it.
 
 - A failure of a platform (timeouts, 5xx, 429, 401/403 while credentials are rotated, after
   the client's own retries) puts the command back; the writer then waits on that platform's
@@ -25,6 +28,7 @@ still owed).
 from __future__ import annotations
 
 import abc
+import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -44,11 +48,12 @@ from tillsync.streams.deadletter import error_reason
 from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.stock.backlog import Backlog
 from tillsync.streams.stock.sink_breaker import sink_breaker
-from tillsync.streams.stock.sink_runner import BacklogWriter
+from tillsync.streams.stock.sink_runner import BacklogWriter, stop_if_cancelled
 
 log = logging.getLogger("tillsync.commands")
 
 MAX_SURPRISES = 5  # unexpected failures of one command in a row before it is dead-lettered
+RESTART_AFTER = 1.0  # seconds a lane waits after a surprise before it takes the next command
 
 C = TypeVar("C")  # one writer's command
 
@@ -119,6 +124,10 @@ class CommandWriter(BacklogWriter[Queued[C]], Generic[C]):
     refusal means besides its dead letter (``refused``)."""
 
     CAPACITY: ClassVar[int] = 20_000
+    # commands carried out at once: each waits on several calls (an export: Sitoo's look-up,
+    # Shopify's read, the order made, the reserved read back), so one lane would cap a store
+    # chain's pickups at a few a second
+    PARALLEL: ClassVar[int] = 8
 
     def __init__(
         self,
@@ -143,7 +152,8 @@ class CommandWriter(BacklogWriter[Queued[C]], Generic[C]):
 
     @abc.abstractmethod
     def key_of(self, command: C) -> str:
-        """Commands of one key are carried out in the order they came, a repeat only once."""
+        """One key's commands are carried out one at a time; a newer one supersedes one still
+        waiting."""
 
     @abc.abstractmethod
     async def carry_out(self, command: C) -> None:
@@ -194,6 +204,29 @@ class CommandWriter(BacklogWriter[Queued[C]], Generic[C]):
         await self.write([Queued(command, value, None, dict(headers or {}))])
 
     # -- carrying out: the writer task ------------------------------------------------------------
+
+    async def run_writer(self) -> None:
+        lanes = [
+            asyncio.create_task(self._lane(), name=f"{self.SINK}-lane-{n}")
+            for n in range(self.PARALLEL)
+        ]
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            for lane in lanes:
+                lane.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+
+    async def _lane(self) -> None:
+        while True:
+            await self.backlog.wait_for_work()
+            try:
+                await self.write_round()
+            except Exception:
+                # a lane must not die while the agent keeps taking: its work would wait for ever
+                log.exception("%s: a command failed unexpectedly; tried again", self.SINK)
+                await asyncio.sleep(RESTART_AFTER)
+            stop_if_cancelled()
 
     async def write_round(self) -> None:
         await self.breakers.ready()

@@ -55,6 +55,8 @@ from tillsync.schemas.events import (
     PickupCommand,
     PickupHandedOver,
     PickupInSitoo,
+    PickupStep,
+    PickupStepKind,
     SitooPickupState,
 )
 from tillsync.schemas.locations import LocationMap
@@ -177,6 +179,10 @@ class OrderOutput(Protocol):
 
     async def pickup(self, command: PickupCommand) -> None:
         """A command for the Sitoo orders sink; returns once it is durable."""
+        ...
+
+    async def check_pickup(self, sitoo_order_id: int) -> None:
+        """Ask the pickup handover to read this Sitoo order for steps whose events were lost."""
         ...
 
     async def exception(self, record: ExceptionRecord) -> None:
@@ -451,7 +457,8 @@ class OrderHolds:
         version = max(track.version + 1, int(now * 1000))
         # the pickups' Sitoo orders first: a command is durable before the track names it
         if self.pickups:
-            await self._pickups(order_id, state, track, now)
+            swept = any(r.topic == DERIVE_TOPIC for r in records)
+            await self._pickups(order_id, state, track, now, swept=swept)
         taken_at = pickups.taken_by_sitoo(track.pickups)
         held = derive(state, self.locations, pickups.in_sitoo(track.pickups), taken_at)
         taken = {k: n for k, (n, _) in taken_at.items()}
@@ -490,10 +497,21 @@ class OrderHolds:
         self._asked.pop(order_id, None)
 
     async def _pickups(
-        self, order_id: int, state: OrderFulfilmentState, track: OrderTrack, now: float
+        self,
+        order_id: int,
+        state: OrderFulfilmentState,
+        track: OrderTrack,
+        now: float,
+        *,
+        swept: bool = False,
     ) -> None:
         """The pickups' Sitoo orders asked for (a command durable before the track names it),
-        and each pickup late at its store raised or cleared."""
+        and each pickup late at its store raised or cleared. A read of the sweep also asks for
+        a check of each pickup open in Sitoo: its steps at the till come as Sitoo events only,
+        which Sitoo drops after its retries."""
+        if swept:
+            for sitoo_order_id in pickups.open_in_sitoo(track.pickups):
+                await self.output.check_pickup(sitoo_order_id)
         commands, track.pickups = pickups.plan(order_id, state, self.locations, track.pickups, now)
         for command in commands:
             await self.output.pickup(command)
@@ -677,6 +695,7 @@ class KafkaOrderOutput:
         self.ctx = ctx
         self.sitoo_commands = ctx.topic(topics.SITOO_STOCK_COMMANDS)
         self.sitoo_orders = ctx.topic(topics.SITOO_ORDER_COMMANDS)
+        self.pickup_steps = ctx.topic(topics.SITOO_PICKUP_EVENTS)
         self.exceptions = ctx.topic(topics.EXCEPTIONS)
         self.order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
         self.origin = self.order_webhooks
@@ -707,6 +726,17 @@ class KafkaOrderOutput:
             key=command.externalid.encode(), value=command.model_dump_json().encode()
         )
         await sent  # in Kafka before the track names it asked for, as `transaction`
+
+    async def check_pickup(self, sitoo_order_id: int) -> None:
+        # asked again at the next sweep if lost: no need to wait for Kafka
+        step = PickupStep(
+            sitoo_order_id=sitoo_order_id,
+            step=PickupStepKind.CHECK,
+            event_id=f"sweep-{time.time():.3f}",
+        )
+        await self.pickup_steps.send(
+            key=str(sitoo_order_id).encode(), value=step.model_dump_json().encode()
+        )
 
     async def exception(self, record: ExceptionRecord) -> None:
         if not record.cleared:

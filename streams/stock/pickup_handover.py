@@ -20,6 +20,9 @@ order, and acts only on one tillsync made (externalid ``fo-...`` and the web-ord
   partial pickup finishing later fulfils only what is still owed.
 - pickup rejected: an exception for e-commerce, once: what to do with the order (cancel and
   refund, or move it) is a person's decision here.
+- check: Sitoo gives up on an event it could not deliver after its retries, so the order
+  flow's sweep asks for a check of each open pickup in Sitoo (every ``order_sweep_seconds``):
+  the order is read and each step it shows is taken as above.
 
 The ``sitoo-pickups`` agent only takes the steps into a backlog; a writer task carries them out
 (``command_writer.py``), so a platform's outage never holds up the worker's other agents. A
@@ -50,11 +53,22 @@ from tillsync.schemas.events import (
     Owner,
     PickupHandedOver,
     PickupInSitoo,
+    PickupStep,
+    PickupStepKind,
     SitooPickupState,
     SitooReserved,
 )
 from tillsync.schemas.locations import LocationMap
-from tillsync.schemas.sitoo import Order, OrderDelivery, SitooEvent, WarehouseItem
+from tillsync.schemas.sitoo import (
+    ORDER_CLOSED,
+    ORDER_OPEN,
+    ORDERLOG_PICKUP_REJECTED,
+    ORDERLOG_READY_FOR_PICKUP,
+    Order,
+    OrderDelivery,
+    SitooEvent,
+    WarehouseItem,
+)
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.runtime import Runtime
@@ -71,9 +85,10 @@ from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
 
 log = logging.getLogger("tillsync.pickup_handover")
 
-READY = "ready"
-COLLECTED = "collected"
-REJECTED = "rejected"
+READY = PickupStepKind.READY
+COLLECTED = PickupStepKind.COLLECTED
+REJECTED = PickupStepKind.REJECTED
+CHECK = PickupStepKind.CHECK
 ASKED = 1  # the table's value for a ready asked of Shopify, its answer not known yet
 ANSWERED = 2
 # Shopify's answers that say a mutation did not run: turned away before it (429, THROTTLED,
@@ -84,14 +99,6 @@ NOT_APPLIED = frozenset(
 )
 WINDOW = 100  # steps taken from the stream at once
 WINDOW_SECONDS = 0.05
-
-
-class PickupStep(BaseModel):
-    """One step staff took on a Sitoo order that may be a pickup (``sitoo.pickup-events``)."""
-
-    sitoo_order_id: int
-    step: str  # READY, COLLECTED, REJECTED
-    event_id: str
 
 
 def step_of(event: SitooEvent) -> PickupStep | None:
@@ -242,8 +249,9 @@ class PickupHandover(CommandWriter[PickupStep]):
         return PickupStep.model_validate_json(value)
 
     def key_of(self, command: PickupStep) -> str:
-        # one order's ready and its handover keep their order: the writer takes the oldest
-        return f"{command.step}:{command.sitoo_order_id}"
+        # one Sitoo order's steps one at a time; a handover supersedes a ready still waiting
+        # (the customer has the order: no email), a check any step (it reads them all)
+        return str(command.sitoo_order_id)
 
     async def carry_out(self, command: PickupStep) -> None:
         await self.do(command)
@@ -273,6 +281,19 @@ class PickupHandover(CommandWriter[PickupStep]):
             await self._collected(order, ref)
         elif step.step == REJECTED:
             await self._rejected(order, ref)
+        elif step.step == CHECK:
+            await self._check(order, ref)
+
+    async def _check(self, order: Order, ref: PickupRef) -> None:
+        """Each step the order itself shows, as its event would have told it: each is still
+        told once (the steps table, and a handover fulfils only what is still owed)."""
+        logged = {i.orderlogtypeid for i in order.orderlogitems}
+        if ORDERLOG_PICKUP_REJECTED in logged:
+            await self._rejected(order, ref)
+        if order.orderstateid == ORDER_CLOSED:
+            await self._collected(order, ref)
+        elif order.orderstateid == ORDER_OPEN and ORDERLOG_READY_FOR_PICKUP in logged:
+            await self._ready(order, ref)
 
     async def _ready(self, order: Order, ref: PickupRef) -> None:
         key = f"ready:{order.orderid}"
@@ -392,7 +413,11 @@ class PickupHandover(CommandWriter[PickupStep]):
             return
         self.steps[key] = ANSWERED
         reason = next(
-            (i.strvalue for i in reversed(order.orderlogitems) if i.orderlogtypeid == 910),
+            (
+                i.strvalue
+                for i in reversed(order.orderlogitems)
+                if i.orderlogtypeid == ORDERLOG_PICKUP_REJECTED
+            ),
             None,
         )
         await self._exception(

@@ -268,6 +268,16 @@ def unmapped(
     return told, sorted(now_unmapped)
 
 
+def open_in_sitoo(tracks: Mapping[str, PickupTrack]) -> list[int]:
+    """The Sitoo orders of the pickups Sitoo made that may still be readied, rejected or
+    handed over there (not handed over yet, no cancel asked for)."""
+    return sorted(
+        t.sitoo_order_id
+        for t in tracks.values()
+        if t.in_sitoo_at and t.sitoo_order_id and not t.handed_over and not t.cancelled
+    )
+
+
 def awaiting_sitoo(tracks: Mapping[str, PickupTrack]) -> set[int]:
     """The locations where a fulfilment's Move Out waits for Sitoo's word on a pickup there:
     its handover (Sitoo's sale took the units: no Move Out) or its cancel (Sitoo delivered

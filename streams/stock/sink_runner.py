@@ -43,7 +43,7 @@ Flowing = Callable[[], bool]
 C = TypeVar("C")  # what a sink takes in: one of its commands
 
 
-def _stop_if_cancelled() -> None:
+def stop_if_cancelled() -> None:
     """Python 3.11's ``asyncio.wait_for`` loses a cancel that comes as the call it waits for
     completes (fixed in 3.12): the task would go on writing, and whoever cancelled it (a
     release, a stop) would wait for it for ever. The task still counts the cancel asked."""
@@ -70,7 +70,7 @@ class BacklogWriter(abc.ABC, Generic[C]):
         while True:
             await self.backlog.wait_for_work()
             await self.write_round()
-            _stop_if_cancelled()
+            stop_if_cancelled()
 
     async def write(self, batch: Sequence[C]) -> None:
         """Take a batch and write until the backlog is empty (while the platform is down, this

@@ -7,9 +7,9 @@ edits in the Shopify admin), Sitoo till sales of two lines of one SKU (and retur
 second line), and ``OrderLife``: online orders of several lines, of two lines of one SKU, of
 quantities above one and of more than ten lines, partly fulfilled, cancelled before and after
 a partial fulfilment, refunded before fulfilment with and without restock, moved to another
-store or to a location no store is mapped to, picked up (handed over in Shopify; pickups at the
-till through a Sitoo order are played by the race test while ``pickups_to_sitoo`` is off by
-default), and fulfilments cancelled after their Move Out. Shopify's order edits are not
+store or to a location no store is mapped to, picked up (handed over in Shopify, or ready and
+collected at the till through the Sitoo order tillsync made of it, or rejected there and then
+cancelled), and fulfilments cancelled after their Move Out. Shopify's order edits are not
 simulated (``tillsync_sim.scenario.orders`` says so). Webhooks come twice and out of order,
 Sitoo's events twice.
 
@@ -36,8 +36,9 @@ sync can win: an order placed within a few seconds of the till sale that took it
 stamps each change of an item); inside a window, the count is printed.
 
 At the end every position equals its target computed from the simulators' own state, within
-a deadline; every Move Out (and reversal) owed is in Sitoo exactly once, and no other; nothing
-was dead-lettered. About eight
+a deadline; every Move Out (and reversal) owed is in Sitoo exactly once, and no other (none for
+a pickup collected at the till: Sitoo's own sale took it); every pickup still to collect is one
+open Sitoo order at its store and no other is open; nothing was dead-lettered. About eight
 and a half minutes on a 2-core machine, at 50 actions a second: faster, the worker on this
 machine does not drain the outage's backlog while the shops trade on. The shop is on the Plus
 plan, as in the 50,000-event scenario: every step of an order's life brings a read of the
@@ -74,10 +75,11 @@ from tillsync_sim.scenario.driver import (
     actual_available,
     expected_available,
     mismatches,
+    pickup_mismatches,
 )
 from tillsync_sim.scenario.harness import Harness
 from tillsync_sim.scenario.network import NetworkSpec
-from tillsync_sim.scenario.orders import IN_STORE, STOCK_NEUTRAL, OrderLife, Player
+from tillsync_sim.scenario.orders import STOCK_NEUTRAL, OrderLife, Player
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 
@@ -228,6 +230,28 @@ async def _story(h: Harness, life: OrderLife, sku: str, location_id: int) -> str
         return f"{sku}@{location_id}: no story ({type(exc).__name__}: {exc})"
 
 
+async def _pickup_story(h: Harness, life: OrderLife, fo_id: int) -> str:
+    """A pickup Sitoo and Shopify disagree on, as each side tells it: the fulfilment order,
+    every Sitoo order made of it, the worker's track of its order and the scenario's steps."""
+    try:
+        assert h.shopify is not None and h.sitoo is not None
+        fo = h.shopify.state.fulfillment_orders[fo_id]
+        lines = [(ln.sku, ln.remaining, ln.total) for ln in fo.lines]
+        made = [
+            (o.orderid, o.data.get("externalid"), o.state, dict(o.delivered))
+            for o in h.sitoo.state.orders.values()
+            if (o.data.get("additionaldata") or {}).get("shopify-fo-id") == str(fo_id)
+        ]
+        track = await h.worker_json(f"/state/orders/{fo.order_id}")
+        return (
+            f"FO {fo_id} of order {fo.order_id}: {fo.status} at {fo.location_id} {lines}; "
+            f"Sitoo orders {made}; track pickups {track.get('pickups')}, said {track}; "
+            f"steps {life.history.get(fo.order_id)}"
+        )
+    except Exception as exc:
+        return f"FO {fo_id}: no story ({type(exc).__name__}: {exc})"
+
+
 async def _told(h: Harness, life: OrderLife, sku: str, location_id: int) -> str:
     assert h.shopify is not None and h.sitoo is not None and h.network is not None
     shop = h.shopify.state
@@ -314,11 +338,7 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
     shopify.set_faults(webhook_duplicate_rate=0.05, webhook_reorder_rate=0.05)
     sitoo.set_faults(event_duplicate_rate=0.05)
     windows = Windows()
-    # pickups at the till through tillsync's Sitoo order are not played: the worker runs with
-    # `pickups_to_sitoo` off (README, Known limits); the race test plays them
-    life = OrderLife(
-        network, shopify, sitoo, seed=2026, target_open=60, window=windows.current, in_store=False
-    )
+    life = OrderLife(network, shopify, sitoo, seed=2026, target_open=60, window=windows.current)
     player = Player(
         Driver(network, shopify, sitoo, mix=STORES_ONLY, seed=2027), life, online=0.3, seed=2028
     )
@@ -444,6 +464,26 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
             f"{len(missing)} Move Outs never booked, e.g. {missing[:5]}; see {h.worker.log_path}"
         ) from None
 
+    # click & collect: every pickup still to collect is one open Sitoo order at its store, and
+    # every other was cancelled there (handed over in Shopify, cancelled, moved)
+    async def pickups_agree() -> bool:
+        return not pickup_mismatches(network, shopify, sitoo)
+
+    try:
+        await async_wait_until(pickups_agree, 60, interval=0.5, what="the pickups in Sitoo")
+    except AssertionError:
+        wrong = pickup_mismatches(network, shopify, sitoo)
+        stories = [
+            await _pickup_story(h, life, int(line.split()[2].rstrip(":"))) for line in wrong[:3]
+        ]
+        raise AssertionError(
+            f"{len(wrong)} pickups wrong in Sitoo: {wrong[:5]}\n" + "\n".join(stories)
+        ) from None
+    pickup_orders = [
+        o
+        for o in sitoo.state.orders.values()
+        if (o.data.get("additionaldata") or {}).get("weborder-bopis") == "true"
+    ]
     final = await figures(h)
     dead = await _dead_letter_records(kafka_bootstrap, h.app_id)
 
@@ -473,6 +513,11 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         f"{dead}; the whole test {time.monotonic() - began:.0f}s; worker log {h.worker.log_path}"
     )
     in_normal = [o for o in life.oversells if o.window == "normal"]
+    pickups_placed = sum(n for plan, n in life.placed.items() if plan.startswith("pickup"))
+    print(
+        f"pickup orders made in Sitoo {len(pickup_orders)} for {pickups_placed} placed, "
+        f"{sum(1 for o in pickup_orders if o.state == 0)} open at the end"
+    )
     for o in (in_normal + [o for o in life.oversells if o.window != "normal"])[:12]:
         print(f"  oversold: {o}")
 
@@ -480,9 +525,12 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
     assert sum(life.placed.values()) >= MIN_ORDERS
     assert {"multi_line", "one_sku_on_two_lines", "quantity_above_one"} <= set(life.shapes)
     assert life.shapes["more_than_ten_lines"] > 0
-    # every step but those at the till, which this run does not play (`in_store=False`)
-    assert all(life.done[step] > 0 for step in {"cancel_fulfilment", *STOCK_NEUTRAL} - IN_STORE)
+    assert all(life.done[step] > 0 for step in ("cancel_fulfilment", *STOCK_NEUTRAL))
     assert player.done["till_sale_two_lines"] > 0
+    # pickups reached the stores as Sitoo orders (one collected in Shopify before tillsync read
+    # it, during an outage, never needs one); `pickups_agree` above checked each against Shopify
+    assert pickups_placed > 0 and len(pickup_orders) > 0
+    assert all(life.done[step] > 0 for step in ("ready_in_sitoo", "collect_in_sitoo"))
     # every Move Out owed, and its reversal when the fulfilment was cancelled, exactly once
     assert all(n == 1 for n in moves.values()), [e for e, n in moves.items() if n > 1][:10]
     assert set(moves) == life.expected_move_outs

@@ -255,7 +255,8 @@ async def test_the_journey_tells_each_pickup_against_its_sitoo_order(shop: Shop)
     off = shop.shopify.state.place_order(
         [(shop.network.skus[2], 1)], location_id=loc0, delivery="PICK_UP"
     )
-    # click & collect through Sitoo off (the default): no Sitoo order is owed of a pickup
+    # click & collect through Sitoo off: no Sitoo order is owed of a pickup
+    shop.settings = shop.settings.model_copy(update={"pickups_to_sitoo": False})
     journey = await _journey(shop, off.id)
     assert journey.pickups == () and j.problems(journey) == []
     shop.settings = shop.settings.model_copy(update={"pickups_to_sitoo": True})

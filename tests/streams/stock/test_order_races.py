@@ -48,6 +48,7 @@ from tillsync.schemas.events import (
     PickupCommand,
     PickupHandedOver,
     PickupInSitoo,
+    PickupStep,
     SitooLevel,
     SitooReserved,
 )
@@ -71,7 +72,7 @@ from tillsync.streams.stock.order_topics import (
     order_key_of,
 )
 from tillsync.streams.stock.orders import Backoff, OrderHolds, OrderRecord
-from tillsync.streams.stock.pickup_handover import PickupHandover, step_of
+from tillsync.streams.stock.pickup_handover import CHECK, PickupHandover, step_of
 from tillsync.streams.stock.position import Position, step
 from tillsync.streams.stock.reservations import reserved_of
 from tillsync.streams.stock.sitoo_orders import SitooOrdersSink
@@ -99,6 +100,7 @@ class Pipes:
     pickups: list[PickupCommand] = field(default_factory=list)
     exceptions: list[ExceptionRecord] = field(default_factory=list)
     sitoo_events: list[SitooEvent] = field(default_factory=list)
+    checks: list[int] = field(default_factory=list)  # Sitoo orders the sweep asks to read
 
     def sitoo_event(self, event_type: str, data: dict[str, Any]) -> None:
         """The Sitoo simulator's Events SPI push, one event at a time."""
@@ -151,6 +153,9 @@ class PipeOutput:
     async def pickup(self, command: PickupCommand) -> None:
         self.pipes.pickups.append(command)
         await asyncio.sleep(0)
+
+    async def check_pickup(self, sitoo_order_id: int) -> None:
+        self.pipes.checks.append(sitoo_order_id)
 
     async def exception(self, record: ExceptionRecord) -> None:
         self.pipes.exceptions.append(record)
@@ -438,6 +443,10 @@ async def test_held_units_equal_shopifys_committed_after_races_duplicates_and_an
                     await handover.take(step.model_dump_json().encode())
                 if event.order_id is not None and event.order_event_type != "add":
                     await stores.read_reserved(sitoo_client, pipes, event.order_id)
+            checks, pipes.checks = pipes.checks, []
+            for sitoo_order_id in checks:
+                check = PickupStep(sitoo_order_id=sitoo_order_id, step=CHECK, event_id="sweep")
+                await handover.take(check.model_dump_json().encode())
             stores.follow()  # what the till sold at a handover
 
         reader = FlakyShopify(client, rng)
@@ -482,6 +491,7 @@ async def test_held_units_equal_shopifys_committed_after_races_duplicates_and_an
                     or pipes.held
                     or pipes.pickups
                     or pipes.sitoo_events
+                    or pipes.checks
                     or reads.backlog
                 )
 

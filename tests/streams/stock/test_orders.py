@@ -150,6 +150,7 @@ class Output:
     dead: list[tuple[OrderRecord, str]] = field(default_factory=list)
     pickups: list[PickupCommand] = field(default_factory=list)
     exceptions: list[ExceptionRecord] = field(default_factory=list)
+    checks: list[int] = field(default_factory=list)  # Sitoo orders to read for lost steps
 
     async def held(self, records: Sequence[HeldUnits | OrderPlaced]) -> None:
         for r in records:
@@ -166,6 +167,9 @@ class Output:
 
     async def pickup(self, command: PickupCommand) -> None:
         self.pickups.append(command)
+
+    async def check_pickup(self, sitoo_order_id: int) -> None:
+        self.checks.append(sitoo_order_id)
 
     async def exception(self, record: ExceptionRecord) -> None:
         self.exceptions.append(record)
@@ -1055,3 +1059,39 @@ async def test_a_pickup_routed_where_no_store_is_mapped_is_raised_once_then_clea
     await w.webhook(state(fo(1, 11, ("A", 1), method="PICK_UP")), "fulfillment_orders/moved")
     assert [(e.type, e.cleared) for e in w.out.exceptions][-1] == ("pickup_location_unmapped", True)
     assert [c.externalid for c in w.out.pickups] == ["fo-1-11"]
+
+
+async def test_the_sweep_asks_for_a_check_of_each_open_pickup_in_sitoo() -> None:
+    """A pickup's steps at the till come as Sitoo events, which Sitoo drops after its retries:
+    each read of the sweep asks the handover to read the Sitoo order of every open pickup."""
+    w = World({("A", 12): 10})
+    await w.webhook(state(fo(1, 12, ("A", 2), method="PICK_UP")), "orders/create")
+    await w.webhook(None, DERIVE_TOPIC)  # the sweep, before Sitoo confirmed the order
+    assert w.out.checks == []
+    answer = PickupInSitoo(
+        externalid="fo-1-12", order_id=ORDER, fulfilment_order_id=1, sitoo_order_id=5, at=w.now
+    )
+    await w.holds.take(
+        OrderRecord(PICKUP_IN_SITOO_TOPIC, str(ORDER).encode(), answer.model_dump_json().encode())
+    )
+    await w.webhook(None, "orders/updated")  # a webhook's read asks for none
+    assert w.out.checks == []
+    await w.webhook(None, DERIVE_TOPIC)
+    assert w.out.checks == [5]
+    # handed over in Sitoo: nothing left to check
+    handed = PickupHandedOver(
+        externalid="fo-1-12",
+        order_id=ORDER,
+        fulfilment_order_id=1,
+        location_id=12,
+        took={"A": 2},
+        at=w.now,
+        delivered_at=w.now,
+    )
+    await w.holds.take(
+        OrderRecord(
+            PICKUP_HANDED_OVER_TOPIC, str(ORDER).encode(), handed.model_dump_json().encode()
+        )
+    )
+    await w.webhook(None, DERIVE_TOPIC)
+    assert w.out.checks == [5]

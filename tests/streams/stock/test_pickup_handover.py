@@ -29,6 +29,7 @@ from tillsync.schemas.sitoo import SitooEvent
 from tillsync.streams.stock.pickup_handover import (
     ANSWERED,
     ASKED,
+    CHECK,
     COLLECTED,
     READY,
     REJECTED,
@@ -301,3 +302,25 @@ async def test_a_step_that_is_not_one_is_dead_lettered_and_acknowledged(shop: Sh
     await shop.handover.accept_events([record])
     assert acks.events == [record] and shop.told.dead[0].startswith("invalid")
     assert shop.handover.holding() == 0
+
+
+async def test_a_check_finds_the_steps_whose_events_sitoo_lost(shop: Shop) -> None:
+    """The order flow's sweep asks for a check of each open pickup in Sitoo: the steps whose
+    events never came are read off the order itself, each still told once."""
+    _, ready_fo, ready = await _in_sitoo(shop, (0, 1))
+    order_id, _, collected = await _in_sitoo(shop, (1, 2))
+    _, _, rejected = await _in_sitoo(shop, (2, 1))
+    _, open_fo, still_open = await _in_sitoo(shop, (3, 1))
+    shop.sitoo.state.ready_for_pickup(ready)
+    shop.sitoo.state.collect(collected)
+    shop.sitoo.state.reject_pickup(rejected, "wrong size")
+    for n in (1, 2):  # the sweep comes again: nothing more
+        for made in (ready, collected, rejected, still_open):
+            await shop.handover.take(_step(made, CHECK, n))
+    state = shop.shopify.state
+    assert state.fulfillment_orders[ready_fo].ready_emails == 1
+    assert state.fulfillment_orders[open_fo].ready_emails == 0
+    [fulfilment] = [state.fulfillments[i] for i in state.orders[order_id].fulfillment_ids]
+    assert sum(n for _, n in fulfilment.lines) == 2
+    assert [e.type for e in shop.told.exceptions] == ["pickup_rejected"]
+    assert [r.sitoo_order_id for r in shop.told.ready_told] == [ready]

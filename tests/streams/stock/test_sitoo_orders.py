@@ -280,3 +280,29 @@ async def test_the_agent_never_waits_on_sitoo_and_acks_a_record_once_carried_out
     assert len(_open_orders(shop, first.externalid)) == 1
     assert len(_open_orders(shop, second.externalid)) == 1
     assert shop.platforms.posts == 2 and shop.sink.holding() == 0
+
+
+async def test_an_export_its_cancel_overtook_while_sitoo_was_down_is_never_made(
+    shop: Shop,
+) -> None:
+    """One pickup's commands share a key: the cancel supersedes the export still waiting, and
+    answers that Sitoo has no order (the order's flow then writes the Move Out itself)."""
+    _, _, export = _pickup(shop, (0, 1))
+    cancel = export.model_copy(update={"action": PickupAction.CANCEL})
+    acks = Acks()
+    shop.sink.ack = acks
+    shop.sitoo.set_faults(outage_for_s=0.5)
+    records = [
+        event(export.model_dump_json().encode(), offset=1),
+        event(cancel.model_dump_json().encode(), offset=2),
+    ]
+    await shop.sink.accept_events(records)
+    assert acks.events == [records[0]]  # superseded: the cancel keeps the offset behind both
+    writer = asyncio.create_task(shop.sink.run_writer())
+    try:
+        await until(lambda: len(acks.events) == 2, "the cancel carried out", timeout=10.0)
+    finally:
+        writer.cancel()
+    assert _open_orders(shop, export.externalid) == [] and shop.platforms.posts == 0
+    [answer] = shop.out.answers
+    assert answer.state.value == "absent"
