@@ -21,6 +21,7 @@ BENCHES: dict[str, list[str]] = {
     "stock_latency": ["-m", "bench.stock_latency"],
     "shopify_ceiling": ["-m", "bench.shopify_ceiling"],
     "oversell": ["-m", "bench.oversell"],
+    "pickup_latency": ["-m", "bench.pickup_latency"],
 }
 
 

@@ -141,14 +141,39 @@ class ExceptionType(StrEnum):
     SITOO_STOCK_WRITE_FAILED = "sitoo_stock_write_failed"
     DUPLICATE_SKU = "duplicate_sku"  # several Shopify items claim one SKU
     RENAMED_SKU = "renamed_sku"  # an item's SKU changed under a position
+    # click & collect (flows.md, A)
+    PICKUP_NOT_IN_SITOO = "pickup_not_in_sitoo"  # Sitoo refused the pickup's order
+    PICKUP_NOT_IN_STORE = "pickup_not_in_store"  # no Sitoo order in time after routing
+    PICKUP_NOT_READY = "pickup_not_ready"
+    PICKUP_UNCOLLECTED = "pickup_uncollected"
+    PICKUP_OPEN_IN_SHOPIFY = "pickup_open_in_shopify"  # collected in Sitoo, open in Shopify
+    PICKUP_LOCATION_UNMAPPED = "pickup_location_unmapped"
+    PICKUP_SKU_UNMAPPED = "pickup_sku_unmapped"
+    PICKUP_REJECTED = "pickup_rejected"
+    PICKUP_READY_UNKNOWN = "pickup_ready_unknown"  # a crash between the ask and its answer
+    PICKUP_READY_REFUSED = "pickup_ready_refused"
+    PICKUP_FULFILMENT_REFUSED = "pickup_fulfilment_refused"
+    PICKUP_STEP_FAILED = "pickup_step_failed"
 
 
-# the team each sink hands its failures to: the series created at 0
+# the team each exception goes to: the series created at 0
 EXCEPTION_OWNERS = {
     ExceptionType.SHOPIFY_INVENTORY_WRITE_FAILED: Owner.ECOMMERCE,
     ExceptionType.SITOO_STOCK_WRITE_FAILED: Owner.STORE_OPS,
     ExceptionType.DUPLICATE_SKU: Owner.ECOMMERCE,
     ExceptionType.RENAMED_SKU: Owner.ECOMMERCE,
+    ExceptionType.PICKUP_NOT_IN_SITOO: Owner.ENGINEERING,
+    ExceptionType.PICKUP_NOT_IN_STORE: Owner.ENGINEERING,
+    ExceptionType.PICKUP_NOT_READY: Owner.STORE_OPS,
+    ExceptionType.PICKUP_UNCOLLECTED: Owner.ECOMMERCE,
+    ExceptionType.PICKUP_OPEN_IN_SHOPIFY: Owner.ENGINEERING,
+    ExceptionType.PICKUP_LOCATION_UNMAPPED: Owner.ENGINEERING,
+    ExceptionType.PICKUP_SKU_UNMAPPED: Owner.ECOMMERCE,
+    ExceptionType.PICKUP_REJECTED: Owner.ECOMMERCE,
+    ExceptionType.PICKUP_READY_UNKNOWN: Owner.ECOMMERCE,
+    ExceptionType.PICKUP_READY_REFUSED: Owner.ECOMMERCE,
+    ExceptionType.PICKUP_FULFILMENT_REFUSED: Owner.ECOMMERCE,
+    ExceptionType.PICKUP_STEP_FAILED: Owner.ENGINEERING,
 }
 
 
@@ -502,6 +527,55 @@ pickup_orders = Counter(
     "Pickup orders made, found made before, cancelled or left, in Sitoo",
     ["action", "outcome"],
     registry=REGISTRY,
+)
+# a pickup's steps at the store take minutes to days; its fulfilment in Shopify seconds
+PICKUP_STEP_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200)
+
+
+class PickupStepName(StrEnum):
+    READY = "ready"  # its Sitoo order made, to ready at the till
+    COLLECTED = "collected"  # ready, to handed over at the till
+    FULFILLED = "fulfilled"  # handed over in Sitoo, to its fulfilment in Shopify
+
+
+class PickupAge(StrEnum):
+    UNDER_15M = "<15m"
+    UNDER_1H = "15m-1h"
+    UNDER_4H = "1h-4h"
+    UNDER_1D = "4h-24h"
+    OVER_1D = ">24h"
+
+
+def pickup_age(seconds: float) -> PickupAge:
+    for limit, age in (
+        (900, PickupAge.UNDER_15M),
+        (3600, PickupAge.UNDER_1H),
+        (14400, PickupAge.UNDER_4H),
+        (86400, PickupAge.UNDER_1D),
+    ):
+        if seconds < limit:
+            return age
+    return PickupAge.OVER_1D
+
+
+pickup_step = Histogram(
+    "tillsync_pickup_step_seconds",
+    "A pickup's steps at its store, by step and store (Shopify location id): ready (Sitoo "
+    "order made to ready at the till), collected (ready to handed over), fulfilled (handed "
+    "over in Sitoo to its fulfilment in Shopify)",
+    ["step", "location"],
+    buckets=PICKUP_STEP_BUCKETS,
+    registry=REGISTRY,
+)
+pickups_open = Fixed(
+    Gauge(
+        "tillsync_open_pickup_orders",
+        "Pickups asked of Sitoo and not yet handed over or cancelled, by age since routed "
+        "(this worker's partitions)",
+        ["age"],
+        registry=REGISTRY,
+    ),
+    age=PickupAge,
 )
 pickup_to_sitoo = Histogram(
     "tillsync_pickup_to_sitoo_seconds",

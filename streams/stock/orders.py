@@ -37,6 +37,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -147,6 +148,7 @@ class OrderTrack(BaseModel):
     # the order's Sitoo pickup orders by externalid (``tillsync.streams.stock.pickups``)
     pickups: dict[str, PickupTrack] = Field(default_factory=dict)
     unmapped_pickups: list[int] = Field(default_factory=list)  # raised, not cleared
+    skuless_pickups: list[int] = Field(default_factory=list)  # raised, not cleared
     holding: bool = False  # units still open (or fulfilments pending): the sweep reads it
     read_at: float = 0.0
     # reads that failed in a row, and when the sweep tries the next: a deferred read is never
@@ -366,6 +368,10 @@ class OrderHolds:
                             }
                         )
                 elif answer.state is SitooPickupState.READY:
+                    if not known.ready_at and known.in_sitoo_at:
+                        metrics.pickup_step.labels(
+                            step=metrics.PickupStepName.READY, location=str(known.location_id)
+                        ).observe(max(0.0, answer.at - known.in_sitoo_at))
                     known = known.model_copy(update={"ready_at": known.ready_at or answer.at})
                 else:
                     known = known.model_copy(update={"said": answer.state.value})
@@ -376,6 +382,10 @@ class OrderHolds:
                     fulfilment_order_id=handed.fulfilment_order_id,
                     location_id=handed.location_id,
                 )
+                if not known.handed_over and known.ready_at:
+                    metrics.pickup_step.labels(
+                        step=metrics.PickupStepName.COLLECTED, location=str(known.location_id)
+                    ).observe(max(0.0, handed.at - known.ready_at))
                 track.pickups[handed.externalid] = known.model_copy(
                     update={
                         "handed_over": True,
@@ -520,6 +530,10 @@ class OrderHolds:
             state, self.locations, track.unmapped_pickups
         )
         told += unmapped
+        skuless, track.skuless_pickups = pickups.unmapped_lines(
+            state, self.locations, track.skuless_pickups
+        )
+        told += skuless
         for late in told:
             await self.output.exception(_exception_of(order_id, late, now))
 
@@ -528,15 +542,20 @@ class OrderHolds:
         order still holding, unread for a sweep interval and not asked for within one (a read
         asked for may still be queued)."""
         out: list[int] = []
+        ages: Counter[metrics.PickupAge] = Counter()
         for key, value in tracks:
             if not value:
                 continue
             track = OrderTrack.model_validate_json(value)
+            for seconds in pickups.open_ages(track.pickups, now):
+                ages[metrics.pickup_age(seconds)] += 1
             order_id = int(key)
             if not self._is_due(track, self._asked.get(order_id, 0.0), now):
                 continue
             self._asked[order_id] = now
             out.append(order_id)
+        for bucket in metrics.PickupAge:
+            metrics.pickups_open.labels(age=bucket).set(ages[bucket])
         return out
 
     def _answered(self) -> None:

@@ -268,6 +268,54 @@ def unmapped(
     return told, sorted(now_unmapped)
 
 
+def unmapped_lines(
+    state: OrderFulfilmentState, locations: LocationMap, raised: Sequence[int]
+) -> tuple[list[Overdue], list[int]]:
+    """Pickups at a store with a line still to pick up that has no SKU (a custom item, a
+    product without one): Sitoo's order cannot carry it, so the store never sees it. Raised
+    once per fulfilment order for e-commerce (give the product a SKU Sitoo knows, or hand the
+    line over by hand), cleared once the pickup ends. Returns what to tell and the fulfilment
+    orders raised now."""
+    now_unmapped = {
+        fo.id: sum(1 for line in fo.lines if not line.sku and line.remaining > 0)
+        for fo in state.fulfilment_orders
+        if fo.method == PICK_UP
+        and fo.status not in ENDED
+        and fo.location_id is not None
+        and locations.by_shopify(fo.location_id) is not None
+        and any(not line.sku and line.remaining > 0 for line in fo.lines)
+    }
+    kind = "pickup_sku_unmapped"
+    told = [
+        Overdue(f"fo-{fo}", kind, Owner.ECOMMERCE, False, "cleared")
+        for fo in raised
+        if fo not in now_unmapped
+    ]
+    told += [
+        Overdue(
+            f"fo-{fo}",
+            kind,
+            Owner.ECOMMERCE,
+            True,
+            f"{n} line(s) of this pickup have no SKU: its Sitoo order leaves them out, so the "
+            "store will not see them; give the product a SKU Sitoo knows, or hand it over by hand",
+        )
+        for fo, n in sorted(now_unmapped.items())
+        if fo not in raised
+    ]
+    return told, sorted(now_unmapped)
+
+
+def open_ages(tracks: Mapping[str, PickupTrack], now: float) -> list[float]:
+    """Seconds since each pickup still at its store was asked of Sitoo (not handed over, no
+    cancel asked for)."""
+    return [
+        now - t.asked_at
+        for t in tracks.values()
+        if t.asked_at and not t.handed_over and not t.cancelled
+    ]
+
+
 def open_in_sitoo(tracks: Mapping[str, PickupTrack]) -> list[int]:
     """The Sitoo orders of the pickups Sitoo made that may still be readied, rejected or
     handed over there (not handed over yet, no cancel asked for)."""

@@ -55,7 +55,7 @@ def test_every_tillsync_name_ends_in_its_unit_and_no_created_series_are_exported
     exported = {n for n in names(scrape()) if n.startswith("tillsync_")}
     assert exported, "no tillsync_ samples: the label sets were not created at 0"
     assert not [n for n in exported if n.endswith("_created")]
-    units = ("_total", "_seconds", "_bucket", "_count", "_sum", "_positions", "_writes")
+    units = ("_total", "_seconds", "_bucket", "_count", "_sum", "_positions", "_writes", "_orders")
     assert [n for n in exported if not n.endswith(units)] == []
 
 

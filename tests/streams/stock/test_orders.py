@@ -34,6 +34,7 @@ from tillsync.schemas.events import (
 from tillsync.schemas.locations import Location, LocationMap
 from tillsync.schemas.sitoo import WarehouseTransactionIn
 from tillsync.streams.echoes import Echoes
+from tillsync.streams.metrics import REGISTRY
 from tillsync.streams.skus import SkuIndex
 from tillsync.streams.stock.held_units import derive
 from tillsync.streams.stock.order_topics import (
@@ -1061,6 +1062,21 @@ async def test_a_pickup_routed_where_no_store_is_mapped_is_raised_once_then_clea
     assert [c.externalid for c in w.out.pickups] == ["fo-1-11"]
 
 
+async def test_a_pickup_line_without_a_sku_is_raised_once_then_cleared() -> None:
+    """Sitoo's order carries the lines with a SKU only: the store never sees the others."""
+    w = World({("A", 12): 10})
+    await w.webhook(state(fo(1, 12, ("A", 1), ("", 1), method="PICK_UP")), "orders/create")
+    await w.webhook(None)
+    assert [(e.type, e.owner.value, e.cleared, e.key) for e in w.out.exceptions] == [
+        ("pickup_sku_unmapped", "e-commerce", False, "fo-1")
+    ]
+    assert [c.externalid for c in w.out.pickups] == ["fo-1-12"]  # the rest goes to the store
+    # picked up in Shopify: nothing left to hand over, cleared
+    await w.webhook(state(fo(1, 12, ("A", 0), ("", 0), method="PICK_UP", status="CLOSED")))
+    assert [(e.type, e.cleared) for e in w.out.exceptions][-1] == ("pickup_sku_unmapped", True)
+    assert len(w.out.exceptions) == 2
+
+
 async def test_the_sweep_asks_for_a_check_of_each_open_pickup_in_sitoo() -> None:
     """A pickup's steps at the till come as Sitoo events, which Sitoo drops after its retries:
     each read of the sweep asks the handover to read the Sitoo order of every open pickup."""
@@ -1095,3 +1111,56 @@ async def test_the_sweep_asks_for_a_check_of_each_open_pickup_in_sitoo() -> None
     )
     await w.webhook(None, DERIVE_TOPIC)
     assert w.out.checks == [5]
+
+
+async def test_a_pickups_steps_at_its_store_are_timed_and_open_ones_counted_by_age() -> None:
+    w = World({("A", 12): 10})
+
+    def observed(step: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "tillsync_pickup_step_seconds_sum", {"step": step, "location": "12"}
+        )
+        return value or 0.0
+
+    def open_now(age: str) -> float:
+        return REGISTRY.get_sample_value("tillsync_open_pickup_orders", {"age": age}) or 0.0
+
+    ready0, collected0 = observed("ready"), observed("collected")
+    await w.webhook(state(fo(1, 12, ("A", 1), method="PICK_UP")), "orders/create")
+    made = w.now
+    key = str(ORDER).encode()
+    answers = [
+        PickupInSitoo(
+            externalid="fo-1-12", order_id=ORDER, fulfilment_order_id=1, sitoo_order_id=5, at=made
+        ),
+        PickupInSitoo(
+            externalid="fo-1-12",
+            order_id=ORDER,
+            fulfilment_order_id=1,
+            sitoo_order_id=5,
+            at=made + 600,
+            state=SitooPickupState.READY,
+        ),
+    ]
+    for answer in answers + answers[1:]:  # the ready told twice: timed once
+        await w.holds.take(
+            OrderRecord(PICKUP_IN_SITOO_TOPIC, key, answer.model_dump_json().encode())
+        )
+    assert observed("ready") - ready0 == 600
+    w.holds.due(list(w.tracks.items()), made + 1800)
+    assert open_now("15m-1h") == 1 and open_now("<15m") == 0
+    handed = PickupHandedOver(
+        externalid="fo-1-12",
+        order_id=ORDER,
+        fulfilment_order_id=1,
+        location_id=12,
+        took={"A": 1},
+        at=made + 4200,
+        delivered_at=made + 4200,
+    )
+    await w.holds.take(
+        OrderRecord(PICKUP_HANDED_OVER_TOPIC, key, handed.model_dump_json().encode())
+    )
+    assert observed("collected") - collected0 == 3600
+    w.holds.due(list(w.tracks.items()), made + 4300)
+    assert sum(open_now(a) for a in ("<15m", "15m-1h", "1h-4h", "4h-24h", ">24h")) == 0
