@@ -23,6 +23,9 @@ from tillsync_sim.scenario.harness import Harness
 from tillsync_sim.scenario.move_out_latency import MoveOutClock
 from tillsync_sim.scenario.network import NetworkSpec
 
+# the driver's mix with click & collect: pickups placed online, readied and collected at the till
+DEMO_MIX = Mix(pickup_order=4, pickup_at_till=6)
+
 
 def _buckets(text: str) -> dict[float, float]:
     """Cumulative counts of tillsync_sync_latency_seconds{flow="stock"} by upper bound."""
@@ -106,10 +109,12 @@ async def _live(h: Harness, run: Run, base: _Baseline) -> str:
     now = _buckets(text)
     p50, p99 = _quantile(now, base.buckets, 0.5), _quantile(now, base.buckets, 0.99)
     events = sample(text, "tillsync_events_in_total") - base.events
+    pickups = quantile(buckets(text, "tillsync_pickup_to_sitoo_seconds"), 0.5)
     return (
         f"actions {run.actions:>6}  events/s {events / elapsed:>6.0f}  "
         f"lag {int(sample(text, 'tillsync_consumer_lag_records')):>5}  "
         f"sync p50 <= {p50 or 0:.2f}s p99 <= {p99 or 0:.2f}s  "
+        f"pickup to store p50 <= {0 if math.isnan(pickups) else pickups:.2f}s  "
         f"drift open {int(sample(text, 'tillsync_drift_open_positions'))} "
         f"detected {int(sample(text, 'tillsync_drift_detected_total') - base.detected)} "
         f"healed {int(sample(text, 'tillsync_drift_healed_total') - base.healed)}"
@@ -150,7 +155,7 @@ async def _run(
         click.echo("worker ready: snapshot taken, stock flow running")
         await _initial_sync(h, spec.stores * spec.skus)
         assert h.network is not None and h.shopify is not None and h.sitoo is not None
-        driver = Driver(h.network, h.shopify, h.sitoo, mix=Mix())
+        driver = Driver(h.network, h.shopify, h.sitoo, mix=DEMO_MIX)
         base = await _baseline(h)
         moves = MoveOutClock(h.network, h.shopify, h.sitoo)
         stop_clock = asyncio.Event()

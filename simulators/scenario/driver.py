@@ -1,8 +1,9 @@
 """The scenario driver: a mix of store and online activity played against both simulators.
 
 Till sales, deliveries and returns happen in Sitoo; online orders (shipped from a store), their
-fulfilment and staff edits of inventory happen in Shopify. The mix and the rate are settings;
-the random choices come from one seed, so a run is repeatable.
+fulfilment and staff edits of inventory happen in Shopify; pickup orders are placed in Shopify
+and readied and collected at the till, on the Sitoo order tillsync made of each. The mix and
+the rate are settings; the random choices come from one seed, so a run is repeatable.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class Mix:
     online_order: float = 12
     fulfilment: float = 6
     admin_edit: float = 2
+    # click & collect, played by the demo: a pickup order at a store, and a step at that
+    # store's till on the Sitoo order tillsync made of it (ready, then collected)
+    pickup_order: float = 0
+    pickup_at_till: float = 0
 
 
 @dataclass
@@ -59,6 +64,8 @@ class Driver:
         self.rng = random.Random(seed)
         self._sales: list[tuple[int, int, str]] = []  # (storeid, orderid, sku) for returns
         self._open_orders: list[int] = []  # Shopify fulfillment order ids
+        # pickup fulfilment orders still at the store: externalid of their Sitoo order -> ready
+        self._pickups: dict[str, bool] = {}
         self.run = Run()
         self._actions: list[tuple[str, Callable[[], bool]]] = [
             ("till_sale", self.till_sale),
@@ -67,6 +74,8 @@ class Driver:
             ("online_order", self.online_order),
             ("fulfilment", self.fulfilment),
             ("admin_edit", self.admin_edit),
+            ("pickup_order", self.pickup_order),
+            ("pickup_at_till", self.pickup_at_till),
         ]
         self._weights = [getattr(mix, name) for name, _ in self._actions]
 
@@ -112,6 +121,37 @@ class Driver:
         )
         self._open_orders.extend(order.fulfillment_order_ids)
         return True
+
+    def pickup_order(self) -> bool:
+        i, sku = self._pick()
+        store = self.network.stores[i]
+        item = self.shopify.state.item_for(sku)
+        level = self.shopify.state.levels.get((item.id, store.shopify_location_id))
+        if level is None or level.get("available") < 1:
+            return False
+        order = self.shopify.state.place_order(
+            [(sku, 1)], location_id=store.shopify_location_id, delivery="PICK_UP"
+        )
+        for fo in order.fulfillment_order_ids:
+            self._pickups[f"fo-{fo}-{store.shopify_location_id}"] = False
+        return True
+
+    def pickup_at_till(self) -> bool:
+        """The oldest pickup whose Sitoo order tillsync has made: marked ready at the till, or
+        collected once it was ready. False while no pickup's Sitoo order is there yet."""
+        state = self.sitoo.state
+        for externalid, ready in self._pickups.items():
+            orderid = state.orders_by_externalid.get(externalid)
+            if orderid is None or state.orders[orderid].state != 0:
+                continue
+            if ready:
+                state.collect(orderid)
+                del self._pickups[externalid]
+            else:
+                state.ready_for_pickup(orderid)
+                self._pickups[externalid] = True
+            return True
+        return False
 
     def fulfilment(self) -> bool:
         if not self._open_orders:

@@ -20,9 +20,11 @@ order, and acts only on one tillsync made (externalid ``fo-...`` and the web-ord
   partial pickup finishing later fulfils only what is still owed.
 - pickup rejected: an exception for e-commerce, once: what to do with the order (cancel and
   refund, or move it) is a person's decision here.
-- check: Sitoo gives up on an event it could not deliver after its retries, so the order
-  flow's sweep asks for a check of each open pickup in Sitoo (every ``order_sweep_seconds``):
-  the order is read and each step it shows is taken as above.
+
+Each step reads the order and takes every step it shows as above, not only the one its event
+named: one order's events reach us through different partitions, in any order. Sitoo gives up
+on an event it could not deliver after its retries, so the order flow's sweep also asks for a
+check of each open pickup in Sitoo (every ``order_sweep_seconds``), which reads it the same way.
 
 The ``sitoo-pickups`` agent only takes the steps into a backlog; a writer task carries them out
 (``command_writer.py``), so a platform's outage never holds up the worker's other agents. A
@@ -275,18 +277,15 @@ class PickupHandover(CommandWriter[PickupStep]):
         ref = pickup_ref(order)
         if ref is None:
             return  # not a pickup tillsync made
-        if step.step == READY:
-            await self._ready(order, ref)
-        elif step.step == COLLECTED:
-            await self._collected(order, ref)
-        elif step.step == REJECTED:
-            await self._rejected(order, ref)
-        elif step.step == CHECK:
-            await self._check(order, ref)
+        await self._check(order, ref)
 
     async def _check(self, order: Order, ref: PickupRef) -> None:
-        """Each step the order itself shows, as its event would have told it: each is still
-        told once (the steps table, and a handover fulfils only what is still owed)."""
+        """Each step the order itself shows now, whichever step's event (or the sweep's check)
+        asked: each is still told once (the steps table, and a handover fulfils only what is
+        still owed). Not the step the event named: one order's events come through different
+        partitions of Sitoo's raw events, so its ready may come after its collect, and a newer
+        step of an order supersedes one still waiting (a lifecycle e2e run: a ready that came
+        after its collect left the handover untold)."""
         logged = {i.orderlogtypeid for i in order.orderlogitems}
         if ORDERLOG_PICKUP_REJECTED in logged:
             await self._rejected(order, ref)

@@ -219,6 +219,7 @@ async def test_ready_in_sitoo_marks_shopify_prepared_once_whatever_repeats(shop:
 
 async def test_a_ready_asked_before_a_crash_is_not_asked_again_but_told(shop: Shop) -> None:
     _, fo, made = await _in_sitoo(shop, (0, 1))
+    shop.sitoo.state.ready_for_pickup(made)
     shop.steps[f"ready:{made}"] = ASKED  # the worker died between the ask and its answer
     await shop.handover.take(_step(made, READY))
     assert shop.shopify.state.fulfillment_orders[fo].ready_emails == 0
@@ -324,3 +325,26 @@ async def test_a_check_finds_the_steps_whose_events_sitoo_lost(shop: Shop) -> No
     assert sum(n for _, n in fulfilment.lines) == 2
     assert [e.type for e in shop.told.exceptions] == ["pickup_rejected"]
     assert [r.sitoo_order_id for r in shop.told.ready_told] == [ready]
+
+
+async def test_a_ready_that_comes_after_its_collect_still_hands_the_pickup_over(
+    shop: Shop,
+) -> None:
+    """One order's events come through different partitions of Sitoo's raw events: its ready
+    may reach the handover after its collect, and supersede it while it waits."""
+    order_id, fo, made = await _in_sitoo(shop, (0, 1))
+    shop.sitoo.state.ready_for_pickup(made)
+    shop.sitoo.state.collect(made)
+    acks = Acks()
+    shop.handover.ack = acks
+    records = [event(_step(made, COLLECTED), offset=1), event(_step(made, READY), offset=2)]
+    await shop.handover.accept_events(records)
+    writer = asyncio.create_task(shop.handover.run_writer())
+    try:
+        await until(lambda: len(acks.events) == 2, "both steps acknowledged", timeout=10.0)
+    finally:
+        writer.cancel()
+    state = shop.shopify.state
+    assert state.fulfillment_orders[fo].status == "CLOSED"
+    assert len(state.orders[order_id].fulfillment_ids) == 1 and len(shop.told.handed) == 1
+    assert state.fulfillment_orders[fo].ready_emails == 0  # collected already: no email
