@@ -24,7 +24,7 @@ from tillsync_sim.scenario.move_out_latency import MoveOutClock
 from tillsync_sim.scenario.network import NetworkSpec
 
 # the driver's mix with click & collect: pickups placed online, readied and collected at the till
-DEMO_MIX = Mix(pickup_order=4, pickup_at_till=6)
+DEMO_MIX = Mix(pickup_order=1, pickup_at_till=2)
 
 
 def _buckets(text: str) -> dict[float, float]:

@@ -122,6 +122,9 @@ class Oversell:
     # change in whole seconds): an oversell this soon after a till sale is the race no sync
     # can win, one long after it is a level tillsync left wrong
     since_sitoo_change: float
+    # seconds since staff last edited the level in the Shopify admin: an edit up is drift
+    # tillsync undoes, and an order in the moment before it does is the same race
+    since_staff_edit: float = float("inf")
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,11 @@ class OrderLife:
             return float("inf")
         return state.clock() - item.datelastmodified
 
+    def _since_staff_edit(self, location_id: int, sku: str) -> float:
+        state = self.shopify.state
+        edited = state.staff_edited.get((state.item_for(sku).id, location_id))
+        return float("inf") if edited is None else time.monotonic() - edited
+
     def _level(self, sku: str, location_id: int) -> tuple[int, int]:
         state = self.shopify.state
         level = state.levels.get((state.item_for(sku).id, location_id))
@@ -333,13 +341,14 @@ class OrderLife:
                 self.free(location_id, sku),
                 self._level(sku, location_id)[0],
                 self._since_sitoo_change(location_id, sku),
+                self._since_staff_edit(location_id, sku),
             )
             for sku, n in units.items()
         ]
         delivery = "PICK_UP" if plan.startswith("pickup") else "SHIPPING"
         order = self.shopify.state.place_order(lines, location_id=location_id, delivery=delivery)
         window = self.window()
-        for sku, n, free, shown, since in judged:
+        for sku, n, free, shown, since, edited in judged:
             over = max(0, n - max(0, free))
             if over:
                 self.oversold[window] += over
@@ -355,6 +364,7 @@ class OrderLife:
                         free,
                         shown,
                         since,
+                        edited,
                     )
                 )
         self.placed[plan] += 1

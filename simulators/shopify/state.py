@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -86,6 +87,9 @@ class ShopState:
         self.customers: dict[int, Customer] = {}
         self.subscriptions: dict[int, WebhookSubscription] = {}
         self._sku_index: dict[str, int] = {}
+        # (inventory item, location) -> time.monotonic() of the last staff edit in the admin:
+        # a scenario tells an oversell in the moment before tillsync undoes an edit up apart
+        self.staff_edited: dict[tuple[int, int], float] = {}
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -244,6 +248,7 @@ class ShopState:
             level.add(name, delta)
         else:
             raise SimError("give quantity or delta")
+        self.staff_edited[(item.id, location_id)] = time.monotonic()
         self._notify_levels([level])
         return level
 

@@ -528,9 +528,9 @@ def register(ctx: Context) -> None:
     async def pick_out(stream: faust.StreamT[bytes]) -> None:
         # quick: each Events SPI event in, its pickup step out, keyed by Sitoo order. The steps
         # are in Kafka before the window's records are acknowledged (``take`` acknowledges them
-        # once this body returns): a step left in the producer's buffer by a crash was lost for
-        # good, since Sitoo does not send its event again (a lifecycle e2e run: two pickups
-        # collected just before a SIGKILL never reached Shopify)
+        # once this body returns): a step left in the producer's buffer by a crash would be
+        # lost, since Sitoo does not send its event again (the sweep's check finds it, minutes
+        # later)
         async for values in stream.take(WINDOW, within=WINDOW_SECONDS):
             sent = []
             for value in values:

@@ -93,9 +93,10 @@ SHOPIFY_OUTAGE = 180.0  # ... and 503 until this long after the start
 SITOO_OUTAGE = 60.0
 WORKER_DOWN_ACTIONS = int(10 * RATE)  # the shops trade ~10 s with no worker
 CONVERGE_WITHIN = 90.0
-# an online order this soon after a till sale took the unit it buys is the race no sync can
-# win (the level in Shopify is right a moment later); the buffer of 1 hides most such races,
-# a sale of two units does not. Outside every fault window that is the only oversell allowed
+# an online order this soon after a till sale took the unit it buys, or after staff edited the
+# level up in the Shopify admin, is the race no sync can win (the level in Shopify is right a
+# moment later); the buffer of 1 hides most such races, a sale of two units or an edit of +3
+# does not. Outside every fault window that is the only oversell allowed
 RACE_SECONDS = 5.0
 KNOWN_LATE_OVERSELLS = 1
 # the store mix without the Driver's own online orders: OrderLife places every one
@@ -537,8 +538,13 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
     # nothing dead-lettered: not in any scrape, not in Kafka
     assert monitor.dead_letters_seen == 0 and final.dead_letters == 0 and dead == 0
     # nothing oversold while tillsync was up to date, but for an order a moment after the till
-    # sale that took its unit: a level left wrong any longer would be tillsync's failure
-    late = [o for o in in_normal if o.since_sitoo_change > RACE_SECONDS]
+    # sale that took its unit or the staff edit that showed it: a level left wrong any longer
+    # would be tillsync's failure
+    late = [
+        o
+        for o in in_normal
+        if o.since_sitoo_change > RACE_SECONDS and o.since_staff_edit > RACE_SECONDS
+    ]
     late_stories = [(o, await _story(h, life, o.sku, o.location_id)) for o in late[:3]]
     # KNOWN DEFECT (issue 11, open): in two fresh-clone CI runs one unit was oversold in normal
     # trading with Sitoo unchanged there for minutes (a held unit missing for a while, cause
