@@ -326,6 +326,9 @@ class PickupInSitoo(BaseModel):
     sitoo_order_id: Id = 0
     at: UnixTime
     state: SitooPickupState = SitooPickupState.OPEN
+    # when the order's card authorisation lapses, if checkout only authorised it (an export's
+    # answer): past it the handover can no longer capture
+    authorised_until: float = 0.0
 
 
 class PickupStepKind(StrEnum):

@@ -38,6 +38,12 @@ class PickupDeadlines(BaseModel):
     close_in_shopify_minutes: float = Field(
         15.0, gt=0, description="collected at the till, still open in Shopify (integration)"
     )
+    authorisation_margin_hours: float = Field(
+        24.0,
+        ge=0,
+        description="a card only authorised at checkout lapses within this, not collected "
+        "(finance)",
+    )
 
 
 class Location(BaseModel):

@@ -4,6 +4,7 @@ stock flow and the declared topics; and the bulk send that agents use instead of
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -27,17 +28,23 @@ class Context:
         return self.declared[spec.suffix]
 
     async def send_all(
-        self, spec: topics.TopicSpec, records: Iterable[tuple[bytes | None, bytes]]
+        self,
+        spec: topics.TopicSpec,
+        records: Iterable[tuple[bytes | None, bytes]],
+        *,
+        durable: bool = False,
     ) -> None:
         """Hand (key, value) records to the producer, partitioned by key.
 
         Cheaper than ``Topic.send`` per record (no future or callback bookkeeping of Faust's),
         and as safe: Faust flushes the producer before it commits the offsets of the events
-        that caused these records."""
+        that caused these records. ``durable`` returns only once Kafka has them all, for a
+        sender whose next step (a table write, an acknowledgement) must not be taken first."""
         name = spec.name(self.settings.app_id)
         send = self.app.producer.send
-        for key, value in records:
-            await send(name, key, value, None, None, None)
+        sent = [await send(name, key, value, None, None, None) for key, value in records]
+        if durable:
+            await asyncio.gather(*sent)
 
     async def send_to_partitions(
         self, spec: topics.TopicSpec, records: Iterable[tuple[int, bytes]]

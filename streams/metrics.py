@@ -153,6 +153,8 @@ class ExceptionType(StrEnum):
     PICKUP_READY_UNKNOWN = "pickup_ready_unknown"  # a crash between the ask and its answer
     PICKUP_READY_REFUSED = "pickup_ready_refused"
     PICKUP_FULFILMENT_REFUSED = "pickup_fulfilment_refused"
+    PICKUP_CAPTURE_REFUSED = "pickup_capture_refused"  # the money is at risk: finance
+    PICKUP_AUTHORISATION_EXPIRING = "pickup_authorisation_expiring"
     PICKUP_STEP_FAILED = "pickup_step_failed"
 
 
@@ -173,6 +175,8 @@ EXCEPTION_OWNERS = {
     ExceptionType.PICKUP_READY_UNKNOWN: Owner.ECOMMERCE,
     ExceptionType.PICKUP_READY_REFUSED: Owner.ECOMMERCE,
     ExceptionType.PICKUP_FULFILMENT_REFUSED: Owner.ECOMMERCE,
+    ExceptionType.PICKUP_CAPTURE_REFUSED: Owner.FINANCE,
+    ExceptionType.PICKUP_AUTHORISATION_EXPIRING: Owner.FINANCE,
     ExceptionType.PICKUP_STEP_FAILED: Owner.ENGINEERING,
 }
 

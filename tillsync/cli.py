@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import click
@@ -14,11 +14,26 @@ from tillsync import logs
 from tillsync.logs import LogFormat
 from tillsync.schemas.settings import ConfigError, Settings, load_settings
 
+if TYPE_CHECKING:
+    from tillsync.schemas.locations import LocationMap
+
 
 def _settings(**overrides: Any) -> Settings:
     try:
         return load_settings(**overrides)
     except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _location_map(settings: Settings) -> LocationMap:
+    """The location map the settings name, or a message that says what to fix."""
+    from tillsync.schemas.locations import LocationMapError, load_location_map
+
+    if settings.locations_file is None:
+        raise click.ClickException("set TILLSYNC_LOCATIONS_FILE to the location map")
+    try:
+        return load_location_map(settings.locations_file)
+    except LocationMapError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -272,16 +287,10 @@ def orders_show(order_id: int, workers: tuple[str, ...], since_days: float) -> N
 
     from tillsync.connectors.shopify.client import ShopifyError
     from tillsync.connectors.sitoo.client import SitooError
-    from tillsync.schemas.locations import LocationMapError, load_location_map
     from tillsync.streams.stock import journey as j
 
     settings = _settings()
-    if settings.locations_file is None:
-        raise click.ClickException("set TILLSYNC_LOCATIONS_FILE to the location map")
-    try:
-        locations = load_location_map(settings.locations_file)
-    except LocationMapError as exc:
-        raise click.ClickException(str(exc)) from None
+    locations = _location_map(settings)
     urls = workers or (f"http://{settings.web_host}:{settings.web_port}",)
     since = int(time.time() - since_days * 86400)
     try:
@@ -318,16 +327,10 @@ def reconcile() -> None:
 @click.option("--worker", default=None, help="worker URL to explain variances (pending units)")
 def reconcile_stock(heal: bool, worker: str | None) -> None:
     """Shopify's bulk export against Sitoo's warehouse items, position by position."""
-    from tillsync.schemas.locations import LocationMapError, load_location_map
     from tillsync.streams.stock import reconcile as rec
 
     settings = _settings()
-    if settings.locations_file is None:
-        raise click.ClickException("set TILLSYNC_LOCATIONS_FILE to the location map")
-    try:
-        locations = load_location_map(settings.locations_file)
-    except LocationMapError as exc:
-        raise click.ClickException(str(exc)) from None
+    locations = _location_map(settings)
     variances = rec.run(
         settings,
         locations,

@@ -39,6 +39,7 @@ from tillsync.connectors.shopify.fulfilment_state import (
     OrderFulfilmentState,
 )
 from tillsync.connectors.shopify.ids import gid, gid_tail
+from tillsync.connectors.shopify.payment import Authorisation, OrderPayment, read_payment
 from tillsync.connectors.shopify.pickup import PickupDetails, read_pickup
 from tillsync.schemas.settings import Settings
 
@@ -591,6 +592,32 @@ class ShopifyClient:
             docs.FULFILLMENT_CREATE, variables, "fulfillmentCreate", Priority.ORDER_STATE
         )
         made = payload.get("fulfillment") or {}
+        return (gid_tail(made["id"]) if made.get("id") else None), errors
+
+    async def payment(self, order_id: int) -> OrderPayment | None:
+        """An order's fulfilment orders' states and its card authorisations, with what each
+        still holds; ``None`` when Shopify has no such order."""
+        return await read_payment(self._order_state, order_id)
+
+    async def capture(
+        self, order_id: int, authorisation: Authorisation
+    ) -> tuple[int | None, list[UserErrorInfo]]:
+        """Capture what ``authorisation`` still holds (``orderCapture``, the final capture):
+        the capture's transaction id, or None with the userErrors. Not idempotent in Shopify:
+        the caller captures only what its read says is left, and a repeat is refused."""
+        variables = {
+            "input": {
+                "id": gid("Order", order_id),
+                "parentTransactionId": gid("OrderTransaction", authorisation.transaction_id),
+                "amount": str(authorisation.left),
+                "currency": authorisation.currency or None,
+                "finalCapture": True,
+            }
+        }
+        payload, errors = await self._mutate(
+            docs.ORDER_CAPTURE, variables, "orderCapture", Priority.ORDER_STATE
+        )
+        made = payload.get("transaction") or {}
         return (gid_tail(made["id"]) if made.get("id") else None), errors
 
     async def _order_state(self, document: str, variables: JSON) -> JSON:

@@ -130,7 +130,10 @@ query PickupFulfillmentOrder($id: ID!, $after: String) {
     id status
     deliveryMethod { methodType }
     assignedLocation { location { id } }
-    order { id name email displayFinancialStatus currencyCode }
+    order {
+      id name email displayFinancialStatus currencyCode
+      transactions(first: 20) { kind status authorizationExpiresAt }
+    }
     lineItems(first: 50, after: $after) {
       pageInfo { hasNextPage endCursor }
       nodes {
@@ -154,6 +157,29 @@ FULFILLMENT_CREATE = """
 mutation FulfillmentCreate($fulfillment: FulfillmentInput!, $message: String) {
   fulfillmentCreate(fulfillment: $fulfillment, message: $message) {
     fulfillment { id status displayStatus createdAt location { id } }
+    userErrors { field message }
+  }
+}
+"""
+
+ORDER_PAYMENT = """
+query OrderPayment($id: ID!) {
+  order(id: $id) {
+    id displayFinancialStatus currencyCode
+    fulfillmentOrders(first: 50) { nodes { id status } }
+    transactions(first: 50) {
+      id kind status authorizationExpiresAt
+      amountSet { shopMoney { amount currencyCode } }
+      parentTransaction { id }
+    }
+  }
+}
+"""
+
+ORDER_CAPTURE = """
+mutation OrderCapture($input: OrderCaptureInput!) {
+  orderCapture(input: $input) {
+    transaction { id kind status amountSet { shopMoney { amount currencyCode } } }
     userErrors { field message }
   }
 }
@@ -333,6 +359,8 @@ ALL_DOCUMENTS: dict[str, str] = {
     "PICKUP_FULFILLMENT_ORDER": PICKUP_FULFILLMENT_ORDER,
     "FULFILLMENT_ORDER_PREPARED_FOR_PICKUP": FULFILLMENT_ORDER_PREPARED_FOR_PICKUP,
     "FULFILLMENT_CREATE": FULFILLMENT_CREATE,
+    "ORDER_PAYMENT": ORDER_PAYMENT,
+    "ORDER_CAPTURE": ORDER_CAPTURE,
     "REFUND_CREATE": REFUND_CREATE,
     "CUSTOMERS_BY_EMAIL": CUSTOMERS_BY_EMAIL,
     "CUSTOMER_CREATE": CUSTOMER_CREATE,

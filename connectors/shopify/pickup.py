@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +44,9 @@ class PickupDetails:
     financial_status: str  # PAID, AUTHORIZED, PENDING, ...
     currency: str
     lines: tuple[PickupLine, ...]
+    # when the earliest card authorisation not yet captured in full lapses (Unix time); None
+    # when the checkout was paid, or Shopify gives no date
+    authorisation_expires_at: float | None = None
 
 
 async def read_pickup(execute: Execute, fulfilment_order_id: int) -> PickupDetails | None:
@@ -92,4 +96,23 @@ async def read_pickup(execute: Execute, fulfilment_order_id: int) -> PickupDetai
         financial_status=str(order.get("displayFinancialStatus") or "").upper(),
         currency=str(order.get("currencyCode") or ""),
         lines=tuple(lines),
+        authorisation_expires_at=_earliest_expiry(order),
     )
+
+
+def _earliest_expiry(order: JSON) -> float | None:
+    """The earliest expiry of the order's successful authorisations, while it is not paid in
+    full (a captured authorisation no longer lapses)."""
+    if str(order.get("displayFinancialStatus") or "").upper() not in (
+        "AUTHORIZED",
+        "PARTIALLY_PAID",
+    ):
+        return None
+    dates = [
+        datetime.fromisoformat(str(t["authorizationExpiresAt"]).replace("Z", "+00:00")).timestamp()
+        for t in order.get("transactions") or []
+        if t.get("kind") == "AUTHORIZATION"
+        and t.get("status") == "SUCCESS"
+        and t.get("authorizationExpiresAt")
+    ]
+    return min(dates) if dates else None

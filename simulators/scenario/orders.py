@@ -178,6 +178,9 @@ class OrderLife:
         self._unbooked: Counter[tuple[int, str]] = Counter()
         self._booked: set[str] = set()
         self._ledger_cursor = 1
+        # orders whose checkout only authorised the card (every other pickup collected at the
+        # till): tillsync captures at the handover
+        self.authorised: set[int] = set()
         # the plans whose steps at the store need tillsync's Sitoo order of the pickup are
         # left out when tillsync does not make one (``pickups_to_sitoo`` off)
         self._plans = [p for p in WEIGHTS if in_store or not set(PLANS[p]) & IN_STORE]
@@ -249,6 +252,18 @@ class OrderLife:
         state = self.shopify.state
         edited = state.staff_edited.get((state.item_for(sku).id, location_id))
         return float("inf") if edited is None else time.monotonic() - edited
+
+    def uncaptured(self) -> list[int]:
+        """Authorised orders handed over at the till in full whose card was not captured."""
+        state = self.shopify.state
+        out = []
+        for order_id in sorted(self.authorised):
+            order = state.orders[order_id]
+            fos = [state.fulfillment_orders[i] for i in order.fulfillment_order_ids]
+            collected = any(step.startswith("collect_in_sitoo") for step in self.history[order_id])
+            if collected and all(fo.status == "CLOSED" for fo in fos) and order.capturable() > 0:
+                out.append(order_id)
+        return out
 
     def _level(self, sku: str, location_id: int) -> tuple[int, int]:
         state = self.shopify.state
@@ -346,7 +361,16 @@ class OrderLife:
             for sku, n in units.items()
         ]
         delivery = "PICK_UP" if plan.startswith("pickup") else "SHIPPING"
-        order = self.shopify.state.place_order(lines, location_id=location_id, delivery=delivery)
+        # no draw from the seed: the rest of the run stays as it was
+        authorised = plan == "pickup_in_store" and self.placed[plan] % 2 == 0
+        order = self.shopify.state.place_order(
+            lines,
+            location_id=location_id,
+            delivery=delivery,
+            financial_status="authorized" if authorised else "paid",
+        )
+        if authorised:
+            self.authorised.add(order.id)
         window = self.window()
         for sku, n, free, shown, since, edited in judged:
             over = max(0, n - max(0, free))

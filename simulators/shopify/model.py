@@ -196,6 +196,21 @@ class Refund:
 
 
 @dataclass
+class Transaction:
+    """A payment transaction of an order: a sale paid at checkout, an authorisation, or a
+    capture of one (``parent_id``)."""
+
+    id: int
+    kind: str  # SALE, AUTHORIZATION, CAPTURE
+    amount: Decimal
+    currency: str
+    status: str = "SUCCESS"
+    parent_id: int | None = None
+    authorization_expires_at: str | None = None
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass
 class Order:
     id: int
     number: int
@@ -210,12 +225,34 @@ class Order:
     fulfillment_order_ids: list[int] = field(default_factory=list)
     fulfillment_ids: list[int] = field(default_factory=list)
     refund_ids: list[int] = field(default_factory=list)
+    transactions: list[Transaction] = field(default_factory=list)
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
 
     @property
     def name(self) -> str:
         return f"#{self.number}"
+
+    def captured(self, authorization_id: int) -> Decimal:
+        return sum(
+            (
+                t.amount
+                for t in self.transactions
+                if t.kind == "CAPTURE" and t.status == "SUCCESS" and t.parent_id == authorization_id
+            ),
+            Decimal("0.00"),
+        )
+
+    def capturable(self) -> Decimal:
+        """What the order's successful authorisations still hold, not captured yet."""
+        return sum(
+            (
+                t.amount - self.captured(t.id)
+                for t in self.transactions
+                if t.kind == "AUTHORIZATION" and t.status == "SUCCESS"
+            ),
+            Decimal("0.00"),
+        )
 
     @property
     def total(self) -> Decimal:

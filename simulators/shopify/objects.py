@@ -33,6 +33,7 @@ from tillsync_sim.shopify.model import (
     Order,
     Product,
     Refund,
+    Transaction,
     Variant,
     WebhookSubscription,
     parse_gid,
@@ -510,6 +511,30 @@ class Objects:
             "refunds": lambda _i, first=None: [
                 self.refund(st.refunds[r]) for r in o.refund_ids[:first]
             ],
+            "transactions": lambda _i, first=None, capturable=None, manuallyResolvable=None: [
+                self.transaction(t, o)
+                for t in o.transactions[:first]
+                if not capturable or (t.kind == "AUTHORIZATION" and t.amount > o.captured(t.id))
+            ],
+            "capturable": o.capturable() > 0,
+            "totalCapturableSet": _money_bag(o.capturable(), o.currency),
+        }
+
+    def transaction(self, t: Transaction, order: Order) -> Node:
+        parent = next((p for p in order.transactions if p.id == t.parent_id), None)
+        return {
+            "__typename": "OrderTransaction",
+            "id": gid("OrderTransaction", t.id),
+            "kind": t.kind,
+            "status": t.status,
+            "gateway": "shopify_payments",
+            "test": False,
+            "createdAt": t.created_at,
+            "processedAt": t.created_at,
+            "authorizationExpiresAt": t.authorization_expires_at,
+            "amountSet": _money_bag(t.amount, t.currency),
+            "parentTransaction": (lambda _i: self.transaction(parent, order)) if parent else None,
+            "order": lambda _i: self.order(order),
         }
 
     def bulk_operation(self, op: BulkOperation) -> Node:

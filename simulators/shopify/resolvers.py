@@ -11,6 +11,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import graphql
@@ -104,6 +105,7 @@ class Resolvers(Objects):
             "fulfillmentCancel": self.m_fulfillment_cancel,
             "fulfillmentOrderMove": self.m_fulfillment_order_move,
             "refundCreate": self.m_refund_create,
+            "orderCapture": self.m_order_capture,
             "customerCreate": self.m_customer_create,
             "customerUpdate": self.m_customer_update,
             "tagsAdd": self.m_tags_add,
@@ -641,6 +643,21 @@ class Resolvers(Objects):
             "remainingFulfillmentOrder": None,
             "userErrors": [],
         }
+
+    def m_order_capture(self, _info: GraphQLResolveInfo, input: Node) -> Node:
+        order_id = parse_gid(input["id"], "Order")
+        parent_id = parse_gid(input["parentTransactionId"], "OrderTransaction")
+        try:
+            if order_id is None or parent_id is None:
+                raise SimError("invalid order or transaction id")
+            capture = self.state.capture(
+                order_id, parent_id, Decimal(str(input["amount"])), input.get("currency")
+            )
+        except (SimError, ArithmeticError) as exc:
+            err = UserError(["input"], str(exc))
+            return {"transaction": None, "userErrors": _user_errors([err])}
+        order = self.state.orders[order_id]
+        return {"transaction": self.transaction(capture, order), "userErrors": []}
 
     def m_refund_create(self, info: GraphQLResolveInfo, input: Node) -> Node:
         def failed(message: str) -> Node:

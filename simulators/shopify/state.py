@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +32,7 @@ from tillsync_sim.shopify.model import (
     Product,
     Refund,
     RefundLine,
+    Transaction,
     Variant,
     WebhookSubscription,
     now_iso,
@@ -39,6 +41,7 @@ from tillsync_sim.shopify.model import (
 Publish = Callable[[str, dict[str, Any]], None]
 
 QUANTITY_LIMIT = 1_000_000_000
+AUTHORIZATION_DAYS = 7  # how long a card authorisation holds (Shopify Payments: 7 days)
 
 
 class SimError(ValueError):
@@ -325,6 +328,22 @@ class ShopState:
             currency=currency,
             financial_status=financial_status,
         )
+        if financial_status in ("paid", "authorized"):
+            authorised = financial_status == "authorized"
+            expires = time.time() + AUTHORIZATION_DAYS * 86400
+            order.transactions.append(
+                Transaction(
+                    id=self.next_id(),
+                    kind="AUTHORIZATION" if authorised else "SALE",
+                    amount=order.total,
+                    currency=currency,
+                    authorization_expires_at=(
+                        datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                        if authorised
+                        else None
+                    ),
+                )
+            )
         fo = FulfillmentOrder(
             id=self.next_id(),
             order_id=order.id,
@@ -343,6 +362,35 @@ class ShopState:
             self.publish("orders/paid", body)
         self._notify_levels(touched)
         return order
+
+    def capture(
+        self, order_id: int, parent_id: int, amount: Decimal, currency: str | None = None
+    ) -> Transaction:
+        """Capture ``amount`` of an order's authorisation (``orderCapture``): refused beyond
+        what it still holds. The order is paid once nothing is left to capture."""
+        order = self.orders.get(order_id)
+        if order is None:
+            raise SimError("Order does not exist")
+        parent = next((t for t in order.transactions if t.id == parent_id), None)
+        if parent is None or parent.kind != "AUTHORIZATION" or parent.status != "SUCCESS":
+            raise SimError("Parent transaction is not a successful authorization")
+        if currency is not None and currency != order.currency:
+            raise SimError(f"Currency must be {order.currency}")
+        if amount <= 0 or amount > parent.amount - order.captured(parent_id):
+            raise SimError("Amount is greater than the capturable amount")
+        capture = Transaction(
+            id=self.next_id(),
+            kind="CAPTURE",
+            amount=amount,
+            currency=order.currency,
+            parent_id=parent_id,
+        )
+        order.transactions.append(capture)
+        order.financial_status = "paid" if order.capturable() == 0 else "partially_paid"
+        self._touch_order(order)
+        if order.financial_status == "paid":
+            self.publish("orders/paid", payloads.order(order, self))
+        return capture
 
     def _touch_order(self, order: Order) -> None:
         order.updated_at = now_iso()

@@ -47,7 +47,7 @@ from tillsync.streams import metrics
 from tillsync.streams.deadletter import error_reason
 from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.stock.backlog import Backlog
-from tillsync.streams.stock.sink_breaker import sink_breaker
+from tillsync.streams.stock.sink_breaker import BreakerReport, sink_breaker
 from tillsync.streams.stock.sink_runner import BacklogWriter, stop_if_cancelled
 
 log = logging.getLogger("tillsync.commands")
@@ -69,8 +69,16 @@ class Breakers:
     """One breaker per platform: a command waits until both may be called, and a failure
     counts against the platform that failed."""
 
-    sitoo: CircuitBreaker = field(default_factory=lambda: sink_breaker(metrics.Platform.SITOO))
-    shopify: CircuitBreaker = field(default_factory=lambda: sink_breaker(metrics.Platform.SHOPIFY))
+    sitoo: CircuitBreaker
+    shopify: CircuitBreaker
+
+    @classmethod
+    def of(cls, writer: str) -> Breakers:
+        """A writer's own breakers, its lines named after it (the gauge is the stock sinks')."""
+        return cls(
+            sink_breaker(metrics.Platform.SITOO, report=BreakerReport(writer=writer)),
+            sink_breaker(metrics.Platform.SHOPIFY, report=BreakerReport(writer=writer)),
+        )
 
     async def ready(self) -> None:
         await self.sitoo.ready()
@@ -136,7 +144,7 @@ class CommandWriter(BacklogWriter[Queued[C]], Generic[C]):
         ack: Ack = _no_ack,
         dead_letter: Callable[[bytes, str, Mapping[str, bytes]], Awaitable[None]],
     ) -> None:
-        self.breakers = breakers or Breakers()
+        self.breakers = breakers or Breakers.of(self.SINK)
         self.ack = ack
         self._dead_letter = dead_letter
         self.backlog: Backlog[str, Queued[C], Queued[C]] = Backlog(self.CAPACITY)

@@ -367,6 +367,10 @@ class OrderHolds:
                                 "sitoo_order_id": answer.sitoo_order_id,
                             }
                         )
+                    if answer.authorised_until and not known.authorised_until:
+                        known = known.model_copy(
+                            update={"authorised_until": answer.authorised_until}
+                        )
                 elif answer.state is SitooPickupState.READY:
                     if not known.ready_at and known.in_sitoo_at:
                         metrics.pickup_step.labels(
@@ -722,13 +726,11 @@ class KafkaOrderOutput:
     async def held(self, records: Sequence[HeldUnits | OrderPlaced]) -> None:
         # returns once Kafka has them, as `transaction` does: the track records where the order
         # holds next, and a let-go record lost in a crash would never be sent again
-        name = topics.STOCK_EVENTS.name(self.ctx.settings.app_id)
-        send = self.ctx.app.producer.send
-        sent = [
-            await send(name, r.sku.encode(), r.model_dump_json().encode(), None, None, None)
-            for r in records
-        ]
-        await asyncio.gather(*sent)
+        await self.ctx.send_all(
+            topics.STOCK_EVENTS,
+            ((r.sku.encode(), r.model_dump_json().encode()) for r in records),
+            durable=True,
+        )
 
     async def transaction(self, tx: WarehouseTransactionIn) -> None:
         sent = await self.sitoo_commands.send(

@@ -36,12 +36,12 @@ the integration's owners.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Protocol
 
 import faust
@@ -49,6 +49,7 @@ from pydantic import BaseModel, ValidationError
 
 from tillsync.connectors.outcomes import Outcome
 from tillsync.connectors.shopify.client import ShopifyError, UserErrorInfo
+from tillsync.connectors.shopify.payment import Authorisation, OrderPayment
 from tillsync.connectors.shopify.pickup import PickupDetails
 from tillsync.schemas.events import (
     ExceptionRecord,
@@ -96,6 +97,8 @@ ANSWERED = 2
 # Shopify's answers that say a mutation did not run: turned away before it (429, THROTTLED,
 # 401/403), or a 5xx, after which a GraphQL mutation is not applied. No answer at all (a
 # timeout, a connection lost mid-call) leaves it unknown.
+# a checkout that only authorised the card: the handover captures (Shopify's display states)
+AUTHORISED_ONLY = frozenset({"AUTHORIZED", "PARTIALLY_PAID"})
 NOT_APPLIED = frozenset(
     {Outcome.RATE_LIMITED, Outcome.THROTTLED, Outcome.UNAUTHORIZED, Outcome.SERVER_ERROR}
 )
@@ -197,6 +200,12 @@ class HandoverSitoo(Protocol):
 
 class HandoverShopify(Protocol):
     async def pickup(self, fulfilment_order_id: int) -> PickupDetails | None: ...
+
+    async def payment(self, order_id: int) -> OrderPayment | None: ...
+
+    async def capture(
+        self, order_id: int, authorisation: Authorisation
+    ) -> tuple[int | None, list[UserErrorInfo]]: ...
 
     async def prepared_for_pickup(self, fulfilment_order_id: int) -> list[UserErrorInfo]: ...
 
@@ -394,20 +403,61 @@ class PickupHandover(CommandWriter[PickupStep]):
         if details is None:
             return
         owed = still_owed(details, lines)
-        if not owed:
-            return  # told before: Shopify has it all
-        _, errors = await self.shopify.fulfil(ref.fulfilment_order_id, owed)
-        if not errors and delivered_at:
-            metrics.pickup_step.labels(
-                step=metrics.PickupStepName.FULFILLED, location=str(loc.shopify_location_id)
-            ).observe(max(0.0, self.clock() - delivered_at))
-        if errors:
+        if owed:  # else told before: Shopify has it all
+            _, errors = await self.shopify.fulfil(ref.fulfilment_order_id, owed)
+            if errors:
+                await self._exception(
+                    "pickup_fulfilment_refused",
+                    Owner.ECOMMERCE,
+                    ref,
+                    f"Shopify order {ref.order_id}: the pickup {ref.externalid} was collected in "
+                    f"the store, Shopify refused its fulfilment: {_said(errors)}",
+                )
+                return
+            if delivered_at:
+                metrics.pickup_step.labels(
+                    step=metrics.PickupStepName.FULFILLED, location=str(loc.shopify_location_id)
+                ).observe(max(0.0, self.clock() - delivered_at))
+        if details.financial_status in AUTHORISED_ONLY:
+            await self._capture(ref)
+
+    async def _capture(self, ref: PickupRef) -> None:
+        """Capture what the order's card authorisations still hold, once its last fulfilment
+        order is handed over (flows.md, A: checkout only authorised, the handover captures).
+        A capture Shopify refuses while the authorisation still holds something is raised
+        once for finance: the money is at risk when the authorisation expires."""
+        payment = await self.shopify.payment(ref.order_id)
+        if payment is None:
+            return
+        for auth in payment.to_capture():
+            _, errors = await self.shopify.capture(ref.order_id, auth)
+            if not errors:
+                metrics.pickup_orders.labels(action="capture", outcome="captured").inc()
+                continue
+            again = await self.shopify.payment(ref.order_id)
+            left = next(
+                (
+                    a.left
+                    for a in (again.authorisations if again is not None else ())
+                    if a.transaction_id == auth.transaction_id
+                ),
+                Decimal("0.00"),
+            )
+            if left == 0:
+                continue  # captured meanwhile: another handover of the order, or a repeat
+            metrics.pickup_orders.labels(action="capture", outcome="refused").inc()
+            key = f"capture-refused:{ref.order_id}:{auth.transaction_id}"
+            if self.steps.get(key):
+                continue
+            self.steps[key] = ANSWERED
             await self._exception(
-                "pickup_fulfilment_refused",
-                Owner.ECOMMERCE,
+                "pickup_capture_refused",
+                Owner.FINANCE,
                 ref,
-                f"Shopify order {ref.order_id}: the pickup {ref.externalid} was collected in "
-                f"the store, Shopify refused its fulfilment: {_said(errors)}",
+                f"Shopify order {ref.order_id}: the pickup {ref.externalid} was handed over, "
+                f"Shopify refused to capture the {left} {auth.currency} its authorisation "
+                f"still holds: {_said(errors)}; capture it in Shopify before the "
+                f"authorisation expires ({auth.expires_at or 'no date given'})",
             )
 
     async def _rejected(self, order: Order, ref: PickupRef) -> None:
@@ -471,6 +521,14 @@ class RuntimeHandoverPlatforms:
     ) -> tuple[int | None, list[UserErrorInfo]]:
         return await self._rt.shopify.fulfil(fulfilment_order_id, lines, notify=notify)
 
+    async def payment(self, order_id: int) -> OrderPayment | None:
+        return await self._rt.shopify.payment(order_id)
+
+    async def capture(
+        self, order_id: int, authorisation: Authorisation
+    ) -> tuple[int | None, list[UserErrorInfo]]:
+        return await self._rt.shopify.capture(order_id, authorisation)
+
 
 class KafkaHandoverOutput:
     def __init__(self, ctx: Context) -> None:
@@ -485,13 +543,11 @@ class KafkaHandoverOutput:
         await self._to_order(answer.order_id, PICKUP_IN_SITOO_TOPIC, answer)
 
     async def reserved(self, readings: Sequence[SitooReserved]) -> None:
-        send = self.ctx.app.producer.send
-        name = topics.STOCK_EVENTS.name(self.ctx.settings.app_id)
-        sent = [
-            await send(name, r.sku.encode(), r.model_dump_json().encode(), None, None, None)
-            for r in readings
-        ]
-        await asyncio.gather(*sent)
+        await self.ctx.send_all(
+            topics.STOCK_EVENTS,
+            ((r.sku.encode(), r.model_dump_json().encode()) for r in readings),
+            durable=True,
+        )
 
     async def _to_order(self, order_id: int, topic: str, body: BaseModel) -> None:
         key = OrderKey(order_id=order_id).encode()
@@ -526,21 +582,14 @@ def register(ctx: Context) -> None:
 
     @ctx.app.agent(ctx.topic(topics.RAW_SITOO_EVENTS), name="sitoo-pickup-events")
     async def pick_out(stream: faust.StreamT[bytes]) -> None:
-        # quick: each Events SPI event in, its pickup step out, keyed by Sitoo order. The steps
-        # are in Kafka before the window's records are acknowledged (``take`` acknowledges them
-        # once this body returns): a step left in the producer's buffer by a crash would be
-        # lost, since Sitoo does not send its event again (the sweep's check finds it, minutes
-        # later)
+        # quick: each Events SPI event in, its pickup step out, keyed by Sitoo order (Faust
+        # flushes the producer before it commits the offsets of the events taken)
         async for values in stream.take(WINDOW, within=WINDOW_SECONDS):
-            sent = []
-            for value in values:
-                step = step_of_record(value)
-                if step is not None:
-                    key = str(step.sitoo_order_id).encode()
-                    sent.append(
-                        await steps_out.send(key=key, value=step.model_dump_json().encode())
-                    )
-            await asyncio.gather(*sent)
+            steps = [step for step in map(step_of_record, values) if step is not None]
+            await ctx.send_all(
+                topics.SITOO_PICKUP_EVENTS,
+                ((str(s.sitoo_order_id).encode(), s.model_dump_json().encode()) for s in steps),
+            )
 
     runner = SinkRunner(handover, window=WINDOW, within=WINDOW_SECONDS, flowing=flow_of(ctx.app))
 

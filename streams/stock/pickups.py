@@ -61,6 +61,7 @@ class PickupTrack(BaseModel):
     took: dict[str, int] = Field(default_factory=dict)
     took_since: float = 0.0  # Sitoo's time of its delivery (its ledger's clock)
     ready_at: float = 0.0  # marked ready for pickup at the till
+    authorised_until: float = 0.0  # the card authorisation lapses then (0: paid, or unknown)
     raised: list[str] = Field(default_factory=list)  # exception types raised, not cleared
 
     @property
@@ -168,6 +169,7 @@ OWNERS = {
     "pickup_not_ready": Owner.STORE_OPS,
     "pickup_uncollected": Owner.ECOMMERCE,
     "pickup_open_in_shopify": Owner.ENGINEERING,
+    "pickup_authorisation_expiring": Owner.FINANCE,
 }
 
 
@@ -201,6 +203,14 @@ def _late(t: PickupTrack, open_here: bool, d: PickupDeadlines, now: float) -> di
         out["pickup_uncollected"] = (
             f"ready for pickup {(now - t.ready_at) / 3600:.1f} hours ago, not collected"
         )
+    if t.authorised_until and now > t.authorised_until - d.authorisation_margin_hours * 3600:
+        left = (t.authorised_until - now) / 3600
+        out["pickup_authorisation_expiring"] = (
+            f"the card was only authorised at checkout and the authorisation lapses in "
+            f"{left:.0f} hours"
+            if left > 0
+            else "the card authorisation has lapsed"
+        ) + ": the handover can no longer capture it; ask the customer to pay, or re-authorise"
     return out
 
 

@@ -33,7 +33,6 @@ so a test runs it on the simulators without Kafka; ``register`` wires it to the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -155,6 +154,7 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
                 return  # its cancel came first in a replay: nothing reserves the units
             metrics.pickup_orders.labels(action="export", outcome="found").inc()
             made, skus = order.orderid, [i.sku for i in order.orderitems if i.sku]
+            authorised_until = None  # told with the answer of the export that made it
         else:
             details = await self.shopify.pickup(command.fulfilment_order_id)
             body = order_of(command, details)
@@ -164,6 +164,7 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
                 return
             made = await self.sitoo.add_order(body)
             skus = [i.sku for i in body.orderitems if i.sku]
+            authorised_until = details.authorisation_expires_at if details else None
             metrics.pickup_orders.labels(action="export", outcome="made").inc()
         confirmed = self.clock()
         metrics.pickup_to_sitoo.labels(location=str(command.location_id)).observe(
@@ -177,6 +178,7 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
                 fulfilment_order_id=command.fulfilment_order_id,
                 sitoo_order_id=made,
                 at=confirmed,
+                authorised_until=authorised_until or 0.0,
             )
         )
 
@@ -341,7 +343,6 @@ class KafkaPickupOutput:
         self.ctx = ctx
         self.sink = KafkaSinkOutput(ctx, topics.SITOO_ORDER_COMMANDS)
         self.order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
-        self.stock_events = topics.STOCK_EVENTS.name(ctx.settings.app_id)
 
     async def in_sitoo(self, answer: PickupInSitoo) -> None:
         key = OrderKey(order_id=answer.order_id).encode()
@@ -354,14 +355,11 @@ class KafkaPickupOutput:
         )
 
     async def reserved(self, readings: Sequence[SitooReserved]) -> None:
-        send = self.ctx.app.producer.send
-        sent = [
-            await send(
-                self.stock_events, r.sku.encode(), r.model_dump_json().encode(), None, None, None
-            )
-            for r in readings
-        ]
-        await asyncio.gather(*sent)
+        await self.ctx.send_all(
+            topics.STOCK_EVENTS,
+            ((r.sku.encode(), r.model_dump_json().encode()) for r in readings),
+            durable=True,
+        )
 
     async def dead_letter(
         self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None

@@ -485,6 +485,24 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         for o in sitoo.state.orders.values()
         if (o.data.get("additionaldata") or {}).get("weborder-bopis") == "true"
     ]
+
+    # a checkout that only authorised the card is captured at the handover, once
+    async def all_captured() -> bool:
+        return not life.uncaptured()
+
+    try:
+        await async_wait_until(all_captured, 30, interval=0.5, what="the pickups captured")
+    except AssertionError:
+        left = life.uncaptured()
+        raise AssertionError(
+            f"{len(left)} orders handed over at the till, only authorised at checkout, not "
+            f"captured: {[(i, life.history.get(i)) for i in left[:5]]}"
+        ) from None
+    captured = [
+        o
+        for o in (shopify.state.orders[i] for i in life.authorised)
+        if any(t.kind == "CAPTURE" for t in o.transactions)
+    ]
     final = await figures(h)
     dead = await _dead_letter_records(kafka_bootstrap, h.app_id)
 
@@ -517,7 +535,8 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
     pickups_placed = sum(n for plan, n in life.placed.items() if plan.startswith("pickup"))
     print(
         f"pickup orders made in Sitoo {len(pickup_orders)} for {pickups_placed} placed, "
-        f"{sum(1 for o in pickup_orders if o.state == 0)} open at the end"
+        f"{sum(1 for o in pickup_orders if o.state == 0)} open at the end; "
+        f"{len(captured)} of {len(life.authorised)} orders only authorised at checkout captured"
     )
     for o in (in_normal + [o for o in life.oversells if o.window != "normal"])[:12]:
         print(f"  oversold: {o}")
@@ -532,6 +551,10 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
     # it, during an outage, never needs one); `pickups_agree` above checked each against Shopify
     assert pickups_placed > 0 and len(pickup_orders) > 0
     assert all(life.done[step] > 0 for step in ("ready_in_sitoo", "collect_in_sitoo"))
+    # each captured once, for what its authorisation held
+    assert captured and all(
+        [t.amount for t in o.transactions if t.kind == "CAPTURE"] == [o.total] for o in captured
+    )
     # every Move Out owed, and its reversal when the fulfilment was cancelled, exactly once
     assert all(n == 1 for n in moves.values()), [e for e, n in moves.items() if n > 1][:10]
     assert set(moves) == life.expected_move_outs

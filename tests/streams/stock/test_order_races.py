@@ -38,6 +38,7 @@ from tillsync.connectors.shopify.client import (
     UserErrorInfo,
 )
 from tillsync.connectors.shopify.fulfilment_state import FulfilmentLine, OrderFulfilmentState
+from tillsync.connectors.shopify.payment import Authorisation, OrderPayment
 from tillsync.connectors.shopify.pickup import PickupDetails
 from tillsync.connectors.sitoo.client import SitooClient, SitooConfig
 from tillsync.schemas.events import (
@@ -247,6 +248,14 @@ class PickupPlatforms:
         self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify: bool = False
     ) -> tuple[int | None, list[UserErrorInfo]]:
         return await self.shopify.fulfil(fulfilment_order_id, lines, notify=notify)
+
+    async def payment(self, order_id: int) -> OrderPayment | None:
+        return await self.shopify.payment(order_id)
+
+    async def capture(
+        self, order_id: int, authorisation: Authorisation
+    ) -> tuple[int | None, list[UserErrorInfo]]:
+        return await self.shopify.capture(order_id, authorisation)
 
 
 class PipeHandoverOutput:

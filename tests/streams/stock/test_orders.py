@@ -33,6 +33,7 @@ from tillsync.schemas.events import (
 )
 from tillsync.schemas.locations import Location, LocationMap
 from tillsync.schemas.sitoo import WarehouseTransactionIn
+from tillsync.streams.context import Context
 from tillsync.streams.echoes import Echoes
 from tillsync.streams.metrics import REGISTRY
 from tillsync.streams.skus import SkuIndex
@@ -965,14 +966,16 @@ async def test_a_move_out_counts_as_sent_only_once_kafka_has_it() -> None:
         async def send(self, *args: object) -> asyncio.Future[None]:
             return delivered
 
-    class Ctx:
-        settings = type("S", (), {"app_id": "t"})()
-        app = type("A", (), {"producer": Producer()})()
-
-        def topic(self, spec: object) -> Topic:
+    class Declared(dict[str, Topic]):
+        def __missing__(self, suffix: str) -> Topic:
             return Topic()
 
-    output = KafkaOrderOutput(Ctx())  # type: ignore[arg-type]
+    ctx = Context(
+        app=type("A", (), {"producer": Producer()})(),  # type: ignore[arg-type]
+        settings=type("S", (), {"app_id": "t"})(),  # type: ignore[arg-type]
+        declared=Declared(),  # type: ignore[arg-type]
+    )
+    output = KafkaOrderOutput(ctx)
     tx = WarehouseTransactionIn(warehouseid=101, transactiontype=20, items=[], externalid="sf-1-2")
     sending = asyncio.create_task(output.transaction(tx))
     # ... and so do the held units, whose let-go records the track cannot send twice
@@ -1164,3 +1167,46 @@ async def test_a_pickups_steps_at_its_store_are_timed_and_open_ones_counted_by_a
     assert observed("collected") - collected0 == 3600
     w.holds.due(list(w.tracks.items()), made + 4300)
     assert sum(open_now(a) for a in ("<15m", "15m-1h", "1h-4h", "4h-24h", ">24h")) == 0
+
+
+async def test_a_pickup_whose_card_authorisation_lapses_soon_is_raised_for_finance() -> None:
+    """flows.md (A): a card only authorised at checkout is captured at the handover; within a
+    day of its authorisation lapsing, not collected, finance is told (and the store can ask the
+    customer to pay); the handover clears it."""
+    w = World({("A", 12): 10})
+    await w.webhook(state(fo(1, 12, ("A", 1), method="PICK_UP")), "orders/create")
+    made = PickupInSitoo(
+        externalid="fo-1-12",
+        order_id=ORDER,
+        fulfilment_order_id=1,
+        sitoo_order_id=5,
+        at=w.now,
+        authorised_until=w.now + 7 * 86400,
+    )
+    await _tell(w, PICKUP_IN_SITOO_TOPIC, made)
+    ready = made.model_copy(update={"state": SitooPickupState.READY, "authorised_until": 0.0})
+    await _tell(w, PICKUP_IN_SITOO_TOPIC, ready)
+
+    def told() -> list[tuple[str, str, bool]]:
+        return [(e.type, e.owner.value, e.cleared) for e in w.out.exceptions]
+
+    w.now += 5 * 86400  # five days on: two left, nothing yet
+    await w.webhook(None)
+    assert "pickup_authorisation_expiring" not in [t for t, _, _ in told()]
+    w.now += 86400 + 3600  # 23 hours left
+    await w.webhook(None)
+    await w.webhook(None)
+    expiring = [t for t in told() if t[0] == "pickup_authorisation_expiring"]
+    assert expiring == [("pickup_authorisation_expiring", "finance", False)]
+    handed = PickupHandedOver(
+        externalid="fo-1-12",
+        order_id=ORDER,
+        fulfilment_order_id=1,
+        location_id=12,
+        took={"A": 1},
+        at=w.now,
+        delivered_at=w.now,
+    )
+    await _tell(w, PICKUP_HANDED_OVER_TOPIC, handed)
+    await w.webhook(None)
+    assert [t for t in told() if t[0] == "pickup_authorisation_expiring"][-1][2] is True

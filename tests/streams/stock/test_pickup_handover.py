@@ -83,6 +83,8 @@ class Shop:
 
 
 class HandoverPlatforms(Platforms):
+    captures = 0  # orderCapture calls
+
     async def get_order(self, orderid: int):  # type: ignore[no-untyped-def]
         return await self.sitoo.get_order(orderid)
 
@@ -96,6 +98,13 @@ class HandoverPlatforms(Platforms):
         self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify: bool = False
     ):
         return await self.shopify.fulfil(fulfilment_order_id, lines, notify=notify)
+
+    async def payment(self, order_id: int):  # type: ignore[no-untyped-def]
+        return await self.shopify.payment(order_id)
+
+    async def capture(self, order_id: int, authorisation):  # type: ignore[no-untyped-def]
+        self.captures += 1
+        return await self.shopify.capture(order_id, authorisation)
 
 
 @pytest.fixture
@@ -139,13 +148,16 @@ async def shop() -> AsyncIterator[Shop]:
             await sitoo.stop()
 
 
-async def _in_sitoo(shop: Shop, *lines: tuple[int, int]) -> tuple[int, int, int]:
+async def _in_sitoo(
+    shop: Shop, *lines: tuple[int, int], authorised: bool = False
+) -> tuple[int, int, int]:
     """A pickup order at the first store, made in Sitoo by the sink: (order, FO, Sitoo order)."""
     store = shop.network.stores[0]
     order = shop.shopify.state.place_order(
         [(shop.network.skus[i], n) for i, n in lines],
         location_id=store.shopify_location_id,
         delivery="PICK_UP",
+        financial_status="authorized" if authorised else "paid",
     )
     [fo] = order.fulfillment_order_ids
     ext = f"fo-{fo}-{store.shopify_location_id}"
@@ -348,3 +360,47 @@ async def test_a_ready_that_comes_after_its_collect_still_hands_the_pickup_over(
     assert state.fulfillment_orders[fo].status == "CLOSED"
     assert len(state.orders[order_id].fulfillment_ids) == 1 and len(shop.told.handed) == 1
     assert state.fulfillment_orders[fo].ready_emails == 0  # collected already: no email
+
+
+async def test_a_pickup_only_authorised_at_checkout_is_captured_once_at_its_handover(
+    shop: Shop,
+) -> None:
+    """flows.md (A): the card is charged when the goods are handed over, and only once however
+    often the handover is told; a shop that was paid at checkout is charged nothing more."""
+    order_id, _, made = await _in_sitoo(shop, (0, 2), (1, 1), authorised=True)
+    paid_id, _, paid = await _in_sitoo(shop, (2, 1))
+    order = shop.shopify.state.orders[order_id]
+    assert order.financial_status == "authorized" and order.capturable() == order.total
+    shop.sitoo.state.collect(made)
+    shop.sitoo.state.collect(paid)
+    for n in (1, 2):  # told twice: captured once
+        await shop.handover.take(_step(made, COLLECTED, n))
+        await shop.handover.take(_step(paid, COLLECTED, n))
+    captures = [t for t in order.transactions if t.kind == "CAPTURE"]
+    assert [t.amount for t in captures] == [order.total]
+    assert order.financial_status == "paid" and order.capturable() == 0
+    assert shop.platforms.captures == 1 and shop.told.exceptions == []
+    assert [t.kind for t in shop.shopify.state.orders[paid_id].transactions] == ["SALE"]
+
+
+async def test_a_capture_shopify_refuses_is_raised_once_for_finance(shop: Shop) -> None:
+    order_id, _, made = await _in_sitoo(shop, (0, 1), authorised=True)
+    [auth] = shop.shopify.state.orders[order_id].transactions
+    auth.status = "PENDING"  # the gateway has not confirmed it: Shopify refuses to capture
+    shop.sitoo.state.collect(made)
+    # read as a successful one with its amount left: the payment read sees it succeed
+    original = shop.platforms.payment
+
+    async def as_if_successful(oid: int):  # type: ignore[no-untyped-def]
+        auth.status = "SUCCESS"
+        try:
+            return await original(oid)
+        finally:
+            auth.status = "PENDING"
+
+    shop.platforms.payment = as_if_successful  # type: ignore[method-assign]
+    for n in (1, 2):
+        await shop.handover.take(_step(made, COLLECTED, n))
+    [exc] = shop.told.exceptions
+    assert exc.type == "pickup_capture_refused" and exc.owner.value == "finance"
+    assert "before the authorisation expires" in exc.message

@@ -126,13 +126,16 @@ async def shop() -> AsyncIterator[Shop]:
             await sitoo.stop()
 
 
-def _pickup(shop: Shop, *lines: tuple[int, int]) -> tuple[int, int, PickupCommand]:
+def _pickup(
+    shop: Shop, *lines: tuple[int, int], authorised: bool = False
+) -> tuple[int, int, PickupCommand]:
     """A pickup order at the first store; its export command as the order flow sends it."""
     store = shop.network.stores[0]
     order = shop.shopify.state.place_order(
         [(shop.network.skus[i], n) for i, n in lines],
         location_id=store.shopify_location_id,
         delivery="PICK_UP",
+        financial_status="authorized" if authorised else "paid",
     )
     [fo] = order.fulfillment_order_ids
     command = PickupCommand(
@@ -306,3 +309,19 @@ async def test_an_export_its_cancel_overtook_while_sitoo_was_down_is_never_made(
     assert _open_orders(shop, export.externalid) == [] and shop.platforms.posts == 0
     [answer] = shop.out.answers
     assert answer.state.value == "absent"
+
+
+async def test_an_export_tells_when_an_only_authorised_cards_authorisation_lapses(
+    shop: Shop,
+) -> None:
+    """The order's flow raises a pickup not collected before its card authorisation lapses:
+    the export's answer says when that is (Shopify: 7 days), and a paid one says nothing."""
+    _, _, authorised = _pickup(shop, (0, 1), authorised=True)
+    _, _, paid = _pickup(shop, (1, 1))
+    await shop.sink.take(authorised.model_dump_json().encode())
+    await shop.sink.take(paid.model_dump_json().encode())
+    first, second = shop.out.answers
+    assert abs(first.authorised_until - (time.time() + 7 * 86400)) < 120
+    assert second.authorised_until == 0.0
+    made = shop.sitoo.state.orders[_open_orders(shop, authorised.externalid)[0]].data
+    assert made["paymentstateid"] == 15  # only authorised, in Sitoo's terms
