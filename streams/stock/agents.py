@@ -349,9 +349,11 @@ class StockAgents:
         self.rescan_in_flight = True
 
     async def keep_positions(self, stream: faust.StreamT[bytes]) -> None:
-        await self.rt.ready.wait()
         batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
         async for events in batches:
+            # awaited with the batch in hand, not before the stream is read: Faust skips (and
+            # acknowledges) a record it hands over after a rebalance of the start
+            await self.rt.ready.wait()
             await self.take_batch(events)
 
     async def take_batch(self, events: Sequence[faust.EventT]) -> None:

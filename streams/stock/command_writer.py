@@ -122,7 +122,7 @@ class WriterStats:
     done: int = 0
     duplicates: int = 0  # the same command again while it waited
     retried: int = 0  # put back after a platform's failure
-    refused: int = 0  # dead-lettered: refused by a platform, or not a command
+    refused: int = 0  # dead-lettered: refused by a platform, or failing by surprise
     surprises: int = 0
 
 

@@ -179,8 +179,7 @@ class OrderFlow:
         )
 
     async def take(self, stream: faust.StreamT[bytes]) -> None:
-        await self.rt.ready.wait()
-        await self.runner.run(stream)
+        await self.runner.run(stream, ready=self.rt.ready)
 
     def track(self, order_id: str) -> OrderTrack | None:
         """What the worker remembers of one online order, for a person to read."""

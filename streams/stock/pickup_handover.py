@@ -17,7 +17,9 @@ order, and acts only on one tillsync made (externalid ``fo-...`` and the web-ord
   (``PickupHandedOver``: those units left Sitoo through its own sale, and no Move Out may be
   written for them), then Shopify gets a fulfilment of exactly what Sitoo delivered that it has
   not fulfilled yet (per fulfilment order line, from ``web-itemid``): a repeat, a replay or a
-  partial pickup finishing later fulfils only what is still owed.
+  partial pickup finishing later fulfils only what is still owed. When checkout only
+  authorised the card, the handover of the order's last open fulfilment order captures what
+  each authorisation still holds (``_capture``).
 - pickup rejected: an exception for e-commerce, once: what to do with the order (cancel and
   refund, or move it) is a person's decision here.
 
@@ -595,8 +597,7 @@ def register(ctx: Context) -> None:
 
     @ctx.app.agent(steps_out, name="sitoo-pickups")
     async def pickups(stream: faust.StreamT[bytes]) -> None:
-        await rt.ready.wait()
-        await runner.run(stream)
+        await runner.run(stream, ready=rt.ready)
 
 
 class _TableSteps(MutableMapping[str, int]):

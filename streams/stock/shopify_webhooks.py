@@ -236,12 +236,18 @@ class ShopifyWebhooks:
 
     async def take(self, stream: faust.StreamT[bytes]) -> None:
         """Agent: raw webhooks in, in batches."""
-        await self.rt.ready.wait()
-        # each run of the agent starts with no memory of webhook ids: records it saw before a
-        # restart may not have been committed and come again, and must not be dropped then
-        self.reader = self.new_reader()
+        fresh = True
         batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
         async for events in batches:
+            # the stock flow's start is awaited with the first batch in hand, not before the
+            # stream is read: Faust skips, and acknowledges, a record an agent takes only after
+            # a rebalance of the worker's start (``SinkRunner.run`` says more)
+            await self.rt.ready.wait()
+            if fresh:
+                # each run of the agent starts with no memory of webhook ids: records it saw
+                # before a restart may not have been committed and come again, and must not be
+                # dropped then
+                self.reader, fresh = self.new_reader(), False
             stock: list[ShopifyObserved | OrderPlaced] = []
             for event in events:
                 webhook = RawWebhook.of(event)

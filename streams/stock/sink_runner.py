@@ -139,8 +139,14 @@ class SinkRunner:
         self.poll = poll
         self._writer: asyncio.Task[None] | None = None
 
-    async def run(self, stream: faust.StreamT[bytes]) -> None:
-        """The agent's body."""
+    async def run(
+        self, stream: faust.StreamT[bytes], *, ready: asyncio.Event | None = None
+    ) -> None:
+        """The agent's body. ``ready`` (the stock flow's start) is awaited with the first
+        records in hand, never before the stream is read: Faust skips, and acknowledges, a
+        record an agent takes only after a rebalance of the worker's start, which the agents
+        that took it in time have acknowledged too (a lifecycle e2e run: the order webhooks of
+        the first second after a SIGKILL's restart never reached the order flow)."""
         taking = cast(faust.Stream, stream)
         self.sink.ack = taking.ack
         self._writer = asyncio.create_task(self._write(), name="sink-writer")
@@ -150,6 +156,8 @@ class SinkRunner:
             async for events in taking.noack_take(self.window, within=self.within):
                 if not self.flowing():
                     continue  # taken before the flow stopped: taken again from Kafka
+                if ready is not None:
+                    await ready.wait()
                 await self.sink.accept_events(cast(Sequence[faust.EventT], events))
         finally:
             tasks = [t for t in (self._writer, watcher) if t is not None]

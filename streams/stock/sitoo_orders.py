@@ -379,5 +379,4 @@ def register(ctx: Context) -> None:
 
     @ctx.app.agent(ctx.topic(topics.SITOO_ORDER_COMMANDS), name="sitoo-orders-sink")
     async def orders_sink(stream: faust.StreamT[bytes]) -> None:
-        await rt.ready.wait()
-        await runner.run(stream)
+        await runner.run(stream, ready=rt.ready)

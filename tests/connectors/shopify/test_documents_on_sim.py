@@ -25,6 +25,13 @@ def _variables(name: str, sim: ShopifySimulator) -> dict[str, Any]:
         email="docs@example.com",
     )
     fo = f"gid://shopify/FulfillmentOrder/{order.fulfillment_order_ids[0]}"
+    authorised = st.place_order(
+        [("SHIRT-S", 1)],
+        location_id=int(store.rsplit("/", 1)[1]),
+        delivery="PICK_UP",
+        financial_status="authorized",
+    )
+    [authorisation] = authorised.transactions
     customer = f"gid://shopify/Customer/{order.customer_id}"
     qty = {"inventoryItemId": shirt["inventory_item_id"], "locationId": store}
     table: dict[str, dict[str, Any]] = {
@@ -65,6 +72,16 @@ def _variables(name: str, sim: ShopifySimulator) -> dict[str, Any]:
         },
         "FULFILLMENT_CREATE": {
             "fulfillment": {"lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": fo}]}
+        },
+        "ORDER_PAYMENT": {"id": f"gid://shopify/Order/{authorised.id}"},
+        "ORDER_CAPTURE": {
+            "input": {
+                "id": f"gid://shopify/Order/{authorised.id}",
+                "parentTransactionId": f"gid://shopify/OrderTransaction/{authorisation.id}",
+                "amount": str(authorisation.amount),
+                "currency": authorised.currency,
+                "finalCapture": True,
+            }
         },
         "REFUND_CREATE": {
             "key": "d-3",
