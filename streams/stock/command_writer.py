@@ -237,12 +237,14 @@ class CommandWriter(BacklogWriter[Queued[C]], Generic[C]):
             stop_if_cancelled()
 
     async def write_round(self) -> None:
-        await self.breakers.ready()
+        # the command first, then the breakers: a lane that waits for the platforms holds one
+        # to carry out, so a probe the breakers let through is always used (lanes with nothing
+        # to do never take one, nor free another lane's)
         taken = self.backlog.take(1)
         if not taken:
-            self.breakers.told_nothing()
             return
         key, version, queued = taken[0].key, taken[0].version, taken[0].work
+        await self.breakers.ready()
         try:
             with self._partition_of(queued):
                 await self.carry_out(queued.command)
