@@ -9,7 +9,8 @@ quantities above one and of more than ten lines, partly fulfilled, cancelled bef
 a partial fulfilment, refunded before fulfilment with and without restock, moved to another
 store or to a location no store is mapped to, picked up (handed over in Shopify, or ready and
 collected at the till through the Sitoo order tillsync made of it, or rejected there and then
-cancelled), and fulfilments cancelled after their Move Out. Shopify's order edits are not
+cancelled; every other one collected at the till only authorised at checkout, and captured at
+its handover), and fulfilments cancelled after their Move Out. Shopify's order edits are not
 simulated (``tillsync_sim.scenario.orders`` says so). Webhooks come twice and out of order,
 Sitoo's events twice.
 
@@ -33,12 +34,15 @@ fault. The run waits a bounded time for that and goes on if it does not come (th
 stays open until a later catch-up or the end of the trading: the next fault has to be survived
 wherever it finds the worker). Outside every window the only oversell allowed is the race no
 sync can win: an order placed within a few seconds of the till sale that took its unit (Sitoo
-stamps each change of an item); inside a window, the count is printed.
+stamps each change of an item) or of a staff edit up in the Shopify admin; inside a window, the
+count is printed.
 
 At the end every position equals its target computed from the simulators' own state, within
 a deadline; every Move Out (and reversal) owed is in Sitoo exactly once, and no other (none for
 a pickup collected at the till: Sitoo's own sale took it); every pickup still to collect is one
-open Sitoo order at its store and no other is open; nothing was dead-lettered. About eight
+open Sitoo order at its store and no other is open; every order only authorised at checkout
+and handed over in full at the till is captured once, for its total; nothing was
+dead-lettered. About eight
 and a half minutes on a 2-core machine, at 50 actions a second: faster, the worker on this
 machine does not drain the outage's backlog while the shops trade on. The shop is on the Plus
 plan, as in the 50,000-event scenario: every step of an order's life brings a read of the
