@@ -17,7 +17,8 @@ HTTP surface:
 
 * ``POST /admin/api/{version}/graphql.json`` (``X-Shopify-Access-Token``)
 * ``GET  /_sim/bulk/{id}.jsonl`` (bulk operation results)
-* control API, JSON in and out: ``POST /_sim/seed``, ``POST /_sim/orders``,
+* control API, JSON in and out: ``POST /_sim/seed``, ``POST /_sim/orders`` (a SHIPPING order
+  takes ``shipping_address`` or gets a made-up one),
   ``GET /_sim/orders/{id}``, ``POST /_sim/orders/{id}/cancel|refund|fulfil``,
   ``POST /_sim/fulfillment_orders/{id}/prepared_for_pickup``, ``POST /_sim/inventory/edit``,
   ``POST /_sim/customers``, ``GET|POST|DELETE /_sim/faults``, ``POST /_sim/webhooks/subscribe``,

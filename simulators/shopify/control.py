@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tillsync.connectors.shopify.ids import gid
 from tillsync_sim.shopify.faults import Faults
-from tillsync_sim.shopify.model import parse_gid
+from tillsync_sim.shopify.model import ShippingAddress, parse_gid
 from tillsync_sim.shopify.state import ShopState, SimError
 from tillsync_sim.shopify.webhooks import ALL_TOPICS
 
@@ -44,12 +44,27 @@ class OrderLine(_Body):
     quantity: int = Field(1, ge=1)
 
 
+class AddressBody(_Body):
+    first_name: str
+    last_name: str
+    address1: str
+    address2: str | None = None
+    city: str
+    zip: str
+    province_code: str | None = None
+    country_code: str = Field("SE", min_length=2, max_length=2)
+    phone: str | None = None
+
+
 class OrderBody(_Body):
     lines: list[OrderLine] = Field(min_length=1)
     location_id: int | str
     delivery: str = Field("SHIPPING", description="SHIPPING or PICK_UP")
     email: str | None = None
     financial_status: str = "paid"
+    shipping_address: AddressBody | None = Field(
+        None, description="a SHIPPING order without one gets a made-up address"
+    )
 
 
 class RefundLineBody(_Body):
@@ -167,6 +182,9 @@ def add_routes(app: web.Application, sim: ShopifySimulator) -> None:
             delivery=b.delivery,
             email=b.email,
             financial_status=b.financial_status,
+            shipping_address=(
+                ShippingAddress(**b.shipping_address.model_dump()) if b.shipping_address else None
+            ),
         )
         return _order_json(sim, order.id)
 

@@ -171,6 +171,11 @@ class Fulfillment:
     location_id: int
     lines: list[tuple[int, int]]  # (line item id, quantity)
     status: str = "success"
+    # what fulfillmentCreate's trackingInfo gave: numbers[i] goes with urls[i], one carrier
+    tracking_numbers: list[str] = field(default_factory=list)
+    tracking_urls: list[str] = field(default_factory=list)
+    tracking_company: str | None = None
+    notified: bool = False  # notifyCustomer: Shopify emailed the customer the shipment
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
 
@@ -211,6 +216,22 @@ class Transaction:
 
 
 @dataclass
+class ShippingAddress:
+    """Where a shipped order goes: the order's shipping address (a ``MailingAddress``), which
+    its shipping fulfilment orders name as their destination."""
+
+    first_name: str
+    last_name: str
+    address1: str
+    city: str
+    zip: str
+    country_code: str  # ISO 3166 alpha-2
+    address2: str | None = None
+    province_code: str | None = None
+    phone: str | None = None
+
+
+@dataclass
 class Order:
     id: int
     number: int
@@ -226,6 +247,7 @@ class Order:
     fulfillment_ids: list[int] = field(default_factory=list)
     refund_ids: list[int] = field(default_factory=list)
     transactions: list[Transaction] = field(default_factory=list)
+    shipping_address: ShippingAddress | None = None  # None for a pickup
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
 

@@ -33,6 +33,7 @@ from tillsync_sim.shopify.model import (
     Order,
     Product,
     Refund,
+    ShippingAddress,
     Transaction,
     Variant,
     WebhookSubscription,
@@ -137,6 +138,20 @@ def search_terms(query: str | None) -> list[tuple[str, str]]:
     if not query:
         return []
     return [(m[1].lower(), m[2] if m[2] is not None else m[3]) for m in _TERM.finditer(query)]
+
+
+def tracking_info(f: Fulfillment) -> list[Node]:
+    """A fulfilment's ``FulfillmentTrackingInfo`` list: a number with the url at its index
+    (either may run out first), all with the one carrier."""
+    count = max(len(f.tracking_numbers), len(f.tracking_urls))
+    return [
+        {
+            "company": f.tracking_company,
+            "number": f.tracking_numbers[i] if i < len(f.tracking_numbers) else None,
+            "url": f.tracking_urls[i] if i < len(f.tracking_urls) else None,
+        }
+        for i in range(count)
+    ]
 
 
 def _money_v2(amount: Decimal, currency: str) -> Node:
@@ -416,10 +431,64 @@ class Objects:
                 "methodType": fo.method_type,
                 "presentedName": "Pickup" if fo.method_type == "PICK_UP" else "Standard",
             },
+            "destination": lambda _i: self.destination(fo, order),
             "lineItems": lambda _i, **a: connection(
                 fo.lines, lambda ln: self.fo_line(ln, order), **a
             ),
             "order": lambda _i: self.order(order),
+        }
+
+    @staticmethod
+    def destination(fo: FulfillmentOrder, order: Order) -> Node | None:
+        """Where a fulfilment order's items go: the order's shipping address. A pickup has
+        none (``place_order`` gives a pickup no address and refuses one)."""
+        a = order.shipping_address
+        if a is None:
+            return None
+        return {
+            "__typename": "FulfillmentOrderDestination",
+            # one destination per fulfilment order, so its id can be the fulfilment order's
+            "id": gid("FulfillmentOrderDestination", fo.id),
+            "firstName": a.first_name,
+            "lastName": a.last_name,
+            "company": None,
+            "address1": a.address1,
+            "address2": a.address2,
+            "city": a.city,
+            "zip": a.zip,
+            "province": a.province_code,
+            "countryCode": a.country_code,
+            "phone": a.phone,
+            "email": order.email,
+            "location": None,
+        }
+
+    @staticmethod
+    def mailing_address(a: ShippingAddress, order: Order) -> Node:
+        return {
+            "__typename": "MailingAddress",
+            "id": gid("MailingAddress", order.id),
+            "firstName": a.first_name,
+            "lastName": a.last_name,
+            "name": f"{a.first_name} {a.last_name}".strip(),
+            "company": None,
+            "address1": a.address1,
+            "address2": a.address2,
+            "city": a.city,
+            "zip": a.zip,
+            "province": a.province_code,
+            "provinceCode": a.province_code,
+            # the country's name is not kept; its code stands in, as for locations
+            "country": a.country_code,
+            "countryCode": a.country_code,
+            "countryCodeV2": a.country_code,
+            "phone": a.phone,
+            "coordinatesValidated": False,
+            "formatted": [
+                p
+                for p in (a.address1, a.address2, f"{a.zip} {a.city}".strip(), a.country_code)
+                if p
+            ],
         }
 
     def fulfillment(self, f: Fulfillment) -> Node:
@@ -434,7 +503,7 @@ class Objects:
             "updatedAt": f.updated_at,
             "requiresShipping": True,
             "totalQuantity": sum(q for _, q in f.lines),
-            "trackingInfo": [],
+            "trackingInfo": lambda _i, first=None: tracking_info(f)[:first],
             "location": lambda _i: self.location(self.state.locations[f.location_id]),
             "order": lambda _i: self.order(self.state.orders[f.order_id]),
             "fulfillmentLineItems": lambda _i, **a: connection(
@@ -496,6 +565,9 @@ class Objects:
             ),
             "customer": lambda _i: (
                 self.customer(st.customers[o.customer_id]) if o.customer_id else None
+            ),
+            "shippingAddress": lambda _i: (
+                self.mailing_address(o.shipping_address, o) if o.shipping_address else None
             ),
             "lineItems": lambda _i, **a: connection(
                 o.line_items, lambda li: self.line_item(li, o), **a

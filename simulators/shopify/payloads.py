@@ -16,6 +16,7 @@ from tillsync_sim.shopify.model import (
     Order,
     Product,
     Refund,
+    ShippingAddress,
     Variant,
 )
 
@@ -124,12 +125,39 @@ def fulfillment(f: Fulfillment, order: Order) -> dict[str, Any]:
         "updated_at": f.updated_at,
         "location_id": f.location_id,
         "service": "manual",
-        "tracking_company": None,
-        "tracking_number": None,
+        "notify_customer": f.notified,
+        "shipment_status": None,
+        # the REST resource's singular fields are the first of the lists
+        "tracking_company": f.tracking_company,
+        "tracking_number": f.tracking_numbers[0] if f.tracking_numbers else None,
+        "tracking_numbers": list(f.tracking_numbers),
+        "tracking_url": f.tracking_urls[0] if f.tracking_urls else None,
+        "tracking_urls": list(f.tracking_urls),
         "admin_graphql_api_id": gid("Fulfillment", f.id),
         "line_items": [
             {**line_item(items[li_id], order.currency), "quantity": qty} for li_id, qty in f.lines
         ],
+    }
+
+
+def shipping_address(a: ShippingAddress) -> dict[str, Any]:
+    return {
+        "first_name": a.first_name,
+        "last_name": a.last_name,
+        "name": f"{a.first_name} {a.last_name}".strip(),
+        "company": None,
+        "address1": a.address1,
+        "address2": a.address2,
+        "city": a.city,
+        "zip": a.zip,
+        "province": a.province_code,
+        "province_code": a.province_code,
+        # the country's name is not kept; its code stands in, as the GraphQL objects do
+        "country": a.country_code,
+        "country_code": a.country_code,
+        "phone": a.phone,
+        "latitude": None,
+        "longitude": None,
     }
 
 
@@ -228,6 +256,7 @@ def order(o: Order, state: ShopState) -> dict[str, Any]:
         "note": None,
         "test": False,
         "customer": customer(cust) if cust else None,
+        "shipping_address": shipping_address(o.shipping_address) if o.shipping_address else None,
         "line_items": [line_item(li, o.currency) for li in o.line_items],
         "shipping_lines": shipping_lines,
         "tax_lines": [],

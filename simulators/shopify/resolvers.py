@@ -591,6 +591,9 @@ class Resolvers(Objects):
                 "order and be assigned to the same location.",
             )
             return {"fulfillment": None, "userErrors": _user_errors([err])}
+        tracking: Node = fulfillment.get("trackingInfo") or {}
+        numbers = _one_and_many(tracking.get("number"), tracking.get("numbers"))
+        urls = _one_and_many(tracking.get("url"), tracking.get("urls"))
         created: Fulfillment | None = None
         try:
             for g, fo in zip(groups, real, strict=True):
@@ -601,7 +604,14 @@ class Resolvers(Objects):
                         (parse_gid(x["id"], "FulfillmentOrderLineItem") or -1, int(x["quantity"]))
                         for x in lines
                     ]
-                created = st.fulfil(fo.id, pairs)
+                created = st.fulfil(
+                    fo.id,
+                    pairs,
+                    tracking_numbers=numbers,
+                    tracking_urls=urls,
+                    tracking_company=tracking.get("company") or None,
+                    notify_customer=bool(fulfillment.get("notifyCustomer")),
+                )
         except SimError as exc:
             err = UserError(["fulfillment"], str(exc))
             return {"fulfillment": None, "userErrors": _user_errors([err])}
@@ -886,6 +896,12 @@ class Resolvers(Objects):
         sub = WebhookSubscription(id=self.state.next_id(), topic=wire_topic, callback_url=url)
         self.state.subscriptions[sub.id] = sub
         return sub
+
+
+def _one_and_many(one: str | None, many: list[str] | None) -> list[str]:
+    """``number`` with ``numbers`` (or ``url`` with ``urls``): Shopify takes either and does
+    not say how both combine; here the single one comes first and each value counts once."""
+    return list(dict.fromkeys(v for v in [one, *(many or [])] if v))
 
 
 def _directive_args(info: Any, name: str) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -32,6 +32,7 @@ from tillsync_sim.shopify.model import (
     Product,
     Refund,
     RefundLine,
+    ShippingAddress,
     Transaction,
     Variant,
     WebhookSubscription,
@@ -70,6 +71,21 @@ class QuantityChange:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "product"
+
+
+def made_up_address(number: int) -> ShippingAddress:
+    """The shipping address of an order placed without one: plainly fake, and the same for
+    the same order number, so two runs of a scenario ship to the same places. The phone
+    number is in the range Sweden's PTS keeps for fiction (070-174 06 05 to 070-174 06 99)."""
+    return ShippingAddress(
+        first_name="Test",
+        last_name=f"Kund {number}",
+        address1=f"Testgatan {number % 100 + 1}",
+        city="Stockholm",
+        zip="11122",
+        country_code="SE",
+        phone=f"+46701740{605 + number % 95:03d}",
+    )
 
 
 class ShopState:
@@ -266,11 +282,17 @@ class ShopState:
         email: str | None = None,
         financial_status: str = "paid",
         currency: str = "SEK",
+        shipping_address: ShippingAddress | None = None,
     ) -> Order:
-        """An online order: stock at ``location_id`` moves from available to committed."""
+        """An online order: stock at ``location_id`` moves from available to committed.
+
+        A SHIPPING order without ``shipping_address`` gets ``made_up_address(number)``; a
+        pickup has none (the customer collects it), so one given with it is refused."""
         delivery = delivery.upper().replace("PICKUP", "PICK_UP")
         if delivery not in ("SHIPPING", "PICK_UP", "LOCAL", "NONE", "RETAIL", "PICKUP_POINT"):
             raise SimError(f"unknown delivery method {delivery!r}")
+        if delivery == "PICK_UP" and shipping_address is not None:
+            raise SimError("a pickup order has no shipping address")
         self.location(location_id)
         customer = None
         created_customer = False
@@ -319,14 +341,18 @@ class ShopState:
             level.add("available", -int(qty))
             level.add("committed", int(qty))
             touched.append(level)
+        number = next(self._order_numbers)
+        if shipping_address is None and delivery == "SHIPPING":
+            shipping_address = made_up_address(number)
         order = Order(
             id=self.next_id(),
-            number=next(self._order_numbers),
+            number=number,
             email=email,
             customer_id=customer.id if customer else None,
             line_items=items,
             currency=currency,
             financial_status=financial_status,
+            shipping_address=shipping_address,
         )
         if financial_status in ("paid", "authorized"):
             authorised = financial_status == "authorized"
@@ -423,10 +449,19 @@ class ShopState:
         return order
 
     def fulfil(
-        self, fulfillment_order_id: int, lines: list[tuple[int, int]] | None = None
+        self,
+        fulfillment_order_id: int,
+        lines: list[tuple[int, int]] | None = None,
+        *,
+        tracking_numbers: Sequence[str] = (),
+        tracking_urls: Sequence[str] = (),
+        tracking_company: str | None = None,
+        notify_customer: bool = False,
     ) -> Fulfillment:
         """Fulfil a fulfillment order (all of it, or (fo line id, quantity) pairs):
-        committed and on_hand both fall."""
+        committed and on_hand both fall. The tracking (``tracking_numbers[i]`` shipped with
+        ``tracking_urls[i]`` by ``tracking_company``) is kept on the fulfilment and goes out
+        in its fulfillments/create webhook."""
         fo = self.fulfillment_orders.get(fulfillment_order_id)
         if fo is None:
             raise SimError(f"no fulfillment order {fulfillment_order_id}")
@@ -452,7 +487,14 @@ class ShopState:
         fo.status = "CLOSED" if all(ln.remaining == 0 for ln in fo.lines) else "IN_PROGRESS"
         fo.updated_at = now_iso()
         f = Fulfillment(
-            id=self.next_id(), order_id=order.id, location_id=fo.location_id, lines=done
+            id=self.next_id(),
+            order_id=order.id,
+            location_id=fo.location_id,
+            lines=done,
+            tracking_numbers=list(tracking_numbers),
+            tracking_urls=list(tracking_urls),
+            tracking_company=tracking_company,
+            notified=notify_customer,
         )
         self.fulfillments[f.id] = f
         order.fulfillment_ids.append(f.id)

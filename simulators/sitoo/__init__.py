@@ -29,6 +29,10 @@ Control API (``/_sim/``, JSON, no auth, no faults):
   POST /_sim/warehouses/{id}/move ``{"sku", "quantity"}`` (positive in, negative out)
 - POST /_sim/orders/{id}/ready-for-pickup | collect | cancel;
   POST /_sim/orders/{id}/reject-pickup ``{"reason"?, "cancel"?}``
+- POST /_sim/orders/{id}/ship ``{"tracking", "carrier"?, "lines"?: {"orderitemid": qty}}``:
+  staff ship an order with a delivery address: a delivery whose ``orderdeliveryref`` is the
+  tracking number (Sales transaction); the order closes once all is delivered. Answers
+  ``{"orderdeliveryid"}``
 - GET | POST | DELETE /_sim/faults (keys in faults.SPEC_KEYS)
 - GET /_sim/state/stock[?warehouseid=]; GET /_sim/events[?limit=]; GET /_sim/health;
   POST /_sim/seed ``{"stores", "skus", "min_stock", "max_stock"}``

@@ -67,6 +67,7 @@ class ControlApi:
             web.post("/_sim/warehouses/{warehouseid}/move", self.move),
             web.post("/_sim/orders/{orderid}/ready-for-pickup", self.ready),
             web.post("/_sim/orders/{orderid}/collect", self.collect),
+            web.post("/_sim/orders/{orderid}/ship", self.ship),
             web.post("/_sim/orders/{orderid}/reject-pickup", self.reject),
             web.post("/_sim/orders/{orderid}/cancel", self.cancel),
             web.get("/_sim/faults", self.get_faults),
@@ -155,6 +156,23 @@ class ControlApi:
     async def collect(self, request: web.Request) -> web.Response:
         self.s.collect(_id(request, "orderid"))
         return json_response(self.s.order(_id(request, "orderid")).wire())
+
+    async def ship(self, request: web.Request) -> web.Response:
+        """Staff ship the order: ``{"tracking", "carrier"?, "lines"?: {orderitemid: qty}}``."""
+        body = await _obj(request)
+        tracking = body.get("tracking")
+        if not isinstance(tracking, str):
+            raise SimError(400, "tracking is required (a string)")
+        raw = body.get("lines")
+        if raw is not None and not isinstance(raw, dict):
+            raise SimError(400, "lines must be an object of orderitemid: quantity")
+        deliveryid = self.s.ship(
+            _id(request, "orderid"),
+            tracking,
+            str(body.get("carrier") or ""),
+            {int(oid): int(q) for oid, q in raw.items()} if raw is not None else None,
+        )
+        return json_response({"orderdeliveryid": deliveryid})
 
     async def reject(self, request: web.Request) -> web.Response:
         body = await _obj(request)

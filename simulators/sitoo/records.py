@@ -286,7 +286,8 @@ class DeliveryRec:
     warehouseid: int
     datedelivery: int
     items: list[tuple[int, int, int]]  # (orderdeliveryitemid, orderitemid, quantity)
-    orderdeliveryref: str = ""
+    orderdeliveryref: str = ""  # "waybill no. or similar tracking number"
+    pluginname: str = ""  # the plugin handling the delivery: here the carrier, if any
 
     def wire(self) -> dict[str, Any]:
         return {
@@ -296,7 +297,7 @@ class DeliveryRec:
             "orderdeliveryref": self.orderdeliveryref,
             "datedelivery": self.datedelivery,
             "datecancelled": None,
-            "pluginname": "",
+            "pluginname": self.pluginname,
             "orderdeliveryitems": [
                 {
                     "orderdeliveryitemid": did,

@@ -613,12 +613,16 @@ class SitooState:
             "company": "",
             "phone": "",
             "invoice_address": "",
+            "invoice_address2": "",
             "invoice_zip": "",
             "invoice_city": "",
+            "invoice_state": "",
             "invoice_countryid": "",
             "delivery_address": "",
+            "delivery_address2": "",
             "delivery_zip": "",
             "delivery_city": "",
+            "delivery_state": "",
             "delivery_countryid": "",
             "comment": "",
             "commentinternal": "",
@@ -655,12 +659,16 @@ class SitooState:
             "company",
             "phone",
             "invoice_address",
+            "invoice_address2",
             "invoice_zip",
             "invoice_city",
+            "invoice_state",
             "invoice_countryid",
             "delivery_address",
+            "delivery_address2",
             "delivery_zip",
             "delivery_city",
+            "delivery_state",
             "delivery_countryid",
             "comment",
             "commentinternal",
@@ -795,6 +803,9 @@ class SitooState:
             datedelivery=self.now(),
             items=[(self._id("deliveryitem"), oid, q) for oid, q in parsed],
             orderdeliveryref=str(body.get("orderdeliveryref") or ""),
+            # not in orderdelivery-write, but the read shows it; a client that names its
+            # plugin (carrier) gets it back
+            pluginname=str(body.get("pluginname") or ""),
         )
         for oid, q in parsed:
             order.delivered[oid] = order.delivered.get(oid, 0) + q
@@ -1022,6 +1033,43 @@ class SitooState:
         if order.data.get("warehouseid") is None:
             raise SimError(400, f"order {orderid} has no warehouse to collect from")
         self.update_order(orderid, {"orderstateid": ORDER_CLOSED})
+
+    def ship(
+        self, orderid: int, tracking: str, carrier: str = "", lines: dict[int, int] | None = None
+    ) -> int:
+        """Store staff ship an order to its delivery address (ship-from-store): one delivery
+        from the order's warehouse of ``lines`` (orderitemid -> units; by default all still
+        undelivered), carrying the tracking number as its ``orderdeliveryref`` and the carrier
+        as its ``pluginname``; the order closes once nothing is left to deliver. Returns the
+        orderdeliveryid. An order without a delivery address is a pickup: it is collected,
+        not shipped."""
+        order = self.order(orderid)
+        if order.state != ORDER_OPEN:
+            raise SimError(400, f"order {orderid} is not open")
+        wid = order.data.get("warehouseid")
+        if wid is None:
+            raise SimError(400, f"order {orderid} has no warehouse to ship from")
+        if not order.data.get("delivery_address"):
+            raise SimError(400, f"order {orderid} has no delivery address to ship to")
+        if lines is None:
+            lines = {oid: q for oid, q in order.undelivered().items() if q > 0}
+            if not lines:
+                raise SimError(400, f"order {orderid} has nothing left to ship")
+        deliveryid = self.add_delivery(
+            orderid,
+            {
+                "warehouseid": wid,
+                "orderdeliveryref": tracking,
+                "pluginname": carrier,
+                "orderdeliveryitems": [
+                    {"orderitemid": oid, "quantity": q} for oid, q in lines.items()
+                ],
+            },
+        )
+        if not order.undelivered():
+            # closing delivers nothing more: the order event tells of the state change
+            self.update_order(orderid, {"orderstateid": ORDER_CLOSED})
+        return deliveryid
 
     def reject_pickup(self, orderid: int, reason: str = "", *, cancel: bool = False) -> None:
         self.add_log_item(
