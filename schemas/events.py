@@ -302,6 +302,9 @@ class PickupCommand(BaseModel):
     location_id: Id
     warehouse_id: Id
     at: UnixTime = Field(description="when the order flow asked for it (Unix seconds)")
+    method: Literal["PICK_UP", "SHIPPING"] = Field(
+        "PICK_UP", description="the fulfilment order's delivery method: a pickup or ship-from-store"
+    )
 
 
 class SitooPickupState(StrEnum):

@@ -38,6 +38,9 @@ class PickupDeadlines(BaseModel):
     close_in_shopify_minutes: float = Field(
         15.0, gt=0, description="collected at the till, still open in Shopify (integration)"
     )
+    ship_within_hours: float = Field(
+        24.0, gt=0, description="a ship-from-store order in Sitoo, not shipped (store manager)"
+    )
     authorisation_margin_hours: float = Field(
         24.0,
         ge=0,

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -98,6 +98,14 @@ class Settings(BaseSettings):
         "over at the till, late pickups raised. Off, a pickup holds its units and leaves "
         "Sitoo through a Move Out when Shopify fulfils it, as a ship-from-store order does",
     )
+    ship_from_store_to_sitoo: bool = Field(
+        False,
+        description="ship-from-store through Sitoo: an online order shipped from a store is a "
+        "Sitoo order with its delivery address there (staff get a pick list, a store return "
+        "an original to link to), shipped by staff in Sitoo, whose delivery becomes the Shopify "
+        "fulfilment with its tracking. Off, it leaves Sitoo through a Move Out when Shopify "
+        "fulfils it. Needs pickups_to_sitoo (the same writers carry both)",
+    )
     order_sweep_seconds: float = Field(
         300.0,
         ge=10,
@@ -162,6 +170,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"{part!r} is not host:port")
         return v
 
+    @model_validator(mode="after")
+    def _store_orders(self) -> Settings:
+        if self.ship_from_store_to_sitoo and not self.pickups_to_sitoo:
+            raise ValueError(
+                "ship_from_store_to_sitoo needs pickups_to_sitoo: the writers of pickup orders "
+                "carry ship-from-store orders too; turn both on, or ship_from_store_to_sitoo off"
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -178,6 +195,14 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     # Derived values -------------------------------------------------------------------
+
+    @property
+    def sitoo_order_methods(self) -> frozenset[str]:
+        """The Shopify delivery methods whose fulfilment orders at a store are Sitoo orders."""
+        methods = {"PICK_UP"} if self.pickups_to_sitoo else set()
+        if self.ship_from_store_to_sitoo:
+            methods.add("SHIPPING")
+        return frozenset(methods)
 
     @property
     def kafka_broker_url(self) -> str:

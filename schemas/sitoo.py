@@ -289,7 +289,8 @@ class OrderItemIn(BaseModel):
 
 
 class OrderIn(BaseModel):
-    """An order we POST (click & collect: paid, a store warehouse, no delivery address)."""
+    """An order we POST at a store's warehouse: click & collect has no delivery address,
+    ship-from-store has one (which is how Sitoo tells them apart, flows.md A)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -304,6 +305,13 @@ class OrderIn(BaseModel):
     warehouseid: int | None = None
     currencycode: str | None = None
     creditorderid: int | None = None
+    customerref: str | None = None
+    delivery_address: str | None = None
+    delivery_address2: str | None = None
+    delivery_zip: str | None = None
+    delivery_city: str | None = None
+    delivery_state: str | None = None
+    delivery_countryid: str | None = None
     additionaldata: dict[str, str] | None = None
     orderitems: list[OrderItemIn] = Field(default_factory=list)
     payments: list[dict[str, Any]] | None = None
@@ -321,6 +329,7 @@ class OrderDelivery(_Sitoo):
     orderdeliveryid: int | None = None
     orderid: int | None = None
     orderdeliveryref: str | None = None
+    pluginname: str | None = None  # what handles the delivery: the carrier, for a parcel [?]
     datedelivery: int | None = None
     datecancelled: int | None = None
     orderdeliveryitems: list[OrderDeliveryItem] = Field(default_factory=list)

@@ -156,6 +156,7 @@ class ExceptionType(StrEnum):
     PICKUP_CAPTURE_REFUSED = "pickup_capture_refused"  # the money is at risk: finance
     PICKUP_AUTHORISATION_EXPIRING = "pickup_authorisation_expiring"
     PICKUP_STEP_FAILED = "pickup_step_failed"
+    SHIPMENT_NOT_SHIPPED = "shipment_not_shipped"  # ship-from-store, not shipped in time
 
 
 # the team each exception goes to: the series created at 0
@@ -178,6 +179,7 @@ EXCEPTION_OWNERS = {
     ExceptionType.PICKUP_CAPTURE_REFUSED: Owner.FINANCE,
     ExceptionType.PICKUP_AUTHORISATION_EXPIRING: Owner.FINANCE,
     ExceptionType.PICKUP_STEP_FAILED: Owner.ENGINEERING,
+    ExceptionType.SHIPMENT_NOT_SHIPPED: Owner.STORE_OPS,
 }
 
 
@@ -196,7 +198,7 @@ class Sink(StrEnum):
     SHOPIFY_INVENTORY = "shopify-inventory"
     SITOO_MOVE_OUT = "sitoo-move-out"
     ORDER_READS = "shopify-order-reads"  # orders waiting to be read, not a write
-    SITOO_ORDERS = "sitoo-orders"  # click & collect orders to make or cancel in Sitoo
+    SITOO_ORDERS = "sitoo-orders"  # store orders (pickup, ship-from-store) to make or cancel
     PICKUP_STEPS = "pickup-steps"  # steps at the till to tell Shopify
 
 

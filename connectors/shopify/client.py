@@ -40,7 +40,7 @@ from tillsync.connectors.shopify.fulfilment_state import (
 )
 from tillsync.connectors.shopify.ids import gid, gid_tail
 from tillsync.connectors.shopify.payment import Authorisation, OrderPayment, read_payment
-from tillsync.connectors.shopify.pickup import PickupDetails, read_pickup
+from tillsync.connectors.shopify.pickup import PickupDetails, Tracking, read_pickup
 from tillsync.schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -569,13 +569,26 @@ class ShopifyClient:
         return errors
 
     async def fulfil(
-        self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify: bool = False
+        self,
+        fulfilment_order_id: int,
+        lines: Mapping[int, int],
+        *,
+        notify: bool = False,
+        tracking: Tracking | None = None,
     ) -> tuple[int | None, list[UserErrorInfo]]:
         """Fulfil these units (fulfilment order line id -> quantity) of one fulfilment order
-        (``fulfillmentCreate``): the new fulfilment's id, or None with the userErrors. Not
-        idempotent in Shopify: the caller fulfils only what is still owed."""
+        (``fulfillmentCreate``), with the parcel's tracking if it was shipped: the new
+        fulfilment's id, or None with the userErrors. Not idempotent in Shopify: the caller
+        fulfils only what is still owed."""
+        fulfillment: dict[str, Any] = {}
+        if tracking is not None:
+            info: dict[str, str] = {"number": tracking.number}
+            if tracking.company:
+                info["company"] = tracking.company
+            fulfillment["trackingInfo"] = info
         variables = {
             "fulfillment": {
+                **fulfillment,
                 "notifyCustomer": notify,
                 "lineItemsByFulfillmentOrder": [
                     {

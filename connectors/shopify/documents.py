@@ -130,6 +130,7 @@ query PickupFulfillmentOrder($id: ID!, $after: String) {
     id status
     deliveryMethod { methodType }
     assignedLocation { location { id } }
+    destination { firstName lastName address1 address2 city zip province countryCode phone }
     order {
       id name email displayFinancialStatus currencyCode
       transactions(first: 20) { kind status authorizationExpiresAt }

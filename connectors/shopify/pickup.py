@@ -1,5 +1,7 @@
-"""A pickup fulfilment order as the Sitoo order made of it needs it: its order's name, email,
-payment state and currency, and each line's SKU, name, remaining quantity and price.
+"""A store fulfilment order (a pickup, or ship-from-store) as the Sitoo order made of it needs
+it: its order's name, email, payment state and currency, each line's SKU, name, remaining
+quantity and price, and for a shipment its destination (the customer's address: personal data,
+sent to Sitoo for the parcel and never logged).
 
 Read once per export (``PICKUP_FULFILLMENT_ORDER``, every page of lines), not at every read of
 the order: the held units need none of this. The reader takes any ``execute`` (the client's,
@@ -33,6 +35,32 @@ class PickupLine:
 
 
 @dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a shipment goes (``FulfillmentOrderDestination``)."""
+
+    first_name: str
+    last_name: str
+    address1: str
+    address2: str
+    city: str
+    zip: str
+    province: str
+    country_code: str  # ISO 3166 alpha-2, as Sitoo's delivery_countryid wants it
+    phone: str
+
+    def __repr__(self) -> str:
+        return "Destination(<personal data>)"  # a traceback or a log line never shows it
+
+
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """A parcel's tracking, as the store shipped it (Sitoo's delivery reference and carrier)."""
+
+    number: str
+    company: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class PickupDetails:
     fulfilment_order_id: int
     status: str
@@ -47,6 +75,7 @@ class PickupDetails:
     # when the earliest card authorisation not yet captured in full lapses (Unix time); None
     # when the checkout was paid, or Shopify gives no date
     authorisation_expires_at: float | None = None
+    destination: Destination | None = None  # a shipment's; None for a pickup
 
 
 async def read_pickup(execute: Execute, fulfilment_order_id: int) -> PickupDetails | None:
@@ -97,6 +126,27 @@ async def read_pickup(execute: Execute, fulfilment_order_id: int) -> PickupDetai
         currency=str(order.get("currencyCode") or ""),
         lines=tuple(lines),
         authorisation_expires_at=_earliest_expiry(order),
+        destination=_destination(head.get("destination")),
+    )
+
+
+def _destination(node: JSON | None) -> Destination | None:
+    if not node:
+        return None
+
+    def text(name: str) -> str:
+        return str(node.get(name) or "")
+
+    return Destination(
+        first_name=text("firstName"),
+        last_name=text("lastName"),
+        address1=text("address1"),
+        address2=text("address2"),
+        city=text("city"),
+        zip=text("zip"),
+        province=text("province"),
+        country_code=text("countryCode").upper(),
+        phone=text("phone"),
     )
 
 

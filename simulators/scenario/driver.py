@@ -228,17 +228,18 @@ def moving_out(
 def pickup_in_sitoo(
     network: Network, shopify: ShopifySimulator, sitoo: SitooSimulator
 ) -> Counter[tuple[str, int]]:
-    """Units Shopify commits for pickups that Sitoo accounts for itself, per (SKU, Shopify
-    location): reserved by the pickup order tillsync made there (web-order markers, flows.md
-    A), or handed over at the till (out of Sitoo's stock by its own sale) and not yet
-    fulfilled in Shopify. tillsync counts each of them once."""
+    """Units Shopify commits for store orders (pickups, ship-from-store) that Sitoo accounts
+    for itself, per (SKU, Shopify location): reserved by the Sitoo order tillsync made there
+    (web-order markers, flows.md A), or handed over at the till or shipped (out of Sitoo's
+    stock by its own sale) and not yet fulfilled in Shopify. tillsync counts each of them
+    once."""
     location_of = {s.sitoo_warehouse_id: s.shopify_location_id for s in network.stores}
     out: Counter[tuple[str, int]] = Counter()
     # by their externalids: till sales are orders too, thousands of them
     for orderid in sitoo.state.orders_by_externalid.values():
         order = sitoo.state.orders[orderid]
         extra = order.data.get("additionaldata") or {}
-        if extra.get("weborder-bopis") != "true":
+        if extra.get("weborder") != "true" or "shopify-fo-id" not in extra:
             continue
         loc = location_of.get(order.data.get("warehouseid") or -1)
         if loc is None:
@@ -256,16 +257,27 @@ def pickup_in_sitoo(
     return out
 
 
+def sitoo_method(extra: dict[str, str]) -> str | None:
+    """The Shopify delivery method of a Sitoo store order tillsync made, from its markers."""
+    if extra.get("weborder-bopis") == "true":
+        return "PICK_UP"
+    return extra.get("shopify-delivery-method")
+
+
 def pickup_mismatches(
-    network: Network, shopify: ShopifySimulator, sitoo: SitooSimulator
+    network: Network,
+    shopify: ShopifySimulator,
+    sitoo: SitooSimulator,
+    methods: frozenset[str] = frozenset({"PICK_UP"}),
 ) -> list[str]:
-    """What is wrong with the click & collect orders in Sitoo, as Shopify stands now: each
-    pickup fulfilment order with units to pick up at a store must be one open Sitoo order
-    there, of those units; no other Sitoo pickup order may be open."""
+    """What is wrong with the store orders in Sitoo (click & collect, and ship-from-store when
+    ``methods`` has SHIPPING), as Shopify stands now: each such fulfilment order with units to
+    hand over at a store must be one open Sitoo order there, of those units (a shipment's with
+    its delivery address); no other Sitoo store order may be open."""
     warehouse_of = {s.shopify_location_id: s.sitoo_warehouse_id for s in network.stores}
     want: dict[int, tuple[int, dict[str, int]]] = {}
     for fo in shopify.state.fulfillment_orders.values():
-        if fo.method_type != "PICK_UP" or fo.status in ("CLOSED", "CANCELLED"):
+        if fo.method_type not in methods or fo.status in ("CLOSED", "CANCELLED"):
             continue
         lines: dict[str, int] = {}
         for ln in fo.lines:  # two lines of one SKU are two rows of it in Sitoo
@@ -277,8 +289,11 @@ def pickup_mismatches(
     for orderid in sitoo.state.orders_by_externalid.values():
         order = sitoo.state.orders[orderid]
         extra = order.data.get("additionaldata") or {}
-        if extra.get("weborder-bopis") != "true" or order.state != 0:
+        method = sitoo_method(extra)
+        if method not in methods or order.state != 0:
             continue
+        if (method == "SHIPPING") != bool(order.data.get("delivery_address")):
+            continue  # a shipment without its address, or a pickup with one: not as wanted
         items: dict[str, int] = {}
         for item in order.data["orderitems"]:
             items[item["sku"]] = items.get(item["sku"], 0) + int(item["quantity"])

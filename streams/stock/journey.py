@@ -178,11 +178,12 @@ async def order_journey(
                 bookings(state, locations, booked),
             )
         tracked: dict[str, Any] = (track.track.get("pickups") or {}) if track else {}
-        committed = {_current(w, tracked) for w in pickups.wanted(state, locations)}
+        methods = settings.sitoo_order_methods
+        committed = {_current(w, tracked) for w in pickups.wanted(state, locations, methods)}
         known = set(tracked) | {
             pickups.externalid(fo.id, fo.location_id)
             for fo in state.fulfilment_orders
-            if fo.method == pickups.PICK_UP
+            if fo.method in methods
             and fo.location_id is not None
             and locations.by_shopify(fo.location_id) is not None
         }

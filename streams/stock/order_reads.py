@@ -171,7 +171,7 @@ class OrderFlow:
             KafkaOrderOutput(ctx),
             sweep_interval=ctx.settings.order_sweep_seconds,
             read_deadline=ctx.settings.order_read_timeout,
-            pickups=ctx.settings.pickups_to_sitoo,
+            methods=ctx.settings.sitoo_order_methods,
         )
         self.reads = OrderReads(self.holds)
         self.runner = SinkRunner(

@@ -245,7 +245,7 @@ class OrderHolds:
         sweep_interval: float = SWEEP_INTERVAL,
         read_deadline: float = READ_DEADLINE,
         parallel: int = PARALLEL_READS,
-        pickups: bool = True,
+        methods: frozenset[str] = pickups.PICKUPS_ONLY,
     ) -> None:
         self.tracks = tracks
         self.locations = locations
@@ -257,9 +257,10 @@ class OrderHolds:
         self.sweep_interval = sweep_interval
         self.read_deadline = read_deadline
         self.parallel = parallel
-        # click & collect through Sitoo (``pickups_to_sitoo``): off, a pickup holds and leaves
-        # Sitoo through a Move Out as any store fulfilment does
-        self.pickups = pickups
+        # the delivery methods whose fulfilment orders at a store are Sitoo orders
+        # (``Settings.sitoo_order_methods``): one left out holds its units and leaves Sitoo
+        # through a Move Out, as any other store fulfilment does
+        self.methods = methods
         self._asked: dict[int, float] = {}  # order id -> when the sweep last asked for it
         # fulfilment order id -> lookups failed in a row (in memory: a restart starts again)
         self._lookups_failed: dict[int, int] = {}
@@ -470,7 +471,7 @@ class OrderHolds:
         now = self._clock()
         version = max(track.version + 1, int(now * 1000))
         # the pickups' Sitoo orders first: a command is durable before the track names it
-        if self.pickups:
+        if self.methods:
             swept = any(r.topic == DERIVE_TOPIC for r in records)
             await self._pickups(order_id, state, track, now, swept=swept)
         taken_at = pickups.taken_by_sitoo(track.pickups)
@@ -526,16 +527,20 @@ class OrderHolds:
         if swept:
             for sitoo_order_id in pickups.open_in_sitoo(track.pickups):
                 await self.output.check_pickup(sitoo_order_id)
-        commands, track.pickups = pickups.plan(order_id, state, self.locations, track.pickups, now)
+        commands, track.pickups = pickups.plan(
+            order_id, state, self.locations, track.pickups, now, self.methods
+        )
         for command in commands:
             await self.output.pickup(command)
-        told, track.pickups = pickups.overdue(state, self.locations, track.pickups, now)
+        told, track.pickups = pickups.overdue(
+            state, self.locations, track.pickups, now, self.methods
+        )
         unmapped, track.unmapped_pickups = pickups.unmapped(
             state, self.locations, track.unmapped_pickups
         )
         told += unmapped
         skuless, track.skuless_pickups = pickups.unmapped_lines(
-            state, self.locations, track.skuless_pickups
+            state, self.locations, track.skuless_pickups, self.methods
         )
         told += skuless
         for late in told:

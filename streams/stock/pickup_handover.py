@@ -22,6 +22,10 @@ order, and acts only on one tillsync made (externalid ``fo-...`` and the web-ord
   each authorisation still holds (``_capture``).
 - pickup rejected: an exception for e-commerce, once: what to do with the order (cancel and
   refund, or move it) is a person's decision here.
+- shipped (a ship-from-store order, ``shopify-delivery-method`` SHIPPING, closed once staff
+  shipped its parcels): as collected, but one Shopify fulfilment per parcel (Sitoo delivery),
+  each with its tracking (``orderdeliveryref``, the carrier from ``pluginname``), and the
+  customer notified; a shipment is never marked ready for pickup.
 
 Each step reads the order and takes every step it shows as above, not only the one its event
 named: one order's events reach us through different partitions, in any order. Sitoo gives up
@@ -52,7 +56,7 @@ from pydantic import BaseModel, ValidationError
 from tillsync.connectors.outcomes import Outcome
 from tillsync.connectors.shopify.client import ShopifyError, UserErrorInfo
 from tillsync.connectors.shopify.payment import Authorisation, OrderPayment
-from tillsync.connectors.shopify.pickup import PickupDetails
+from tillsync.connectors.shopify.pickup import PickupDetails, Tracking
 from tillsync.schemas.events import (
     ExceptionRecord,
     Owner,
@@ -83,10 +87,12 @@ from tillsync.streams.stock.order_topics import (
     PICKUP_IN_SITOO_TOPIC,
     OrderKey,
 )
+from tillsync.streams.stock.pickups import PICK_UP, SHIPPING
 from tillsync.streams.stock.reservations import reserved_of
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
 from tillsync.streams.stock.sink_output import KafkaSinkOutput
 from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
+from tillsync.streams.stock.sitoo_orders import DELIVERY_METHOD
 
 log = logging.getLogger("tillsync.pickup_handover")
 
@@ -135,22 +141,34 @@ def step_of_record(value: bytes) -> PickupStep | None:
 
 @dataclass(frozen=True, slots=True)
 class PickupRef:
-    """A Sitoo order tillsync made of a pickup fulfilment order."""
+    """A Sitoo order tillsync made of a store fulfilment order: a pickup, or ship-from-store."""
 
     externalid: str
     order_id: int
     fulfilment_order_id: int
+    method: str = PICK_UP
+
+    @property
+    def shipment(self) -> bool:
+        return self.method == SHIPPING
 
 
 def pickup_ref(order: Order) -> PickupRef | None:
     extra = order.additionaldata
-    if not (order.externalid or "").startswith("fo-") or extra.get("weborder-bopis") != "true":
+    if not (order.externalid or "").startswith("fo-"):
+        return None
+    if extra.get("weborder-bopis") == "true":
+        method = PICK_UP
+    elif extra.get(DELIVERY_METHOD) == SHIPPING:
+        method = SHIPPING
+    else:
         return None
     try:
         return PickupRef(
             order.externalid or "",
             int(extra["shopify-order-id"]),
             int(extra["shopify-fo-id"]),
+            method,
         )
     except (KeyError, ValueError):
         return None
@@ -176,6 +194,35 @@ def delivered(
             if web is not None and str(web).isdigit():
                 lines[int(web)] += di.quantity
     return skus, lines
+
+
+def shipments_owed(
+    details: PickupDetails, order: Order, deliveries: Sequence[OrderDelivery]
+) -> list[tuple[dict[int, int], Tracking | None]]:
+    """Per parcel Sitoo shipped (its deliveries, oldest first), what of it Shopify has not
+    fulfilled yet, with its tracking: one Shopify fulfilment per parcel, so the customer gets
+    each tracking number. Convergent as ``still_owed``: each parcel owes what the deliveries up
+    to it took less what Shopify fulfilled, so a repeat owes nothing."""
+    done = {line.fulfilment_order_line_id: line.total - line.remaining for line in details.lines}
+    total = {line.fulfilment_order_line_id: line.total for line in details.lines}
+    upto: Counter[int] = Counter()
+    out: list[tuple[dict[int, int], Tracking | None]] = []
+    live = [d for d in deliveries if not d.datecancelled]
+    for d in sorted(live, key=lambda d: (d.datedelivery or 0, d.orderdeliveryid or 0)):
+        _, lines = delivered(order, [d])
+        upto.update(lines)
+        owed: dict[int, int] = {}
+        for line, n in upto.items():
+            if line not in done:
+                continue
+            more = min(total[line], n) - done[line]
+            if more > 0:
+                owed[line] = more
+                done[line] += more
+        if owed:
+            ref = (d.orderdeliveryref or "").strip()
+            out.append((owed, Tracking(ref, d.pluginname or "") if ref else None))
+    return out
 
 
 def still_owed(details: PickupDetails, took: Mapping[int, int]) -> dict[int, int]:
@@ -212,7 +259,12 @@ class HandoverShopify(Protocol):
     async def prepared_for_pickup(self, fulfilment_order_id: int) -> list[UserErrorInfo]: ...
 
     async def fulfil(
-        self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify: bool = False
+        self,
+        fulfilment_order_id: int,
+        lines: Mapping[int, int],
+        *,
+        notify: bool = False,
+        tracking: Tracking | None = None,
     ) -> tuple[int | None, list[UserErrorInfo]]: ...
 
 
@@ -302,7 +354,11 @@ class PickupHandover(CommandWriter[PickupStep]):
             await self._rejected(order, ref)
         if order.orderstateid == ORDER_CLOSED:
             await self._collected(order, ref)
-        elif order.orderstateid == ORDER_OPEN and ORDERLOG_READY_FOR_PICKUP in logged:
+        elif (
+            order.orderstateid == ORDER_OPEN
+            and ORDERLOG_READY_FOR_PICKUP in logged
+            and not ref.shipment  # Shopify refuses "prepared for pickup" for a shipment
+        ):
             await self._ready(order, ref)
 
     async def _ready(self, order: Order, ref: PickupRef) -> None:
@@ -404,22 +460,31 @@ class PickupHandover(CommandWriter[PickupStep]):
         details = await self.shopify.pickup(ref.fulfilment_order_id)
         if details is None:
             return
-        owed = still_owed(details, lines)
-        if owed:  # else told before: Shopify has it all
-            _, errors = await self.shopify.fulfil(ref.fulfilment_order_id, owed)
+        if ref.shipment:
+            # one fulfilment per parcel with its tracking, and the customer is told (Shopify's
+            # shipping confirmation); a pickup's customer was told at the till
+            parcels = shipments_owed(details, order, deliveries)
+        else:
+            owed = still_owed(details, lines)
+            parcels = [(owed, None)] if owed else []
+        for owed, tracking in parcels:  # none: told before, Shopify has it all
+            _, errors = await self.shopify.fulfil(
+                ref.fulfilment_order_id, owed, notify=ref.shipment, tracking=tracking
+            )
             if errors:
+                done = "shipped from" if ref.shipment else "collected in"
                 await self._exception(
                     "pickup_fulfilment_refused",
                     Owner.ECOMMERCE,
                     ref,
-                    f"Shopify order {ref.order_id}: the pickup {ref.externalid} was collected in "
+                    f"Shopify order {ref.order_id}: the order {ref.externalid} was {done} "
                     f"the store, Shopify refused its fulfilment: {_said(errors)}",
                 )
                 return
-            if delivered_at:
-                metrics.pickup_step.labels(
-                    step=metrics.PickupStepName.FULFILLED, location=str(loc.shopify_location_id)
-                ).observe(max(0.0, self.clock() - delivered_at))
+        if parcels and delivered_at:
+            metrics.pickup_step.labels(
+                step=metrics.PickupStepName.FULFILLED, location=str(loc.shopify_location_id)
+            ).observe(max(0.0, self.clock() - delivered_at))
         if details.financial_status in AUTHORISED_ONLY:
             await self._capture(ref)
 
@@ -519,9 +584,16 @@ class RuntimeHandoverPlatforms:
         return await self._rt.shopify.prepared_for_pickup(fulfilment_order_id)
 
     async def fulfil(
-        self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify: bool = False
+        self,
+        fulfilment_order_id: int,
+        lines: Mapping[int, int],
+        *,
+        notify: bool = False,
+        tracking: Tracking | None = None,
     ) -> tuple[int | None, list[UserErrorInfo]]:
-        return await self._rt.shopify.fulfil(fulfilment_order_id, lines, notify=notify)
+        return await self._rt.shopify.fulfil(
+            fulfilment_order_id, lines, notify=notify, tracking=tracking
+        )
 
     async def payment(self, order_id: int) -> OrderPayment | None:
         return await self._rt.shopify.payment(order_id)

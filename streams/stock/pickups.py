@@ -1,5 +1,12 @@
-"""Click & collect: which pickup fulfilment orders must be Sitoo orders, and which Sitoo orders
-must be cancelled, derived from an order's whole fulfilment state at every read.
+"""Store orders: which pickup (and ship-from-store) fulfilment orders must be Sitoo orders, and
+which Sitoo orders must be cancelled, derived from an order's whole fulfilment state at every
+read.
+
+Ship-from-store (``ship_from_store_to_sitoo``) goes the same way as a pickup, with its delivery
+method on its track and command (``SHIPPING``): a Sitoo order with the delivery address, which
+staff ship in Sitoo; it has no "ready" step, and its deadline at the store is to be shipped
+(``ship_within_hours``) instead of being readied and collected. Names here say "pickup" for
+both: ship-from-store came later, and a rename is a mechanical move left for its own commit.
 
 A pickup fulfilment order (delivery method ``PICK_UP``) assigned to a mapped store, still
 committing units there, is one Sitoo order at that store's warehouse: store staff see it, and
@@ -39,6 +46,9 @@ from tillsync.schemas.events import Owner, PickupAction, PickupCommand
 from tillsync.schemas.locations import LocationMap, PickupDeadlines
 
 PICK_UP = "PICK_UP"
+SHIPPING = "SHIPPING"
+# what a store order is without a say: a pickup (tracks and commands from before ship-from-store)
+PICKUPS_ONLY = frozenset({PICK_UP})
 # fulfilment order states whose remaining units are no longer committed anywhere
 ENDED = frozenset({"CLOSED", "CANCELLED"})
 
@@ -48,6 +58,7 @@ class PickupTrack(BaseModel):
 
     fulfilment_order_id: int
     location_id: int
+    method: str = PICK_UP  # PICK_UP, or SHIPPING (ship-from-store)
     generation: int = 1
     asked_at: float = 0.0  # when its export was asked for
     in_sitoo_at: float = 0.0  # when Sitoo confirmed it made (0: not yet)
@@ -60,7 +71,7 @@ class PickupTrack(BaseModel):
     handed_over_at: float = 0.0
     took: dict[str, int] = Field(default_factory=dict)
     took_since: float = 0.0  # Sitoo's time of its delivery (its ledger's clock)
-    ready_at: float = 0.0  # marked ready for pickup at the till
+    ready_at: float = 0.0  # marked ready for pickup at the till (a pickup only)
     authorised_until: float = 0.0  # the card authorisation lapses then (0: paid, or unknown)
     raised: list[str] = Field(default_factory=list)  # exception types raised, not cleared
 
@@ -76,6 +87,7 @@ class Wanted:
     fulfilment_order_id: int
     location_id: int
     warehouse_id: int
+    method: str = PICK_UP
 
 
 def externalid(fulfilment_order_id: int, location_id: int, generation: int = 1) -> str:
@@ -83,18 +95,22 @@ def externalid(fulfilment_order_id: int, location_id: int, generation: int = 1) 
     return base if generation == 1 else f"{base}-{generation}"
 
 
-def wanted(state: OrderFulfilmentState, locations: LocationMap) -> list[Wanted]:
-    """The pickup fulfilment orders that must be Sitoo orders now: at a mapped store, still
-    committing units of a SKU there."""
+def wanted(
+    state: OrderFulfilmentState,
+    locations: LocationMap,
+    methods: frozenset[str] = PICKUPS_ONLY,
+) -> list[Wanted]:
+    """The fulfilment orders of these delivery methods that must be Sitoo orders now: at a
+    mapped store, still committing units of a SKU there."""
     out: list[Wanted] = []
     for fo in state.fulfilment_orders:
-        if fo.method != PICK_UP or fo.status in ENDED or fo.location_id is None:
+        if fo.method not in methods or fo.status in ENDED or fo.location_id is None:
             continue
         loc = locations.by_shopify(fo.location_id)
         if loc is None:
             continue  # an unmapped pickup location: no store to send it to
         if any(line.sku and line.remaining > 0 for line in fo.lines):
-            out.append(Wanted(fo.id, fo.location_id, loc.sitoo_warehouse_id))
+            out.append(Wanted(fo.id, fo.location_id, loc.sitoo_warehouse_id, fo.method))
     return out
 
 
@@ -104,13 +120,14 @@ def plan(
     locations: LocationMap,
     tracks: Mapping[str, PickupTrack],
     now: float,
+    methods: frozenset[str] = PICKUPS_ONLY,
 ) -> tuple[list[PickupCommand], dict[str, PickupTrack]]:
     """The commands to send now, and the tracks as they are once they are sent."""
     out = {ext: t.model_copy() for ext, t in tracks.items()}
     exports: list[PickupCommand] = []
     cancels: list[PickupCommand] = []
     live: set[str] = set()
-    for w in wanted(state, locations):
+    for w in wanted(state, locations, methods):
         mine = [
             (ext, t)
             for ext, t in out.items()
@@ -125,6 +142,7 @@ def plan(
         out[ext] = PickupTrack(
             fulfilment_order_id=w.fulfilment_order_id,
             location_id=w.location_id,
+            method=w.method,
             generation=generation,
             asked_at=now,
         )
@@ -135,7 +153,7 @@ def plan(
             continue  # a handed-over order is closed in Sitoo: nothing to cancel
         loc = locations.by_shopify(t.location_id)
         warehouse = loc.sitoo_warehouse_id if loc is not None else 0
-        w = Wanted(t.fulfilment_order_id, t.location_id, warehouse)
+        w = Wanted(t.fulfilment_order_id, t.location_id, warehouse, t.method)
         out[ext] = t.model_copy(update={"cancelled": True})
         cancels.append(_command(PickupAction.CANCEL, ext, order_id, w, now))
     # a moved pickup's old order first: store staff never see it at two stores at once
@@ -170,6 +188,7 @@ OWNERS = {
     "pickup_uncollected": Owner.ECOMMERCE,
     "pickup_open_in_shopify": Owner.ENGINEERING,
     "pickup_authorisation_expiring": Owner.FINANCE,
+    "shipment_not_shipped": Owner.STORE_OPS,
 }
 
 
@@ -180,9 +199,9 @@ def _late(t: PickupTrack, open_here: bool, d: PickupDeadlines, now: float) -> di
         return out
     if t.handed_over:
         if open_here and now - t.handed_over_at > d.close_in_shopify_minutes * 60:
+            done = "shipped from the store" if t.method == SHIPPING else "collected at the till"
             out["pickup_open_in_shopify"] = (
-                "collected at the till, still open in Shopify "
-                f"{(now - t.handed_over_at) / 60:.0f} minutes on"
+                f"{done}, still open in Shopify {(now - t.handed_over_at) / 60:.0f} minutes on"
             )
         return out
     if not open_here:
@@ -192,6 +211,12 @@ def _late(t: PickupTrack, open_here: bool, d: PickupDeadlines, now: float) -> di
             out["pickup_not_in_store"] = (
                 f"the order never reached the store: no Sitoo order "
                 f"{(now - t.asked_at) / 60:.0f} minutes after it was routed there"
+            )
+    elif t.method == SHIPPING:
+        if now - t.in_sitoo_at > d.ship_within_hours * 3600:
+            out["shipment_not_shipped"] = (
+                f"not shipped from the store {(now - t.in_sitoo_at) / 3600:.1f} hours after "
+                "it reached it"
             )
     elif not t.ready_at:
         if now - t.in_sitoo_at > d.ready_within_minutes * 60:
@@ -219,11 +244,12 @@ def overdue(
     locations: LocationMap,
     tracks: Mapping[str, PickupTrack],
     now: float,
+    methods: frozenset[str] = PICKUPS_ONLY,
 ) -> tuple[list[Overdue], dict[str, PickupTrack]]:
     """Each pickup's exceptions to raise (its condition holds, not raised yet) or clear (raised,
     and no longer holds), and the tracks as they are once they are sent. Each type is raised
     once per pickup until it clears."""
-    committing = {(w.fulfilment_order_id, w.location_id) for w in wanted(state, locations)}
+    committing = {(w.fulfilment_order_id, w.location_id) for w in wanted(state, locations, methods)}
     out = dict(tracks)
     told: list[Overdue] = []
     for ext, t in tracks.items():
@@ -279,17 +305,20 @@ def unmapped(
 
 
 def unmapped_lines(
-    state: OrderFulfilmentState, locations: LocationMap, raised: Sequence[int]
+    state: OrderFulfilmentState,
+    locations: LocationMap,
+    raised: Sequence[int],
+    methods: frozenset[str] = PICKUPS_ONLY,
 ) -> tuple[list[Overdue], list[int]]:
-    """Pickups at a store with a line still to pick up that has no SKU (a custom item, a
-    product without one): Sitoo's order cannot carry it, so the store never sees it. Raised
-    once per fulfilment order for e-commerce (give the product a SKU Sitoo knows, or hand the
-    line over by hand), cleared once the pickup ends. Returns what to tell and the fulfilment
-    orders raised now."""
+    """Store orders (pickups, ship-from-store) with a line still to hand over that has no SKU
+    (a custom item, a product without one): Sitoo's order cannot carry it, so the store never
+    sees it. Raised once per fulfilment order for e-commerce (give the product a SKU Sitoo
+    knows, or hand the line over by hand), cleared once the order ends there. Returns what to
+    tell and the fulfilment orders raised now."""
     now_unmapped = {
         fo.id: sum(1 for line in fo.lines if not line.sku and line.remaining > 0)
         for fo in state.fulfilment_orders
-        if fo.method == PICK_UP
+        if fo.method in methods
         and fo.status not in ENDED
         and fo.location_id is not None
         and locations.by_shopify(fo.location_id) is not None
@@ -307,7 +336,7 @@ def unmapped_lines(
             kind,
             Owner.ECOMMERCE,
             True,
-            f"{n} line(s) of this pickup have no SKU: its Sitoo order leaves them out, so the "
+            f"{n} line(s) of this store order have no SKU: its Sitoo order leaves them out, so the "
             "store will not see them; give the product a SKU Sitoo knows, or hand it over by hand",
         )
         for fo, n in sorted(now_unmapped.items())
@@ -362,5 +391,6 @@ def _command(action: PickupAction, ext: str, order_id: int, w: Wanted, now: floa
         fulfilment_order_id=w.fulfilment_order_id,
         location_id=w.location_id,
         warehouse_id=w.warehouse_id,
+        method=w.method,
         at=now,
     )

@@ -65,7 +65,7 @@ from tillsync.streams.context import Context
 from tillsync.streams.runtime import Runtime
 from tillsync.streams.stock.command_writer import Breakers, CommandWriter
 from tillsync.streams.stock.order_topics import PICKUP_IN_SITOO_TOPIC, OrderKey
-from tillsync.streams.stock.pickups import ENDED, PICK_UP
+from tillsync.streams.stock.pickups import ENDED, SHIPPING
 from tillsync.streams.stock.reservations import reserved_of
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
 from tillsync.streams.stock.sink_output import KafkaSinkOutput
@@ -160,7 +160,10 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
             body = order_of(command, details)
             if body is None:
                 metrics.pickup_orders.labels(action="export", outcome="not_open").inc()
-                log.info("pickup %s no longer open at its store: not sent", command.externalid)
+                log.info(
+                    "store order %s not sent: not open at its store, or nothing to send",
+                    command.externalid,
+                )
                 return
             made = await self.sitoo.add_order(body)
             skus = [i.sku for i in body.orderitems if i.sku]
@@ -270,16 +273,27 @@ def _money(amount: Decimal) -> str:
     return str(amount.quantize(Decimal("0.01")))
 
 
+# our own marker of a ship-from-store order (Sitoo's own is the delivery address; this names
+# the Shopify delivery method for the handover, which must not mark a shipment "ready")
+DELIVERY_METHOD = "shopify-delivery-method"
+
+
 def order_of(command: PickupCommand, details: PickupDetails | None) -> OrderIn | None:
-    """The Sitoo order of a pickup fulfilment order, or ``None`` when there is nothing to pick
-    up at that store any more (gone, ended, moved, not a pickup, no line with a SKU left)."""
+    """The Sitoo order of a store fulfilment order (a pickup, or ship-from-store with its
+    delivery address), or ``None`` when there is nothing to hand over at that store any more
+    (gone, ended, moved, its delivery method changed, no line with a SKU left, a shipment
+    without an address)."""
     if (
         details is None
         or details.status in ENDED
-        or details.method != PICK_UP
+        or details.method != command.method
         or details.location_id != command.location_id
     ):
         return None
+    shipment = command.method == SHIPPING
+    to = details.destination
+    if shipment and (to is None or not to.address1 or not to.country_code):
+        return None  # nowhere to send it: the order flow's exceptions tell of the order
     items = [
         OrderItemIn(
             productname=line.name,
@@ -293,7 +307,15 @@ def order_of(command: PickupCommand, details: PickupDetails | None) -> OrderIn |
     ]
     if not items:
         return None
-    return OrderIn(
+    extra = {
+        "weborder": "true",
+        "shopify-order-id": str(details.order_id),
+        "shopify-fo-id": str(details.fulfilment_order_id),
+        DELIVERY_METHOD: command.method,
+    }
+    if not shipment:
+        extra["weborder-bopis"] = "true"
+    order = OrderIn(
         ordertypeid=ORDERTYPE_ORDER,
         orderstateid=ORDER_OPEN,
         paymentstateid=payment_state(details.financial_status),
@@ -302,14 +324,24 @@ def order_of(command: PickupCommand, details: PickupDetails | None) -> OrderIn |
         email=details.email,
         customerref=details.order_name,
         currencycode=details.currency or None,
-        additionaldata={
-            "weborder": "true",
-            "weborder-bopis": "true",
-            "shopify-order-id": str(details.order_id),
-            "shopify-fo-id": str(details.fulfilment_order_id),
-        },
+        additionaldata=extra,
         orderitems=items,
     )
+    if shipment and to is not None:
+        order = order.model_copy(
+            update={
+                "namefirst": to.first_name or None,
+                "namelast": to.last_name or None,
+                "phone": to.phone or None,
+                "delivery_address": to.address1,
+                "delivery_address2": to.address2 or None,
+                "delivery_zip": to.zip or None,
+                "delivery_city": to.city or None,
+                "delivery_state": to.province or None,
+                "delivery_countryid": to.country_code,
+            }
+        )
+    return order
 
 
 class RuntimePickupPlatforms:

@@ -22,10 +22,18 @@ async def started(
     plan: str = "standard",
     ready_timeout: float = 120.0,
     workers: int = 1,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Harness]:
-    """Both simulators and worker processes, ready; their log tails printed on failure."""
+    """Both simulators and worker processes (with ``env`` over the harness's own), ready;
+    their log tails printed on failure."""
     os.environ["TILLSYNC_CONFIG"] = str(REPO / "config" / "demo.toml")
-    h = Harness(load_settings(kafka_bootstrap=kafka_bootstrap), spec, work, plan=plan)
+    h = Harness(
+        load_settings(kafka_bootstrap=kafka_bootstrap),
+        spec,
+        work,
+        plan=plan,
+        worker_env=dict(env or {}),
+    )
     await h.start_simulators()
     h.start_worker()
     for _ in range(workers - 1):

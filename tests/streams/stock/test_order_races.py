@@ -39,7 +39,7 @@ from tillsync.connectors.shopify.client import (
 )
 from tillsync.connectors.shopify.fulfilment_state import FulfilmentLine, OrderFulfilmentState
 from tillsync.connectors.shopify.payment import Authorisation, OrderPayment
-from tillsync.connectors.shopify.pickup import PickupDetails
+from tillsync.connectors.shopify.pickup import PickupDetails, Tracking
 from tillsync.connectors.sitoo.client import SitooClient, SitooConfig
 from tillsync.schemas.events import (
     ExceptionRecord,
@@ -245,9 +245,16 @@ class PickupPlatforms:
         return await self.shopify.prepared_for_pickup(fulfilment_order_id)
 
     async def fulfil(
-        self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify: bool = False
+        self,
+        fulfilment_order_id: int,
+        lines: Mapping[int, int],
+        *,
+        notify: bool = False,
+        tracking: Tracking | None = None,
     ) -> tuple[int | None, list[UserErrorInfo]]:
-        return await self.shopify.fulfil(fulfilment_order_id, lines, notify=notify)
+        return await self.shopify.fulfil(
+            fulfilment_order_id, lines, notify=notify, tracking=tracking
+        )
 
     async def payment(self, order_id: int) -> OrderPayment | None:
         return await self.shopify.payment(order_id)

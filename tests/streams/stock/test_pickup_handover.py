@@ -95,9 +95,11 @@ class HandoverPlatforms(Platforms):
         return await self.shopify.prepared_for_pickup(fulfilment_order_id)
 
     async def fulfil(  # type: ignore[no-untyped-def]
-        self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify: bool = False
+        self, fulfilment_order_id: int, lines: Mapping[int, int], *, notify=False, tracking=None
     ):
-        return await self.shopify.fulfil(fulfilment_order_id, lines, notify=notify)
+        return await self.shopify.fulfil(
+            fulfilment_order_id, lines, notify=notify, tracking=tracking
+        )
 
     async def payment(self, order_id: int):  # type: ignore[no-untyped-def]
         return await self.shopify.payment(order_id)

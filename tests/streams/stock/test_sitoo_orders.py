@@ -171,7 +171,9 @@ async def test_a_pickup_is_made_once_with_its_lines_and_markers_whatever_repeats
         "weborder-bopis": "true",
         "shopify-order-id": str(order_id),
         "shopify-fo-id": str(fo),
+        "shopify-delivery-method": "PICK_UP",
     }
+    assert not data["delivery_address"]  # Sitoo would take it for ship-from-store
     fo_lines = {ln.sku: ln.id for ln in shop.shopify.state.fulfillment_orders[fo].lines}
     skus = shop.network.skus
     assert [
