@@ -19,7 +19,8 @@ HTTP surface:
 * ``GET  /_sim/bulk/{id}.jsonl`` (bulk operation results)
 * control API, JSON in and out: ``POST /_sim/seed``, ``POST /_sim/orders`` (a SHIPPING order
   takes ``shipping_address`` or gets a made-up one),
-  ``GET /_sim/orders/{id}``, ``POST /_sim/orders/{id}/cancel|refund|fulfil``,
+  ``GET /_sim/orders/{id}``, ``POST /_sim/orders/{id}/cancel|refund|fulfil`` (cancel takes
+  ``reason``, ``restock``, ``refund``, ``staff_note``, ``notify_customer``),
   ``POST /_sim/fulfillment_orders/{id}/prepared_for_pickup``, ``POST /_sim/inventory/edit``,
   ``POST /_sim/customers``, ``GET|POST|DELETE /_sim/faults``, ``POST /_sim/webhooks/subscribe``,
   ``GET /_sim/webhooks/deliveries``, ``GET /_sim/state/inventory|ids|bucket``,

@@ -82,6 +82,10 @@ class RefundBody(_Body):
 
 class CancelBody(_Body):
     reason: str = "customer"
+    restock: bool = True
+    refund: bool = False
+    staff_note: str | None = None
+    notify_customer: bool = False
 
 
 class FulfilBody(_Body):
@@ -193,7 +197,14 @@ def add_routes(app: web.Application, sim: ShopifySimulator) -> None:
 
     async def cancel(request: web.Request) -> Any:
         b = CancelBody.model_validate(await body(request))
-        order = st.cancel_order(_ref(request.match_info["order_id"], "Order"), reason=b.reason)
+        order = st.cancel_order(
+            _ref(request.match_info["order_id"], "Order"),
+            reason=b.reason,
+            restock=b.restock,
+            refund=b.refund,
+            staff_note=b.staff_note,
+            notify_customer=b.notify_customer,
+        )
         return _order_json(sim, order.id)
 
     async def refund(request: web.Request) -> Any:

@@ -202,16 +202,19 @@ class Refund:
 
 @dataclass
 class Transaction:
-    """A payment transaction of an order: a sale paid at checkout, an authorisation, or a
-    capture of one (``parent_id``)."""
+    """A payment transaction of an order: a sale paid at checkout (or marked as paid), an
+    authorisation, or a capture, void or refund of another (``parent_id``)."""
 
     id: int
-    kind: str  # SALE, AUTHORIZATION, CAPTURE
+    kind: str  # SALE, AUTHORIZATION, CAPTURE, VOID, REFUND
     amount: Decimal
     currency: str
     status: str = "SUCCESS"
     parent_id: int | None = None
     authorization_expires_at: str | None = None
+    # "manual" for a payment taken outside Shopify's checkout (orderMarkAsPaid)
+    gateway: str = "shopify_payments"
+    refund_id: int | None = None  # the Refund a REFUND transaction belongs to
     created_at: str = field(default_factory=now_iso)
 
 
@@ -243,6 +246,8 @@ class Order:
     fulfillment_status: str | None = None
     cancelled_at: str | None = None
     cancel_reason: str | None = None
+    cancel_staff_note: str | None = None  # orderCancel's staffNote
+    cancel_notified: bool = False  # orderCancel's notifyCustomer: the customer was emailed
     fulfillment_order_ids: list[int] = field(default_factory=list)
     fulfillment_ids: list[int] = field(default_factory=list)
     refund_ids: list[int] = field(default_factory=list)
@@ -265,13 +270,39 @@ class Order:
             Decimal("0.00"),
         )
 
+    def voided(self, authorization_id: int) -> Decimal:
+        return sum(
+            (
+                t.amount
+                for t in self.transactions
+                if t.kind == "VOID" and t.status == "SUCCESS" and t.parent_id == authorization_id
+            ),
+            Decimal("0.00"),
+        )
+
+    def held(self, authorization_id: int) -> Decimal:
+        """What one authorisation still holds: neither captured nor voided."""
+        parent = next(t for t in self.transactions if t.id == authorization_id)
+        return parent.amount - self.captured(authorization_id) - self.voided(authorization_id)
+
     def capturable(self) -> Decimal:
         """What the order's successful authorisations still hold, not captured yet."""
         return sum(
             (
-                t.amount - self.captured(t.id)
+                self.held(t.id)
                 for t in self.transactions
                 if t.kind == "AUTHORIZATION" and t.status == "SUCCESS"
+            ),
+            Decimal("0.00"),
+        )
+
+    def received(self) -> Decimal:
+        """What the customer paid (sales and captures), before any refund."""
+        return sum(
+            (
+                t.amount
+                for t in self.transactions
+                if t.kind in ("SALE", "CAPTURE") and t.status == "SUCCESS"
             ),
             Decimal("0.00"),
         )

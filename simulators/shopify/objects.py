@@ -536,6 +536,11 @@ class Objects:
             "totalRefunded": _money_v2(r.amount, order.currency),
             "totalRefundedSet": _money_bag(r.amount, order.currency),
             "order": lambda _i: self.order(order),
+            "transactions": lambda _i, **a: connection(
+                [t for t in order.transactions if t.refund_id == r.id],
+                lambda t: self.transaction(t, order),
+                **a,
+            ),
         }
 
     def order(self, o: Order) -> Node:
@@ -586,10 +591,14 @@ class Objects:
             "transactions": lambda _i, first=None, capturable=None, manuallyResolvable=None: [
                 self.transaction(t, o)
                 for t in o.transactions[:first]
-                if not capturable or (t.kind == "AUTHORIZATION" and t.amount > o.captured(t.id))
+                if not capturable or (t.kind == "AUTHORIZATION" and o.held(t.id) > 0)
             ],
             "capturable": o.capturable() > 0,
             "totalCapturableSet": _money_bag(o.capturable(), o.currency),
+            "canMarkAsPaid": st.can_mark_as_paid(o),
+            "totalOutstandingSet": _money_bag(st.outstanding(o), o.currency),
+            "totalReceivedSet": _money_bag(o.received(), o.currency),
+            "cancellation": {"staffNote": o.cancel_staff_note} if o.cancelled_at else None,
         }
 
     def transaction(self, t: Transaction, order: Order) -> Node:
@@ -599,7 +608,8 @@ class Objects:
             "id": gid("OrderTransaction", t.id),
             "kind": t.kind,
             "status": t.status,
-            "gateway": "shopify_payments",
+            "gateway": t.gateway,
+            "manualPaymentGateway": t.gateway == "manual",
             "test": False,
             "createdAt": t.created_at,
             "processedAt": t.created_at,

@@ -161,6 +161,40 @@ def shipping_address(a: ShippingAddress) -> dict[str, Any]:
     }
 
 
+def refund_transactions(r: Refund, order: Order) -> list[dict[str, Any]]:
+    """The REFUND transactions a refund made (a cancel with refund keeps them); a refund
+    kept without any (refundCreate here) is told as one of its amount."""
+    made = [t for t in order.transactions if t.refund_id == r.id]
+    if not made:
+        return [
+            {
+                "id": r.id,
+                "order_id": r.order_id,
+                "kind": "refund",
+                "gateway": "manual",
+                "status": "success",
+                "amount": _money(r.amount),
+                "currency": order.currency,
+                "created_at": r.created_at,
+            }
+        ]
+    return [
+        {
+            "id": t.id,
+            "order_id": r.order_id,
+            "kind": t.kind.lower(),
+            "gateway": t.gateway,
+            "status": t.status.lower(),
+            "amount": _money(t.amount),
+            "currency": t.currency,
+            "parent_id": t.parent_id,
+            "created_at": t.created_at,
+            "admin_graphql_api_id": gid("OrderTransaction", t.id),
+        }
+        for t in made
+    ]
+
+
 def refund(r: Refund, order: Order) -> dict[str, Any]:
     items = {li.id: li for li in order.line_items}
     return {
@@ -186,18 +220,7 @@ def refund(r: Refund, order: Order) -> dict[str, Any]:
             }
             for rl in r.lines
         ],
-        "transactions": [
-            {
-                "id": r.id,
-                "order_id": r.order_id,
-                "kind": "refund",
-                "gateway": "manual",
-                "status": "success",
-                "amount": _money(r.amount),
-                "currency": order.currency,
-                "created_at": r.created_at,
-            }
-        ],
+        "transactions": refund_transactions(r, order),
         "order_adjustments": [],
         "duties": [],
     }

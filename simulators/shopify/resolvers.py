@@ -106,6 +106,8 @@ class Resolvers(Objects):
             "fulfillmentOrderMove": self.m_fulfillment_order_move,
             "refundCreate": self.m_refund_create,
             "orderCapture": self.m_order_capture,
+            "orderMarkAsPaid": self.m_order_mark_as_paid,
+            "orderCancel": self.m_order_cancel,
             "customerCreate": self.m_customer_create,
             "customerUpdate": self.m_customer_update,
             "tagsAdd": self.m_tags_add,
@@ -668,6 +670,64 @@ class Resolvers(Objects):
             return {"transaction": None, "userErrors": _user_errors([err])}
         order = self.state.orders[order_id]
         return {"transaction": self.transaction(capture, order), "userErrors": []}
+
+    def m_order_mark_as_paid(self, _info: GraphQLResolveInfo, input: Node) -> Node:
+        order_id = parse_gid(input["id"], "Order")
+        try:
+            self.state.mark_as_paid(order_id if order_id is not None else -1)
+        except SimError as exc:
+            return {"order": None, "userErrors": _user_errors([UserError(["id"], str(exc))])}
+        assert order_id is not None
+        return {"order": self.order(self.state.orders[order_id]), "userErrors": []}
+
+    def m_order_cancel(
+        self,
+        _info: GraphQLResolveInfo,
+        orderId: str,
+        refund: bool,
+        restock: bool,
+        reason: str,
+        notifyCustomer: bool | None = None,
+        staffNote: str | None = None,
+    ) -> Node:
+        """Shopify cancels in a job; here the job is done before the answer. The simulator
+        has no staff permissions, so NO_REFUND_PERMISSION never comes."""
+        order = self.state.orders.get(parse_gid(orderId, "Order") or -1)
+        error: UserError | None = None
+        if order is None:
+            error = UserError(["orderId"], "Order does not exist", "NOT_FOUND")
+        elif order.cancelled_at:
+            error = UserError(["orderId"], "Order has already been cancelled", "INVALID")
+        elif any(self.state.fulfillments[f].status == "success" for f in order.fulfillment_ids):
+            # fulfilled units are with the customer: their fulfilments are cancelled first
+            error = UserError(
+                ["orderId"], "Cannot cancel an order that has fulfillments", "INVALID"
+            )
+        if error is not None:
+            return {
+                "job": None,
+                "orderCancelUserErrors": [error.as_dict()],
+                "userErrors": _user_errors([UserError(error.field, error.message)]),
+            }
+        assert order is not None
+        self.state.cancel_order(
+            order.id,
+            reason=reason.lower(),
+            restock=restock,
+            refund=refund,
+            staff_note=staffNote,
+            notify_customer=bool(notifyCustomer),
+        )
+        return {
+            "job": {
+                "__typename": "Job",
+                "id": gid("Job", self.state.next_id()),
+                "done": True,
+                "query": self.query_root,
+            },
+            "orderCancelUserErrors": [],
+            "userErrors": [],
+        }
 
     def m_refund_create(self, info: GraphQLResolveInfo, input: Node) -> Node:
         def failed(message: str) -> Node:

@@ -286,6 +286,10 @@ class ShopState:
     ) -> Order:
         """An online order: stock at ``location_id`` moves from available to committed.
 
+        ``financial_status`` "paid" is a SALE of the total at checkout and "authorized" an
+        authorisation of it; "pending" (paid in store, or by a manual method) took no money
+        and has no transaction until ``mark_as_paid``.
+
         A SHIPPING order without ``shipping_address`` gets ``made_up_address(number)``; a
         pickup has none (the customer collects it), so one given with it is refused."""
         delivery = delivery.upper().replace("PICKUP", "PICK_UP")
@@ -402,7 +406,7 @@ class ShopState:
             raise SimError("Parent transaction is not a successful authorization")
         if currency is not None and currency != order.currency:
             raise SimError(f"Currency must be {order.currency}")
-        if amount <= 0 or amount > parent.amount - order.captured(parent_id):
+        if amount <= 0 or amount > order.held(parent_id):
             raise SimError("Amount is greater than the capturable amount")
         capture = Transaction(
             id=self.next_id(),
@@ -418,35 +422,154 @@ class ShopState:
             self.publish("orders/paid", payloads.order(order, self))
         return capture
 
+    def refunded(self, order: Order) -> Decimal:
+        """What the order's refunds amount to."""
+        return sum((self.refunds[r].amount for r in order.refund_ids), Decimal("0.00"))
+
+    def outstanding(self, order: Order) -> Decimal:
+        """What the customer still owes: the total less what was paid and what refunds took
+        off (a refund of a line not paid for yet lowers what is owed)."""
+        return max(order.total - order.received() - self.refunded(order), Decimal("0.00"))
+
+    def can_mark_as_paid(self, order: Order) -> bool:
+        # an authorisation is captured, not marked as paid; a paid order owes nothing
+        return (
+            not order.cancelled_at
+            and order.financial_status in ("pending", "partially_paid")
+            and self.outstanding(order) > 0
+        )
+
+    def mark_as_paid(self, order_id: int) -> Transaction:
+        """A payment taken outside Shopify's checkout is recorded (``orderMarkAsPaid``), as
+        for an order paid in store at the till: what is still owed becomes one manual SALE
+        and the order is paid."""
+        order = self.orders.get(order_id)
+        if order is None:
+            raise SimError("Order does not exist.")
+        if not self.can_mark_as_paid(order):
+            raise SimError("Order cannot be marked as paid.")
+        sale = Transaction(
+            id=self.next_id(),
+            kind="SALE",
+            amount=self.outstanding(order),
+            currency=order.currency,
+            gateway="manual",
+        )
+        order.transactions.append(sale)
+        order.financial_status = "paid"
+        self._touch_order(order)
+        body = payloads.order(order, self)
+        self.publish("orders/paid", body)
+        self.publish("orders/updated", body)
+        return sale
+
     def _touch_order(self, order: Order) -> None:
         order.updated_at = now_iso()
 
-    def cancel_order(self, order_id: int, *, reason: str = "customer") -> Order:
-        """Cancel and restock what was not fulfilled: committed goes back to available."""
+    def cancel_order(
+        self,
+        order_id: int,
+        *,
+        reason: str = "customer",
+        restock: bool = True,
+        refund: bool = False,
+        staff_note: str | None = None,
+        notify_customer: bool = False,
+    ) -> Order:
+        """Cancel what was not fulfilled. Its committed units go back to available with
+        ``restock``; without, they leave on_hand (gone, as damaged goods are). ``refund``
+        gives back what the customer paid and voids what authorisations still hold."""
         order = self.order(order_id)
         if order.cancelled_at:
             raise SimError(f"order {order_id} is already cancelled")
         touched: list[Level] = []
+        released: dict[int, int] = {}  # line item id -> location its units were committed at
         for fo_id in order.fulfillment_order_ids:
             fo = self.fulfillment_orders[fo_id]
             for line in fo.lines:
                 if line.remaining:
                     level = self.levels[(line.inventory_item_id, fo.location_id)]
                     level.add("committed", -line.remaining)
-                    level.add("available", line.remaining)
+                    if restock:
+                        level.add("available", line.remaining)
                     touched.append(level)
+                    released.setdefault(line.line_item_id, fo.location_id)
                     line.remaining = 0
             if fo.status not in ("CLOSED",):
                 fo.status = "CANCELLED"
                 fo.updated_at = now_iso()
+        made = self._refund_payment(order, released, restock=restock) if refund else None
         order.cancelled_at = now_iso()
         order.cancel_reason = reason
+        order.cancel_staff_note = staff_note
+        order.cancel_notified = notify_customer
         self._touch_order(order)
         body = payloads.order(order, self)
+        if made is not None:
+            self.publish("refunds/create", payloads.refund(made, order))
         self.publish("orders/cancelled", body)
         self.publish("orders/updated", body)
         self._notify_levels(touched)
         return order
+
+    def _refund_payment(
+        self, order: Order, released: dict[int, int], *, restock: bool
+    ) -> Refund | None:
+        """The money side of a cancel with refund: authorisations still holding are voided,
+        and what was paid and not refunded yet comes back in one Refund of the units neither
+        fulfilled nor refunded, a REFUND transaction against each payment it comes from.
+        None when nothing was paid (a pending or only authorised order)."""
+        voided = False
+        for t in list(order.transactions):
+            if t.kind == "AUTHORIZATION" and t.status == "SUCCESS" and order.held(t.id) > 0:
+                order.transactions.append(
+                    Transaction(
+                        id=self.next_id(),
+                        kind="VOID",
+                        amount=order.held(t.id),
+                        currency=order.currency,
+                        parent_id=t.id,
+                    )
+                )
+                voided = True
+        owed = max(order.received() - self.refunded(order), Decimal("0.00"))
+        if owed == 0:
+            if voided and order.received() == 0:
+                order.financial_status = "voided"
+            return None
+        lines: list[RefundLine] = []
+        for li in order.line_items:
+            qty = li.quantity - li.refunded - li.fulfilled
+            if qty <= 0:
+                continue
+            li.refunded += qty
+            kind = "cancel" if restock and li.id in released else "no_restock"
+            lines.append(
+                RefundLine(self.next_id(), li.id, qty, kind, released.get(li.id), li.price * qty)
+            )
+        r = Refund(id=self.next_id(), order_id=order.id, note=None, lines=lines, amount=owed)
+        left = owed
+        # an order is cancelled once, so no payment has a REFUND against it yet
+        for paid in [t for t in order.transactions if t.kind in ("SALE", "CAPTURE")]:
+            amount = min(left, paid.amount)
+            if paid.status != "SUCCESS" or amount <= 0:
+                continue
+            order.transactions.append(
+                Transaction(
+                    id=self.next_id(),
+                    kind="REFUND",
+                    amount=amount,
+                    currency=order.currency,
+                    parent_id=paid.id,
+                    gateway=paid.gateway,
+                    refund_id=r.id,
+                )
+            )
+            left -= amount
+        self.refunds[r.id] = r
+        order.refund_ids.append(r.id)
+        order.financial_status = "refunded"
+        return r
 
     def fulfil(
         self,

@@ -28,7 +28,9 @@ Control API (``/_sim/``, JSON, no auth, no faults):
   (Move In); POST /_sim/warehouses/{id}/stocktaking ``{"counts": {"SKU": counted}}``;
   POST /_sim/warehouses/{id}/move ``{"sku", "quantity"}`` (positive in, negative out)
 - POST /_sim/orders/{id}/ready-for-pickup | collect | cancel;
-  POST /_sim/orders/{id}/reject-pickup ``{"reason"?, "cancel"?}``
+  POST /_sim/orders/{id}/reject-pickup ``{"reason"?, "cancel"?}``; collect takes
+  ``{"take_payment": true}`` for an order paid in store: staff take a Card payment of its
+  total at the till (``paymentstateid`` 20); refused on an order already paid
 - POST /_sim/orders/{id}/ship ``{"tracking", "carrier"?, "lines"?: {"orderitemid": qty}}``:
   staff ship an order with a delivery address: a delivery whose ``orderdeliveryref`` is the
   tracking number (Sales transaction); the order closes once all is delivered. Answers

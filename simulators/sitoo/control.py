@@ -154,7 +154,11 @@ class ControlApi:
         return json_response(self.s.order(_id(request, "orderid")).wire())
 
     async def collect(self, request: web.Request) -> web.Response:
-        self.s.collect(_id(request, "orderid"))
+        """The customer collects: ``{"take_payment"?: true}`` when it is paid at the till."""
+        take = (await _obj(request)).get("take_payment", False)
+        if not isinstance(take, bool):
+            raise SimError(400, "take_payment must be a boolean")
+        self.s.collect(_id(request, "orderid"), take_payment=take)
         return json_response(self.s.order(_id(request, "orderid")).wire())
 
     async def ship(self, request: web.Request) -> web.Response:

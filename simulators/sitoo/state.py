@@ -1025,14 +1025,27 @@ class SitooState:
     def ready_for_pickup(self, orderid: int) -> None:
         self.add_log_item(orderid, {"orderlogtypeid": ORDERLOG_READY_FOR_PICKUP})
 
-    def collect(self, orderid: int) -> None:
-        """The customer picks the order up: delivered from its warehouse and closed."""
+    def collect(self, orderid: int, *, take_payment: bool = False) -> None:
+        """The customer picks the order up: delivered from its warehouse and closed.
+
+        ``take_payment``: the order was to be paid in store, and staff take the payment at
+        the till as it is collected: a Card payment of the order's total and the payment
+        state paid, in the same change that closes it. Refused on an order already paid."""
         order = self.order(orderid)
         if order.state != ORDER_OPEN:
             raise SimError(400, f"order {orderid} is not open")
         if order.data.get("warehouseid") is None:
             raise SimError(400, f"order {orderid} has no warehouse to collect from")
-        self.update_order(orderid, {"orderstateid": ORDER_CLOSED})
+        change: dict[str, Any] = {"orderstateid": ORDER_CLOSED}
+        if take_payment:
+            if _int(order.data.get("paymentstateid") or 0, "paymentstateid") == PAYMENT_SUCCESSFUL:
+                raise SimError(400, f"order {orderid} is already paid")
+            paid = self._payment(
+                {"name": "Card", "moneyamount": order.data["moneytotal_gross_all"]}
+            )
+            change["payments"] = [*order.data["payments"], paid]
+            change["paymentstateid"] = PAYMENT_SUCCESSFUL
+        self.update_order(orderid, change)
 
     def ship(
         self, orderid: int, tracking: str, carrier: str = "", lines: dict[int, int] | None = None
