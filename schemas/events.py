@@ -285,6 +285,9 @@ class ExceptionRecord(BaseModel):
 class PickupAction(StrEnum):
     EXPORT = "export"  # make the Sitoo order of a pickup fulfilment order, once
     CANCEL = "cancel"  # cancel it: the pickup was fulfilled, cancelled or moved in Shopify
+    # bring its rows up to date: Shopify's fulfilment order holds fewer or other units now (an
+    # order edited, a line refunded, part of it moved away) while it stays at that store
+    UPDATE = "update"
 
 
 class PickupCommand(BaseModel):
@@ -332,6 +335,9 @@ class PickupInSitoo(BaseModel):
     # when the order's card authorisation lapses, if checkout only authorised it (an export's
     # answer): past it the handover can no longer capture
     authorised_until: float = 0.0
+    # what the Sitoo order holds now, per Shopify fulfilment order line (its web-itemid): an
+    # export's or an update's answer
+    lines: dict[str, int] = Field(default_factory=dict)
 
 
 class PickupStepKind(StrEnum):
@@ -341,6 +347,11 @@ class PickupStepKind(StrEnum):
     # from the order flow's sweep: read the order for the steps whose events Sitoo never
     # delivered
     CHECK = "check"
+    # from the Sitoo orders sink: a ship-from-store order was made, so its parcels are to be
+    # heard before it closes (a parcel's event is read only for an order so marked: every till
+    # sale has delivery events too)
+    WATCH = "watch"
+    PARCEL = "parcel"  # an order-delivery event: a parcel of a watched shipment may be out
 
 
 class PickupStep(BaseModel):
@@ -353,11 +364,12 @@ class PickupStep(BaseModel):
 
 
 class PickupHandedOver(BaseModel):
-    """Sitoo handed a pickup over (its order closed, collected at the till): the units it
-    delivered, per SKU, have left Sitoo's stock through its own sale. Sent to the order's
-    flow before Shopify is told (``fulfillmentCreate``), so that the fulfilment Shopify makes of
-    them is never mistaken for one whose units Sitoo still counts (no Move Out is written
-    for them)."""
+    """Sitoo handed a store order over (its order closed: collected at the till, or shipped),
+    or shipped some parcels of a shipment still open (``partial``): the units it delivered so
+    far, per SKU, have left Sitoo's stock through its own sale. Sent to the order's flow before
+    Shopify is told (``fulfillmentCreate``), so that the fulfilment Shopify makes of them is
+    never mistaken for one whose units Sitoo still counts (no Move Out is written for them).
+    Cumulative: a later word never takes less."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -370,3 +382,9 @@ class PickupHandedOver(BaseModel):
     delivered_at: UnixTime = Field(
         0.0, description="Sitoo's time of its last delivery of them (its ledger's clock)"
     )
+    delivered_at_by_sku: dict[str, UnixTime] = Field(
+        default_factory=dict,
+        description="per SKU, Sitoo's time of its last delivery of it: a position's ledger has "
+        "the sale of a SKU once it is that new (parcels of other SKUs may come later)",
+    )
+    partial: bool = Field(False, description="a shipment still open in Sitoo: more may come")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -40,6 +41,12 @@ class PickupDeadlines(BaseModel):
     )
     ship_within_hours: float = Field(
         24.0, gt=0, description="a ship-from-store order in Sitoo, not shipped (store manager)"
+    )
+    on_rejected: Literal["alert", "cancel"] = Field(
+        "alert",
+        description="a pickup the store rejects: 'alert' raises it for e-commerce, who decide; "
+        "'cancel' also cancels the Shopify order, refunded and restocked, when the pickup is "
+        "all that is left of it (otherwise it is raised only)",
     )
     authorisation_margin_hours: float = Field(
         24.0,

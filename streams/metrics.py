@@ -157,6 +157,8 @@ class ExceptionType(StrEnum):
     PICKUP_AUTHORISATION_EXPIRING = "pickup_authorisation_expiring"
     PICKUP_STEP_FAILED = "pickup_step_failed"
     SHIPMENT_NOT_SHIPPED = "shipment_not_shipped"  # ship-from-store, not shipped in time
+    PICKUP_UNPAID = "pickup_unpaid"  # paid in store, handed over with no payment
+    PICKUP_MARK_PAID_REFUSED = "pickup_mark_paid_refused"
 
 
 # the team each exception goes to: the series created at 0
@@ -180,6 +182,8 @@ EXCEPTION_OWNERS = {
     ExceptionType.PICKUP_AUTHORISATION_EXPIRING: Owner.FINANCE,
     ExceptionType.PICKUP_STEP_FAILED: Owner.ENGINEERING,
     ExceptionType.SHIPMENT_NOT_SHIPPED: Owner.STORE_OPS,
+    ExceptionType.PICKUP_UNPAID: Owner.FINANCE,
+    ExceptionType.PICKUP_MARK_PAID_REFUSED: Owner.FINANCE,
 }
 
 

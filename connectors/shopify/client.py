@@ -633,6 +633,44 @@ class ShopifyClient:
         made = payload.get("transaction") or {}
         return (gid_tail(made["id"]) if made.get("id") else None), errors
 
+    async def mark_as_paid(self, order_id: int) -> list[UserErrorInfo]:
+        """Mark an order paid (``orderMarkAsPaid``): what its checkout left to pay was paid
+        another way, at the till. Not idempotent in Shopify: a paid order is refused, so the
+        caller reads the order first."""
+        _, errors = await self._mutate(
+            docs.ORDER_MARK_AS_PAID,
+            {"input": {"id": gid("Order", order_id)}},
+            "orderMarkAsPaid",
+            Priority.ORDER_STATE,
+        )
+        return errors
+
+    async def cancel_order(
+        self,
+        order_id: int,
+        *,
+        reason: str,
+        staff_note: str,
+        refund: bool = True,
+        restock: bool = True,
+        notify: bool = True,
+    ) -> list[UserErrorInfo]:
+        """Cancel a whole order (``orderCancel``), refunding what was paid and restocking its
+        units by default. Shopify refuses an order cancelled before, which makes a repeat
+        harmless; the caller reads the order first."""
+        variables = {
+            "orderId": gid("Order", order_id),
+            "refund": refund,
+            "restock": restock,
+            "reason": reason,
+            "notifyCustomer": notify,
+            "staffNote": staff_note,
+        }
+        payload = (await self.execute(docs.ORDER_CANCEL, variables, priority=Priority.ORDER_STATE))[
+            "orderCancel"
+        ]
+        return _user_errors(payload.get("orderCancelUserErrors"))
+
     async def _order_state(self, document: str, variables: JSON) -> JSON:
         # what an order holds is read before anything else waiting for the bucket: stock
         # written without it would sell held units again

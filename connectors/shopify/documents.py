@@ -166,8 +166,9 @@ mutation FulfillmentCreate($fulfillment: FulfillmentInput!, $message: String) {
 ORDER_PAYMENT = """
 query OrderPayment($id: ID!) {
   order(id: $id) {
-    id displayFinancialStatus currencyCode
+    id displayFinancialStatus currencyCode cancelledAt
     fulfillmentOrders(first: 50) { nodes { id status } }
+    fulfillments(first: 50) { id status }
     transactions(first: 50) {
       id kind status authorizationExpiresAt
       amountSet { shopMoney { amount currencyCode } }
@@ -182,6 +183,30 @@ mutation OrderCapture($input: OrderCaptureInput!) {
   orderCapture(input: $input) {
     transaction { id kind status amountSet { shopMoney { amount currencyCode } } }
     userErrors { field message }
+  }
+}
+"""
+
+ORDER_MARK_AS_PAID = """
+mutation OrderMarkAsPaid($input: OrderMarkAsPaidInput!) {
+  orderMarkAsPaid(input: $input) {
+    order { id displayFinancialStatus }
+    userErrors { field message }
+  }
+}
+"""
+
+ORDER_CANCEL = """
+mutation OrderCancel(
+  $orderId: ID!, $refund: Boolean!, $restock: Boolean!, $reason: OrderCancelReason!,
+  $notifyCustomer: Boolean, $staffNote: String
+) {
+  orderCancel(
+    orderId: $orderId, refund: $refund, restock: $restock, reason: $reason,
+    notifyCustomer: $notifyCustomer, staffNote: $staffNote
+  ) {
+    job { id done }
+    orderCancelUserErrors { code field message }
   }
 }
 """
@@ -362,6 +387,8 @@ ALL_DOCUMENTS: dict[str, str] = {
     "FULFILLMENT_CREATE": FULFILLMENT_CREATE,
     "ORDER_PAYMENT": ORDER_PAYMENT,
     "ORDER_CAPTURE": ORDER_CAPTURE,
+    "ORDER_MARK_AS_PAID": ORDER_MARK_AS_PAID,
+    "ORDER_CANCEL": ORDER_CANCEL,
     "REFUND_CREATE": REFUND_CREATE,
     "CUSTOMERS_BY_EMAIL": CUSTOMERS_BY_EMAIL,
     "CUSTOMER_CREATE": CUSTOMER_CREATE,

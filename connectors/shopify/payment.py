@@ -1,5 +1,6 @@
 """An order's payment as the handover of a pickup needs it: whether every fulfilment order has
-ended, and what each card authorisation still holds (``ORDER_PAYMENT``).
+ended, what each card authorisation still holds, whether checkout took no money (pay in store),
+and whether the order is cancelled or partly fulfilled (``ORDER_PAYMENT``).
 
 A shop that only authorises at checkout captures when the goods are handed over (flows.md, A):
 the capture is the authorisation's amount less its successful captures, so a capture told twice
@@ -41,6 +42,23 @@ class OrderPayment:
     currency: str
     open_fulfilment_orders: int  # not closed nor cancelled
     authorisations: tuple[Authorisation, ...]
+    open_fulfilment_order_ids: frozenset[int] = frozenset()
+    fulfilled: bool = False  # some of it was fulfilled (a fulfilment not cancelled)
+    cancelled: bool = False
+
+    @property
+    def unpaid(self) -> bool:
+        """Checkout took no money: paid at the till, or not at all (pay in store)."""
+        return self.financial_status == "PENDING"
+
+    def only_open(self, fulfilment_order_id: int) -> bool:
+        """This fulfilment order is all that is left of the order: nothing fulfilled, no other
+        fulfilment order open. Cancelling the whole order then cancels only it."""
+        return (
+            not self.cancelled
+            and not self.fulfilled
+            and self.open_fulfilment_order_ids == {fulfilment_order_id}
+        )
 
     def to_capture(self) -> list[Authorisation]:
         """What the handover captures: every authorisation with something left, once no
@@ -81,10 +99,17 @@ async def read_payment(execute: Execute, order_id: int) -> OrderPayment | None:
             )
         )
     fos = ((order.get("fulfillmentOrders") or {}).get("nodes")) or []
+    open_ids = frozenset(gid_tail(fo["id"]) for fo in fos if fo.get("status") not in ENDED)
     return OrderPayment(
         order_id=order_id,
         financial_status=str(order.get("displayFinancialStatus") or "").upper(),
         currency=str(order.get("currencyCode") or ""),
-        open_fulfilment_orders=sum(1 for fo in fos if fo.get("status") not in ENDED),
+        open_fulfilment_orders=len(open_ids),
         authorisations=tuple(authorisations),
+        open_fulfilment_order_ids=open_ids,
+        fulfilled=any(
+            str(f.get("status") or "").upper() not in ("CANCELLED", "ERROR", "FAILURE")
+            for f in order.get("fulfillments") or []
+        ),
+        cancelled=bool(order.get("cancelledAt")),
     )

@@ -29,6 +29,7 @@ from tillsync.schemas.sitoo import (
     Order,
     OrderDelivery,
     OrderIn,
+    OrderItemIn,
     Product,
     WarehouseItem,
     WarehouseTransactionIn,
@@ -415,6 +416,15 @@ class SitooClient:
         reserves. Sitoo refuses to change an order no longer open."""
         await self.request(
             "PUT", f"{self._site}/orders/{orderid}.json", json={"orderstateid": orderstateid}
+        )
+
+    async def set_order_items(self, orderid: int, items: Sequence[OrderItemIn]) -> None:
+        """Replace an open, undelivered order's rows (updateOrder): its reservation follows.
+        Sitoo refuses rows of an order delivered from or no longer open."""
+        await self.request(
+            "PUT",
+            f"{self._site}/orders/{orderid}.json",
+            json={"orderitems": [i.model_dump(exclude_none=True) for i in items]},
         )
 
     async def order_deliveries(self, orderid: int) -> list[OrderDelivery]:

@@ -249,11 +249,15 @@ def pickup_in_sitoo(
         fo = shopify.state.fulfillment_orders.get(int(extra["shopify-fo-id"]))
         if fo is None or not order.delivered:
             continue
-        remaining = {ln.id: ln.remaining for ln in fo.lines}
+        lines = {ln.id: ln for ln in fo.lines}
         for item in order.product_items():
             taken = order.delivered.get(int(item["orderitemid"]), 0)
-            line = int((item.get("additionaldata") or {}).get("web-itemid") or 0)
-            out[(item["sku"], loc)] += min(taken, remaining.get(line, 0))
+            ln = lines.get(int((item.get("additionaldata") or {}).get("web-itemid") or 0))
+            if ln is None:
+                continue
+            # delivered less what Shopify fulfilled of the line already (a shipment's earlier
+            # parcels are fulfilled while the rest is still to ship)
+            out[(item["sku"], loc)] += min(ln.remaining, max(0, taken - (ln.total - ln.remaining)))
     return out
 
 
@@ -303,6 +307,34 @@ def pickup_mismatches(
         wanted = [want[fo_id]] if fo_id in want else []
         if have.get(fo_id, []) != wanted:
             out.append(f"fulfilment order {fo_id}: Sitoo has {have.get(fo_id, [])}, want {wanted}")
+    return out
+
+
+def shipment_mismatches(shopify: ShopifySimulator, sitoo: SitooSimulator) -> list[str]:
+    """What is wrong with the ship-from-store orders staff shipped in Sitoo (closed): each of
+    their parcels must be in exactly one Shopify fulfilment, by its tracking number, with the
+    customer notified."""
+    told: Counter[str] = Counter()
+    notified: set[str] = set()
+    for f in shopify.state.fulfillments.values():
+        if f.status != "success":
+            continue
+        for number in f.tracking_numbers:
+            told[number] += 1
+            if f.notified:
+                notified.add(number)
+    out = []
+    for orderid in sitoo.state.orders_by_externalid.values():
+        order = sitoo.state.orders[orderid]
+        if sitoo_method(order.data.get("additionaldata") or {}) != "SHIPPING" or order.state != 10:
+            continue
+        for d in order.deliveries:
+            ref = d.orderdeliveryref
+            if told[ref] != 1 or ref not in notified:
+                out.append(
+                    f"Sitoo order {orderid}: parcel {ref} in {told[ref]} Shopify fulfilments"
+                    f"{'' if ref in notified else ', the customer not told'}; want 1"
+                )
     return out
 
 

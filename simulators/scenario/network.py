@@ -26,6 +26,7 @@ class NetworkSpec:
     drift_policy: str = "heal"
     settle_seconds: float = 2.0
     seed: int = 7
+    rejected_pickups: str = "alert"  # every store's pickup.on_rejected: alert or cancel
 
 
 @dataclass
@@ -53,6 +54,11 @@ class Network:
                     "buffer": self.spec.buffer,
                     "drift_policy": self.spec.drift_policy,
                     "settle_seconds": self.spec.settle_seconds,
+                    **(
+                        {"pickup": {"on_rejected": self.spec.rejected_pickups}}
+                        if self.spec.rejected_pickups != "alert"
+                        else {}
+                    ),
                 }
                 for s in self.stores
             ]

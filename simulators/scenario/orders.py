@@ -57,6 +57,10 @@ PLANS: dict[str, tuple[str, ...]] = {
     # collects it (or never comes, and the order is cancelled in Shopify)
     "pickup_in_store": ("ready_in_sitoo", "collect_in_sitoo"),
     "pickup_rejected": ("reject_in_sitoo", "cancel"),
+    # ship-from-store through the Sitoo order tillsync made: staff ship it in Sitoo, whole or
+    # in two parcels, and tillsync fulfils it in Shopify with the tracking
+    "ship_in_sitoo": ("ship_in_sitoo",),
+    "ship_in_parcels": ("ship_part_in_sitoo", "ship_in_sitoo"),
     "fulfilment_cancelled": ("fulfil", "cancel_fulfilment", "fulfil"),
     "more_than_ten_lines": ("fulfil_part", "fulfil"),
     "open_to_the_end": (),
@@ -74,6 +78,8 @@ WEIGHTS: dict[str, float] = {
     "pickup": 4,
     "pickup_in_store": 8,
     "pickup_rejected": 2,
+    "ship_in_sitoo": 8,
+    "ship_in_parcels": 4,
     "fulfilment_cancelled": 6,
     "more_than_ten_lines": 5,
     "open_to_the_end": 3,
@@ -85,11 +91,14 @@ NEEDS_TWO_UNITS = frozenset(
         "partial_then_cancel",
         "partial_then_move_unmapped",
         "more_than_ten_lines",
+        "ship_in_parcels",
     }
 )
 # steps store staff take on the Sitoo order tillsync made of a pickup: without tillsync
 # running there is none, and they wait
 IN_STORE = frozenset({"ready_in_sitoo", "collect_in_sitoo", "reject_in_sitoo"})
+# the same for a shipment's Sitoo order (ship-from-store through Sitoo)
+SHIPPED_IN_STORE = frozenset({"ship_in_sitoo", "ship_part_in_sitoo"})
 # steps that move no stock anywhere: not stock events
 STOCK_NEUTRAL = frozenset(
     {"prepare_for_pickup", "refund_no_restock", "ready_in_sitoo", "reject_in_sitoo"}
@@ -149,9 +158,12 @@ class OrderLife:
         target_open: int = 60,
         window: Callable[[], str] = lambda: "normal",
         in_store: bool = True,
+        ship_from_store: bool = False,
     ) -> None:
         """``target_open``: orders kept in flight (an order is placed whenever fewer are);
         ``in_store``: play pickups at the till through tillsync's Sitoo order;
+        ``ship_from_store``: play shipments shipped in Sitoo through tillsync's Sitoo order
+        (``ship_from_store_to_sitoo``);
         ``window``: the name of the time the run is in ("normal", "shopify_outage", ...),
         under which an oversell is counted."""
         self.network = network
@@ -183,7 +195,12 @@ class OrderLife:
         self.authorised: set[int] = set()
         # the plans whose steps at the store need tillsync's Sitoo order of the pickup are
         # left out when tillsync does not make one (``pickups_to_sitoo`` off)
-        self._plans = [p for p in WEIGHTS if in_store or not set(PLANS[p]) & IN_STORE]
+        self._plans = [
+            p
+            for p in WEIGHTS
+            if (in_store or not set(PLANS[p]) & IN_STORE)
+            and (ship_from_store or not set(PLANS[p]) & SHIPPED_IN_STORE)
+        ]
         self._weights = [WEIGHTS[p] for p in self._plans]
         self._acts: dict[str, Callable[[Order], bool | None]] = {
             "fulfil": self._fulfil,
@@ -197,6 +214,8 @@ class OrderLife:
             "ready_in_sitoo": lambda o: self._in_store(o, "ready"),
             "collect_in_sitoo": lambda o: self._in_store(o, "collect"),
             "reject_in_sitoo": lambda o: self._in_store(o, "reject"),
+            "ship_in_sitoo": lambda o: self._in_store(o, "ship"),
+            "ship_part_in_sitoo": lambda o: self._in_store(o, "ship_part"),
             "cancel_fulfilment": self._cancel_fulfilment,
         }
 
@@ -310,8 +329,10 @@ class OrderLife:
         """The order's next step cannot happen yet: a step at the store on a Sitoo order
         tillsync has not made yet, or the cancel of a fulfilment whose Move Out is not booked
         yet. Such an order does not count among those open to take a step."""
-        if life.steps and life.steps[0] in IN_STORE:
-            return self._in_store(self.shopify.state.order(life.order_id), None) is None
+        if life.steps and life.steps[0] in IN_STORE | SHIPPED_IN_STORE:
+            step = "ship" if life.steps[0] in SHIPPED_IN_STORE else None
+            order = self.shopify.state.order(life.order_id)
+            return self._in_store(order, step, only_ask=True) is None
         if not life.steps or life.steps[0] != "cancel_fulfilment":
             return False
         last = self._last_store_fulfilment(self.shopify.state.order(life.order_id))
@@ -549,11 +570,12 @@ class OrderLife:
             self.shopify.state.prepare_for_pickup(fo.id)
         return bool(fos)
 
-    def _in_store(self, order: Order, step: str | None) -> bool | None:
-        """A step store staff take on the pickup's Sitoo order: None while tillsync has not
-        made it yet (the step waits), False when no pickup is left to take it on. With no
-        step, only whether it could be taken."""
-        fos = [fo for fo in self._open_fos(order) if fo.method_type == "PICK_UP"]
+    def _in_store(self, order: Order, step: str | None, *, only_ask: bool = False) -> bool | None:
+        """A step store staff take on the Sitoo order of a pickup (or of a shipment, for the
+        ship steps): None while tillsync has not made it yet (the step waits), False when none
+        is left to take it on. ``only_ask``: only whether it could be taken."""
+        method = "SHIPPING" if step in ("ship", "ship_part") else "PICK_UP"
+        fos = [fo for fo in self._open_fos(order) if fo.method_type == method]
         if not fos:
             return False
         state = self.sitoo.state
@@ -561,6 +583,8 @@ class OrderLife:
             made = state.orders_by_externalid.get(f"fo-{fo.id}-{fo.location_id}")
             if made is None or state.orders[made].state != 0:
                 return None
+        if only_ask:
+            return True
         for fo in fos:
             made = state.orders_by_externalid[f"fo-{fo.id}-{fo.location_id}"]
             if step == "ready":
@@ -569,6 +593,11 @@ class OrderLife:
                 state.collect(made)
             elif step == "reject":
                 state.reject_pickup(made, "the customer never came")
+            elif step == "ship":
+                state.ship(made, f"TRK-{made}-{len(state.orders[made].deliveries) + 1}", "PostNord")
+            elif step == "ship_part":
+                first = state.orders[made].product_items()[0]
+                state.ship(made, f"TRK-{made}-1", "PostNord", {int(first["orderitemid"]): 1})
         return True
 
     def _last_store_fulfilment(self, order: Order) -> Fulfillment | None:

@@ -20,7 +20,7 @@ are taken again from the committed offset afterwards.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -63,9 +63,18 @@ class Backlog(Generic[K, W, R]):
     def versions(self) -> Iterator[tuple[K, int]]:
         return ((k, e.version) for k, e in self.entries.items())
 
-    def add(self, key: K, version: int, work: W, record: R) -> list[R]:
+    def add(
+        self,
+        key: K,
+        version: int,
+        work: W,
+        record: R,
+        merge: Callable[[W, W], W] | None = None,
+    ) -> list[R]:
         """Ask for ``version`` of ``key``; returns the records to acknowledge now: those of an
-        older version it supersedes, or this one if a newer version is asked for already."""
+        older version it supersedes, or this one if a newer version is asked for already.
+        ``merge(older, newer)``: the work the newer version does, when it is not simply the
+        newer work (a writer whose newer command may say less than the one it supersedes)."""
         entry = self.entries.get(key)
         if entry is None:
             self.entries[key] = Entry(version, work, [record])
@@ -78,8 +87,15 @@ class Backlog(Generic[K, W, R]):
             # may be the same offset taken twice
             entry.held.append(record)
             return []
-        superseded, entry.held = entry.held, [record]
-        entry.version, entry.work = version, work
+        merged = merge(entry.work, work) if merge is not None else work
+        if merged is work:
+            superseded, entry.held = entry.held, [record]
+        else:
+            # the older work goes on in the newer's place: its records wait for it, since a
+            # replay after a crash must find a record that asks for it
+            superseded = []
+            entry.held.append(record)
+        entry.version, entry.work = version, merged
         self._changed()
         return superseded
 

@@ -33,7 +33,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
 import faust
@@ -64,13 +64,30 @@ async def _no_ack(_: faust.EventT) -> None:
     return None
 
 
+Platforms = frozenset[metrics.Platform]
+BOTH: Platforms = frozenset({metrics.Platform.SITOO, metrics.Platform.SHOPIFY})
+SITOO_ONLY: Platforms = frozenset({metrics.Platform.SITOO})
+NEITHER: Platforms = frozenset()
+
+
 @dataclass
 class Breakers:
-    """One breaker per platform: a command waits until both may be called, and a failure
-    counts against the platform that failed."""
+    """One breaker per platform: a command waits until the platforms it calls may be called
+    (both, unless its writer says less: a Sitoo cancel must not wait out Shopify's outage), and
+    a failure counts against the platform that failed."""
 
     sitoo: CircuitBreaker
     shopify: CircuitBreaker
+
+    def _of(self, platforms: Platforms) -> list[CircuitBreaker]:
+        return [
+            b
+            for p, b in (
+                (metrics.Platform.SITOO, self.sitoo),
+                (metrics.Platform.SHOPIFY, self.shopify),
+            )
+            if p in platforms
+        ]
 
     @classmethod
     def of(cls, writer: str) -> Breakers:
@@ -80,26 +97,25 @@ class Breakers:
             sink_breaker(metrics.Platform.SHOPIFY, report=BreakerReport(writer=writer)),
         )
 
-    async def ready(self) -> None:
-        await self.sitoo.ready()
-        await self.shopify.ready()
+    async def ready(self, platforms: Platforms = BOTH) -> None:
+        for breaker in self._of(platforms):
+            await breaker.ready()
 
-    def failed(self, exc: SitooError | ShopifyError) -> None:
-        if isinstance(exc, SitooError):
-            self.sitoo.failed(exc.outcome)
-            self.shopify.failed(Outcome.CLIENT_ERROR)  # a probe it held told nothing
-        else:
-            self.shopify.failed(exc.reason)
-            self.sitoo.failed(Outcome.CLIENT_ERROR)
+    def failed(self, exc: SitooError | ShopifyError, platforms: Platforms = BOTH) -> None:
+        failing = self.sitoo if isinstance(exc, SitooError) else self.shopify
+        failing.failed(exc.outcome if isinstance(exc, SitooError) else exc.reason)
+        for breaker in self._of(platforms):
+            if breaker is not failing:
+                breaker.failed(Outcome.CLIENT_ERROR)  # a probe it held told nothing
 
-    def succeeded(self) -> None:
-        self.sitoo.succeeded()
-        self.shopify.succeeded()
+    def succeeded(self, platforms: Platforms = BOTH) -> None:
+        for breaker in self._of(platforms):
+            breaker.succeeded()
 
-    def told_nothing(self) -> None:
+    def told_nothing(self, platforms: Platforms = BOTH) -> None:
         """A surprise, or a writer stopped mid-call: free a probe either holds."""
-        self.sitoo.failed(Outcome.CLIENT_ERROR)
-        self.shopify.failed(Outcome.CLIENT_ERROR)
+        for breaker in self._of(platforms):
+            breaker.failed(Outcome.CLIENT_ERROR)
 
 
 def platform_failure(exc: SitooError | ShopifyError) -> bool:
@@ -167,6 +183,20 @@ class CommandWriter(BacklogWriter[Queued[C]], Generic[C]):
     async def carry_out(self, command: C) -> None:
         """Raises ``SitooError``/``ShopifyError`` when a platform failed or refused."""
 
+    def merged(self, older: C, newer: C) -> C:
+        """What a newer command of a key does in place of the older one still waiting: the
+        newer, unless the writer knows it says less (the handover: a parcel's step, which it
+        may drop unread, must not supersede a collect that reads the order)."""
+        return newer
+
+    def _merged(self, older: Queued[C], newer: Queued[C]) -> Queued[C]:
+        kept = self.merged(older.command, newer.command)
+        return newer if kept is newer.command else replace(older, event=newer.event)
+
+    def needs(self, command: C) -> Platforms:
+        """The platforms a command calls: it waits on their breakers only."""
+        return BOTH
+
     async def refused(self, command: C, reason: str) -> None:
         """Besides the dead letter: what a command refused for good means (none by default)."""
         return None
@@ -195,7 +225,11 @@ class CommandWriter(BacklogWriter[Queued[C]], Generic[C]):
             version = queued.event.message.offset if queued.event is not None else None
             await self.backlog.wait_for_room(key)
             superseded = self.backlog.add(
-                key, version if version is not None else next(self._versions), queued, queued
+                key,
+                version if version is not None else next(self._versions),
+                queued,
+                queued,
+                self._merged,
             )
             self.stats.duplicates += len(superseded)
             await self._ack_all(superseded)
@@ -244,22 +278,23 @@ class CommandWriter(BacklogWriter[Queued[C]], Generic[C]):
         if not taken:
             return
         key, version, queued = taken[0].key, taken[0].version, taken[0].work
-        await self.breakers.ready()
+        needs = self.needs(queued.command)
+        await self.breakers.ready(needs)
         try:
             with self._partition_of(queued):
                 await self.carry_out(queued.command)
         except (SitooError, ShopifyError) as exc:
             if platform_failure(exc):
-                self.breakers.failed(exc)
+                self.breakers.failed(exc, needs)
                 self.stats.retried += 1
                 log.warning("%s: %s; tried again once the platform answers", key, exc)
                 self.backlog.back(key)
                 return
-            self.breakers.told_nothing()
+            self.breakers.told_nothing(needs)
             await self._refuse(key, version, queued, f"refused: {exc}")
             return
         except Exception as exc:
-            self.breakers.told_nothing()
+            self.breakers.told_nothing(needs)
             self.stats.surprises += 1
             tries = self.surprised.get(key, 0) + 1
             if tries < MAX_SURPRISES:
@@ -271,7 +306,7 @@ class CommandWriter(BacklogWriter[Queued[C]], Generic[C]):
             await self._refuse(key, version, queued, reason)
             return
         self.surprised.pop(key, None)
-        self.breakers.succeeded()
+        self.breakers.succeeded(needs)
         self.stats.done += 1
         await self._ack_all(self.backlog.done(key, version))
         self._gauge()

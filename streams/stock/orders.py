@@ -372,6 +372,8 @@ class OrderHolds:
                         known = known.model_copy(
                             update={"authorised_until": answer.authorised_until}
                         )
+                    if answer.lines:  # the rows Sitoo holds now (an export's, an update's)
+                        known = known.model_copy(update={"lines": dict(answer.lines)})
                 elif answer.state is SitooPickupState.READY:
                     if not known.ready_at and known.in_sitoo_at:
                         metrics.pickup_step.labels(
@@ -387,18 +389,22 @@ class OrderHolds:
                     fulfilment_order_id=handed.fulfilment_order_id,
                     location_id=handed.location_id,
                 )
-                if not known.handed_over and known.ready_at:
+                if not known.handed_over and known.ready_at and not handed.partial:
                     metrics.pickup_step.labels(
                         step=metrics.PickupStepName.COLLECTED, location=str(known.location_id)
                     ).observe(max(0.0, handed.at - known.ready_at))
-                track.pickups[handed.externalid] = known.model_copy(
-                    update={
-                        "handed_over": True,
-                        "handed_over_at": known.handed_over_at or handed.at,
-                        "took": dict(handed.took),
-                        "took_since": handed.delivered_at,
-                    }
+                known = known.took_more(
+                    handed.took,
+                    handed.delivered_at_by_sku or dict.fromkeys(handed.took, handed.delivered_at),
                 )
+                if not handed.partial:
+                    known = known.model_copy(
+                        update={
+                            "handed_over": True,
+                            "handed_over_at": known.handed_over_at or handed.at,
+                        }
+                    )
+                track.pickups[handed.externalid] = known
         self.tracks[str(order_id)] = _encode_track(track)
 
     async def _move_out_from_webhooks(self, order_id: int, records: Sequence[OrderRecord]) -> None:
@@ -494,7 +500,7 @@ class OrderHolds:
         name = str(order_id)
         moved: list[int] = []
         reversed_: list[int] = []
-        waiting = pickups.awaiting_sitoo(track.pickups)
+        waiting = pickups.awaiting_sitoo(track.pickups, state)
         for fid, tx in move_outs(state, self.locations, track.moved_out, name, taken, waiting):
             await self.output.transaction(tx)
             track.moved_out.append(fid)
@@ -620,17 +626,19 @@ class OrderHolds:
                         "sitoo_order_id": known.sitoo_order_id,
                     }
                 )
+            if known.took:
+                mine = mine.took_more(
+                    known.took,
+                    known.took_since_by_sku or dict.fromkeys(known.took, known.took_since),
+                )
             if known.handed_over and not mine.handed_over:
                 mine = mine.model_copy(
-                    update={
-                        "handed_over": True,
-                        "handed_over_at": known.handed_over_at,
-                        "took": known.took,
-                        "took_since": known.took_since,
-                    }
+                    update={"handed_over": True, "handed_over_at": known.handed_over_at}
                 )
             if known.ready_at and not mine.ready_at:
                 mine = mine.model_copy(update={"ready_at": known.ready_at})
+            if known.lines != mine.lines:  # only Sitoo's answers change them: the stored
+                mine = mine.model_copy(update={"lines": known.lines})
             if known.said and not mine.said:
                 mine = mine.model_copy(update={"said": known.said})
             track.pickups[ext] = mine

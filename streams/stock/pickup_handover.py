@@ -20,8 +20,12 @@ order, and acts only on one tillsync made (externalid ``fo-...`` and the web-ord
   partial pickup finishing later fulfils only what is still owed. When checkout only
   authorised the card, the handover of the order's last open fulfilment order captures what
   each authorisation still holds (``_capture``).
-- pickup rejected: an exception for e-commerce, once: what to do with the order (cancel and
-  refund, or move it) is a person's decision here.
+- pickup rejected: an exception for e-commerce, once; at a store whose policy is
+  ``on_rejected: cancel`` the Shopify order is first cancelled, refunded and restocked, when
+  the pickup is all that is left of it (otherwise a person decides: refund some lines, move).
+- paid in store (checkout took no money): the handover of the order's last fulfilment order
+  marks it paid in Shopify once the till took the payment; handed over unpaid, it is raised
+  for finance.
 - shipped (a ship-from-store order, ``shopify-delivery-method`` SHIPPING, closed once staff
   shipped its parcels): as collected, but one Shopify fulfilment per parcel (Sitoo delivery),
   each with its tracking (``orderdeliveryref``, the carrier from ``pluginname``), and the
@@ -81,7 +85,13 @@ from tillsync.schemas.sitoo import (
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.runtime import Runtime
-from tillsync.streams.stock.command_writer import Breakers, CommandWriter
+from tillsync.streams.stock.command_writer import (
+    BOTH,
+    NEITHER,
+    Breakers,
+    CommandWriter,
+    Platforms,
+)
 from tillsync.streams.stock.order_topics import (
     PICKUP_HANDED_OVER_TOPIC,
     PICKUP_IN_SITOO_TOPIC,
@@ -92,7 +102,7 @@ from tillsync.streams.stock.reservations import reserved_of
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
 from tillsync.streams.stock.sink_output import KafkaSinkOutput
 from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
-from tillsync.streams.stock.sitoo_orders import DELIVERY_METHOD
+from tillsync.streams.stock.sitoo_orders import DELIVERY_METHOD, PAYMENT_PAID
 
 log = logging.getLogger("tillsync.pickup_handover")
 
@@ -100,6 +110,8 @@ READY = PickupStepKind.READY
 COLLECTED = PickupStepKind.COLLECTED
 REJECTED = PickupStepKind.REJECTED
 CHECK = PickupStepKind.CHECK
+WATCH = PickupStepKind.WATCH
+PARCEL = PickupStepKind.PARCEL
 ASKED = 1  # the table's value for a ready asked of Shopify, its answer not known yet
 ANSWERED = 2
 # Shopify's answers that say a mutation did not run: turned away before it (429, THROTTLED,
@@ -116,8 +128,13 @@ WINDOW_SECONDS = 0.05
 
 def step_of(event: SitooEvent) -> PickupStep | None:
     """The pickup step an Events SPI event may be, or None (a till sale is an order born
-    closed: an ``add``, never one of these)."""
-    if event.event_type != "order" or event.order_id is None:
+    closed: an ``add``, never one of these; its deliveries are parcels the handover drops
+    unread, as it watches only its shipments)."""
+    if event.order_id is None:
+        return None
+    if event.event_type == "order-delivery":
+        return PickupStep(sitoo_order_id=event.order_id, step=PARCEL, event_id=event.event_id)
+    if event.event_type != "order":
         return None
     kind = event.order_event_type
     if kind == "ready-for-pickup":
@@ -196,6 +213,20 @@ def delivered(
     return skus, lines
 
 
+def delivered_at_by_sku(order: Order, deliveries: Sequence[OrderDelivery]) -> dict[str, float]:
+    """Per SKU, Sitoo's time of its last delivery of it (its ledger's clock)."""
+    by_item = {i.orderitemid: i.sku for i in order.orderitems if i.orderitemid is not None}
+    out: dict[str, float] = {}
+    for d in deliveries:
+        if d.datecancelled:
+            continue
+        for di in d.orderdeliveryitems:
+            sku = by_item.get(di.orderitemid)
+            if sku:
+                out[sku] = max(out.get(sku, 0.0), float(d.datedelivery or 0))
+    return out
+
+
 def shipments_owed(
     details: PickupDetails, order: Order, deliveries: Sequence[OrderDelivery]
 ) -> list[tuple[dict[int, int], Tracking | None]]:
@@ -267,6 +298,12 @@ class HandoverShopify(Protocol):
         tracking: Tracking | None = None,
     ) -> tuple[int | None, list[UserErrorInfo]]: ...
 
+    async def mark_as_paid(self, order_id: int) -> list[UserErrorInfo]: ...
+
+    async def cancel_order(
+        self, order_id: int, *, reason: str, staff_note: str
+    ) -> list[UserErrorInfo]: ...
+
 
 class HandoverOutput(Protocol):
     async def handed_over(self, record: PickupHandedOver) -> None:
@@ -315,8 +352,29 @@ class PickupHandover(CommandWriter[PickupStep]):
 
     def key_of(self, command: PickupStep) -> str:
         # one Sitoo order's steps one at a time; a handover supersedes a ready still waiting
-        # (the customer has the order: no email), a check any step (it reads them all)
+        # (the customer has the order: no email), a check any step (it reads them all). A
+        # watch has a key of its own: superseded by a step, it would leave parcels unheard
+        if command.step is WATCH:
+            return f"{command.sitoo_order_id}:watch"
         return str(command.sitoo_order_id)
+
+    def merged(self, older: PickupStep, newer: PickupStep) -> PickupStep:
+        # any step but a parcel reads the order and takes all it shows, the parcel included;
+        # a parcel in its place would be dropped unread for a pickup (a lifecycle e2e run: a
+        # collect waiting out Shopify's outage, superseded by its own delivery's event, was
+        # never handed over)
+        if newer.step is PARCEL and older.step is not PARCEL:
+            return older
+        return newer
+
+    def needs(self, command: PickupStep) -> Platforms:
+        # a watch, or the parcel of an order not watched (a till sale's), calls neither
+        # platform: never held up by an outage
+        if command.step is WATCH or (
+            command.step is PARCEL and not self.steps.get(f"watch:{command.sitoo_order_id}")
+        ):
+            return NEITHER
+        return BOTH
 
     async def carry_out(self, command: PickupStep) -> None:
         await self.do(command)
@@ -336,6 +394,12 @@ class PickupHandover(CommandWriter[PickupStep]):
         )
 
     async def do(self, step: PickupStep) -> None:
+        watch = f"watch:{step.sitoo_order_id}"
+        if step.step is WATCH:
+            self.steps[watch] = ANSWERED
+            return
+        if step.step is PARCEL and not self.steps.get(watch):
+            return  # a till sale's delivery, most likely: not read
         order = await self.sitoo.get_order(step.sitoo_order_id)
         ref = pickup_ref(order)
         if ref is None:
@@ -354,6 +418,12 @@ class PickupHandover(CommandWriter[PickupStep]):
             await self._rejected(order, ref)
         if order.orderstateid == ORDER_CLOSED:
             await self._collected(order, ref)
+            # only once told in full: a parcel's step replayed after a crash midway must
+            # still be read (a lifecycle e2e run: a SIGKILL between the two left a shipment
+            # unfulfilled in Shopify)
+            self.steps.pop(f"watch:{order.orderid}", None)
+        elif ref.shipment and order.orderstateid == ORDER_OPEN:
+            await self._collected(order, ref, partial=True)  # its parcels so far
         elif (
             order.orderstateid == ORDER_OPEN
             and ORDERLOG_READY_FOR_PICKUP in logged
@@ -406,17 +476,21 @@ class PickupHandover(CommandWriter[PickupStep]):
                 f"Shopify refused to mark it so: {_said(errors)}",
             )
 
-    async def _collected(self, order: Order, ref: PickupRef) -> None:
+    async def _collected(self, order: Order, ref: PickupRef, *, partial: bool = False) -> None:
+        """The order handed over: closed (collected, or shipped), or with ``partial`` a
+        shipment still open whose parcels so far are told (nothing, if none has left)."""
         loc = self.locations.by_warehouse(order.warehouseid or 0)
         if loc is None:
             return
         deliveries = await self.sitoo.order_deliveries(order.orderid)
         skus, lines = delivered(order, deliveries)
+        if partial and not skus:
+            return  # nothing shipped yet
         # Sitoo's time of the sale, by its own clock as its ledger stamps it: the order's
-        # units stay held until a position's ledger is that new
-        delivered_at = max(
-            (float(d.datedelivery or 0) for d in deliveries if not d.datecancelled), default=0.0
-        )
+        # units stay held until a position's ledger is that new (per SKU: a parcel of one
+        # SKU may leave long after another's)
+        by_sku = delivered_at_by_sku(order, deliveries)
+        delivered_at = max(by_sku.values(), default=0.0)
         # told even when nothing was delivered: the order's flow waits for Sitoo's word on
         # this pickup before it writes a Move Out at that store
         await self.output.handed_over(
@@ -428,6 +502,8 @@ class PickupHandover(CommandWriter[PickupStep]):
                 took=dict(skus),
                 at=self.clock(),
                 delivered_at=delivered_at,
+                delivered_at_by_sku=by_sku,
+                partial=partial,
             )
         )
         # what the closed order let go, read here and not only by the reservations agent,
@@ -485,8 +561,56 @@ class PickupHandover(CommandWriter[PickupStep]):
             metrics.pickup_step.labels(
                 step=metrics.PickupStepName.FULFILLED, location=str(loc.shopify_location_id)
             ).observe(max(0.0, self.clock() - delivered_at))
+        if partial:
+            return  # paid for once the order closes
         if details.financial_status in AUTHORISED_ONLY:
             await self._capture(ref)
+        elif details.financial_status == "PENDING":
+            await self._paid_at_till(order, ref)
+
+    async def _paid_at_till(self, order: Order, ref: PickupRef) -> None:
+        """Pay in store (flows.md, A): checkout took no money and the till took it at the
+        handover, so Shopify's order is marked paid once the last of its fulfilment orders is
+        handed over (as a capture is). Convergent: a paid order is not marked again. A pickup
+        handed over with no payment in Sitoo is raised once for finance."""
+        paid = order.paymentstateid == PAYMENT_PAID or any(
+            p.moneyamount > 0 for p in order.payments
+        )
+        if not paid:
+            key = f"unpaid:{order.orderid}"
+            if not self.steps.get(key):
+                self.steps[key] = ANSWERED
+                await self._exception(
+                    "pickup_unpaid",
+                    Owner.FINANCE,
+                    ref,
+                    f"Shopify order {ref.order_id}: the pickup {ref.externalid} was paid in "
+                    "store, and handed over at the till with no payment in Sitoo; Shopify's "
+                    "order is still unpaid: take the payment, or mark it paid in Shopify",
+                )
+            return
+        payment = await self.shopify.payment(ref.order_id)
+        if payment is None or not payment.unpaid or payment.open_fulfilment_orders:
+            return  # paid, or another fulfilment order's handover is the last one
+        errors = await self.shopify.mark_as_paid(ref.order_id)
+        if not errors:
+            metrics.pickup_orders.labels(action="mark_paid", outcome="paid").inc()
+            return
+        again = await self.shopify.payment(ref.order_id)
+        if again is not None and not again.unpaid:
+            return  # marked meanwhile: a repeat, or another handover of the order
+        metrics.pickup_orders.labels(action="mark_paid", outcome="refused").inc()
+        key = f"mark-paid-refused:{ref.order_id}"
+        if self.steps.get(key):
+            return
+        self.steps[key] = ANSWERED
+        await self._exception(
+            "pickup_mark_paid_refused",
+            Owner.FINANCE,
+            ref,
+            f"Shopify order {ref.order_id}: the pickup {ref.externalid} was paid at the till, "
+            f"Shopify refused to mark the order paid: {_said(errors)}; mark it paid in Shopify",
+        )
 
     async def _capture(self, ref: PickupRef) -> None:
         """Capture what the order's card authorisations still hold, once its last fulfilment
@@ -528,10 +652,13 @@ class PickupHandover(CommandWriter[PickupStep]):
             )
 
     async def _rejected(self, order: Order, ref: PickupRef) -> None:
+        """Raised once for e-commerce; with the store's ``on_rejected: cancel`` the Shopify
+        order is first cancelled, refunded and restocked when the pickup is all that is left
+        of it. The cancel comes before the step is recorded: a worker that dies between the
+        two reads the order again and finds it cancelled (Shopify refuses a second cancel)."""
         key = f"rejected:{order.orderid}"
         if self.steps.get(key):
             return
-        self.steps[key] = ANSWERED
         reason = next(
             (
                 i.strvalue
@@ -540,13 +667,46 @@ class PickupHandover(CommandWriter[PickupStep]):
             ),
             None,
         )
+        loc = self.locations.by_warehouse(order.warehouseid or 0)
+        if loc is not None and loc.pickup.on_rejected == "cancel":
+            outcome = await self._cancel_rejected(ref, loc.name, reason)
+        else:
+            outcome = "cancel and refund it, or move it, in Shopify"
+        self.steps[key] = ANSWERED
         await self._exception(
             "pickup_rejected",
             Owner.ECOMMERCE,
             ref,
             f"Shopify order {ref.order_id}: the store rejected the pickup {ref.externalid}"
-            f"{': ' + reason if reason else ''}; cancel and refund it, or move it, in Shopify",
+            f"{': ' + reason if reason else ''}; {outcome}",
         )
+
+    async def _cancel_rejected(self, ref: PickupRef, store: str, reason: str | None) -> str:
+        """Cancel the Shopify order of a rejected pickup if the pickup is all that is left of
+        it; what was done, for the exception's message."""
+        payment = await self.shopify.payment(ref.order_id)
+        if payment is None:
+            return "the order is no longer in Shopify"
+        if payment.cancelled:
+            return "the order is cancelled in Shopify"
+        if not payment.only_open(ref.fulfilment_order_id):
+            # a partial refund of only this pickup's lines is a person's call for now
+            return (
+                "the order has other parts fulfilled or open, so it was not cancelled: "
+                "refund this pickup's lines, or move it, in Shopify"
+            )
+        errors = await self.shopify.cancel_order(
+            ref.order_id,
+            reason="OTHER",
+            staff_note=f"pickup rejected at {store}{': ' + reason if reason else ''} (tillsync)",
+        )
+        if errors:
+            again = await self.shopify.payment(ref.order_id)
+            if again is None or not again.cancelled:
+                metrics.pickup_orders.labels(action="cancel_rejected", outcome="refused").inc()
+                return f"Shopify refused to cancel the order: {_said(errors)}; cancel it by hand"
+        metrics.pickup_orders.labels(action="cancel_rejected", outcome="cancelled").inc()
+        return "the order was cancelled, refunded and restocked in Shopify (the store's policy)"
 
     async def _exception(self, kind: str, owner: Owner, ref: PickupRef, message: str) -> None:
         await self.output.exception(
@@ -597,6 +757,14 @@ class RuntimeHandoverPlatforms:
 
     async def payment(self, order_id: int) -> OrderPayment | None:
         return await self._rt.shopify.payment(order_id)
+
+    async def mark_as_paid(self, order_id: int) -> list[UserErrorInfo]:
+        return await self._rt.shopify.mark_as_paid(order_id)
+
+    async def cancel_order(
+        self, order_id: int, *, reason: str, staff_note: str
+    ) -> list[UserErrorInfo]:
+        return await self._rt.shopify.cancel_order(order_id, reason=reason, staff_note=staff_note)
 
     async def capture(
         self, order_id: int, authorisation: Authorisation

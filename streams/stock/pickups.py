@@ -71,9 +71,31 @@ class PickupTrack(BaseModel):
     handed_over_at: float = 0.0
     took: dict[str, int] = Field(default_factory=dict)
     took_since: float = 0.0  # Sitoo's time of its delivery (its ledger's clock)
+    # per SKU, Sitoo's time of its last delivery of it (a shipment's parcels come apart)
+    took_since_by_sku: dict[str, float] = Field(default_factory=dict)
     ready_at: float = 0.0  # marked ready for pickup at the till (a pickup only)
     authorised_until: float = 0.0  # the card authorisation lapses then (0: paid, or unknown)
     raised: list[str] = Field(default_factory=list)  # exception types raised, not cleared
+    # the Sitoo order's rows as Sitoo confirmed them (fulfilment order line -> units), and
+    # the rows an update was last asked for: an update is asked once per change
+    lines: dict[str, int] = Field(default_factory=dict)
+    asked_lines: dict[str, int] = Field(default_factory=dict)
+
+    def took_more(self, took: Mapping[str, int], since: Mapping[str, float]) -> PickupTrack:
+        """With what Sitoo's deliveries took so far, per SKU, and when (cumulative: a word
+        taken late or twice never takes less)."""
+        skus = self.took.keys() | took.keys()
+        merged = {sku: max(self.took.get(sku, 0), took.get(sku, 0)) for sku in skus}
+        times = {
+            sku: max(self.took_since_by_sku.get(sku, 0.0), since.get(sku, 0.0)) for sku in skus
+        }
+        return self.model_copy(
+            update={
+                "took": merged,
+                "took_since_by_sku": times,
+                "took_since": max(self.took_since, *times.values(), 0.0),
+            }
+        )
 
     @property
     def awaiting_sitoo(self) -> bool:
@@ -126,6 +148,7 @@ def plan(
     out = {ext: t.model_copy() for ext, t in tracks.items()}
     exports: list[PickupCommand] = []
     cancels: list[PickupCommand] = []
+    updates: list[PickupCommand] = []
     live: set[str] = set()
     for w in wanted(state, locations, methods):
         mine = [
@@ -136,6 +159,11 @@ def plan(
         current = max(mine, key=lambda et: et[1].generation, default=None)
         if current is not None and (not current[1].cancelled or current[1].handed_over):
             live.add(current[0])
+            ext, t = current
+            rows = _rows(state, w.fulfilment_order_id)
+            if _stale(t, rows):
+                out[ext] = t.model_copy(update={"asked_lines": rows})
+                updates.append(_command(PickupAction.UPDATE, ext, order_id, w, now))
             continue
         generation = current[1].generation + 1 if current is not None else 1
         ext = externalid(w.fulfilment_order_id, w.location_id, generation)
@@ -157,7 +185,29 @@ def plan(
         out[ext] = t.model_copy(update={"cancelled": True})
         cancels.append(_command(PickupAction.CANCEL, ext, order_id, w, now))
     # a moved pickup's old order first: store staff never see it at two stores at once
-    return cancels + exports, out
+    return cancels + exports + updates, out
+
+
+def _rows(state: OrderFulfilmentState, fulfilment_order_id: int) -> dict[str, int]:
+    """What a Sitoo order of the fulfilment order would hold now: units per line with a SKU."""
+    fo = next(f for f in state.fulfilment_orders if f.id == fulfilment_order_id)
+    return {str(line.id): line.remaining for line in fo.lines if line.sku and line.remaining > 0}
+
+
+def _stale(t: PickupTrack, rows: dict[str, int]) -> bool:
+    """The Sitoo order holds other rows than Shopify's fulfilment order now (an edit, a
+    refund, part of it moved), and no update was asked for these rows yet. Only an order
+    Sitoo confirmed with its rows, still open there with nothing handed over: a handed-over
+    order's rest is the handover's to tell."""
+    return (
+        bool(t.lines)
+        and t.in_sitoo_at > 0
+        and not t.cancelled
+        and not t.handed_over
+        and not t.took
+        and rows != t.lines
+        and rows != t.asked_lines
+    )
 
 
 def in_sitoo(tracks: Mapping[str, PickupTrack]) -> dict[int, float]:
@@ -213,7 +263,7 @@ def _late(t: PickupTrack, open_here: bool, d: PickupDeadlines, now: float) -> di
                 f"{(now - t.asked_at) / 60:.0f} minutes after it was routed there"
             )
     elif t.method == SHIPPING:
-        if now - t.in_sitoo_at > d.ship_within_hours * 3600:
+        if not t.took and now - t.in_sitoo_at > d.ship_within_hours * 3600:
             out["shipment_not_shipped"] = (
                 f"not shipped from the store {(now - t.in_sitoo_at) / 3600:.1f} hours after "
                 "it reached it"
@@ -365,11 +415,30 @@ def open_in_sitoo(tracks: Mapping[str, PickupTrack]) -> list[int]:
     )
 
 
-def awaiting_sitoo(tracks: Mapping[str, PickupTrack]) -> set[int]:
-    """The locations where a fulfilment's Move Out waits for Sitoo's word on a pickup there:
-    its handover (Sitoo's sale took the units: no Move Out) or its cancel (Sitoo delivered
-    nothing: the units left through Shopify, a Move Out). Its units stay held meanwhile."""
-    return {t.location_id for t in tracks.values() if t.awaiting_sitoo}
+def awaiting_sitoo(
+    tracks: Mapping[str, PickupTrack], state: OrderFulfilmentState | None = None
+) -> set[int]:
+    """The locations where a fulfilment's Move Out waits for Sitoo's word on a store order
+    there: its handover (Sitoo's sale took the units: no Move Out) or its cancel (Sitoo
+    delivered nothing: the units left through Shopify, a Move Out). Its units stay held
+    meanwhile. With the order's ``state``, a store order whose rows Sitoo confirmed to be
+    exactly what its fulfilment order still holds, nothing handed over, is not waited for:
+    every unit fulfilled of it was the shop's own (a shipment partly fulfilled in Shopify,
+    its Sitoo order brought up to date)."""
+    out: set[int] = set()
+    for t in tracks.values():
+        if not t.awaiting_sitoo:
+            continue
+        if (
+            state is not None
+            and t.lines
+            and not t.took
+            and any(fo.id == t.fulfilment_order_id for fo in state.fulfilment_orders)
+            and t.lines == _rows(state, t.fulfilment_order_id)
+        ):
+            continue
+        out.add(t.location_id)
+    return out
 
 
 def taken_by_sitoo(tracks: Mapping[str, PickupTrack]) -> dict[tuple[str, int], tuple[int, float]]:
@@ -379,7 +448,8 @@ def taken_by_sitoo(tracks: Mapping[str, PickupTrack]) -> dict[tuple[str, int], t
     for t in tracks.values():
         for sku, n in t.took.items():
             units, since = out.get((sku, t.location_id), (0, 0.0))
-            out[(sku, t.location_id)] = (units + n, max(since, t.took_since))
+            at = t.took_since_by_sku.get(sku, t.took_since)
+            out[(sku, t.location_id)] = (units + n, max(since, at))
     return out
 
 

@@ -48,6 +48,8 @@ from tillsync.schemas.events import (
     PickupAction,
     PickupCommand,
     PickupInSitoo,
+    PickupStep,
+    PickupStepKind,
     SitooPickupState,
     SitooReserved,
 )
@@ -56,14 +58,22 @@ from tillsync.schemas.sitoo import (
     ORDER_OPEN,
     ORDERTYPE_ORDER,
     Order,
+    OrderDelivery,
     OrderIn,
+    OrderItem,
     OrderItemIn,
     WarehouseItem,
 )
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.runtime import Runtime
-from tillsync.streams.stock.command_writer import Breakers, CommandWriter
+from tillsync.streams.stock.command_writer import (
+    BOTH,
+    SITOO_ONLY,
+    Breakers,
+    CommandWriter,
+    Platforms,
+)
 from tillsync.streams.stock.order_topics import PICKUP_IN_SITOO_TOPIC, OrderKey
 from tillsync.streams.stock.pickups import ENDED, SHIPPING
 from tillsync.streams.stock.reservations import reserved_of
@@ -89,6 +99,10 @@ class PickupSitoo(Protocol):
 
     async def set_order_state(self, orderid: int, orderstateid: int) -> None: ...
 
+    async def set_order_items(self, orderid: int, items: Sequence[OrderItemIn]) -> None: ...
+
+    async def order_deliveries(self, orderid: int) -> list[OrderDelivery]: ...
+
     async def warehouse_items_by_sku(
         self, warehouse_id: int, skus: Sequence[str]
     ) -> list[WarehouseItem]: ...
@@ -108,6 +122,11 @@ class PickupOutput(Protocol):
     ) -> None: ...
 
     async def exception(self, record: ExceptionRecord) -> None: ...
+
+    async def watch(self, sitoo_order_id: int) -> None:
+        """Ask the handover to hear this shipment's parcels before its order closes; returns
+        once it is durable."""
+        ...
 
 
 class SitooOrdersSink(CommandWriter[PickupCommand]):
@@ -136,14 +155,56 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
         # could find nothing to cancel, and the export then leave an open order reserving units
         return command.externalid
 
+    def needs(self, command: PickupCommand) -> Platforms:
+        # an export or an update reads the order from Shopify; a cancel only calls Sitoo, and
+        # must not wait out Shopify's outage while Sitoo's reservation keeps units from sale
+        return SITOO_ONLY if command.action is PickupAction.CANCEL else BOTH
+
     async def carry_out(self, command: PickupCommand) -> None:
         await self.do(command)
 
     async def do(self, command: PickupCommand) -> None:
         if command.action is PickupAction.EXPORT:
             await self._export(command)
+        elif command.action is PickupAction.UPDATE:
+            await self._update(command)
         else:
             await self._cancel(command)
+
+    async def _update(self, command: PickupCommand) -> None:
+        """Bring an open Sitoo order's rows up to what Shopify's fulfilment order holds at the
+        store now, read at this moment (convergent: rows already so are left alone). One
+        delivered from already (a shipment's first parcel) keeps its rows: Sitoo refuses to
+        change them. Either way the order flow hears what the rows are now."""
+        found = await self.sitoo.orders_by_externalid([command.externalid])
+        order = next((o for o in found if o.orderstateid == ORDER_OPEN), None)
+        if order is None:
+            return  # cancelled or handed over meanwhile: nothing to bring up to date
+        body = order_of(command, await self.shopify.pickup(command.fulfilment_order_id))
+        if body is None:
+            return  # nothing left at the store: the order flow's next read cancels it
+        rows = lines_of(order.orderitems)
+        wanted = lines_of(body.orderitems)
+        if rows != wanted and not await self.sitoo.order_deliveries(order.orderid):
+            await self.sitoo.set_order_items(order.orderid, body.orderitems)
+            metrics.pickup_orders.labels(action="update", outcome="updated").inc()
+            skus = [i.sku for i in order.orderitems if i.sku] + [
+                i.sku for i in body.orderitems if i.sku
+            ]
+            await self._read_reserved(command.warehouse_id, skus)
+            rows = wanted
+        elif rows != wanted:
+            metrics.pickup_orders.labels(action="update", outcome="delivered_from").inc()
+        await self.output.in_sitoo(
+            PickupInSitoo(
+                externalid=command.externalid,
+                order_id=command.order_id,
+                fulfilment_order_id=command.fulfilment_order_id,
+                sitoo_order_id=order.orderid,
+                at=self.clock(),
+                lines=rows,
+            )
+        )
 
     async def _export(self, command: PickupCommand) -> None:
         found = await self.sitoo.orders_by_externalid([command.externalid])
@@ -154,6 +215,7 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
                 return  # its cancel came first in a replay: nothing reserves the units
             metrics.pickup_orders.labels(action="export", outcome="found").inc()
             made, skus = order.orderid, [i.sku for i in order.orderitems if i.sku]
+            rows = lines_of(order.orderitems)
             authorised_until = None  # told with the answer of the export that made it
         else:
             details = await self.shopify.pickup(command.fulfilment_order_id)
@@ -167,6 +229,7 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
                 return
             made = await self.sitoo.add_order(body)
             skus = [i.sku for i in body.orderitems if i.sku]
+            rows = lines_of(body.orderitems)
             authorised_until = details.authorisation_expires_at if details else None
             metrics.pickup_orders.labels(action="export", outcome="made").inc()
         confirmed = self.clock()
@@ -174,6 +237,8 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
             max(0.0, confirmed - command.at)
         )
         await self._read_reserved(command.warehouse_id, skus)
+        if command.method == SHIPPING:
+            await self.output.watch(made)
         await self.output.in_sitoo(
             PickupInSitoo(
                 externalid=command.externalid,
@@ -182,6 +247,7 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
                 sitoo_order_id=made,
                 at=confirmed,
                 authorised_until=authorised_until or 0.0,
+                lines=rows,
             )
         )
 
@@ -259,6 +325,16 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
                     state=SitooPickupState.ABSENT,
                 )
             )
+
+
+def lines_of(items: Sequence[OrderItem | OrderItemIn]) -> dict[str, int]:
+    """A Sitoo order's rows as units per Shopify fulfilment order line (``web-itemid``)."""
+    out: dict[str, int] = {}
+    for item in items:
+        web = str((item.additionaldata or {}).get("web-itemid") or "")
+        if web:
+            out[web] = out.get(web, 0) + int(item.quantity)
+    return out
 
 
 def payment_state(financial_status: str) -> int:
@@ -359,6 +435,12 @@ class RuntimePickupPlatforms:
     async def set_order_state(self, orderid: int, orderstateid: int) -> None:
         await self._rt.sitoo.set_order_state(orderid, orderstateid)
 
+    async def set_order_items(self, orderid: int, items: Sequence[OrderItemIn]) -> None:
+        await self._rt.sitoo.set_order_items(orderid, items)
+
+    async def order_deliveries(self, orderid: int) -> list[OrderDelivery]:
+        return await self._rt.sitoo.order_deliveries(orderid)
+
     async def warehouse_items_by_sku(
         self, warehouse_id: int, skus: Sequence[str]
     ) -> list[WarehouseItem]:
@@ -400,6 +482,18 @@ class KafkaPickupOutput:
 
     async def exception(self, record: ExceptionRecord) -> None:
         await self.sink.exception(record)
+
+    async def watch(self, sitoo_order_id: int) -> None:
+        step = PickupStep(
+            sitoo_order_id=sitoo_order_id,
+            step=PickupStepKind.WATCH,
+            event_id=f"watch-{sitoo_order_id}",
+        )
+        await self.ctx.send_all(
+            topics.SITOO_PICKUP_EVENTS,
+            [(str(sitoo_order_id).encode(), step.model_dump_json().encode())],
+            durable=True,
+        )
 
 
 def register(ctx: Context) -> None:

@@ -10,7 +10,9 @@ a partial fulfilment, refunded before fulfilment with and without restock, moved
 store or to a location no store is mapped to, picked up (handed over in Shopify, or ready and
 collected at the till through the Sitoo order tillsync made of it, or rejected there and then
 cancelled; every other one collected at the till only authorised at checkout, and captured at
-its handover), and fulfilments cancelled after their Move Out. Shopify's order edits are not
+its handover), shipped from a store through the Sitoo order tillsync made of it (whole, or in
+two parcels; ``ship_from_store_to_sitoo`` is on) or fulfilled in Shopify (its Sitoo order then
+cancelled), and fulfilments cancelled after their Move Out. Shopify's order edits are not
 simulated (``tillsync_sim.scenario.orders`` says so). Webhooks come twice and out of order,
 Sitoo's events twice.
 
@@ -39,12 +41,13 @@ count is printed.
 
 At the end every position equals its target computed from the simulators' own state, within
 a deadline; every Move Out (and reversal) owed is in Sitoo exactly once, and no other (none for
-a pickup collected at the till: Sitoo's own sale took it); every pickup still to collect is one
-open Sitoo order at its store and no other is open; every order only authorised at checkout
-and handed over in full at the till is captured once, for its total; nothing was
-dead-lettered. About eight
-and a half minutes on a 2-core machine, at 50 actions a second: faster, the worker on this
-machine does not drain the outage's backlog while the shops trade on. The shop is on the Plus
+a pickup collected at the till or a parcel shipped in Sitoo: Sitoo's own sale took it); every
+pickup still to collect and every shipment still to ship is one open Sitoo order at its store
+and no other is open; each parcel shipped in Sitoo is one Shopify fulfilment with its
+tracking; every order only authorised at checkout and handed over in full at the till is
+captured once, for its total; nothing was dead-lettered. About eight and a half minutes on a
+2-core machine, at 50 actions a second: faster, the worker on this machine does not drain the
+outage's backlog while the shops trade on. The shop is on the Plus
 plan, as in the 50,000-event scenario: every step of an order's life brings a read of the
 order's fulfilment state (some 15 a second here, and thousands at once when Shopify answers
 again), beside the stock writes; Standard was not tried.
@@ -57,6 +60,7 @@ import contextlib
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +84,8 @@ from tillsync_sim.scenario.driver import (
     expected_available,
     mismatches,
     pickup_mismatches,
+    shipment_mismatches,
+    sitoo_method,
 )
 from tillsync_sim.scenario.harness import Harness
 from tillsync_sim.scenario.network import NetworkSpec
@@ -105,11 +111,19 @@ RACE_SECONDS = 5.0
 KNOWN_LATE_OVERSELLS = 1
 # the store mix without the Driver's own online orders: OrderLife places every one
 STORES_ONLY = Mix(online_order=0, fulfilment=0)
+STORE_ORDERS = frozenset({"PICK_UP", "SHIPPING"})  # the delivery methods made Sitoo orders
 
 
 @pytest.fixture
 async def harness(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    async with started(kafka_bootstrap, SPEC, tmp_path, plan="plus", ready_timeout=180) as h:
+    async with started(
+        kafka_bootstrap,
+        SPEC,
+        tmp_path,
+        plan="plus",
+        ready_timeout=180,
+        env={"TILLSYNC_SHIP_FROM_STORE_TO_SITOO": "true"},
+    ) as h:
         yield h
 
 
@@ -343,7 +357,15 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
     shopify.set_faults(webhook_duplicate_rate=0.05, webhook_reorder_rate=0.05)
     sitoo.set_faults(event_duplicate_rate=0.05)
     windows = Windows()
-    life = OrderLife(network, shopify, sitoo, seed=2026, target_open=60, window=windows.current)
+    life = OrderLife(
+        network,
+        shopify,
+        sitoo,
+        seed=2026,
+        target_open=60,
+        window=windows.current,
+        ship_from_store=True,
+    )
     player = Player(
         Driver(network, shopify, sitoo, mix=STORES_ONLY, seed=2027), life, online=0.3, seed=2028
     )
@@ -469,15 +491,21 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
             f"{len(missing)} Move Outs never booked, e.g. {missing[:5]}; see {h.worker.log_path}"
         ) from None
 
-    # click & collect: every pickup still to collect is one open Sitoo order at its store, and
-    # every other was cancelled there (handed over in Shopify, cancelled, moved)
+    # click & collect and ship-from-store: every pickup still to collect and every shipment
+    # still to ship is one open Sitoo order at its store, and every other was cancelled there
+    # (handed over in Shopify, cancelled, moved); each parcel shipped in Sitoo is one Shopify
+    # fulfilment with its tracking
     async def pickups_agree() -> bool:
-        return not pickup_mismatches(network, shopify, sitoo)
+        return not pickup_mismatches(network, shopify, sitoo, STORE_ORDERS) and not (
+            shipment_mismatches(shopify, sitoo)
+        )
 
     try:
         await async_wait_until(pickups_agree, 60, interval=0.5, what="the pickups in Sitoo")
     except AssertionError:
-        wrong = pickup_mismatches(network, shopify, sitoo)
+        wrong = pickup_mismatches(network, shopify, sitoo, STORE_ORDERS)
+        shipped = shipment_mismatches(shopify, sitoo)
+        assert not shipped, f"{len(shipped)} parcels wrong in Shopify: {shipped[:5]}"
         stories = [
             await _pickup_story(h, life, int(line.split()[2].rstrip(":"))) for line in wrong[:3]
         ]
@@ -488,6 +516,11 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         o
         for o in sitoo.state.orders.values()
         if (o.data.get("additionaldata") or {}).get("weborder-bopis") == "true"
+    ]
+    shipment_orders = [
+        o
+        for o in sitoo.state.orders.values()
+        if sitoo_method(o.data.get("additionaldata") or {}) == "SHIPPING"
     ]
 
     # a checkout that only authorised the card is captured at the handover, once
@@ -541,6 +574,9 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         f"pickup orders made in Sitoo {len(pickup_orders)} for {pickups_placed} placed, "
         f"{sum(1 for o in pickup_orders if o.state == 0)} open at the end; "
         f"{len(captured)} of {len(life.authorised)} orders only authorised at checkout captured"
+        f"; ship-from-store orders made in Sitoo {len(shipment_orders)}, "
+        f"{sum(1 for o in shipment_orders if o.state == 10)} shipped there, "
+        f"{sum(1 for o in shipment_orders if o.state == 0)} open at the end"
     )
     for o in (in_normal + [o for o in life.oversells if o.window != "normal"])[:12]:
         print(f"  oversold: {o}")
@@ -555,6 +591,10 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
     # it, during an outage, never needs one); `pickups_agree` above checked each against Shopify
     assert pickups_placed > 0 and len(pickup_orders) > 0
     assert all(life.done[step] > 0 for step in ("ready_in_sitoo", "collect_in_sitoo"))
+    assert all(life.done[step] > 0 for step in ("ship_in_sitoo", "ship_part_in_sitoo"))
+    # the customer is told a pickup is ready at most once (Shopify emails at every call)
+    emailed = Counter(fo.ready_emails for fo in shopify.state.fulfillment_orders.values())
+    assert max(emailed) <= 1 and emailed[1] > 0, emailed
     # each captured once, for what its authorisation held
     assert captured and all(
         [t.amount for t in o.transactions if t.kind == "CAPTURE"] == [o.total] for o in captured

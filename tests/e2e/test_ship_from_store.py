@@ -7,7 +7,10 @@ parcels, and Shopify gets one fulfilment per parcel with its tracking, the custo
 Move Out (Sitoo's own sale took the units). A shipment Shopify fulfils itself has its Sitoo
 order cancelled and leaves Sitoo through one Move Out; one cancelled in Shopify has its Sitoo
 order cancelled and leaves nothing; one placed while Sitoo is down reaches it once Sitoo is
-back. A pickup beside them goes its own way. Stock is exact after every step.
+back. A pickup beside them goes its own way; one paid in store is marked paid in Shopify once
+the till took the payment; one the store rejects is cancelled, refunded and restocked in
+Shopify (every store's ``on_rejected: cancel``), and its Sitoo order let go. Stock is exact
+after every step.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ BOTH = frozenset({"PICK_UP", "SHIPPING"})
 async def harness(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Harness]:
     async with started(
         kafka_bootstrap,
-        NetworkSpec(stores=3, skus=8, buffer=1, min_stock=20, max_stock=30),
+        NetworkSpec(
+            stores=3, skus=8, buffer=1, min_stock=20, max_stock=30, rejected_pickups="cancel"
+        ),
         tmp_path,
         env={"TILLSYNC_SHIP_FROM_STORE_TO_SITOO": "true"},
     ) as h:
@@ -156,8 +161,41 @@ async def test_a_shipment_from_a_store_goes_through_sitoo_once(harness: Harness)
     [late_fo] = late.fulfillment_order_ids
     await _sitoo_state(h, f"fo-{late_fo}-{b.shopify_location_id}", ORDER_OPEN)
 
+    # a pickup paid in store: marked paid once the till took the payment at the handover
+    unpaid = shopify.state.place_order(
+        [(s[6], 1)],
+        location_id=c.shopify_location_id,
+        delivery="PICK_UP",
+        financial_status="pending",
+    )
+    [unpaid_fo] = unpaid.fulfillment_order_ids
+    at_till = await _sitoo_state(h, f"fo-{unpaid_fo}-{c.shopify_location_id}", ORDER_OPEN)
+    assert sitoo.state.orders[at_till].data["paymentstateid"] == 0
+    sitoo.state.collect(at_till, take_payment=True)
+
+    async def paid() -> bool:
+        return shopify.state.order(unpaid.id).financial_status == "paid"
+
+    await async_wait_until(paid, 60, interval=0.2, what="the pickup paid in store marked paid")
+
+    # a pickup the store rejects: cancelled, refunded and restocked by the store's policy
+    rejected = shopify.state.place_order(
+        [(s[7], 2)], location_id=a.shopify_location_id, delivery="PICK_UP"
+    )
+    [rejected_fo] = rejected.fulfillment_order_ids
+    turned_down = await _sitoo_state(h, f"fo-{rejected_fo}-{a.shopify_location_id}", ORDER_OPEN)
+    sitoo.state.reject_pickup(turned_down, "damaged in the store")
+
+    async def cancelled() -> bool:
+        return shopify.state.order(rejected.id).cancelled_at is not None
+
+    await async_wait_until(cancelled, 60, interval=0.2, what="the rejected pickup cancelled")
+    await _sitoo_state(h, f"fo-{rejected_fo}-{a.shopify_location_id}", ORDER_CANCELLED)
+
     await converged(h, 90)
     assert pickup_mismatches(network, shopify, sitoo, BOTH) == []
+    assert shopify.state.order(rejected.id).financial_status == "refunded"
+    assert [t.kind for t in shopify.state.order(unpaid.id).transactions] == ["SALE"]
     # exactly once, whatever was delivered twice
     assert len(_fulfilments(h, shipped.id)) == 2
     assert _move_outs(h, shipped.id) == Counter()  # Sitoo's sale took the units

@@ -32,6 +32,12 @@ def _variables(name: str, sim: ShopifySimulator) -> dict[str, Any]:
         financial_status="authorized",
     )
     [authorisation] = authorised.transactions
+    pending = st.place_order(  # pay in store: checkout took no money
+        [("SHIRT-S", 1)],
+        location_id=int(store.rsplit("/", 1)[1]),
+        delivery="PICK_UP",
+        financial_status="pending",
+    )
     customer = f"gid://shopify/Customer/{order.customer_id}"
     qty = {"inventoryItemId": shirt["inventory_item_id"], "locationId": store}
     table: dict[str, dict[str, Any]] = {
@@ -82,6 +88,15 @@ def _variables(name: str, sim: ShopifySimulator) -> dict[str, Any]:
                 "currency": authorised.currency,
                 "finalCapture": True,
             }
+        },
+        "ORDER_MARK_AS_PAID": {"input": {"id": f"gid://shopify/Order/{pending.id}"}},
+        "ORDER_CANCEL": {
+            "orderId": f"gid://shopify/Order/{pending.id}",
+            "refund": True,
+            "restock": True,
+            "reason": "OTHER",
+            "notifyCustomer": True,
+            "staffNote": "pickup rejected at the store",
         },
         "REFUND_CREATE": {
             "key": "d-3",

@@ -59,6 +59,7 @@ from tillsync.schemas.sitoo import (
     Order,
     OrderDelivery,
     OrderIn,
+    OrderItemIn,
     SitooEvent,
     WarehouseItem,
     WarehouseTransactionIn,
@@ -188,6 +189,9 @@ class PipePickupOutput:
     async def exception(self, record: ExceptionRecord) -> None:
         self.dead.append(record.message)
 
+    async def watch(self, sitoo_order_id: int) -> None:
+        pass  # no shipments here
+
 
 @dataclass
 class FlakyShopify:
@@ -227,6 +231,9 @@ class PickupPlatforms:
     async def set_order_state(self, orderid: int, orderstateid: int) -> None:
         await self.sitoo.set_order_state(orderid, orderstateid)
 
+    async def set_order_items(self, orderid: int, items: Sequence[OrderItemIn]) -> None:
+        await self.sitoo.set_order_items(orderid, items)
+
     async def warehouse_items_by_sku(
         self, warehouse_id: int, skus: Sequence[str]
     ) -> list[WarehouseItem]:
@@ -258,6 +265,14 @@ class PickupPlatforms:
 
     async def payment(self, order_id: int) -> OrderPayment | None:
         return await self.shopify.payment(order_id)
+
+    async def mark_as_paid(self, order_id: int) -> list[UserErrorInfo]:
+        return await self.shopify.mark_as_paid(order_id)
+
+    async def cancel_order(
+        self, order_id: int, *, reason: str, staff_note: str
+    ) -> list[UserErrorInfo]:
+        return await self.shopify.cancel_order(order_id, reason=reason, staff_note=staff_note)
 
     async def capture(
         self, order_id: int, authorisation: Authorisation

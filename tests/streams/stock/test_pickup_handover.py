@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import pytest
 
@@ -108,6 +109,12 @@ class HandoverPlatforms(Platforms):
         self.captures += 1
         return await self.shopify.capture(order_id, authorisation)
 
+    async def mark_as_paid(self, order_id: int):  # type: ignore[no-untyped-def]
+        return await self.shopify.mark_as_paid(order_id)
+
+    async def cancel_order(self, order_id: int, *, reason: str, staff_note: str):  # type: ignore[no-untyped-def]
+        return await self.shopify.cancel_order(order_id, reason=reason, staff_note=staff_note)
+
 
 @pytest.fixture
 async def shop() -> AsyncIterator[Shop]:
@@ -151,15 +158,20 @@ async def shop() -> AsyncIterator[Shop]:
 
 
 async def _in_sitoo(
-    shop: Shop, *lines: tuple[int, int], authorised: bool = False
+    shop: Shop,
+    *lines: tuple[int, int],
+    authorised: bool = False,
+    method: Literal["PICK_UP", "SHIPPING"] = "PICK_UP",
+    financial_status: str | None = None,
 ) -> tuple[int, int, int]:
-    """A pickup order at the first store, made in Sitoo by the sink: (order, FO, Sitoo order)."""
+    """A pickup (or shipment) at the first store, made in Sitoo by the sink: (order, FO,
+    Sitoo order)."""
     store = shop.network.stores[0]
     order = shop.shopify.state.place_order(
         [(shop.network.skus[i], n) for i, n in lines],
         location_id=store.shopify_location_id,
-        delivery="PICK_UP",
-        financial_status="authorized" if authorised else "paid",
+        delivery=method,
+        financial_status=financial_status or ("authorized" if authorised else "paid"),
     )
     [fo] = order.fulfillment_order_ids
     ext = f"fo-{fo}-{store.shopify_location_id}"
@@ -171,6 +183,7 @@ async def _in_sitoo(
         location_id=store.shopify_location_id,
         warehouse_id=store.sitoo_warehouse_id,
         at=1.0,
+        method=method,
     )
     await shop.sink.take(command.model_dump_json().encode())
     return order.id, fo, shop.sitoo.state.orders_by_externalid[ext]
@@ -406,3 +419,132 @@ async def test_a_capture_shopify_refuses_is_raised_once_for_finance(shop: Shop) 
     [exc] = shop.told.exceptions
     assert exc.type == "pickup_capture_refused" and exc.owner.value == "finance"
     assert "before the authorisation expires" in exc.message
+
+
+async def test_each_parcel_of_a_shipment_is_one_fulfilment_with_its_tracking(shop: Shop) -> None:
+    order_id, fo, made = await _in_sitoo(shop, (0, 2), (1, 1), method="SHIPPING")
+    skus, state = shop.network.skus, shop.shopify.state
+    data = shop.sitoo.state.orders[made].data
+    assert data["delivery_address"] and "weborder-bopis" not in data["additionaldata"]
+    watched = shop.sink.output.watched  # type: ignore[attr-defined]
+    assert watched == [made]
+    await shop.handover.take(_step(made, "watch"))
+    items = {i["sku"]: int(i["orderitemid"]) for i in shop.sitoo.state.orders[made].product_items()}
+    # the first parcel: told and fulfilled while the Sitoo order is still open
+    shop.sitoo.state.ship(made, "TRK-1", "PostNord", {items[skus[0]]: 1})
+    await shop.handover.take(_step(made, "parcel", 1))
+    await shop.handover.take(_step(made, "parcel", 2))  # told twice: fulfilled once
+    [first] = [state.fulfillments[i] for i in state.orders[order_id].fulfillment_ids]
+    assert (first.tracking_numbers, first.tracking_company, first.notified) == (
+        ["TRK-1"],
+        "PostNord",
+        True,
+    )
+    assert [(h.took, h.partial) for h in shop.told.handed] == [({skus[0]: 1}, True)] * 2
+    assert set(shop.told.handed[0].delivered_at_by_sku) == {skus[0]}
+    # the rest: the order closes, the second parcel is fulfilled, nothing more
+    shop.sitoo.state.ship(made, "TRK-2", "PostNord")
+    await shop.handover.take(_step(made, COLLECTED, 3))
+    await shop.handover.take(_step(made, CHECK, 4))
+    fulfilments = [state.fulfillments[i] for i in state.orders[order_id].fulfillment_ids]
+    assert [f.tracking_numbers for f in fulfilments] == [["TRK-1"], ["TRK-2"]]
+    assert state.fulfillment_orders[fo].status == "CLOSED"
+    last = shop.told.handed[-1]
+    assert (last.took, last.partial) == ({skus[0]: 2, skus[1]: 1}, False)
+    assert f"watch:{made}" not in shop.steps  # closed: its parcels are all heard
+    assert shop.told.exceptions == [] and shop.told.dead == []
+
+
+async def test_a_parcel_of_an_order_not_watched_is_not_read(shop: Shop) -> None:
+    # a till sale's delivery event: no such order is read (this one does not even exist)
+    await shop.handover.take(_step(987654, "parcel"))
+    assert shop.told.handed == [] and shop.told.dead == [] and shop.told.exceptions == []
+
+
+async def test_a_pickup_paid_in_store_is_marked_paid_once_at_its_handover(shop: Shop) -> None:
+    order_id, fo, made = await _in_sitoo(shop, (0, 1), financial_status="pending")
+    assert shop.sitoo.state.orders[made].data["paymentstateid"] == 0  # not paid yet
+    shop.sitoo.state.collect(made, take_payment=True)
+    await shop.handover.take(_step(made, COLLECTED, 1))
+    await shop.handover.take(_step(made, COLLECTED, 2))
+    order = shop.shopify.state.orders[order_id]
+    assert shop.shopify.state.fulfillment_orders[fo].status == "CLOSED"
+    assert order.financial_status == "paid"
+    assert [t.kind for t in order.transactions] == ["SALE"]  # marked once
+    assert shop.told.exceptions == []
+
+
+async def test_a_pickup_paid_in_store_handed_over_unpaid_is_raised_for_finance(
+    shop: Shop,
+) -> None:
+    order_id, _, made = await _in_sitoo(shop, (0, 1), financial_status="pending")
+    shop.sitoo.state.collect(made)  # no payment taken at the till
+    await shop.handover.take(_step(made, COLLECTED, 1))
+    await shop.handover.take(_step(made, COLLECTED, 2))
+    assert shop.shopify.state.orders[order_id].financial_status == "pending"
+    [exc] = shop.told.exceptions
+    assert (exc.type, exc.owner.value) == ("pickup_unpaid", "finance")
+
+
+def _cancelling(shop: Shop) -> PickupHandover:
+    """The handover with the first store's policy for a rejected pickup: cancel."""
+    locations = LocationMap(
+        locations=[
+            loc.model_copy(
+                update={"pickup": loc.pickup.model_copy(update={"on_rejected": "cancel"})}
+            )
+            for loc in shop.handover.locations.locations
+        ]
+    )
+    return PickupHandover(shop.platforms, shop.platforms, shop.told, locations, shop.steps)
+
+
+async def test_a_rejected_pickup_is_cancelled_refunded_and_restocked_by_policy(
+    shop: Shop,
+) -> None:
+    order_id, fo, made = await _in_sitoo(shop, (0, 2))
+    handover = _cancelling(shop)
+    shop.sitoo.state.reject_pickup(made, "damaged")
+    await handover.take(_step(made, REJECTED, 1))
+    await handover.take(_step(made, REJECTED, 2))
+    order = shop.shopify.state.orders[order_id]
+    assert order.cancelled_at is not None and order.financial_status == "refunded"
+    assert shop.shopify.state.fulfillment_orders[fo].status == "CANCELLED"
+    [exc] = shop.told.exceptions
+    assert exc.type == "pickup_rejected" and "cancelled, refunded and restocked" in exc.message
+
+
+async def test_a_rejected_pickup_of_an_order_partly_fulfilled_is_left_to_a_person(
+    shop: Shop,
+) -> None:
+    order_id, fo, made = await _in_sitoo(shop, (0, 2))
+    [line] = shop.shopify.state.fulfillment_orders[fo].lines
+    shop.shopify.state.fulfil(fo, [(line.id, 1)])  # one unit handed over in Shopify
+    shop.sitoo.state.reject_pickup(made, "damaged")
+    await _cancelling(shop).take(_step(made, REJECTED))
+    assert shop.shopify.state.orders[order_id].cancelled_at is None
+    [exc] = shop.told.exceptions
+    assert "was not cancelled" in exc.message
+
+
+async def test_a_parcel_event_never_supersedes_the_collect_it_came_with(shop: Shop) -> None:
+    """A pickup's collect delivers its rows in Sitoo: the delivery's event (a parcel, for a
+    shipment) comes beside the collect's. Waiting together (Shopify down, say), the parcel
+    must not take the collect's place: it is dropped unread for an order not watched (a
+    lifecycle e2e run: pickups collected at the till never handed over)."""
+    _, fo, made = await _in_sitoo(shop, (0, 1))
+    shop.sitoo.state.collect(made)
+    acks = Acks()
+    shop.handover.ack = acks
+    records = [
+        event(_step(made, COLLECTED, 1), offset=1),
+        event(_step(made, "parcel", 2), offset=2),
+    ]
+    await shop.handover.accept_events(records)
+    writer = asyncio.create_task(shop.handover.run_writer())
+    try:
+        await until(lambda: len(acks.events) == 2, "both steps acknowledged", timeout=10.0)
+    finally:
+        writer.cancel()
+    assert shop.shopify.state.fulfillment_orders[fo].status == "CLOSED"
+    assert len(shop.told.handed) == 1

@@ -188,3 +188,52 @@ def test_each_parcel_is_one_fulfilment_with_its_tracking_and_a_repeat_owes_nothi
 def test_a_parcel_without_a_reference_is_fulfilled_without_tracking() -> None:
     order, deliveries = _shipped(("", "", {22: 1}))
     assert shipments_owed(_details((21, 3, 3), (22, 3, 3)), order, deliveries) == [({22: 1}, None)]
+
+
+def test_what_sitoo_took_is_timed_per_sku_and_never_shrinks() -> None:
+    # the parcels of a shipment leave apart: a position's ledger has the sale of a SKU once it
+    # is as new as that SKU's own parcel, not the order's last one (a lifecycle e2e run: a
+    # unit held for good, as no later change of that SKU came)
+    track = pickups.PickupTrack(fulfilment_order_id=2, location_id=A, method="SHIPPING")
+    track = track.took_more({"S-1": 1}, {"S-1": 100.0})
+    track = track.took_more({"S-1": 1, "S-2": 2}, {"S-1": 100.0, "S-2": 200.0})
+    track = track.took_more({"S-1": 1}, {"S-1": 100.0})  # an older word, told late
+    assert track.took == {"S-1": 1, "S-2": 2}
+    assert pickups.taken_by_sitoo({"fo-2-11": track}) == {
+        ("S-1", A): (1, 100.0),
+        ("S-2", A): (2, 200.0),
+    }
+
+
+def test_a_sitoo_order_whose_fulfilment_order_changed_is_updated_once() -> None:
+    before = _state(_fo(2, A, "PICK_UP", ("S-1", 3), ("S-2", 1)))
+    _, tracks = pickups.plan(7, before, LOCATIONS, {}, 0.0, BOTH)
+    confirmed = {"20": 3, "21": 1}
+    tracks = {
+        k: t.model_copy(update={"in_sitoo_at": 1.0, "lines": confirmed}) for k, t in tracks.items()
+    }
+    assert pickups.plan(7, before, LOCATIONS, tracks, 2.0, BOTH)[0] == []  # as made
+    edited = _state(_fo(2, A, "PICK_UP", ("S-1", 1), ("S-2", 1)))
+    commands, tracks = pickups.plan(7, edited, LOCATIONS, tracks, 3.0, BOTH)
+    assert [(c.action, c.externalid) for c in commands] == [(PickupAction.UPDATE, "fo-2-11")]
+    assert pickups.plan(7, edited, LOCATIONS, tracks, 4.0, BOTH)[0] == []  # asked once
+    # handed over: its rest is the handover's to tell, never an update
+    handed = {k: t.model_copy(update={"handed_over": True}) for k, t in tracks.items()}
+    again = _state(_fo(2, A, "PICK_UP", ("S-1", 0), ("S-2", 1)))
+    assert pickups.plan(7, again, LOCATIONS, handed, 5.0, BOTH)[0] == []
+
+
+def test_a_move_out_waits_for_sitoo_only_while_its_rows_may_hold_the_units() -> None:
+    # a shipment partly fulfilled in Shopify: until Sitoo confirms its rows shrank, the unit
+    # Shopify fulfilled may be Sitoo's to hand over; after, it was the shop's own
+    track = pickups.PickupTrack(
+        fulfilment_order_id=2, location_id=A, method="SHIPPING", in_sitoo_at=1.0
+    )
+    partly = _state(_fo(2, A, "SHIPPING", ("S-1", 1), ("S-2", 1)))
+    made = {"fo-2-11": track.model_copy(update={"lines": {"20": 3, "21": 1}})}
+    assert pickups.awaiting_sitoo(made, partly) == {A}
+    assert pickups.awaiting_sitoo(made) == {A}  # no state (a webhook's): wait, as before
+    updated = {"fo-2-11": track.model_copy(update={"lines": {"20": 1, "21": 1}})}
+    assert pickups.awaiting_sitoo(updated, partly) == set()
+    taken = {"fo-2-11": updated["fo-2-11"].took_more({"S-1": 1}, {"S-1": 5.0})}
+    assert pickups.awaiting_sitoo(taken, partly) == {A}  # Sitoo delivered: its word decides

@@ -14,6 +14,7 @@ import pytest
 from tests.simulators.test_orders import SETTINGS
 from tests.streams.stock.sink_fakes import Acks, event, until
 from tillsync.connectors.breaker import BreakerPolicy, CircuitBreaker
+from tillsync.connectors.outcomes import Outcome
 from tillsync.connectors.retry import RetryPolicy
 from tillsync.connectors.shopify.client import ShopifyClient, ShopifyConfig
 from tillsync.connectors.shopify.pickup import PickupDetails
@@ -25,7 +26,15 @@ from tillsync.schemas.events import (
     PickupInSitoo,
     SitooReserved,
 )
-from tillsync.schemas.sitoo import ORDER_CANCELLED, ORDER_OPEN, Order, OrderIn, WarehouseItem
+from tillsync.schemas.sitoo import (
+    ORDER_CANCELLED,
+    ORDER_OPEN,
+    Order,
+    OrderDelivery,
+    OrderIn,
+    OrderItemIn,
+    WarehouseItem,
+)
 from tillsync.streams.stock.command_writer import Breakers
 from tillsync.streams.stock.sitoo_orders import SitooOrdersSink
 from tillsync_sim.scenario.network import Network, NetworkSpec, build
@@ -41,6 +50,7 @@ class Recorded:
     readings: list[SitooReserved] = field(default_factory=list)
     dead: list[tuple[bytes, str, Mapping[str, bytes] | None]] = field(default_factory=list)
     exceptions: list[ExceptionRecord] = field(default_factory=list)
+    watched: list[int] = field(default_factory=list)  # shipments whose parcels are to be heard
 
     async def in_sitoo(self, answer: PickupInSitoo) -> None:
         self.answers.append(answer)
@@ -55,6 +65,9 @@ class Recorded:
 
     async def exception(self, record: ExceptionRecord) -> None:
         self.exceptions.append(record)
+
+    async def watch(self, sitoo_order_id: int) -> None:
+        self.watched.append(sitoo_order_id)
 
 
 @dataclass
@@ -77,6 +90,12 @@ class Platforms:
 
     async def set_order_state(self, orderid: int, orderstateid: int) -> None:
         await self.sitoo.set_order_state(orderid, orderstateid)
+
+    async def set_order_items(self, orderid: int, items: Sequence[OrderItemIn]) -> None:
+        await self.sitoo.set_order_items(orderid, items)
+
+    async def order_deliveries(self, orderid: int) -> list[OrderDelivery]:
+        return await self.sitoo.order_deliveries(orderid)
 
     async def warehouse_items_by_sku(
         self, warehouse_id: int, skus: Sequence[str]
@@ -327,3 +346,55 @@ async def test_an_export_tells_when_an_only_authorised_cards_authorisation_lapse
     assert second.authorised_until == 0.0
     made = shop.sitoo.state.orders[_open_orders(shop, authorised.externalid)[0]].data
     assert made["paymentstateid"] == 15  # only authorised, in Sitoo's terms
+
+
+async def test_a_cancel_is_carried_out_while_shopifys_breaker_is_open(shop: Shop) -> None:
+    """A cancel only calls Sitoo: Shopify's outage must not keep a Sitoo reservation holding
+    units from sale (an export, which reads Shopify, waits)."""
+    _, _, export = _pickup(shop, (3, 2))
+    await shop.sink.take(export.model_dump_json().encode())
+    shut = Breakers(
+        CircuitBreaker("sitoo", BreakerPolicy(threshold=100, open_for=0.01)),
+        CircuitBreaker("shopify", BreakerPolicy(threshold=1, open_for=3600.0, max_open=3600.0)),
+    )
+    shut.shopify.failed(Outcome.SERVER_ERROR)  # Shopify down: its breaker open for an hour
+    shop.sink.breakers = shut
+    acks = Acks()
+    shop.sink.ack = acks
+    cancel = export.model_copy(update={"action": PickupAction.CANCEL})
+    _, _, other = _pickup(shop, (1, 1))
+    records = [
+        event(cancel.model_dump_json().encode(), offset=1),
+        event(other.model_dump_json().encode(), offset=2),
+    ]
+    await shop.sink.accept_events(records)
+    writer = asyncio.create_task(shop.sink.run_writer())
+    try:
+        await until(lambda: acks.events == [records[0]], "the cancel carried out", timeout=5.0)
+    finally:
+        writer.cancel()
+    [made] = _open_orders(shop, export.externalid)
+    assert shop.sitoo.state.orders[made].data["orderstateid"] == ORDER_CANCELLED
+    assert _open_orders(shop, other.externalid) == []  # the export waits for Shopify
+
+
+async def test_an_order_edited_after_its_export_brings_its_sitoo_rows_up_to_date(
+    shop: Shop,
+) -> None:
+    """A line refunded with restock (as an edit that takes units off): the Sitoo order's rows
+    and its reservation follow, once; the flow hears the rows Sitoo holds now."""
+    order_id, fo, export = _pickup(shop, (0, 3), (1, 1))
+    await shop.sink.take(export.model_dump_json().encode())
+    [made] = _open_orders(shop, export.externalid)
+    skus = shop.network.skus
+    line = next(li for li in shop.shopify.state.orders[order_id].line_items if li.sku == skus[0])
+    shop.shopify.state.refund(order_id, [(line.id, 2, "cancel", export.location_id)])
+    update = export.model_copy(update={"action": PickupAction.UPDATE})
+    await shop.sink.take(update.model_dump_json().encode())
+    await shop.sink.take(update.model_dump_json().encode())  # asked twice: rows already so
+    rows = {i["sku"]: int(i["quantity"]) for i in shop.sitoo.state.orders[made].product_items()}
+    assert rows == {skus[0]: 1, skus[1]: 1}
+    assert int(shop.sitoo.state.stock[export.warehouse_id][skus[0]].reserved) == 1
+    fo_lines = {ln.sku: str(ln.id) for ln in shop.shopify.state.fulfillment_orders[fo].lines}
+    assert shop.out.answers[-1].lines == {fo_lines[skus[0]]: 1, fo_lines[skus[1]]: 1}
+    assert shop.out.answers[0].lines == {fo_lines[skus[0]]: 3, fo_lines[skus[1]]: 1}
