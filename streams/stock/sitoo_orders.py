@@ -217,6 +217,7 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
             made, skus = order.orderid, [i.sku for i in order.orderitems if i.sku]
             rows = lines_of(order.orderitems)
             authorised_until = None  # told with the answer of the export that made it
+            still_open = order.orderstateid == ORDER_OPEN
         else:
             details = await self.shopify.pickup(command.fulfilment_order_id)
             body = order_of(command, details)
@@ -231,13 +232,14 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
             skus = [i.sku for i in body.orderitems if i.sku]
             rows = lines_of(body.orderitems)
             authorised_until = details.authorisation_expires_at if details else None
+            still_open = True
             metrics.pickup_orders.labels(action="export", outcome="made").inc()
         confirmed = self.clock()
         metrics.pickup_to_sitoo.labels(location=str(command.location_id)).observe(
             max(0.0, confirmed - command.at)
         )
         await self._read_reserved(command.warehouse_id, skus)
-        if command.method == SHIPPING:
+        if command.method == SHIPPING and still_open:  # a closed one has no parcel to come
             await self.output.watch(made)
         await self.output.in_sitoo(
             PickupInSitoo(
