@@ -299,8 +299,11 @@ def pickup_mismatches(
         if (method == "SHIPPING") != bool(order.data.get("delivery_address")):
             continue  # a shipment without its address, or a pickup with one: not as wanted
         items: dict[str, int] = {}
-        for item in order.data["orderitems"]:
-            items[item["sku"]] = items.get(item["sku"], 0) + int(item["quantity"])
+        for item in order.product_items():
+            # what is still to hand over: a shipment's parcels shipped so far are not
+            left = int(item["quantity"]) - order.delivered.get(int(item["orderitemid"]), 0)
+            if left:
+                items[item["sku"]] = items.get(item["sku"], 0) + left
         have.setdefault(int(extra["shopify-fo-id"]), []).append((order.data["warehouseid"], items))
     out = []
     for fo_id in sorted(want.keys() | have.keys()):

@@ -44,6 +44,7 @@ from pydantic import BaseModel, Field
 from tillsync.connectors.shopify.fulfilment_state import OrderFulfilmentState
 from tillsync.schemas.events import Owner, PickupAction, PickupCommand
 from tillsync.schemas.locations import LocationMap, PickupDeadlines
+from tillsync.streams.metrics import EXCEPTION_OWNERS, ExceptionType
 
 PICK_UP = "PICK_UP"
 SHIPPING = "SHIPPING"
@@ -231,17 +232,6 @@ class Overdue:
     message: str
 
 
-# exception type -> its owner (flows.md, A)
-OWNERS = {
-    "pickup_not_in_store": Owner.ENGINEERING,
-    "pickup_not_ready": Owner.STORE_OPS,
-    "pickup_uncollected": Owner.ECOMMERCE,
-    "pickup_open_in_shopify": Owner.ENGINEERING,
-    "pickup_authorisation_expiring": Owner.FINANCE,
-    "shipment_not_shipped": Owner.STORE_OPS,
-}
-
-
 def _late(t: PickupTrack, open_here: bool, d: PickupDeadlines, now: float) -> dict[str, str]:
     """The exception types whose condition holds now, each with what to say."""
     out: dict[str, str] = {}
@@ -311,8 +301,10 @@ def overdue(
         new = [kind for kind in late if kind not in t.raised]
         if not raised and not new:
             continue
-        told += [Overdue(ext, k, OWNERS[k], False, "cleared") for k in raised]
-        told += [Overdue(ext, k, OWNERS[k], True, late[k]) for k in new]
+        told += [
+            Overdue(ext, k, EXCEPTION_OWNERS[ExceptionType(k)], False, "cleared") for k in raised
+        ]
+        told += [Overdue(ext, k, EXCEPTION_OWNERS[ExceptionType(k)], True, late[k]) for k in new]
         out[ext] = t.model_copy(update={"raised": [k for k in t.raised if k in late] + new})
     return told, out
 
@@ -324,8 +316,9 @@ def unmapped(
     once per fulfilment order for integration (the location map lacks a store, or Shopify's
     routing sends pickups where no till is), cleared once it is picked up, moved or cancelled.
     Returns what to tell and the fulfilment orders raised now."""
-    now_unmapped = {
-        fo.id: fo.location_id
+    now = {
+        fo.id: f"a pickup routed to location {fo.location_id}, which no store in the location "
+        "map is: no store will see it"
         for fo in state.fulfilment_orders
         if fo.method == PICK_UP
         and fo.status not in ENDED
@@ -333,25 +326,7 @@ def unmapped(
         and locations.by_shopify(fo.location_id) is None
         and any(line.remaining > 0 for line in fo.lines)
     }
-    kind = "pickup_location_unmapped"
-    told = [
-        Overdue(f"fo-{fo}", kind, Owner.ENGINEERING, False, "cleared")
-        for fo in raised
-        if fo not in now_unmapped
-    ]
-    told += [
-        Overdue(
-            f"fo-{fo}",
-            kind,
-            Owner.ENGINEERING,
-            True,
-            f"a pickup routed to location {loc}, which no store in the location map is: no "
-            "store will see it",
-        )
-        for fo, loc in sorted(now_unmapped.items())
-        if fo not in raised
-    ]
-    return told, sorted(now_unmapped)
+    return _raised_and_cleared(ExceptionType.PICKUP_LOCATION_UNMAPPED, now, raised)
 
 
 def unmapped_lines(
@@ -365,34 +340,38 @@ def unmapped_lines(
     sees it. Raised once per fulfilment order for e-commerce (give the product a SKU Sitoo
     knows, or hand the line over by hand), cleared once the order ends there. Returns what to
     tell and the fulfilment orders raised now."""
-    now_unmapped = {
+    skuless = {
         fo.id: sum(1 for line in fo.lines if not line.sku and line.remaining > 0)
         for fo in state.fulfilment_orders
         if fo.method in methods
         and fo.status not in ENDED
         and fo.location_id is not None
         and locations.by_shopify(fo.location_id) is not None
-        and any(not line.sku and line.remaining > 0 for line in fo.lines)
     }
-    kind = "pickup_sku_unmapped"
-    told = [
-        Overdue(f"fo-{fo}", kind, Owner.ECOMMERCE, False, "cleared")
-        for fo in raised
-        if fo not in now_unmapped
-    ]
+    now = {
+        fo: f"{n} line(s) of this store order have no SKU: its Sitoo order leaves them out, so "
+        "the store will not see them; give the product a SKU Sitoo knows, or hand it over by "
+        "hand"
+        for fo, n in skuless.items()
+        if n
+    }
+    return _raised_and_cleared(ExceptionType.PICKUP_SKU_UNMAPPED, now, raised)
+
+
+def _raised_and_cleared(
+    kind: ExceptionType, now: Mapping[int, str], raised: Sequence[int]
+) -> tuple[list[Overdue], list[int]]:
+    """One exception per fulfilment order whose condition holds ``now`` (its message), raised
+    once and cleared once it no longer holds: what to tell, and the fulfilment orders raised
+    from now on."""
+    owner, name = EXCEPTION_OWNERS[kind], kind.value
+    told = [Overdue(f"fo-{fo}", name, owner, False, "cleared") for fo in raised if fo not in now]
     told += [
-        Overdue(
-            f"fo-{fo}",
-            kind,
-            Owner.ECOMMERCE,
-            True,
-            f"{n} line(s) of this store order have no SKU: its Sitoo order leaves them out, so the "
-            "store will not see them; give the product a SKU Sitoo knows, or hand it over by hand",
-        )
-        for fo, n in sorted(now_unmapped.items())
+        Overdue(f"fo-{fo}", name, owner, True, message)
+        for fo, message in sorted(now.items())
         if fo not in raised
     ]
-    return told, sorted(now_unmapped)
+    return told, sorted(now)
 
 
 def open_ages(tracks: Mapping[str, PickupTrack], now: float) -> list[float]:

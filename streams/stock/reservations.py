@@ -136,6 +136,37 @@ def reserved_of(item: WarehouseItem, warehouse_id: int, read_at: float) -> Sitoo
     )
 
 
+class ItemReads(Protocol):
+    async def warehouse_items_by_sku(
+        self, warehouse_id: int, skus: Sequence[str]
+    ) -> list[WarehouseItem]: ...
+
+
+async def read_reserved(
+    sitoo: ItemReads,
+    warehouse_id: int,
+    skus: Sequence[str],
+    clock: Callable[[], float],
+    per_read: int = SKUS_PER_READ,
+) -> list[SitooReserved]:
+    """What Sitoo reserves of these SKUs at the warehouse now, each stamped with when its read
+    began; a SKU with no item there reserves nothing. The one read of reserved quantities: the
+    refresher's, and the store order writers' right after a change of theirs."""
+    wanted = list(dict.fromkeys(skus))
+    out: list[SitooReserved] = []
+    for i in range(0, len(wanted), per_read):
+        chunk = wanted[i : i + per_read]
+        read_at = clock()
+        found = {item.sku: item for item in await sitoo.warehouse_items_by_sku(warehouse_id, chunk)}
+        out.extend(
+            reserved_of(found[sku], warehouse_id, read_at)
+            if sku in found
+            else SitooReserved(sku=sku, warehouse_id=warehouse_id, reserved=0, observed_at=read_at)
+            for sku in chunk
+        )
+    return out
+
+
 class ReservedCache:
     """Reserved quantities per warehouse as the last scheduled refresh read them.
 
@@ -306,21 +337,7 @@ class ReservationRefresher:
         self, sitoo: SitooReads, warehouse_id: int, skus: Sequence[str]
     ) -> list[SitooReserved]:
         """Read these SKUs' warehouse items; a SKU with no item there reserves nothing."""
-        out: list[SitooReserved] = []
-        for i in range(0, len(skus), self.skus_per_read):
-            chunk = skus[i : i + self.skus_per_read]
-            read_at = self.clock()
-            items = await sitoo.warehouse_items_by_sku(warehouse_id, chunk)
-            found = {item.sku: item for item in items}
-            out.extend(
-                reserved_of(found[sku], warehouse_id, read_at)
-                if sku in found
-                else SitooReserved(
-                    sku=sku, warehouse_id=warehouse_id, reserved=0, observed_at=read_at
-                )
-                for sku in chunk
-            )
-        return out
+        return await read_reserved(sitoo, warehouse_id, skus, self.clock, self.skus_per_read)
 
     # -- the schedule -----------------------------------------------------------------------
 

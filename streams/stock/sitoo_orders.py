@@ -76,7 +76,7 @@ from tillsync.streams.stock.command_writer import (
 )
 from tillsync.streams.stock.order_topics import PICKUP_IN_SITOO_TOPIC, OrderKey
 from tillsync.streams.stock.pickups import ENDED, SHIPPING
-from tillsync.streams.stock.reservations import reserved_of
+from tillsync.streams.stock.reservations import read_reserved
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
 from tillsync.streams.stock.sink_output import KafkaSinkOutput
 from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
@@ -284,21 +284,10 @@ class SitooOrdersSink(CommandWriter[PickupCommand]):
 
     async def _read_reserved(self, warehouse_id: int, skus: Sequence[str]) -> None:
         """What Sitoo reserves of these SKUs now, read after its change was confirmed."""
-        wanted = sorted(set(skus))
-        if not wanted:
-            return
-        read_at = self.clock()
-        items = {i.sku: i for i in await self.sitoo.warehouse_items_by_sku(warehouse_id, wanted)}
-        await self.output.reserved(
-            [
-                reserved_of(items[sku], warehouse_id, read_at)
-                if sku in items
-                else SitooReserved(
-                    sku=sku, warehouse_id=warehouse_id, reserved=0, observed_at=read_at
-                )
-                for sku in wanted
-            ]
-        )
+        if skus:
+            await self.output.reserved(
+                await read_reserved(self.sitoo, warehouse_id, sorted(set(skus)), self.clock)
+            )
 
     async def refused(self, command: PickupCommand, reason: str) -> None:
         metrics.pickup_orders.labels(action=command.action.value, outcome="refused").inc()

@@ -32,6 +32,7 @@ from tillsync.streams.stock.pickup_handover import (
     ASKED,
     CHECK,
     COLLECTED,
+    PARCEL,
     READY,
     REJECTED,
     PickupHandover,
@@ -211,6 +212,13 @@ def test_only_a_pickups_steps_are_picked_out_of_the_events() -> None:
     # a till sale is an order born closed: no step, and no read of it
     assert step_of(event(order_id=5, order_event_type="add", order_state_changed="closed")) is None
     assert step_of(event(order_id=5, order_event_type="update")) is None
+    # a delivery is a shipment's parcel only while ship-from-store goes through Sitoo: else
+    # every till sale's delivery would be one more record for nothing
+    delivery = SitooEvent(
+        event_id="d", event_type="order-delivery", event_date=1, account_id=1, data={"order_id": 5}
+    )
+    assert step_of(delivery, parcels=True).step == PARCEL  # type: ignore[union-attr]
+    assert step_of(delivery, parcels=False) is None
 
 
 def test_a_raw_events_record_as_the_receiver_writes_it_gives_its_step() -> None:
