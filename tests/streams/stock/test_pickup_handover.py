@@ -465,6 +465,8 @@ async def test_each_parcel_of_a_shipment_is_one_fulfilment_with_its_tracking(sho
 
 async def test_a_parcel_of_an_order_not_watched_is_not_read(shop: Shop) -> None:
     # a till sale's delivery event: no such order is read (this one does not even exist)
+    parcel = PickupStep(sitoo_order_id=987654, step=PARCEL, event_id="e-1")
+    assert shop.handover.needs(parcel) == frozenset()  # waits on no breaker either
     await shop.handover.take(_step(987654, "parcel"))
     assert shop.told.handed == [] and shop.told.dead == [] and shop.told.exceptions == []
 

@@ -4,6 +4,7 @@ owes Shopify with its tracking."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -14,7 +15,7 @@ from tillsync.connectors.shopify.fulfilment_state import (
     FulfilmentOrderState,
     OrderFulfilmentState,
 )
-from tillsync.connectors.shopify.pickup import PickupDetails, PickupLine, Tracking
+from tillsync.connectors.shopify.pickup import Destination, PickupDetails, PickupLine, Tracking
 from tillsync.schemas.events import PickupAction
 from tillsync.schemas.locations import Location, LocationMap
 from tillsync.schemas.settings import Settings
@@ -237,3 +238,9 @@ def test_a_move_out_waits_for_sitoo_only_while_its_rows_may_hold_the_units() -> 
     assert pickups.awaiting_sitoo(updated, partly) == set()
     taken = {"fo-2-11": updated["fo-2-11"].took_more({"S-1": 1}, {"S-1": 5.0})}
     assert pickups.awaiting_sitoo(taken, partly) == {A}  # Sitoo delivered: its word decides
+
+
+def test_a_destination_never_shows_its_personal_data() -> None:
+    to = Destination("Ann", "Lind", "Testgatan 1", "", "Stockholm", "11122", "", "SE", "+46701")
+    shown = f"{to!r} {to} {replace(_details((21, 1, 1)), destination=to)!r}"
+    assert not any(part in shown for part in ("Ann", "Lind", "Testgatan", "+46701"))
