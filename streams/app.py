@@ -17,7 +17,7 @@ from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from tillsync.schemas.settings import Settings
-from tillsync.streams import fetch_wait, metrics, topics
+from tillsync.streams import commit_floor, fetch_wait, metrics, topics
 from tillsync.streams.admin import Changelog, ensure_topics
 from tillsync.streams.context import Context
 from tillsync.streams.runtime import load_runtime
@@ -33,6 +33,7 @@ STATE_PREFIX = "/state"
 
 def build_app(settings: Settings) -> Context:
     fetch_wait.install()
+    commit_floor.install()
     app = faust.App(
         settings.app_id,
         broker=settings.kafka_broker_url,

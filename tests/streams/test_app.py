@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tillsync.schemas.settings import load_settings
+from tillsync.streams import commit_floor
 from tillsync.streams.app import PRODUCER_BUFFER_MAX, build_app
 from tillsync.streams.fetch_wait import FETCH_MAX_WAIT_MS
 
@@ -26,3 +27,11 @@ async def test_the_worker_consumer_long_polls_briefly(tmp_path: Path) -> None:
     # Faust's own value is 1,500 ms: every hop through Kafka then waited ~1.2 s at the median
     assert kafka_consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS < 1500
     assert app.producer.buffer.max_messages == PRODUCER_BUFFER_MAX
+
+
+async def test_the_worker_consumer_commits_no_record_still_in_work(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, app_id="t-floor")
+    app = build_app(settings).app
+    # the guard of tests/streams/test_commit_floor.py, on the worker's own consumer
+    filter_offsets = type(app.consumer)._filter_committable_offsets
+    assert filter_offsets is commit_floor._filter_committable_offsets
