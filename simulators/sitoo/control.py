@@ -37,6 +37,27 @@ async def _obj(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def _units(raw: Any) -> dict[int, int] | None:
+    """``{"<orderitemid>": units}`` from a body (JSON keys are strings); None when absent."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise SimError(400, "lines must be an object of orderitemid: units")
+    out: dict[int, int] = {}
+    for key, units in raw.items():
+        try:
+            oid = int(key)
+        except ValueError:
+            raise SimError(400, f"lines: orderitemid {key!r} must be an integer") from None
+        # bool is an int to Python, and "2" would be a silent cast: only JSON integers count
+        if isinstance(units, bool) or not isinstance(units, int):
+            raise SimError(400, f"lines: units of orderitemid {key} must be an integer")
+        if oid in out:
+            raise SimError(400, f"lines: orderitemid {oid} is given twice")
+        out[oid] = units
+    return out
+
+
 class ControlApi:
     def __init__(self, sim: SitooSimulator) -> None:
         self.sim = sim
@@ -154,11 +175,15 @@ class ControlApi:
         return json_response(self.s.order(_id(request, "orderid")).wire())
 
     async def collect(self, request: web.Request) -> web.Response:
-        """The customer collects: ``{"take_payment"?: true}`` when it is paid at the till."""
-        take = (await _obj(request)).get("take_payment", False)
+        """The customer collects: ``{"take_payment"?: true}`` when it is paid at the till,
+        ``{"lines"?: {orderitemid: units}}`` when only those units are taken (the rest is
+        never delivered)."""
+        body = await _obj(request)
+        take = body.get("take_payment", False)
         if not isinstance(take, bool):
             raise SimError(400, "take_payment must be a boolean")
-        self.s.collect(_id(request, "orderid"), take_payment=take)
+        lines = _units(body.get("lines"))
+        self.s.collect(_id(request, "orderid"), take_payment=take, lines=lines)
         return json_response(self.s.order(_id(request, "orderid")).wire())
 
     async def ship(self, request: web.Request) -> web.Response:

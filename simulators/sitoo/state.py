@@ -724,7 +724,9 @@ class SitooState:
             data["order_state_changed"] = state_changed
         self.emit("order", data)
 
-    def update_order(self, orderid: int, body: Any) -> None:
+    def update_order(self, orderid: int, body: Any, *, deliver_rest: bool = True) -> None:
+        """``deliver_rest=False``: a close that leaves the undelivered units where they are
+        (a partial pickup); the API's close always delivers them."""
         order = self.order(orderid)
         if not isinstance(body, dict):
             raise SimError(400, "body must be an order object")
@@ -752,7 +754,7 @@ class SitooState:
         for name, value in body.items():
             if name not in skip:
                 order.data[name] = value
-        if new_state == ORDER_CLOSED and old_state == ORDER_OPEN:
+        if new_state == ORDER_CLOSED and old_state == ORDER_OPEN and deliver_rest:
             self._deliver_rest(order)
         order.data["orderstateid"] = new_state
         self._sync_reservation(order)
@@ -1025,17 +1027,26 @@ class SitooState:
     def ready_for_pickup(self, orderid: int) -> None:
         self.add_log_item(orderid, {"orderlogtypeid": ORDERLOG_READY_FOR_PICKUP})
 
-    def collect(self, orderid: int, *, take_payment: bool = False) -> None:
+    def collect(
+        self, orderid: int, *, take_payment: bool = False, lines: dict[int, int] | None = None
+    ) -> None:
         """The customer picks the order up: delivered from its warehouse and closed.
 
         ``take_payment``: the order was to be paid in store, and staff take the payment at
         the till as it is collected: a Card payment of the order's total and the payment
-        state paid, in the same change that closes it. Refused on an order already paid."""
+        state paid, in the same change that closes it. Refused on an order already paid.
+
+        ``lines`` (orderitemid -> units): a partial pickup. Only those units are handed over,
+        as one delivery, and the order closes with the rest never delivered: that stock stays
+        on hand and its reservation goes with the close."""
         order = self.order(orderid)
         if order.state != ORDER_OPEN:
             raise SimError(400, f"order {orderid} is not open")
-        if order.data.get("warehouseid") is None:
+        wid = order.data.get("warehouseid")
+        if wid is None:
             raise SimError(400, f"order {orderid} has no warehouse to collect from")
+        if lines is not None:
+            self._check_collect_lines(order, lines)
         change: dict[str, Any] = {"orderstateid": ORDER_CLOSED}
         if take_payment:
             if _int(order.data.get("paymentstateid") or 0, "paymentstateid") == PAYMENT_SUCCESSFUL:
@@ -1045,7 +1056,35 @@ class SitooState:
             )
             change["payments"] = [*order.data["payments"], paid]
             change["paymentstateid"] = PAYMENT_SUCCESSFUL
-        self.update_order(orderid, change)
+        if lines is None:
+            self.update_order(orderid, change)
+            return
+        # everything is checked above, so a refused collect leaves the order as it was
+        self.add_delivery(
+            orderid,
+            {
+                "warehouseid": wid,
+                "orderdeliveryitems": [
+                    {"orderitemid": oid, "quantity": q} for oid, q in lines.items()
+                ],
+            },
+        )
+        self.update_order(orderid, change, deliver_rest=False)
+
+    @staticmethod
+    def _check_collect_lines(order: OrderRec, lines: dict[int, int]) -> None:
+        if not lines:
+            raise SimError(400, "lines must name at least one orderitemid")
+        rows = {int(i["orderitemid"]) for i in order.product_items()}
+        rest = order.undelivered()
+        for oid, units in lines.items():
+            if oid not in rows:
+                raise SimError(
+                    400, f"orderitemid {oid} is not a product row of order {order.orderid}"
+                )
+            left = max(rest.get(oid, 0), 0)  # a return row (negative) is never collected
+            if isinstance(units, bool) or not isinstance(units, int) or not 1 <= units <= left:
+                raise SimError(400, f"orderitemid {oid}: {left} left to collect, not {units}")
 
     def ship(
         self, orderid: int, tracking: str, carrier: str = "", lines: dict[int, int] | None = None
