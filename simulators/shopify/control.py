@@ -7,7 +7,7 @@ validates JSON bodies (pydantic) and maps errors to 4xx answers.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tillsync.connectors.shopify.ids import gid
 from tillsync_sim.shopify.faults import Faults
 from tillsync_sim.shopify.model import ShippingAddress, parse_gid
-from tillsync_sim.shopify.state import ShopState, SimError
+from tillsync_sim.shopify.state import CartPart, ShopState, SimError
 from tillsync_sim.shopify.webhooks import ALL_TOPICS
 
 if TYPE_CHECKING:
@@ -56,15 +56,39 @@ class AddressBody(_Body):
     phone: str | None = None
 
 
-class OrderBody(_Body):
-    lines: list[OrderLine] = Field(min_length=1)
-    location_id: int | str
-    delivery: str = Field("SHIPPING", description="SHIPPING or PICK_UP")
+class _OrderFields(_Body):
     email: str | None = None
     financial_status: str = "paid"
     shipping_address: AddressBody | None = Field(
-        None, description="a SHIPPING order without one gets a made-up address"
+        None, description="an order with a SHIPPING part and without one gets a made-up address"
     )
+
+
+class OrderBody(_OrderFields):
+    lines: list[OrderLine] = Field(min_length=1)
+    location_id: int | str
+    delivery: str = Field("SHIPPING", description="SHIPPING or PICK_UP")
+
+
+class CartPartBody(_Body):
+    lines: list[tuple[str, Annotated[int, Field(ge=1)]]] = Field(
+        min_length=1, description="[sku, quantity] pairs"
+    )
+    location_id: int | str
+    delivery: str = Field("SHIPPING", description="SHIPPING or PICK_UP")
+
+
+class MixedOrderBody(_OrderFields):
+    """A mixed cart: one fulfilment order per part, each at its own location."""
+
+    parts: list[CartPartBody] = Field(min_length=1)
+
+
+def order_body(raw: Any) -> OrderBody | MixedOrderBody:
+    """A body with ``parts`` is a mixed cart; any other is the one-location order."""
+    if isinstance(raw, dict) and "parts" in raw:
+        return MixedOrderBody.model_validate(raw)
+    return OrderBody.model_validate(raw)
 
 
 class RefundLineBody(_Body):
@@ -179,17 +203,28 @@ def add_routes(app: web.Application, sim: ShopifySimulator) -> None:
         return sim.seed(await body(request))
 
     async def place_order(request: web.Request) -> Any:
-        b = OrderBody.model_validate(await body(request))
-        order = st.place_order(
-            [(ln.sku, ln.quantity) for ln in b.lines],
-            location_id=_ref(b.location_id, "Location"),
-            delivery=b.delivery,
-            email=b.email,
-            financial_status=b.financial_status,
-            shipping_address=(
-                ShippingAddress(**b.shipping_address.model_dump()) if b.shipping_address else None
-            ),
-        )
+        b = order_body(await body(request))
+        address = ShippingAddress(**b.shipping_address.model_dump()) if b.shipping_address else None
+        if isinstance(b, MixedOrderBody):
+            parts = [
+                CartPart(tuple(p.lines), _ref(p.location_id, "Location"), p.delivery)
+                for p in b.parts
+            ]
+            order = st.place_mixed_order(
+                parts,
+                email=b.email,
+                financial_status=b.financial_status,
+                shipping_address=address,
+            )
+        else:
+            order = st.place_order(
+                [(ln.sku, ln.quantity) for ln in b.lines],
+                location_id=_ref(b.location_id, "Location"),
+                delivery=b.delivery,
+                email=b.email,
+                financial_status=b.financial_status,
+                shipping_address=address,
+            )
         return _order_json(sim, order.id)
 
     async def get_order(request: web.Request) -> Any:

@@ -441,9 +441,9 @@ class Objects:
     @staticmethod
     def destination(fo: FulfillmentOrder, order: Order) -> Node | None:
         """Where a fulfilment order's items go: the order's shipping address. A pickup has
-        none (``place_order`` gives a pickup no address and refuses one)."""
+        none, also in an order with a shipped part too (the order then has an address)."""
         a = order.shipping_address
-        if a is None:
+        if a is None or fo.method_type == "PICK_UP":
             return None
         return {
             "__typename": "FulfillmentOrderDestination",

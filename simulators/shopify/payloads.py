@@ -227,13 +227,19 @@ def refund(r: Refund, order: Order) -> dict[str, Any]:
 
 
 def order(o: Order, state: ShopState) -> dict[str, Any]:
-    fos = [state.fulfillment_orders[i] for i in o.fulfillment_order_ids]
-    pickup = [fo for fo in fos if fo.method_type == "PICK_UP"]
+    # one shipping line per delivery method, named after its first fulfilment order: a mixed
+    # cart (picked up here, shipped from there) has two; a fulfilment order moved later adds none
+    first_of_method: dict[str, FulfillmentOrder] = {}
+    for fo_id in o.fulfillment_order_ids:
+        fo = state.fulfillment_orders[fo_id]
+        first_of_method.setdefault(fo.method_type, fo)
     shipping_lines: list[dict[str, Any]] = [
         {
             "id": fo.id,
             "code": "Pickup" if fo.method_type == "PICK_UP" else "Standard",
-            "title": state.locations[fo.location_id].name if pickup else "Standard",
+            "title": (
+                state.locations[fo.location_id].name if fo.method_type == "PICK_UP" else "Standard"
+            ),
             "source": "shopify",
             "price": "0.00",
             "price_set": _money_set(Decimal(0), o.currency),
@@ -243,7 +249,7 @@ def order(o: Order, state: ShopState) -> dict[str, Any]:
             "carrier_identifier": None,
             "is_removed": False,
         }
-        for fo in fos[:1]
+        for fo in first_of_method.values()
     ]
     total = o.total
     cust = state.customers.get(o.customer_id) if o.customer_id else None

@@ -45,6 +45,10 @@ QUANTITY_LIMIT = 1_000_000_000
 AUTHORIZATION_DAYS = 7  # how long a card authorisation holds (Shopify Payments: 7 days)
 
 
+# the DeliveryMethodType values a fulfilment order can have
+DELIVERY_METHODS = ("SHIPPING", "PICK_UP", "LOCAL", "NONE", "RETAIL", "PICKUP_POINT")
+
+
 class SimError(ValueError):
     """A merchant-side action that cannot be done (unknown SKU, location, order...)."""
 
@@ -57,6 +61,16 @@ class UserError:
 
     def as_dict(self) -> dict[str, Any]:
         return {"field": self.field, "message": self.message, "code": self.code}
+
+
+@dataclass(frozen=True)
+class CartPart:
+    """What one fulfilment order of an online order holds: (sku, quantity) lines, the
+    location they come from and how they reach the customer (SHIPPING, PICK_UP, ...)."""
+
+    lines: tuple[tuple[str, int], ...]
+    location_id: int
+    delivery: str = "SHIPPING"
 
 
 @dataclass
@@ -284,7 +298,8 @@ class ShopState:
         currency: str = "SEK",
         shipping_address: ShippingAddress | None = None,
     ) -> Order:
-        """An online order: stock at ``location_id`` moves from available to committed.
+        """An online order with one fulfilment order: stock at ``location_id`` moves from
+        available to committed (``place_mixed_order`` with one part).
 
         ``financial_status`` "paid" is a SALE of the total at checkout and "authorized" an
         authorisation of it; "pending" (paid in store, or by a manual method) took no money
@@ -292,12 +307,58 @@ class ShopState:
 
         A SHIPPING order without ``shipping_address`` gets ``made_up_address(number)``; a
         pickup has none (the customer collects it), so one given with it is refused."""
-        delivery = delivery.upper().replace("PICKUP", "PICK_UP")
-        if delivery not in ("SHIPPING", "PICK_UP", "LOCAL", "NONE", "RETAIL", "PICKUP_POINT"):
-            raise SimError(f"unknown delivery method {delivery!r}")
-        if delivery == "PICK_UP" and shipping_address is not None:
+        part = CartPart(tuple(lines), location_id, delivery)
+        return self.place_mixed_order(
+            [part],
+            email=email,
+            financial_status=financial_status,
+            currency=currency,
+            shipping_address=shipping_address,
+        )
+
+    @staticmethod
+    def _delivery_method(name: str) -> str:
+        method = name.upper()
+        # "pickup" is taken for PICK_UP; only the whole word, so PICKUP_POINT stays itself
+        method = "PICK_UP" if method == "PICKUP" else method
+        if method not in DELIVERY_METHODS:
+            raise SimError(f"unknown delivery method {method!r}")
+        return method
+
+    def _check_part(self, part: CartPart) -> None:
+        self.location(part.location_id)
+        if not part.lines:
+            raise SimError(f"a cart part at location {part.location_id} has no lines")
+        for sku, _qty in part.lines:
+            v = self.variant_by_sku(sku)
+            if v is None:
+                raise SimError(f"unknown SKU {sku!r}")
+            if (v.inventory_item_id, part.location_id) not in self.levels:
+                raise SimError(f"SKU {sku!r} is not stocked at location {part.location_id}")
+
+    def place_mixed_order(
+        self,
+        parts: Sequence[CartPart],
+        *,
+        email: str | None = None,
+        financial_status: str = "paid",
+        currency: str = "SEK",
+        shipping_address: ShippingAddress | None = None,
+    ) -> Order:
+        """An online order whose cart Shopify splits over fulfilment orders, one per part
+        (say two lines picked up at one store, one shipped from another): each part's stock
+        moves from available to committed at its own location. See ``place_order`` for
+        ``financial_status``; the order has a shipping address (given or made up) when any
+        part is shipped, and refuses one when every part is picked up.
+
+        Everything is checked before anything changes, so a refused order leaves no trace."""
+        if not parts:
+            raise SimError("an order needs at least one cart part")
+        deliveries = [self._delivery_method(part.delivery) for part in parts]
+        if shipping_address is not None and all(d == "PICK_UP" for d in deliveries):
             raise SimError("a pickup order has no shipping address")
-        self.location(location_id)
+        for part in parts:
+            self._check_part(part)
         customer = None
         created_customer = False
         if email:
@@ -307,46 +368,42 @@ class ShopState:
                 self.customers[customer.id] = customer
                 created_customer = True
         items: list[LineItem] = []
-        fo_lines: list[FulfillmentOrderLine] = []
+        fo_specs: list[tuple[CartPart, str, list[FulfillmentOrderLine]]] = []
         touched: list[Level] = []
-        specs = list(lines)
-        for sku, _qty in specs:
-            v = self.variant_by_sku(sku)
-            if v is None:
-                raise SimError(f"unknown SKU {sku!r}")
-            if (v.inventory_item_id, location_id) not in self.levels:
-                raise SimError(f"SKU {sku!r} is not stocked at location {location_id}")
-        for sku, qty in specs:
-            v = self.variant_by_sku(sku)
-            assert v is not None
-            product = self.products[v.product_id]
-            li = LineItem(
-                id=self.next_id(),
-                variant_id=v.id,
-                product_id=v.product_id,
-                sku=sku,
-                title=product.title,
-                quantity=int(qty),
-                price=v.price,
-            )
-            items.append(li)
-            fo_lines.append(
-                FulfillmentOrderLine(
+        for part, delivery in zip(parts, deliveries, strict=True):
+            fo_lines: list[FulfillmentOrderLine] = []
+            for sku, qty in part.lines:
+                v = self.variant_by_sku(sku)
+                assert v is not None
+                product = self.products[v.product_id]
+                li = LineItem(
                     id=self.next_id(),
-                    line_item_id=li.id,
                     variant_id=v.id,
-                    inventory_item_id=v.inventory_item_id,
+                    product_id=v.product_id,
                     sku=sku,
-                    total=int(qty),
-                    remaining=int(qty),
+                    title=product.title,
+                    quantity=int(qty),
+                    price=v.price,
                 )
-            )
-            level = self.levels[(v.inventory_item_id, location_id)]
-            level.add("available", -int(qty))
-            level.add("committed", int(qty))
-            touched.append(level)
+                items.append(li)
+                fo_lines.append(
+                    FulfillmentOrderLine(
+                        id=self.next_id(),
+                        line_item_id=li.id,
+                        variant_id=v.id,
+                        inventory_item_id=v.inventory_item_id,
+                        sku=sku,
+                        total=int(qty),
+                        remaining=int(qty),
+                    )
+                )
+                level = self.levels[(v.inventory_item_id, part.location_id)]
+                level.add("available", -int(qty))
+                level.add("committed", int(qty))
+                touched.append(level)
+            fo_specs.append((part, delivery, fo_lines))
         number = next(self._order_numbers)
-        if shipping_address is None and delivery == "SHIPPING":
+        if shipping_address is None and "SHIPPING" in deliveries:
             shipping_address = made_up_address(number)
         order = Order(
             id=self.next_id(),
@@ -374,15 +431,16 @@ class ShopState:
                     ),
                 )
             )
-        fo = FulfillmentOrder(
-            id=self.next_id(),
-            order_id=order.id,
-            location_id=location_id,
-            method_type=delivery,
-            lines=fo_lines,
-        )
-        self.fulfillment_orders[fo.id] = fo
-        order.fulfillment_order_ids.append(fo.id)
+        for part, delivery, fo_lines in fo_specs:
+            fo = FulfillmentOrder(
+                id=self.next_id(),
+                order_id=order.id,
+                location_id=part.location_id,
+                method_type=delivery,
+                lines=fo_lines,
+            )
+            self.fulfillment_orders[fo.id] = fo
+            order.fulfillment_order_ids.append(fo.id)
         self.orders[order.id] = order
         if customer and created_customer:
             self.publish("customers/create", payloads.customer(customer, self))
