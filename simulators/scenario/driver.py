@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tillsync.schemas.sitoo import ORDER_CLOSED
 from tillsync_sim.scenario.network import Network
 from tillsync_sim.shopify import ShopifySimulator
 from tillsync_sim.sitoo import SitooSimulator
@@ -277,11 +278,21 @@ def pickup_mismatches(
     """What is wrong with the store orders in Sitoo (click & collect, and ship-from-store when
     ``methods`` has SHIPPING), as Shopify stands now: each such fulfilment order with units to
     hand over at a store must be one open Sitoo order there, of those units (a shipment's with
-    its delivery address); no other Sitoo store order may be open."""
+    its delivery address); no other Sitoo store order may be open. A fulfilment order whose
+    Sitoo order there closed with units left (a partial pickup: the customer took only part)
+    has nothing more to hand over in Sitoo: its rest is for a person to refund or keep."""
     warehouse_of = {s.shopify_location_id: s.sitoo_warehouse_id for s in network.stores}
+    closed: set[tuple[int, int]] = set()
+    for orderid in sitoo.state.orders_by_externalid.values():
+        order = sitoo.state.orders[orderid]
+        extra = order.data.get("additionaldata") or {}
+        if order.state == ORDER_CLOSED and "shopify-fo-id" in extra:
+            closed.add((int(extra["shopify-fo-id"]), int(order.data.get("warehouseid") or 0)))
     want: dict[int, tuple[int, dict[str, int]]] = {}
     for fo in shopify.state.fulfillment_orders.values():
         if fo.method_type not in methods or fo.status in ("CLOSED", "CANCELLED"):
+            continue
+        if (fo.id, warehouse_of.get(fo.location_id, -1)) in closed:
             continue
         lines: dict[str, int] = {}
         for ln in fo.lines:  # two lines of one SKU are two rows of it in Sitoo

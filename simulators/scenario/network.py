@@ -27,6 +27,9 @@ class NetworkSpec:
     settle_seconds: float = 2.0
     seed: int = 7
     rejected_pickups: str = "alert"  # every store's pickup.on_rejected: alert or cancel
+    # every store's other pickup deadlines (``PickupDeadlines`` field, value), e.g. seconds
+    # rather than hours for a test to see each exception raised and cleared
+    pickup_deadlines: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass
@@ -54,15 +57,17 @@ class Network:
                     "buffer": self.spec.buffer,
                     "drift_policy": self.spec.drift_policy,
                     "settle_seconds": self.spec.settle_seconds,
-                    **(
-                        {"pickup": {"on_rejected": self.spec.rejected_pickups}}
-                        if self.spec.rejected_pickups != "alert"
-                        else {}
-                    ),
+                    **({"pickup": pickup} if (pickup := self._pickup()) else {}),
                 }
                 for s in self.stores
             ]
         }
+
+    def _pickup(self) -> dict[str, float | str]:
+        pickup: dict[str, float | str] = dict(self.spec.pickup_deadlines)
+        if self.spec.rejected_pickups != "alert":
+            pickup["on_rejected"] = self.spec.rejected_pickups
+        return pickup
 
     def write_location_map(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)

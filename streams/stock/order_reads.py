@@ -172,6 +172,7 @@ class OrderFlow:
             sweep_interval=ctx.settings.order_sweep_seconds,
             read_deadline=ctx.settings.order_read_timeout,
             methods=ctx.settings.sitoo_order_methods,
+            in_sitoo=self.rt.skus.in_sitoo,
         )
         self.reads = OrderReads(self.holds)
         self.runner = SinkRunner(

@@ -246,7 +246,10 @@ class OrderHolds:
         read_deadline: float = READ_DEADLINE,
         parallel: int = PARALLEL_READS,
         methods: frozenset[str] = pickups.PICKUPS_ONLY,
+        in_sitoo: Callable[[str], bool] | None = None,
     ) -> None:
+        """``in_sitoo``: whether Sitoo has a product of a SKU (a store order's line it has none
+        for is raised); None leaves SKUs unchecked."""
         self.tracks = tracks
         self.locations = locations
         self.shopify = shopify
@@ -261,6 +264,7 @@ class OrderHolds:
         # (``Settings.sitoo_order_methods``): one left out holds its units and leaves Sitoo
         # through a Move Out, as any other store fulfilment does
         self.methods = methods
+        self.in_sitoo = in_sitoo
         self._asked: dict[int, float] = {}  # order id -> when the sweep last asked for it
         # fulfilment order id -> lookups failed in a row (in memory: a restart starts again)
         self._lookups_failed: dict[int, int] = {}
@@ -546,7 +550,7 @@ class OrderHolds:
         )
         told += unmapped
         skuless, track.skuless_pickups = pickups.unmapped_lines(
-            state, self.locations, track.skuless_pickups, self.methods
+            state, self.locations, track.skuless_pickups, self.methods, self.in_sitoo
         )
         told += skuless
         for late in told:

@@ -36,7 +36,7 @@ Pure decisions: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
@@ -334,27 +334,42 @@ def unmapped_lines(
     locations: LocationMap,
     raised: Sequence[int],
     methods: frozenset[str] = PICKUPS_ONLY,
+    in_sitoo: Callable[[str], bool] | None = None,
 ) -> tuple[list[Overdue], list[int]]:
-    """Store orders (pickups, ship-from-store) with a line still to hand over that has no SKU
-    (a custom item, a product without one): Sitoo's order cannot carry it, so the store never
-    sees it. Raised once per fulfilment order for e-commerce (give the product a SKU Sitoo
-    knows, or hand the line over by hand), cleared once the order ends there. Returns what to
-    tell and the fulfilment orders raised now."""
-    skuless = {
-        fo.id: sum(1 for line in fo.lines if not line.sku and line.remaining > 0)
-        for fo in state.fulfilment_orders
-        if fo.method in methods
-        and fo.status not in ENDED
-        and fo.location_id is not None
-        and locations.by_shopify(fo.location_id) is not None
-    }
-    now = {
-        fo: f"{n} line(s) of this store order have no SKU: its Sitoo order leaves them out, so "
-        "the store will not see them; give the product a SKU Sitoo knows, or hand it over by "
-        "hand"
-        for fo, n in skuless.items()
-        if n
-    }
+    """Store orders (pickups, ship-from-store) with a line still to hand over that Sitoo
+    cannot carry: no SKU (a custom item, a product without one), so its Sitoo order leaves it
+    out, or (with ``in_sitoo``) a SKU Sitoo has no product for, so staff find nothing to pick.
+    Either way the store never hands it over. Raised once per fulfilment order for e-commerce
+    (give the product a SKU Sitoo knows, or hand the line over by hand), cleared once no such
+    line is left there (refunded, moved, the product made in Sitoo) or the order ends there.
+    Returns what to tell and the fulfilment orders raised now."""
+    now: dict[int, str] = {}
+    for fo in state.fulfilment_orders:
+        if (
+            fo.method not in methods
+            or fo.status in ENDED
+            or fo.location_id is None
+            or locations.by_shopify(fo.location_id) is None
+        ):
+            continue
+        left = [line for line in fo.lines if line.remaining > 0]
+        skuless = sum(1 for line in left if not line.sku)
+        unknown = sorted(
+            {line.sku for line in left if line.sku and in_sitoo and not in_sitoo(line.sku)}
+        )
+        said = []
+        if skuless:
+            said.append(f"{skuless} line(s) have no SKU: its Sitoo order leaves them out")
+        if unknown:
+            said.append(
+                f"{len(unknown)} SKU(s) Sitoo has no product for ({', '.join(unknown[:5])}): "
+                "staff find nothing to hand over"
+            )
+        if said:
+            now[fo.id] = (
+                "; ".join(said) + ". The store will not hand them over: give the product a SKU "
+                "Sitoo knows, or hand it over by hand"
+            )
     return _raised_and_cleared(ExceptionType.PICKUP_SKU_UNMAPPED, now, raised)
 
 

@@ -28,6 +28,7 @@ from tillsync_sim.scenario.driver import pickup_mismatches
 from tillsync_sim.scenario.harness import Harness
 from tillsync_sim.scenario.network import NetworkSpec
 from tillsync_sim.shopify.model import Fulfillment
+from tillsync_sim.shopify.state import CartPart
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -204,3 +205,76 @@ async def test_a_shipment_from_a_store_goes_through_sitoo_once(harness: Harness)
     for ext_ in (ext, own_ext, gone_ext):
         assert list(sitoo.state.orders_by_externalid).count(ext_) == 1
     assert sitoo.state.orders[made].state == ORDER_CLOSED
+
+
+async def test_a_mixed_cart_is_one_sitoo_order_per_fulfilment_order(harness: Harness) -> None:
+    """One order, split by Shopify: two lines picked up at store a, one shipped from store b
+    and one more picked up at store c. Each fulfilment order becomes exactly one Sitoo order
+    at its own store's warehouse, of its own lines only; each handover closes its own
+    fulfilment order only, and a partial pickup fulfils only what the customer took."""
+    h = harness
+    assert h.shopify is not None and h.sitoo is not None and h.network is not None
+    shopify, sitoo, network = h.shopify, h.sitoo, h.network
+    a, b, c = network.stores
+    s = network.skus
+    await converged(h, 60)
+
+    order = shopify.state.place_mixed_order(
+        [
+            CartPart(((s[0], 1), (s[1], 2)), a.shopify_location_id, "PICK_UP"),
+            CartPart(((s[2], 1),), b.shopify_location_id, "SHIPPING"),
+            CartPart(((s[3], 2),), c.shopify_location_id, "PICK_UP"),
+        ]
+    )
+    at_a, at_b, at_c = order.fulfillment_order_ids
+    ext_a = f"fo-{at_a}-{a.shopify_location_id}"
+    ext_b = f"fo-{at_b}-{b.shopify_location_id}"
+    ext_c = f"fo-{at_c}-{c.shopify_location_id}"
+    made = {ext: await _sitoo_state(h, ext, ORDER_OPEN) for ext in (ext_a, ext_b, ext_c)}
+
+    def rows(ext: str) -> dict[str, int]:
+        items = sitoo.state.orders[made[ext]].product_items()
+        return {str(i["sku"]): int(float(i["quantity"])) for i in items}
+
+    assert sitoo.state.orders[made[ext_a]].data["warehouseid"] == a.sitoo_warehouse_id
+    assert sitoo.state.orders[made[ext_b]].data["warehouseid"] == b.sitoo_warehouse_id
+    assert sitoo.state.orders[made[ext_c]].data["warehouseid"] == c.sitoo_warehouse_id
+    assert (rows(ext_a), rows(ext_b), rows(ext_c)) == ({s[0]: 1, s[1]: 2}, {s[2]: 1}, {s[3]: 2})
+    assert (
+        "delivery_address" not in sitoo.state.orders[made[ext_a]].data
+        or not (sitoo.state.orders[made[ext_a]].data["delivery_address"])
+    )
+    assert sitoo.state.orders[made[ext_b]].data["delivery_address"]
+    await converged(h, 60)
+
+    # a collects all; b ships; c's customer takes one of the two units
+    sitoo.state.collect(made[ext_a])
+    sitoo.state.ship(made[ext_b], "TRK-MIX", "PostNord")
+    [row_c] = [int(i["orderitemid"]) for i in sitoo.state.orders[made[ext_c]].product_items()]
+    sitoo.state.collect(made[ext_c], lines={row_c: 1})
+
+    def fulfilled_at(location_id: int) -> int:
+        return sum(
+            q
+            for f in _fulfilments(h, order.id)
+            if f.status == "success" and f.location_id == location_id
+            for _, q in f.lines
+        )
+
+    async def handed_over() -> bool:
+        return [fulfilled_at(st.shopify_location_id) for st in (a, b, c)] == [3, 1, 1]
+
+    await async_wait_until(handed_over, 60, interval=0.2, what="each part fulfilled")
+    fos = shopify.state.fulfillment_orders
+    assert (fos[at_a].status, fos[at_b].status, fos[at_c].status) == (
+        "CLOSED",
+        "CLOSED",
+        "IN_PROGRESS",
+    )
+    # exactly once, whatever was delivered twice
+    assert len(_fulfilments(h, order.id)) == 3
+    assert _move_outs(h, order.id) == Counter()
+    for ext in (ext_a, ext_b, ext_c):
+        assert list(sitoo.state.orders_by_externalid).count(ext) == 1
+    assert pickup_mismatches(network, shopify, sitoo, BOTH) == []
+    await converged(h, 90)

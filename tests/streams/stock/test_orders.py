@@ -197,7 +197,9 @@ class World:
             self.out,
             clock=lambda: self.now,
             sleep=self._sleep,
+            in_sitoo=lambda sku: sku in self.sitoo_skus,
         )
+        self.sitoo_skus = {"A", "B", "C", "D"}
         self.positions: dict[tuple[str, int], Position] = {}
         self.sitoo_version = 0
         self.sent = 0  # held records already applied
@@ -1078,6 +1080,28 @@ async def test_a_pickup_line_without_a_sku_is_raised_once_then_cleared() -> None
     await w.webhook(state(fo(1, 12, ("A", 0), ("", 0), method="PICK_UP", status="CLOSED")))
     assert [(e.type, e.cleared) for e in w.out.exceptions][-1] == ("pickup_sku_unmapped", True)
     assert len(w.out.exceptions) == 2
+
+
+async def test_a_pickup_line_of_a_sku_sitoo_has_no_product_for_is_raised_then_cleared() -> None:
+    """Sitoo's order carries it, but staff find no product to hand over: e-commerce is told
+    which SKU, and it clears once that line is refunded."""
+    w = World({("A", 12): 10})
+    await w.webhook(state(fo(1, 12, ("A", 1), ("GIFT", 1), method="PICK_UP")), "orders/create")
+    await w.webhook(None)
+    [raised] = w.out.exceptions
+    assert (raised.type, raised.owner.value, raised.cleared, raised.key) == (
+        "pickup_sku_unmapped",
+        "e-commerce",
+        False,
+        "fo-1",
+    )
+    assert "GIFT" in raised.message
+    # the line refunded: only SKUs Sitoo knows are left
+    await w.webhook(state(fo(1, 12, ("A", 1), ("GIFT", 0), method="PICK_UP")), "refunds/create")
+    assert [(e.type, e.cleared) for e in w.out.exceptions] == [
+        ("pickup_sku_unmapped", False),
+        ("pickup_sku_unmapped", True),
+    ]
 
 
 async def test_the_sweep_asks_for_a_check_of_each_open_pickup_in_sitoo() -> None:
