@@ -37,6 +37,7 @@ from tillsync_sim.scenario.driver import Driver, pickup_in_sitoo
 from tillsync_sim.scenario.network import Network
 from tillsync_sim.shopify import ShopifySimulator
 from tillsync_sim.shopify.model import Fulfillment, FulfillmentOrder, Order
+from tillsync_sim.shopify.state import CartPart
 from tillsync_sim.sitoo import SitooSimulator
 
 # The steps an order goes through after it is placed, by plan; the weights say how often each
@@ -57,6 +58,12 @@ PLANS: dict[str, tuple[str, ...]] = {
     # collects it (or never comes, and the order is cancelled in Shopify)
     "pickup_in_store": ("ready_in_sitoo", "collect_in_sitoo"),
     "pickup_rejected": ("reject_in_sitoo", "cancel"),
+    # paid at the till when collected (checkout took no money): tillsync marks it paid
+    "pickup_paid_in_store": ("ready_in_sitoo", "collect_paid_in_sitoo"),
+    # the customer takes one unit and leaves the rest, which e-commerce then refunds (restock)
+    "pickup_partly_collected": ("ready_in_sitoo", "collect_part_in_sitoo", "refund_rest"),
+    # one order: picked up at one store, shipped from another (a fulfilment order each)
+    "mixed_cart": ("ready_in_sitoo", "collect_in_sitoo", "ship_in_sitoo"),
     # ship-from-store through the Sitoo order tillsync made: staff ship it in Sitoo, whole or
     # in two parcels, and tillsync fulfils it in Shopify with the tracking
     "ship_in_sitoo": ("ship_in_sitoo",),
@@ -78,6 +85,9 @@ WEIGHTS: dict[str, float] = {
     "pickup": 4,
     "pickup_in_store": 8,
     "pickup_rejected": 2,
+    "pickup_paid_in_store": 3,
+    "pickup_partly_collected": 3,
+    "mixed_cart": 4,
     "ship_in_sitoo": 8,
     "ship_in_parcels": 4,
     "fulfilment_cancelled": 6,
@@ -92,11 +102,20 @@ NEEDS_TWO_UNITS = frozenset(
         "partial_then_move_unmapped",
         "more_than_ten_lines",
         "ship_in_parcels",
+        "pickup_partly_collected",
     }
 )
 # steps store staff take on the Sitoo order tillsync made of a pickup: without tillsync
 # running there is none, and they wait
-IN_STORE = frozenset({"ready_in_sitoo", "collect_in_sitoo", "reject_in_sitoo"})
+IN_STORE = frozenset(
+    {
+        "ready_in_sitoo",
+        "collect_in_sitoo",
+        "collect_paid_in_sitoo",
+        "collect_part_in_sitoo",
+        "reject_in_sitoo",
+    }
+)
 # the same for a shipment's Sitoo order (ship-from-store through Sitoo)
 SHIPPED_IN_STORE = frozenset({"ship_in_sitoo", "ship_part_in_sitoo"})
 # steps that move no stock anywhere: not stock events
@@ -193,6 +212,8 @@ class OrderLife:
         # orders whose checkout only authorised the card (every other pickup collected at the
         # till): tillsync captures at the handover
         self.authorised: set[int] = set()
+        # orders paid at the till when collected: tillsync marks them paid in Shopify
+        self.paid_in_store: set[int] = set()
         # the plans whose steps at the store need tillsync's Sitoo order of the pickup are
         # left out when tillsync does not make one (``pickups_to_sitoo`` off)
         self._plans = [
@@ -213,6 +234,9 @@ class OrderLife:
             "prepare_for_pickup": self._prepare_for_pickup,
             "ready_in_sitoo": lambda o: self._in_store(o, "ready"),
             "collect_in_sitoo": lambda o: self._in_store(o, "collect"),
+            "collect_paid_in_sitoo": lambda o: self._in_store(o, "collect_paid"),
+            "collect_part_in_sitoo": lambda o: self._in_store(o, "collect_part"),
+            "refund_rest": self._refund_rest,
             "reject_in_sitoo": lambda o: self._in_store(o, "reject"),
             "ship_in_sitoo": lambda o: self._in_store(o, "ship"),
             "ship_part_in_sitoo": lambda o: self._in_store(o, "ship_part"),
@@ -281,6 +305,20 @@ class OrderLife:
             fos = [state.fulfillment_orders[i] for i in order.fulfillment_order_ids]
             collected = any(step.startswith("collect_in_sitoo") for step in self.history[order_id])
             if collected and all(fo.status == "CLOSED" for fo in fos) and order.capturable() > 0:
+                out.append(order_id)
+        return out
+
+    def unpaid(self) -> list[int]:
+        """Orders paid at the till when collected, handed over in full, that Shopify still
+        has unpaid."""
+        state = self.shopify.state
+        out = []
+        for order_id in sorted(self.paid_in_store):
+            order = state.orders[order_id]
+            fos = [state.fulfillment_orders[i] for i in order.fulfillment_order_ids]
+            collected = any(step.startswith("collect_paid") for step in self.history[order_id])
+            closed = all(fo.status == "CLOSED" for fo in fos)
+            if collected and closed and order.financial_status != "paid":
                 out.append(order_id)
         return out
 
@@ -354,24 +392,46 @@ class OrderLife:
     # -- placing ---------------------------------------------------------------------------
 
     def place(self) -> str | None:
-        """Place one order of a random plan at a random store, of SKUs Shopify shows there."""
+        """Place one order of a random plan at a random store, of SKUs Shopify shows there (a
+        mixed cart: picked up at one store, shipped from another)."""
         plan = self.rng.choices(self._plans, self._weights)[0]
         store = self.rng.choice(self.network.stores)
         loc = store.shopify_location_id
         lines = self._draft(plan, loc)
         if lines is None:
             return None
-        self.place_lines(plan, loc, lines)
+        if plan != "mixed_cart":
+            self.place_lines(plan, loc, lines)
+            return "place"
+        other = self.rng.choice([s for s in self.network.stores if s is not store])
+        shipped = self._draft(plan, other.shopify_location_id)
+        if shipped is None:
+            return None
+        self.place_parts(
+            plan,
+            [
+                CartPart(tuple(lines), loc, "PICK_UP"),
+                CartPart(tuple(shipped), other.shopify_location_id, "SHIPPING"),
+            ],
+        )
         return "place"
 
     def place_lines(self, plan: str, location_id: int, lines: list[tuple[str, int]]) -> Order:
         """Place an order of these (SKU, quantity) lines at a store, judge it for oversells
         and give it the steps of ``plan``."""
-        units: Counter[str] = Counter()
-        for sku, qty in lines:
-            units[sku] += qty
+        delivery = "PICK_UP" if plan.startswith("pickup") else "SHIPPING"
+        return self.place_parts(plan, [CartPart(tuple(lines), location_id, delivery)])
+
+    def place_parts(self, plan: str, parts: list[CartPart]) -> Order:
+        """Place an order of one fulfilment order per part, judge each unit for oversells at
+        its part's store and give the order the steps of ``plan``."""
+        units: Counter[tuple[int, str]] = Counter()
+        for part in parts:
+            for sku, qty in part.lines:
+                units[(part.location_id, sku)] += qty
         judged = [
             (
+                location_id,
                 sku,
                 n,
                 self.free(location_id, sku),
@@ -379,21 +439,20 @@ class OrderLife:
                 self._since_sitoo_change(location_id, sku),
                 self._since_staff_edit(location_id, sku),
             )
-            for sku, n in units.items()
+            for (location_id, sku), n in units.items()
         ]
-        delivery = "PICK_UP" if plan.startswith("pickup") else "SHIPPING"
         # no draw from the seed: the rest of the run stays as it was
         authorised = plan == "pickup_in_store" and self.placed[plan] % 2 == 0
-        order = self.shopify.state.place_order(
-            lines,
-            location_id=location_id,
-            delivery=delivery,
-            financial_status="authorized" if authorised else "paid",
-        )
+        status = "authorized" if authorised else "paid"
+        if plan == "pickup_paid_in_store":
+            status = "pending"  # the till takes the money
+        order = self.shopify.state.place_mixed_order(parts, financial_status=status)
         if authorised:
             self.authorised.add(order.id)
+        if plan == "pickup_paid_in_store":
+            self.paid_in_store.add(order.id)
         window = self.window()
-        for sku, n, free, shown, since, edited in judged:
+        for location_id, sku, n, free, shown, since, edited in judged:
             over = max(0, n - max(0, free))
             if over:
                 self.oversold[window] += over
@@ -414,9 +473,11 @@ class OrderLife:
                 )
         self.placed[plan] += 1
         self.history[order.id] = [
-            f"placed ({plan}, {delivery}) {lines} at {location_id} [{window}]"
+            f"placed ({plan}) "
+            + "; ".join(f"{p.delivery} {list(p.lines)} at {p.location_id}" for p in parts)
+            + f" [{window}]"
         ]
-        self._shape(lines)
+        self._shape([line for p in parts for line in p.lines])
         if plan == "open_to_the_end":
             self._kept.append(order.id)
         else:
@@ -591,6 +652,11 @@ class OrderLife:
                 state.ready_for_pickup(made)
             elif step == "collect":
                 state.collect(made)
+            elif step == "collect_paid":
+                state.collect(made, take_payment=True)
+            elif step == "collect_part":
+                first = state.orders[made].product_items()[0]
+                state.collect(made, lines={int(first["orderitemid"]): 1})
             elif step == "reject":
                 state.reject_pickup(made, "the customer never came")
             elif step == "ship":
@@ -624,6 +690,25 @@ class OrderLife:
         for li_id, qty in f.lines:
             units[skus[li_id]] += qty
         self._expect(f"{externalid}-r", _Pending(f.location_id, units, -1))
+        return True
+
+    def _refund_rest(self, order: Order) -> bool | None:
+        """What the customer left at the till, refunded with restock once tillsync has
+        fulfilled what they took (refunded first, the units taken would be refunded too)."""
+        state = self.sitoo.state
+        lines: list[tuple[int, int, str, int | None]] = []
+        for fo in self._open_fos(order):
+            made = state.orders_by_externalid.get(f"fo-{fo.id}-{fo.location_id}")
+            if fo.method_type != "PICK_UP" or made is None or state.orders[made].state != 10:
+                continue
+            taken = sum(state.orders[made].delivered.values())
+            if sum(ln.total - ln.remaining for ln in fo.lines) < taken:
+                return None  # not handed over in Shopify yet
+            lines += [(ln.line_item_id, ln.remaining, "cancel", fo.location_id) for ln in fo.lines]
+        lines = [ln for ln in lines if ln[1] > 0]
+        if not lines:
+            return False
+        self.shopify.state.refund(order.id, lines)
         return True
 
 
