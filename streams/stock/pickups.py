@@ -239,10 +239,17 @@ def _late(t: PickupTrack, open_here: bool, d: PickupDeadlines, now: float) -> di
         return out
     if t.handed_over:
         if open_here and now - t.handed_over_at > d.close_in_shopify_minutes * 60:
-            done = "shipped from the store" if t.method == SHIPPING else "collected at the till"
-            out["pickup_open_in_shopify"] = (
-                f"{done}, still open in Shopify {(now - t.handed_over_at) / 60:.0f} minutes on"
-            )
+            minutes = f"{(now - t.handed_over_at) / 60:.0f} minutes on"
+            ordered, took = sum(t.lines.values()), sum(t.took.values())
+            if t.method != SHIPPING and 0 < took < ordered:
+                # the customer left part of it: a person's call, not a lost handover
+                out["pickup_open_in_shopify"] = (
+                    f"collected in part at the till ({took} of {ordered} units), the rest still "
+                    f"open in Shopify {minutes}: refund the rest, or keep it for the customer"
+                )
+            else:
+                done = "shipped from the store" if t.method == SHIPPING else "collected at the till"
+                out["pickup_open_in_shopify"] = f"{done}, still open in Shopify {minutes}"
         return out
     if not open_here:
         return out

@@ -212,6 +212,7 @@ async def test_each_store_order_exception_is_raised_once_and_cleared(
     await _sitoo_state(h, part, ORDER_CLOSED)
     still_open = await told.raised("pickup_open_in_shopify", part)
     assert still_open.owner is Owner.ENGINEERING
+    assert "collected in part at the till (1 of 2 units)" in still_open.message
     [part_line] = shopify.order(part_order).line_items
     shopify.refund(part_order, [(part_line.id, 1, "CANCEL", a.shopify_location_id)])
     await told.cleared("pickup_open_in_shopify", part)

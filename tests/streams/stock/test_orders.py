@@ -1053,6 +1053,36 @@ async def test_a_pickup_late_at_each_step_is_raised_once_for_its_owner_then_clea
     assert w.out.transactions == []  # Sitoo's sale took the units: no Move Out
 
 
+async def test_a_partial_pickup_left_open_in_shopify_says_what_the_customer_took() -> None:
+    """The customer took one of two units and staff closed the Sitoo order: the rest stays
+    open in Shopify for a person, who is told it was a partial pickup, not a lost handover."""
+    w = World({("A", 12): 10})
+    await w.webhook(state(fo(1, 12, ("A", 2), method="PICK_UP")), "orders/create")
+    in_sitoo = PickupInSitoo(
+        externalid="fo-1-12",
+        order_id=ORDER,
+        fulfilment_order_id=1,
+        sitoo_order_id=5,
+        at=w.now,
+        lines={"100": 2},
+    )
+    await _tell(w, PICKUP_IN_SITOO_TOPIC, in_sitoo)
+    handed = PickupHandedOver(
+        externalid="fo-1-12",
+        order_id=ORDER,
+        fulfilment_order_id=1,
+        location_id=12,
+        took={"A": 1},
+        at=w.now,
+    )
+    await _tell(w, PICKUP_HANDED_OVER_TOPIC, handed)
+    w.now += 16 * 60
+    await w.webhook(state(fo(1, 12, ("A", 1), method="PICK_UP", status="IN_PROGRESS")))
+    [late] = [e for e in w.out.exceptions if e.type == "pickup_open_in_shopify"]
+    assert "collected in part at the till (1 of 2 units)" in late.message
+    assert "refund the rest, or keep it for the customer" in late.message
+
+
 async def test_a_pickup_routed_where_no_store_is_mapped_is_raised_once_then_cleared() -> None:
     w = World({("A", 11): 10})
     await w.webhook(state(fo(1, 99, ("A", 1), method="PICK_UP")), "orders/create")
