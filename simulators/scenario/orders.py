@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tillsync.schemas.sitoo import ORDER_CLOSED
 from tillsync_sim.scenario.driver import Driver, pickup_in_sitoo
 from tillsync_sim.scenario.network import Network
 from tillsync_sim.shopify import ShopifySimulator
@@ -298,27 +299,29 @@ class OrderLife:
 
     def uncaptured(self) -> list[int]:
         """Authorised orders handed over at the till in full whose card was not captured."""
-        state = self.shopify.state
-        out = []
-        for order_id in sorted(self.authorised):
-            order = state.orders[order_id]
-            fos = [state.fulfillment_orders[i] for i in order.fulfillment_order_ids]
-            collected = any(step.startswith("collect_in_sitoo") for step in self.history[order_id])
-            if collected and all(fo.status == "CLOSED" for fo in fos) and order.capturable() > 0:
-                out.append(order_id)
-        return out
+        return self._handed_over_owing(
+            self.authorised, "collect_in_sitoo", lambda o: o.capturable() > 0
+        )
 
     def unpaid(self) -> list[int]:
         """Orders paid at the till when collected, handed over in full, that Shopify still
         has unpaid."""
+        return self._handed_over_owing(
+            self.paid_in_store, "collect_paid", lambda o: o.financial_status != "paid"
+        )
+
+    def _handed_over_owing(
+        self, order_ids: set[int], collect_step: str, owing: Callable[[Order], bool]
+    ) -> list[int]:
+        """Of ``order_ids``, those collected at the till (``collect_step``) with every
+        fulfilment order closed that still ``owing`` something in Shopify."""
         state = self.shopify.state
         out = []
-        for order_id in sorted(self.paid_in_store):
+        for order_id in sorted(order_ids):
             order = state.orders[order_id]
             fos = [state.fulfillment_orders[i] for i in order.fulfillment_order_ids]
-            collected = any(step.startswith("collect_paid") for step in self.history[order_id])
-            closed = all(fo.status == "CLOSED" for fo in fos)
-            if collected and closed and order.financial_status != "paid":
+            collected = any(step.startswith(collect_step) for step in self.history[order_id])
+            if collected and all(fo.status == "CLOSED" for fo in fos) and owing(order):
                 out.append(order_id)
         return out
 
@@ -699,7 +702,11 @@ class OrderLife:
         lines: list[tuple[int, int, str, int | None]] = []
         for fo in self._open_fos(order):
             made = state.orders_by_externalid.get(f"fo-{fo.id}-{fo.location_id}")
-            if fo.method_type != "PICK_UP" or made is None or state.orders[made].state != 10:
+            if (
+                fo.method_type != "PICK_UP"
+                or made is None
+                or state.orders[made].state != ORDER_CLOSED
+            ):
                 continue
             taken = sum(state.orders[made].delivered.values())
             if sum(ln.total - ln.remaining for ln in fo.lines) < taken:

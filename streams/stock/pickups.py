@@ -348,7 +348,8 @@ def unmapped_lines(
     out, or (with ``in_sitoo``) a SKU Sitoo has no product for, so staff find nothing to pick.
     Either way the store never hands it over. Raised once per fulfilment order for e-commerce
     (give the product a SKU Sitoo knows, or hand the line over by hand), cleared once no such
-    line is left there (refunded, moved, the product made in Sitoo) or the order ends there.
+    line is left there (refunded, moved) or the order ends there. A product made in Sitoo later
+    counts once the worker's SKU index has it (read at the worker's start).
     Returns what to tell and the fulfilment orders raised now."""
     now: dict[int, str] = {}
     for fo in state.fulfilment_orders:

@@ -525,36 +525,21 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         if sitoo_method(o.data.get("additionaldata") or {}) == "SHIPPING"
     ]
 
-    # a checkout that only authorised the card is captured at the handover, once
-    async def all_captured() -> bool:
-        return not life.uncaptured()
-
-    try:
-        await async_wait_until(all_captured, 30, interval=0.5, what="the pickups captured")
-    except AssertionError:
-        left = life.uncaptured()
-        raise AssertionError(
-            f"{len(left)} orders handed over at the till, only authorised at checkout, not "
-            f"captured: {[(i, life.history.get(i)) for i in left[:5]]}"
-        ) from None
+    # a checkout that only authorised the card is captured at the handover, once; an order
+    # paid at the till when collected is marked paid in Shopify, once
+    await _all_settled(
+        life,
+        life.uncaptured,
+        "orders handed over at the till, only authorised at checkout, not captured",
+    )
     captured = [
         o
         for o in (shopify.state.orders[i] for i in life.authorised)
         if any(t.kind == "CAPTURE" for t in o.transactions)
     ]
-
-    # an order paid at the till when collected is marked paid in Shopify, once
-    async def all_paid() -> bool:
-        return not life.unpaid()
-
-    try:
-        await async_wait_until(all_paid, 30, interval=0.5, what="the pickups paid in store")
-    except AssertionError:
-        left = life.unpaid()
-        raise AssertionError(
-            f"{len(left)} orders paid at the till and handed over still unpaid in Shopify: "
-            f"{[(i, life.history.get(i)) for i in left[:5]]}"
-        ) from None
+    await _all_settled(
+        life, life.unpaid, "orders paid at the till and handed over still unpaid in Shopify"
+    )
     marked = [
         o
         for o in (shopify.state.orders[i] for i in life.paid_in_store)
@@ -666,3 +651,18 @@ async def test_online_orders_through_their_whole_life_and_outages_end_exact(
         pytest.xfail(f"known held-unit defect (issue 11): {known_defect}")
     if late:
         pytest.xfail(f"known late oversell (issue 11): {late_stories}")
+
+
+async def _all_settled(life: OrderLife, left: Callable[[], list[int]], what: str) -> None:
+    """Wait until ``left`` names no order; name a few with their histories if it still does."""
+
+    async def none_left() -> bool:
+        return not left()
+
+    try:
+        await async_wait_until(none_left, 30, interval=0.5, what=what)
+    except AssertionError:
+        still = left()
+        raise AssertionError(
+            f"{len(still)} {what}: {[(i, life.history.get(i)) for i in still[:5]]}"
+        ) from None
