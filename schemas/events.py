@@ -9,7 +9,7 @@ overwrites something newer.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -47,6 +47,11 @@ class SitooLevel(_Event):
     event_time: UnixTime = Field(description="when Sitoo recorded it (Unix seconds)")
     external_id: str | None = None
     delta: Units = 0
+    return_delivery_id: Id | None = Field(
+        None,
+        description="the Sitoo delivery of a return at a till that brought these units back, "
+        "while the returns flow pairs it with Shopify's own restock (None otherwise)",
+    )
 
 
 class SitooReserved(_Event):
@@ -174,6 +179,27 @@ class DriftCheck(_Event):
     at: UnixTime
 
 
+class RestockState(StrEnum):
+    EXPECTED = "expected"  # Shopify is about to restock these units (its dispose is asked)
+    DONE = "done"  # Shopify restocked them: its level has them now
+    RELEASED = "released"  # Shopify will not restock them: Sitoo's level alone counts
+
+
+class ReturnRestock(_Event):
+    """What becomes in Shopify of the units one return at a till (one Sitoo delivery) brought
+    back here. Sitoo counts them from its own return transaction on; the position holds them
+    back from Shopify until this says whether Shopify restocks them itself (a RESTOCKED
+    disposition: offered once, by Shopify's own restock) or not (released to the stock flow).
+    Derived by the returns flow from both platforms' state, so a repeat says the same; a
+    return's state only moves forward."""
+
+    kind: Literal["return_restock"] = "return_restock"
+    location_id: Id
+    delivery_id: Id = Field(description="the Sitoo delivery of the credit order")
+    state: RestockState
+    at: UnixTime
+
+
 StockEvent = Annotated[
     SitooLevel
     | SitooReserved
@@ -182,7 +208,8 @@ StockEvent = Annotated[
     | HeldUnits
     | PendingUnits
     | OrderPlaced
-    | DriftCheck,
+    | DriftCheck
+    | ReturnRestock,
     Field(discriminator="kind"),
 ]
 STOCK_EVENT: TypeAdapter[StockEvent] = TypeAdapter(StockEvent)
@@ -361,6 +388,21 @@ class PickupStep(BaseModel):
     sitoo_order_id: int
     step: PickupStepKind
     event_id: str
+
+
+class StoreReturn(BaseModel):
+    """A Sitoo credit order (a return at the till) for the returns flow (``sitoo.returns``,
+    keyed by the original Sitoo order, so one order's returns are planned one at a time)."""
+
+    credit_order_id: int
+    original_order_id: int | None = Field(
+        None, description="the Sitoo order it returns; None for a blind return (no link)"
+    )
+    credit: dict[str, Any] | None = Field(
+        None,
+        description="the credit order as the poller read it (born closed, it never changes): "
+        "saves reading it again; None, it is read",
+    )
 
 
 class PickupHandedOver(BaseModel):

@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tillsync.schemas.returns import DEFAULT_RETURN_REASONS, ReasonRule
+
 CONFIG_ENV = "TILLSYNC_CONFIG"
 _API_VERSION = re.compile(r"^\d{4}-(01|04|07|10)$")
 # what an HTTP header carries as one word: visible ASCII, no spaces
@@ -106,6 +108,19 @@ class Settings(BaseSettings):
         "fulfilment with its tracking. Off, it leaves Sitoo through a Move Out when Shopify "
         "fulfils it. Needs pickups_to_sitoo (the same writers carry both)",
     )
+    returns_to_shopify: bool = Field(
+        False,
+        description="store returns of online orders: a Sitoo credit order of an order tillsync "
+        "made in Sitoo becomes one Shopify return of its lines, restocked at the store's "
+        "location when the goods are resellable, refunded by Shopify only when the till did not "
+        "pay the customer back, and closed. Needs pickups_to_sitoo (the originals)",
+    )
+    return_reasons: dict[str, ReasonRule] = Field(
+        default_factory=lambda: dict(DEFAULT_RETURN_REASONS),
+        description="Sitoo reason code -> {shopify: a Shopify ReturnReason, resellable: "
+        "false for damaged goods}, as JSON in TILLSYNC_RETURN_REASONS; a code not named "
+        "becomes OTHER with the code in the return line's note",
+    )
     order_sweep_seconds: float = Field(
         300.0,
         ge=10,
@@ -176,6 +191,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ship_from_store_to_sitoo needs pickups_to_sitoo: the writers of pickup orders "
                 "carry ship-from-store orders too; turn both on, or ship_from_store_to_sitoo off"
+            )
+        if self.returns_to_shopify and not self.pickups_to_sitoo:
+            raise ValueError(
+                "returns_to_shopify needs pickups_to_sitoo: a store return links to the Sitoo "
+                "order tillsync made of the online order; turn both on, or returns_to_shopify off"
             )
         return self
 

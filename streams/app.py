@@ -89,12 +89,14 @@ def build_app(settings: Settings) -> Context:
 
 def _register(ctx: Context) -> None:
     # each flow registers its agents, tables, timers and views from its own package
-    from tillsync.streams import audit, ingest, stock
+    from tillsync.streams import audit, ingest, returns, stock
 
     audit.register(ctx)
     ingest.register(ctx)
     if ctx.runtime is not None:
         stock.register(ctx)
+        if ctx.settings.returns_to_shopify:
+            returns.register(ctx)
     else:
         log.warning("no locations_file: stock sync is off; only ingestion and audit run")
     _views(ctx)

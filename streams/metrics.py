@@ -159,6 +159,15 @@ class ExceptionType(StrEnum):
     SHIPMENT_NOT_SHIPPED = "shipment_not_shipped"  # ship-from-store, not shipped in time
     PICKUP_UNPAID = "pickup_unpaid"  # paid in store, handed over with no payment
     PICKUP_MARK_PAID_REFUSED = "pickup_mark_paid_refused"
+    # store returns (flows.md, C)
+    RETURN_NOT_RETURNABLE = "return_not_returnable"  # Shopify has fewer units to return
+    RETURN_LINES_MISMATCH = "return_lines_mismatch"  # its Shopify return says other units
+    RETURN_REFUND_MISMATCH = "return_refund_mismatch"  # Sitoo's amount is not Shopify's
+    RETURN_REFUND_REFUSED = "return_refund_refused"
+    RETURN_REFUSED = "return_refused"  # Shopify refused the return or its disposal
+    RETURN_BLIND = "return_blind"  # a credit order linked to no original: link by hand
+    RETURN_UNSELLABLE_IN_STOCK = "return_unsellable_in_stock"  # damaged, in sellable stock
+    RETURN_STEP_FAILED = "return_step_failed"
 
 
 # the team each exception goes to: the series created at 0
@@ -184,6 +193,14 @@ EXCEPTION_OWNERS = {
     ExceptionType.SHIPMENT_NOT_SHIPPED: Owner.STORE_OPS,
     ExceptionType.PICKUP_UNPAID: Owner.FINANCE,
     ExceptionType.PICKUP_MARK_PAID_REFUSED: Owner.FINANCE,
+    ExceptionType.RETURN_NOT_RETURNABLE: Owner.ECOMMERCE,
+    ExceptionType.RETURN_LINES_MISMATCH: Owner.ENGINEERING,
+    ExceptionType.RETURN_REFUND_MISMATCH: Owner.FINANCE,
+    ExceptionType.RETURN_REFUND_REFUSED: Owner.FINANCE,
+    ExceptionType.RETURN_REFUSED: Owner.ECOMMERCE,
+    ExceptionType.RETURN_BLIND: Owner.STORE_OPS,
+    ExceptionType.RETURN_UNSELLABLE_IN_STOCK: Owner.STORE_OPS,
+    ExceptionType.RETURN_STEP_FAILED: Owner.ENGINEERING,
 }
 
 
@@ -204,6 +221,7 @@ class Sink(StrEnum):
     ORDER_READS = "shopify-order-reads"  # orders waiting to be read, not a write
     SITOO_ORDERS = "sitoo-orders"  # store orders (pickup, ship-from-store) to make or cancel
     PICKUP_STEPS = "pickup-steps"  # steps at the till to tell Shopify
+    STORE_RETURNS = "store-returns"  # Sitoo credit orders to make Shopify returns of
 
 
 M = TypeVar("M", Counter, Gauge, Histogram)
@@ -594,4 +612,40 @@ pickup_to_sitoo = Histogram(
     ["location"],
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
+)
+
+
+class ReturnOutcome(StrEnum):
+    """What the returns flow made of one Sitoo credit order."""
+
+    RETURNED = "returned"  # a Shopify return made (or found made), disposed, refunded, closed
+    HELD = "held"  # the return made, its money left to finance (an exception says why)
+    NOT_OURS = "not_ours"  # the return of a till sale: Sitoo's stock flow has it all
+    BLIND = "blind"  # no original to link to
+    REFUSED = "refused"  # Shopify would not take it (an exception says why)
+
+
+class RefundPath(StrEnum):
+    SHOPIFY = "shopify"  # Shopify refunded the original payment
+    OUTSIDE_SHOPIFY = "outside_shopify"  # the till paid the customer back
+
+
+returns_total = Fixed(
+    Counter(
+        "tillsync_store_returns_total",
+        "Sitoo credit orders (returns at a till) the returns flow finished, by outcome",
+        ["outcome"],
+        registry=REGISTRY,
+    ),
+    outcome=ReturnOutcome,
+)
+returns_refunded = Fixed(
+    Counter(
+        "tillsync_store_returns_refunded_total",
+        "Money of store returns of online orders, in the shop's currency, by who paid it back "
+        "(Shopify to the original payment, or the till outside Shopify)",
+        ["path"],
+        registry=REGISTRY,
+    ),
+    path=RefundPath,
 )

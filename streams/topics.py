@@ -67,6 +67,18 @@ SITOO_PICKUP_EVENTS = TopicSpec(
     Keying.SITOO_ORDER,
     "the Events SPI steps that may be a pickup's (ready, collected, rejected), by Sitoo order",
 )
+RAW_SITOO_ORDERS = TopicSpec(
+    "raw.sitoo.orders",
+    Keying.NONE,
+    "Sitoo's return (credit) orders as the orders poller read them, with the poller's cursor",
+    # one partition: the poll is one ordered sequence, and its cursor lives beside it
+    partitions=1,
+)
+SITOO_RETURNS = TopicSpec(
+    "sitoo.returns",
+    Keying.SITOO_ORDER,
+    "returns at a till (Sitoo credit orders) for the returns flow, by the Sitoo order returned",
+)
 SKU_INDEX = TopicSpec(
     "sku.index",
     Keying.SKU,
@@ -91,6 +103,8 @@ ALL: tuple[TopicSpec, ...] = (
     SITOO_STOCK_COMMANDS,
     SITOO_ORDER_COMMANDS,
     SITOO_PICKUP_EVENTS,
+    RAW_SITOO_ORDERS,
+    SITOO_RETURNS,
     SKU_INDEX,
     DRIFT,
     EXCEPTIONS,

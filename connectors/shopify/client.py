@@ -41,6 +41,24 @@ from tillsync.connectors.shopify.fulfilment_state import (
 from tillsync.connectors.shopify.ids import gid, gid_tail
 from tillsync.connectors.shopify.payment import Authorisation, OrderPayment, read_payment
 from tillsync.connectors.shopify.pickup import PickupDetails, Tracking, read_pickup
+from tillsync.connectors.shopify.returns import (
+    DisposalIn,
+    OrderReturns,
+    ReturnLineIn,
+    SuggestedRefund,
+    SuggestedTransaction,
+    dispose_input,
+    read_order_returns,
+    read_suggested_refund,
+    refund_input,
+    return_input,
+)
+from tillsync.connectors.shopify.returns_documents import (
+    RETURN_CLOSE,
+    RETURN_CREATE,
+    RETURN_REFUND,
+    REVERSE_FULFILLMENT_ORDER_DISPOSE,
+)
 from tillsync.schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -670,6 +688,68 @@ class ShopifyClient:
             "orderCancel"
         ]
         return _user_errors(payload.get("orderCancelUserErrors"))
+
+    # -- store returns: the 2025-01 chain, one method per step (``returns.py``) ----------------
+
+    async def order_returns(self, order_id: int) -> OrderReturns | None:
+        """An order's fulfilment line items, returns and money; ``None`` when Shopify has no
+        such order."""
+        return await read_order_returns(self._order_state, order_id)
+
+    async def create_return(
+        self, order_id: int, lines: Sequence[ReturnLineIn]
+    ) -> tuple[int | None, list[UserErrorInfo]]:
+        """Open a return of ``lines`` (``returnCreate``): its id, or None with the userErrors.
+        Not idempotent in Shopify: the caller reads the order's returns first and marks each
+        line's note with its own key."""
+        payload, errors = await self._mutate(
+            RETURN_CREATE,
+            {"returnInput": return_input(order_id, lines)},
+            "returnCreate",
+            Priority.ORDER_STATE,
+        )
+        made = payload.get("return") or {}
+        return (gid_tail(made["id"]) if made.get("id") else None), errors
+
+    async def dispose(self, disposals: Sequence[DisposalIn]) -> list[UserErrorInfo]:
+        """Restock returned units at a location, or not (``reverseFulfillmentOrderDispose``).
+        Shopify refuses more than is left to dispose, which makes a repeat harmless."""
+        _, errors = await self._mutate(
+            REVERSE_FULFILLMENT_ORDER_DISPOSE,
+            {"dispositionInputs": dispose_input(disposals)},
+            "reverseFulfillmentOrderDispose",
+            Priority.ORDER_STATE,
+        )
+        return errors
+
+    async def suggested_refund(
+        self, return_id: int, lines: Mapping[int, int]
+    ) -> SuggestedRefund | None:
+        return await read_suggested_refund(self._order_state, return_id, lines)
+
+    async def refund_return(
+        self,
+        return_id: int,
+        lines: Mapping[int, int],
+        transactions: Sequence[SuggestedTransaction],
+        currency: str,
+    ) -> tuple[int | None, list[UserErrorInfo]]:
+        """Refund a return's lines (``returnRefund``), with money only from ``transactions``.
+        Shopify refuses a line refunded already, which makes a repeat harmless."""
+        payload, errors = await self._mutate(
+            RETURN_REFUND,
+            {"returnRefundInput": refund_input(return_id, lines, transactions, currency)},
+            "returnRefund",
+            Priority.ORDER_STATE,
+        )
+        made = payload.get("refund") or {}
+        return (gid_tail(made["id"]) if made.get("id") else None), errors
+
+    async def close_return(self, return_id: int) -> list[UserErrorInfo]:
+        _, errors = await self._mutate(
+            RETURN_CLOSE, {"id": gid("Return", return_id)}, "returnClose", Priority.ORDER_STATE
+        )
+        return errors
 
     async def _order_state(self, document: str, variables: JSON) -> JSON:
         # what an order holds is read before anything else waiting for the bucket: stock

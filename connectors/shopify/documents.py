@@ -9,6 +9,8 @@ mutations.
 
 from __future__ import annotations
 
+from tillsync.connectors.shopify.returns_documents import RETURNS_DOCUMENTS
+
 QUANTITY_NAMES = (
     "available",
     "on_hand",
@@ -404,4 +406,5 @@ ALL_DOCUMENTS: dict[str, str] = {
     "CURRENT_BULK_OPERATION": CURRENT_BULK_OPERATION,
     "BULK_OPERATION_BY_ID": BULK_OPERATION_BY_ID,
     "WEBHOOK_SUBSCRIPTION_CREATE": WEBHOOK_SUBSCRIPTION_CREATE,
+    **RETURNS_DOCUMENTS,
 }

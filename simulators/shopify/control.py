@@ -178,6 +178,64 @@ def _order_json(sim: ShopifySimulator, order_id: int) -> dict[str, Any]:
     return body
 
 
+def returns_json(state: ShopState, order_id: int) -> dict[str, Any]:
+    """An order's returns, their dispositions and its refunds, as a test reads them after
+    tillsync processed a store return (ids are gids, amounts strings)."""
+    order = state.order(order_id)
+    skus = {li.id: li.sku for li in order.line_items}
+    money = "{:.2f}".format
+
+    def dispositions(rfo_id: int) -> list[dict[str, Any]]:
+        rfo = state.reverse_fulfillment_orders[rfo_id]
+        ret = state.returns[rfo.return_id]
+        line_items = {line.id: line.line_item_id for line in ret.lines}
+        return [
+            {
+                "sku": skus[line_items[line.return_line_id]],
+                "type": d.type,
+                "quantity": d.quantity,
+                "location_id": gid("Location", d.location_id)
+                if d.location_id is not None
+                else None,
+            }
+            for line in rfo.lines
+            for d in line.dispositions
+        ]
+
+    return {
+        "returns": [
+            {
+                "id": gid("Return", ret.id),
+                "status": ret.status,
+                "lines": [
+                    {
+                        "id": gid("ReturnLineItem", line.id),
+                        "sku": skus[line.line_item_id],
+                        "quantity": line.quantity,
+                        "reason": line.reason,
+                        "reason_note": line.reason_note,
+                        "refunded": line.refunded,
+                    }
+                    for line in ret.lines
+                ],
+                "dispositions": dispositions(ret.rfo_id),
+            }
+            for ret in state.returns_of(order_id)
+        ],
+        "refunds": [
+            {
+                "id": gid("Refund", r.id),
+                "return_id": gid("Return", r.return_id) if r.return_id is not None else None,
+                "amount": money(r.amount),
+                "note": r.note,
+            }
+            for r in (state.refunds[i] for i in order.refund_ids)
+        ],
+        "received": money(order.received()),
+        "refunded": money(state.refunded(order)),
+    }
+
+
 def add_routes(app: web.Application, sim: ShopifySimulator) -> None:
     st = sim.state
 
@@ -261,6 +319,9 @@ def add_routes(app: web.Application, sim: ShopifySimulator) -> None:
         from tillsync_sim.shopify import payloads
 
         return payloads.refund(r, order)
+
+    async def returns(request: web.Request) -> Any:
+        return returns_json(st, _ref(request.match_info["order_id"], "Order"))
 
     async def fulfil(request: web.Request) -> Any:
         order = st.order(_ref(request.match_info["order_id"], "Order"))
@@ -347,6 +408,7 @@ def add_routes(app: web.Application, sim: ShopifySimulator) -> None:
     r.add_post("/_sim/orders/{order_id}/cancel", route(cancel))
     r.add_post("/_sim/orders/{order_id}/refund", route(refund))
     r.add_post("/_sim/orders/{order_id}/fulfil", route(fulfil))
+    r.add_get("/_sim/orders/{order_id}/returns", route(returns))
     r.add_post("/_sim/fulfillment_orders/{fo_id}/prepared_for_pickup", route(prepared))
     r.add_post("/_sim/inventory/edit", route(edit_inventory))
     r.add_post("/_sim/customers", route(customers))

@@ -136,6 +136,14 @@ class LineItem:
     price: Decimal
     fulfilled: int = 0
     refunded: int = 0
+    # of ``refunded``, the units refunded through a return: they were fulfilled first, so
+    # unlike a refund of units never shipped they do not shorten what is left to fulfil
+    returned_refunded: int = 0
+
+    @property
+    def unfulfilled(self) -> int:
+        """Units still to fulfil: neither fulfilled nor refunded before shipping."""
+        return max(0, self.quantity - self.fulfilled - (self.refunded - self.returned_refunded))
 
 
 @dataclass
@@ -171,6 +179,10 @@ class Fulfillment:
     location_id: int
     lines: list[tuple[int, int]]  # (line item id, quantity)
     status: str = "success"
+    # the FulfillmentLineItem id of each entry of ``lines`` (same index): a return names the
+    # fulfilment line it takes back by this id. ``lines`` stays (line item, quantity) pairs
+    # because the scenario driver reads it that way.
+    line_ids: list[int] = field(default_factory=list)
     # what fulfillmentCreate's trackingInfo gave: numbers[i] goes with urls[i], one carrier
     tracking_numbers: list[str] = field(default_factory=list)
     tracking_urls: list[str] = field(default_factory=list)
@@ -197,7 +209,71 @@ class Refund:
     note: str | None
     lines: list[RefundLine]
     amount: Decimal
+    return_id: int | None = None  # the Return a returnRefund refunded
     created_at: str = field(default_factory=now_iso)
+
+
+@dataclass
+class ReturnLine:
+    """One fulfilment line item (some of its units) a customer sends back."""
+
+    id: int
+    fulfillment_line_item_id: int
+    line_item_id: int
+    quantity: int
+    reason: str  # ReturnReason: SIZE_TOO_SMALL, DEFECTIVE, UNKNOWN, ...
+    reason_note: str = ""  # returnReasonNote is a non-null String: "" when none was given
+    refunded: int = 0
+
+
+@dataclass
+class Return:
+    """A return of an order's fulfilled units: OPEN when made by the merchant (returnCreate),
+    CLOSED once processed; CANCELED and DECLINED ones no longer hold units."""
+
+    id: int
+    order_id: int
+    status: str  # ReturnStatus: OPEN, CLOSED, CANCELED, DECLINED, REQUESTED
+    lines: list[ReturnLine]
+    rfo_id: int
+    created_at: str = field(default_factory=now_iso)
+
+
+# A return's units that no longer count against what the fulfilment can still return.
+RETURN_RELEASED_STATUSES = ("CANCELED", "DECLINED")
+
+
+@dataclass
+class Disposition:
+    """What became of some returned units: RESTOCKED at a location, NOT_RESTOCKED, ..."""
+
+    id: int
+    type: str  # ReverseFulfillmentOrderDispositionType
+    quantity: int
+    location_id: int | None
+
+
+@dataclass
+class RfoLine:
+    id: int
+    fulfillment_line_item_id: int
+    return_line_id: int
+    total: int
+    dispositions: list[Disposition] = field(default_factory=list)
+
+    @property
+    def undisposed(self) -> int:
+        return self.total - sum(d.quantity for d in self.dispositions)
+
+
+@dataclass
+class ReverseFulfillmentOrder:
+    """The returned units on their way back to the merchant, one line per return line; its
+    lines are disposed (restocked or not) as they arrive."""
+
+    id: int
+    return_id: int
+    lines: list[RfoLine]
 
 
 @dataclass
@@ -251,6 +327,7 @@ class Order:
     fulfillment_order_ids: list[int] = field(default_factory=list)
     fulfillment_ids: list[int] = field(default_factory=list)
     refund_ids: list[int] = field(default_factory=list)
+    return_ids: list[int] = field(default_factory=list)
     transactions: list[Transaction] = field(default_factory=list)
     shipping_address: ShippingAddress | None = None  # None for a pickup
     created_at: str = field(default_factory=now_iso)
@@ -306,6 +383,25 @@ class Order:
             ),
             Decimal("0.00"),
         )
+
+    def paid_transactions(self) -> list[Transaction]:
+        """The successful payments (sales and captures) a refund can go back to, oldest first."""
+        return [
+            t for t in self.transactions if t.kind in ("SALE", "CAPTURE") and t.status == "SUCCESS"
+        ]
+
+    def refundable_from(self, payment_id: int) -> Decimal:
+        """What is left of one payment: its amount less the REFUNDs already made against it."""
+        parent = next(t for t in self.transactions if t.id == payment_id)
+        taken = sum(
+            (
+                t.amount
+                for t in self.transactions
+                if t.kind == "REFUND" and t.status == "SUCCESS" and t.parent_id == payment_id
+            ),
+            Decimal("0.00"),
+        )
+        return parent.amount - taken
 
     @property
     def total(self) -> Decimal:

@@ -22,6 +22,7 @@ from tillsync_sim.shopify.model import (
     QUANTITY_NAMES,
     BulkOperation,
     Customer,
+    Disposition,
     Fulfillment,
     FulfillmentOrder,
     FulfillmentOrderLine,
@@ -33,13 +34,17 @@ from tillsync_sim.shopify.model import (
     Order,
     Product,
     Refund,
+    Return,
+    ReturnLine,
+    ReverseFulfillmentOrder,
+    RfoLine,
     ShippingAddress,
     Transaction,
     Variant,
     WebhookSubscription,
     parse_gid,
 )
-from tillsync_sim.shopify.state import ShopState
+from tillsync_sim.shopify.state import Refused, ShopState
 
 T = TypeVar("T")
 Node = dict[str, Any]
@@ -373,7 +378,7 @@ class Objects:
             "quantity": li.quantity,
             "currentQuantity": li.quantity - li.refunded,
             "refundableQuantity": li.quantity - li.refunded,
-            "unfulfilledQuantity": max(0, li.quantity - li.refunded - li.fulfilled),
+            "unfulfilledQuantity": li.unfulfilled,
             "requiresShipping": True,
             "restockable": True,
             "taxable": True,
@@ -507,17 +512,20 @@ class Objects:
             "location": lambda _i: self.location(self.state.locations[f.location_id]),
             "order": lambda _i: self.order(self.state.orders[f.order_id]),
             "fulfillmentLineItems": lambda _i, **a: connection(
-                f.lines, lambda line: self.fulfillment_line(f, line), **a
+                f.line_ids, self.fulfillment_line, **a
             ),
         }
 
-    def fulfillment_line(self, f: Fulfillment, line: tuple[int, int]) -> Node:
+    def fulfillment_line(self, line_id: int) -> Node:
+        """A FulfillmentLineItem by its id (``Fulfillment.line_ids``): a return names it."""
+        found = self.state.fulfillment_line(line_id)
+        assert found is not None, f"no fulfillment line item {line_id}"
+        f, li_id, quantity = found
         order = self.state.orders[f.order_id]
-        li_id, quantity = line
         li = next(x for x in order.line_items if x.id == li_id)
         return {
             "__typename": "FulfillmentLineItem",
-            "id": gid("FulfillmentLineItem", f"{f.id}{li_id}"),
+            "id": gid("FulfillmentLineItem", line_id),
             "quantity": quantity,
             "lineItem": lambda _i: self.line_item(li, order),
             "originalTotalSet": _money_bag(li.price * quantity, order.currency),
@@ -536,6 +544,9 @@ class Objects:
             "totalRefunded": _money_v2(r.amount, order.currency),
             "totalRefundedSet": _money_bag(r.amount, order.currency),
             "order": lambda _i: self.order(order),
+            "return": lambda _i: (
+                self.return_(self.state.returns[r.return_id]) if r.return_id is not None else None
+            ),
             "transactions": lambda _i, **a: connection(
                 [t for t in order.transactions if t.refund_id == r.id],
                 lambda t: self.transaction(t, order),
@@ -598,6 +609,10 @@ class Objects:
             "canMarkAsPaid": st.can_mark_as_paid(o),
             "totalOutstandingSet": _money_bag(st.outstanding(o), o.currency),
             "totalReceivedSet": _money_bag(o.received(), o.currency),
+            "totalRefundedSet": _money_bag(st.refunded(o), o.currency),
+            "returns": lambda _i, **a: connection(
+                [st.returns[r] for r in o.return_ids], self.return_, **a
+            ),
             "cancellation": {"staffNote": o.cancel_staff_note} if o.cancelled_at else None,
         }
 
@@ -617,6 +632,147 @@ class Objects:
             "amountSet": _money_bag(t.amount, t.currency),
             "parentTransaction": (lambda _i: self.transaction(parent, order)) if parent else None,
             "order": lambda _i: self.order(order),
+        }
+
+    # -- returns ----------------------------------------------------------------------------
+
+    def return_(self, ret: Return) -> Node:
+        st = self.state
+        order = st.orders[ret.order_id]
+        rfo = st.reverse_fulfillment_orders[ret.rfo_id]
+        return {
+            "__typename": "Return",
+            "id": gid("Return", ret.id),
+            # Shopify names returns after their order: #1001-R1, #1001-R2, ...
+            "name": f"{order.name}-R{order.return_ids.index(ret.id) + 1}",
+            "status": ret.status,
+            "totalQuantity": sum(line.quantity for line in ret.lines),
+            "decline": None,
+            "returnShippingFees": [],
+            "order": lambda _i: self.order(order),
+            "returnLineItems": lambda _i, **a: connection(
+                ret.lines, lambda line: self.return_line(line, order), **a
+            ),
+            "reverseFulfillmentOrders": lambda _i, **a: connection(
+                [rfo], lambda x: self.reverse_fulfillment_order(x, ret), **a
+            ),
+            "refunds": lambda _i, **a: connection(
+                [st.refunds[r] for r in order.refund_ids if st.refunds[r].return_id == ret.id],
+                self.refund,
+                **a,
+            ),
+            "exchangeLineItems": lambda _i, **a: connection([], lambda x: x, **a),
+            "suggestedRefund": lambda _i, returnRefundLineItems, **_: self.suggested_refund(
+                ret, returnRefundLineItems
+            ),
+        }
+
+    def return_line(self, line: ReturnLine, order: Order) -> Node:
+        li = next(x for x in order.line_items if x.id == line.line_item_id)
+        return {
+            # the ReturnLineItemType interface: its one store-return implementation
+            "__typename": "ReturnLineItem",
+            "id": gid("ReturnLineItem", line.id),
+            "quantity": line.quantity,
+            "refundableQuantity": line.quantity - line.refunded,
+            "refundedQuantity": line.refunded,
+            "returnReason": line.reason,
+            "returnReasonNote": line.reason_note,
+            "customerNote": None,
+            "restockingFee": None,
+            "totalWeight": None,
+            "withCodeDiscountedTotalPriceSet": _money_bag(li.price * line.quantity, order.currency),
+            "fulfillmentLineItem": lambda _i: self.fulfillment_line(line.fulfillment_line_item_id),
+        }
+
+    def reverse_fulfillment_order(self, rfo: ReverseFulfillmentOrder, ret: Return) -> Node:
+        # it closes and cancels with its return: the sim tracks no reverse deliveries
+        status = {"CLOSED": "CLOSED", "CANCELED": "CANCELED", "DECLINED": "CANCELED"}
+        return {
+            "__typename": "ReverseFulfillmentOrder",
+            "id": gid("ReverseFulfillmentOrder", rfo.id),
+            "status": status.get(ret.status, "OPEN"),
+            "order": lambda _i: self.order(self.state.orders[ret.order_id]),
+            "thirdPartyConfirmation": None,
+            "reverseDeliveries": lambda _i, **a: connection([], lambda x: x, **a),
+            "lineItems": lambda _i, **a: connection(rfo.lines, self.rfo_line, **a),
+        }
+
+    def rfo_line(self, line: RfoLine) -> Node:
+        return {
+            "__typename": "ReverseFulfillmentOrderLineItem",
+            "id": gid("ReverseFulfillmentOrderLineItem", line.id),
+            "totalQuantity": line.total,
+            "fulfillmentLineItem": lambda _i: self.fulfillment_line(line.fulfillment_line_item_id),
+            "dispositions": [self.disposition(d) for d in line.dispositions],
+        }
+
+    def disposition(self, d: Disposition) -> Node:
+        loc_id = d.location_id
+        return {
+            "__typename": "ReverseFulfillmentOrderDisposition",
+            "id": gid("ReverseFulfillmentOrderDisposition", d.id),
+            "type": d.type,
+            "quantity": d.quantity,
+            "location": (
+                (lambda _i: self.location(self.state.locations[loc_id]))
+                if loc_id is not None
+                else None
+            ),
+        }
+
+    def suggested_refund(self, ret: Return, lines: list[Node]) -> Node:
+        """``Return.suggestedRefund`` for ``ReturnRefundLineItemInput`` lines; a line not on
+        the return, or more units than it can refund, is an error on the field."""
+        pairs = [
+            (parse_gid(x["returnLineItemId"], "ReturnLineItem") or -1, int(x["quantity"]))
+            for x in lines
+        ]
+        try:
+            s = self.state.suggested_refund(ret.id, pairs)
+        except Refused as exc:
+            raise GraphQLError(str(exc)) from None
+        order = self.state.orders[ret.order_id]
+        cur = order.currency
+        zero = _money_bag(Decimal(0), cur)
+        return {
+            "__typename": "SuggestedReturnRefund",
+            "amount": _money_bag(s.amount, cur),
+            "subtotal": _money_bag(s.subtotal, cur),
+            # prices are tax-included and the simulator keeps no discounts, duties or tax lines
+            "discountedSubtotal": _money_bag(s.subtotal, cur),
+            "totalCartDiscountAmount": zero,
+            "totalDuties": zero,
+            "totalTax": zero,
+            "refundDuties": [],
+            "maximumRefundable": _money_bag(s.maximum, cur),
+            "shipping": {
+                "amount": _money_v2(Decimal(0), cur),
+                "amountSet": zero,
+                "maximumRefundable": _money_v2(Decimal(0), cur),
+                "maximumRefundableSet": zero,
+                "tax": _money_v2(Decimal(0), cur),
+                "taxSet": zero,
+            },
+            "suggestedTransactions": [
+                self._suggested_transaction(paid, amount, order) for paid, amount in s.transactions
+            ],
+        }
+
+    def _suggested_transaction(self, paid: Transaction, amount: Decimal, order: Order) -> Node:
+        left = order.refundable_from(paid.id)
+        return {
+            "__typename": "SuggestedOrderTransaction",
+            "kind": "SUGGESTED_REFUND",
+            "gateway": paid.gateway,
+            "formattedGateway": paid.gateway.replace("_", " ").title(),
+            "accountNumber": None,
+            "paymentDetails": None,
+            "amount": _money_v2(amount, paid.currency),
+            "amountSet": _money_bag(amount, paid.currency),
+            "maximumRefundable": _money_v2(left, paid.currency),
+            "maximumRefundableSet": _money_bag(left, paid.currency),
+            "parentTransaction": lambda _i: self.transaction(paid, order),
         }
 
     def bulk_operation(self, op: BulkOperation) -> Node:

@@ -74,7 +74,7 @@ def line_item(li: LineItem, currency: str) -> dict[str, Any]:
         "name": li.title,
         "quantity": li.quantity,
         "current_quantity": remaining,
-        "fulfillable_quantity": max(0, remaining - li.fulfilled),
+        "fulfillable_quantity": li.unfulfilled,
         "fulfillment_status": "fulfilled" if li.fulfilled >= li.quantity else None,
         "price": _money(li.price),
         "price_set": _money_set(li.price, currency),
@@ -163,8 +163,12 @@ def shipping_address(a: ShippingAddress) -> dict[str, Any]:
 
 def refund_transactions(r: Refund, order: Order) -> list[dict[str, Any]]:
     """The REFUND transactions a refund made (a cancel with refund keeps them); a refund
-    kept without any (refundCreate here) is told as one of its amount."""
+    kept without any (refundCreate here) is told as one of its amount, but a return's
+    refund without any moved no money and has none."""
     made = [t for t in order.transactions if t.refund_id == r.id]
+    if not made and r.return_id is not None:
+        # a return refunded outside Shopify (the till paid the customer) moved no money
+        return []
     if not made:
         return [
             {
@@ -223,6 +227,12 @@ def refund(r: Refund, order: Order) -> dict[str, Any]:
         "transactions": refund_transactions(r, order),
         "order_adjustments": [],
         "duties": [],
+        # the return a returnRefund refunded, as Shopify's refund payload names it
+        "return": (
+            {"id": r.return_id, "admin_graphql_api_id": gid("Return", r.return_id)}
+            if r.return_id is not None
+            else None
+        ),
     }
 
 

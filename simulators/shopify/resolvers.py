@@ -37,7 +37,16 @@ from tillsync_sim.shopify.objects import (
     search_terms,
     topic_wire_name,
 )
-from tillsync_sim.shopify.state import QUANTITY_LIMIT, ShopState, SimError, UserError
+from tillsync_sim.shopify.state import (
+    QUANTITY_LIMIT,
+    DisposeRequest,
+    RefundPayment,
+    Refused,
+    ReturnRequest,
+    ShopState,
+    SimError,
+    UserError,
+)
 
 if TYPE_CHECKING:
     from tillsync_sim.shopify.clock import Clock
@@ -67,6 +76,17 @@ def _user_errors(errors: list[UserError]) -> list[Node]:
     return [e.as_dict() for e in errors]
 
 
+def _refused(exc: Refused, argument: str | None) -> list[Node]:
+    """The userErrors of a refused action: its field paths are relative to the input, so
+    the mutation's argument name goes in front, as Shopify's paths start with it."""
+    return [
+        UserError(
+            [argument, *(e.field or [])] if argument else e.field, e.message, e.code
+        ).as_dict()
+        for e in exc.errors
+    ]
+
+
 class Resolvers(Objects):
     """Builds the query and mutation roots over a ``ShopState``."""
 
@@ -88,6 +108,7 @@ class Resolvers(Objects):
             "inventoryItems": self.q_inventory_items,
             "inventoryLevel": self.q_inventory_level,
             "order": self.q_order,
+            "return": self.q_return,
             "fulfillmentOrder": self.q_fulfillment_order,
             "fulfillment": self.q_fulfillment,
             "customers": self.q_customers,
@@ -108,6 +129,10 @@ class Resolvers(Objects):
             "orderCapture": self.m_order_capture,
             "orderMarkAsPaid": self.m_order_mark_as_paid,
             "orderCancel": self.m_order_cancel,
+            "returnCreate": self.m_return_create,
+            "reverseFulfillmentOrderDispose": self.m_reverse_fulfillment_order_dispose,
+            "returnRefund": self.m_return_refund,
+            "returnClose": self.m_return_close,
             "customerCreate": self.m_customer_create,
             "customerUpdate": self.m_customer_update,
             "tagsAdd": self.m_tags_add,
@@ -205,6 +230,10 @@ class Resolvers(Objects):
     def q_order(self, _info: GraphQLResolveInfo, id: str) -> Node | None:
         o = self.state.orders.get(parse_gid(id, "Order") or -1)
         return self.order(o) if o else None
+
+    def q_return(self, _info: GraphQLResolveInfo, id: str) -> Node | None:
+        ret = self.state.returns.get(parse_gid(id, "Return") or -1)
+        return self.return_(ret) if ret else None
 
     def q_fulfillment_order(self, _info: GraphQLResolveInfo, id: str) -> Node | None:
         fo = self.state.fulfillment_orders.get(parse_gid(id, "FulfillmentOrder") or -1)
@@ -761,6 +790,111 @@ class Resolvers(Objects):
             "order": self.order(self.state.orders[order_id]),
             "userErrors": [],
         }
+
+    # -- returns ----------------------------------------------------------------------------
+
+    def m_return_create(self, _info: GraphQLResolveInfo, returnInput: Node) -> Node:
+        """A return the merchant makes (OPEN at once, no customer request to approve).
+        Exchange lines and return shipping fees are not simulated and refused if given."""
+        lines: list[Node] = returnInput["returnLineItems"]
+        self._check_size(lines, "returnLineItems")
+        if returnInput.get("exchangeLineItems") or returnInput.get("returnShippingFee"):
+            err = UserError(
+                ["returnInput"], "Exchanges and return shipping fees are not simulated", "INVALID"
+            )
+            return {"return": None, "userErrors": _user_errors([err])}
+        requests = [
+            ReturnRequest(
+                parse_gid(x["fulfillmentLineItemId"], "FulfillmentLineItem") or -1,
+                int(x["quantity"]),
+                str(x["returnReason"]),
+                x.get("returnReasonNote"),
+            )
+            for x in lines
+        ]
+        try:
+            ret = self.state.create_return(
+                parse_gid(returnInput["orderId"], "Order") or -1, requests
+            )
+        except Refused as exc:
+            return {"return": None, "userErrors": _refused(exc, "returnInput")}
+        return {"return": self.return_(ret), "userErrors": []}
+
+    def m_reverse_fulfillment_order_dispose(
+        self, _info: GraphQLResolveInfo, dispositionInputs: list[Node]
+    ) -> Node:
+        self._check_size(dispositionInputs, "dispositionInputs")
+        requests = [
+            DisposeRequest(
+                parse_gid(x["reverseFulfillmentOrderLineItemId"], "ReverseFulfillmentOrderLineItem")
+                or -1,
+                int(x["quantity"]),
+                str(x["dispositionType"]),
+                # an id that is not a location's stays wrong (-1) rather than absent
+                None
+                if x.get("locationId") is None
+                else parse_gid(x["locationId"], "Location") or -1,
+            )
+            for x in dispositionInputs
+        ]
+        try:
+            lines = self.state.dispose(requests)
+        except Refused as exc:
+            return {
+                "reverseFulfillmentOrderLineItems": None,
+                "userErrors": _refused(exc, "dispositionInputs"),
+            }
+        return {
+            "reverseFulfillmentOrderLineItems": [self.rfo_line(line) for line in lines],
+            "userErrors": [],
+        }
+
+    def m_return_refund(self, _info: GraphQLResolveInfo, returnRefundInput: Node) -> Node:
+        """Refund a return's lines. ``notifyCustomer`` is accepted and not kept: the
+        simulator sends no customer email. Shipping and duty refunds are not simulated."""
+        inp = returnRefundInput
+        if inp.get("refundShipping") or inp.get("refundDuties"):
+            err = UserError(
+                ["returnRefundInput"], "Shipping and duty refunds are not simulated", "INVALID"
+            )
+            return {"refund": None, "userErrors": _user_errors([err])}
+        lines = [
+            (parse_gid(x["returnLineItemId"], "ReturnLineItem") or -1, int(x["quantity"]))
+            for x in inp["returnRefundLineItems"]
+        ]
+        payments: list[RefundPayment] = []
+        for i, x in enumerate(inp.get("orderTransactions") or []):
+            money: Node = x["transactionAmount"]
+            try:
+                amount = Decimal(str(money["amount"]))
+            except ArithmeticError:
+                err = UserError(
+                    ["returnRefundInput", "orderTransactions", str(i), "transactionAmount"],
+                    f"Invalid amount {money['amount']!r}",
+                    "INVALID",
+                )
+                return {"refund": None, "userErrors": _user_errors([err])}
+            payments.append(
+                RefundPayment(
+                    parse_gid(x["parentId"], "OrderTransaction") or -1,
+                    amount,
+                    str(money["currencyCode"]),
+                )
+            )
+        try:
+            r = self.state.refund_return(
+                parse_gid(inp["returnId"], "Return") or -1, lines, payments
+            )
+        except Refused as exc:
+            return {"refund": None, "userErrors": _refused(exc, "returnRefundInput")}
+        return {"refund": self.refund(r), "userErrors": []}
+
+    def m_return_close(self, _info: GraphQLResolveInfo, id: str) -> Node:
+        try:
+            ret = self.state.close_return(parse_gid(id, "Return") or -1)
+        except Refused as exc:
+            return {"return": None, "userErrors": _refused(exc, None)}
+        return {"return": self.return_(ret), "userErrors": []}
 
     # -- customers --------------------------------------------------------------------------
 

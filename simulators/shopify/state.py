@@ -19,7 +19,9 @@ from tillsync.connectors.shopify.ids import gid
 from tillsync_sim.shopify import payloads
 from tillsync_sim.shopify.model import (
     QUANTITY_NAMES,
+    RETURN_RELEASED_STATUSES,
     Customer,
+    Disposition,
     Fulfillment,
     FulfillmentOrder,
     FulfillmentOrderLine,
@@ -32,6 +34,10 @@ from tillsync_sim.shopify.model import (
     Product,
     Refund,
     RefundLine,
+    Return,
+    ReturnLine,
+    ReverseFulfillmentOrder,
+    RfoLine,
     ShippingAddress,
     Transaction,
     Variant,
@@ -47,6 +53,8 @@ AUTHORIZATION_DAYS = 7  # how long a card authorisation holds (Shopify Payments:
 
 # the DeliveryMethodType values a fulfilment order can have
 DELIVERY_METHODS = ("SHIPPING", "PICK_UP", "LOCAL", "NONE", "RETAIL", "PICKUP_POINT")
+# the ReverseFulfillmentOrderDispositionType values
+DISPOSITION_TYPES = ("RESTOCKED", "PROCESSING_REQUIRED", "NOT_RESTOCKED", "MISSING")
 
 
 class SimError(ValueError):
@@ -61,6 +69,55 @@ class UserError:
 
     def as_dict(self) -> dict[str, Any]:
         return {"field": self.field, "message": self.message, "code": self.code}
+
+
+class Refused(SimError):
+    """An API action Shopify answers with userErrors: every error found (fields relative to
+    the mutation's input object), and nothing changed."""
+
+    def __init__(self, errors: list[UserError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ReturnRequest:
+    """One ``ReturnLineItemInput``: units of a fulfilment line item to take back."""
+
+    fulfillment_line_item_id: int
+    quantity: int
+    reason: str = "UNKNOWN"
+    reason_note: str | None = None
+
+
+@dataclass(frozen=True)
+class DisposeRequest:
+    """One ``ReverseFulfillmentOrderDisposeInput``."""
+
+    rfo_line_id: int
+    quantity: int
+    type: str  # ReverseFulfillmentOrderDispositionType
+    location_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RefundPayment:
+    """One ``ReturnRefundOrderTransactionInput``: money back against a payment."""
+
+    parent_id: int
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class SuggestedRefund:
+    """``Return.suggestedRefund``: what the lines are worth, capped at what is refundable,
+    split over the payments as (payment, amount) in order."""
+
+    subtotal: Decimal
+    amount: Decimal
+    maximum: Decimal
+    transactions: list[tuple[Transaction, Decimal]]
 
 
 @dataclass(frozen=True)
@@ -117,6 +174,13 @@ class ShopState:
         self.fulfillment_orders: dict[int, FulfillmentOrder] = {}
         self.fulfillments: dict[int, Fulfillment] = {}
         self.refunds: dict[int, Refund] = {}
+        self.returns: dict[int, Return] = {}
+        self.reverse_fulfillment_orders: dict[int, ReverseFulfillmentOrder] = {}
+        # ids of the lines of fulfilments, returns and reverse fulfilment orders -> the id of
+        # the record holding them, so an input naming a line finds it without a scan
+        self._fulfillment_of_line: dict[int, int] = {}
+        self._return_of_line: dict[int, int] = {}
+        self._rfo_of_line: dict[int, int] = {}
         self.customers: dict[int, Customer] = {}
         self.subscriptions: dict[int, WebhookSubscription] = {}
         self._sku_index: dict[str, int] = {}
@@ -597,7 +661,7 @@ class ShopState:
             return None
         lines: list[RefundLine] = []
         for li in order.line_items:
-            qty = li.quantity - li.refunded - li.fulfilled
+            qty = li.unfulfilled
             if qty <= 0:
                 continue
             li.refunded += qty
@@ -672,14 +736,17 @@ class ShopState:
             order_id=order.id,
             location_id=fo.location_id,
             lines=done,
+            line_ids=[self.next_id() for _ in done],
             tracking_numbers=list(tracking_numbers),
             tracking_urls=list(tracking_urls),
             tracking_company=tracking_company,
             notified=notify_customer,
         )
         self.fulfillments[f.id] = f
+        for line_id in f.line_ids:
+            self._fulfillment_of_line[line_id] = f.id
         order.fulfillment_ids.append(f.id)
-        complete = all(li.fulfilled + li.refunded >= li.quantity for li in order.line_items)
+        complete = all(li.unfulfilled == 0 for li in order.line_items)
         order.fulfillment_status = "fulfilled" if complete else "partial"
         self._touch_order(order)
         body = payloads.order(order, self)
@@ -697,6 +764,9 @@ class ShopState:
             raise SimError(f"no fulfillment {fulfillment_id}")
         if f.status != "success":
             raise SimError(f"fulfillment {fulfillment_id} is {f.status}")
+        if any(self._returned(f.order_id, line_id) for line_id in f.line_ids):
+            # the returned units came back through the return, not through this fulfilment
+            raise SimError(f"fulfillment {fulfillment_id} has returns")
         order = self.orders[f.order_id]
         items = {li.id: li for li in order.line_items}
         fos = [self.fulfillment_orders[i] for i in order.fulfillment_order_ids]
@@ -879,6 +949,452 @@ class ShopState:
                     level.add("available", n)
                     out.append(level)
         return out
+
+    # -- returns ----------------------------------------------------------------------------
+    #
+    # The store-return chain of the 2025-01 Admin API: returnCreate makes an OPEN return and
+    # its reverse fulfilment order, reverseFulfillmentOrderDispose restocks (or not) what came
+    # back, returnRefund refunds the lines (with or without money) and returnClose closes it.
+    # Each checks everything first and raises ``Refused`` with all it found, changing nothing.
+
+    def fulfillment_line(self, line_id: int) -> tuple[Fulfillment, int, int] | None:
+        """A fulfilment line item by its id: (its fulfilment, line item id, quantity)."""
+        f_id = self._fulfillment_of_line.get(line_id)
+        if f_id is None:
+            return None
+        f = self.fulfillments[f_id]
+        li_id, qty = f.lines[f.line_ids.index(line_id)]
+        return f, li_id, qty
+
+    def returns_of(self, order_id: int) -> list[Return]:
+        """An order's returns, oldest first."""
+        return [self.returns[r] for r in self.order(order_id).return_ids]
+
+    def return_line(self, line_id: int) -> tuple[Return, ReturnLine] | None:
+        r_id = self._return_of_line.get(line_id)
+        if r_id is None:
+            return None
+        ret = self.returns[r_id]
+        return ret, next(line for line in ret.lines if line.id == line_id)
+
+    def rfo_line(self, line_id: int) -> tuple[ReverseFulfillmentOrder, RfoLine] | None:
+        rfo_id = self._rfo_of_line.get(line_id)
+        if rfo_id is None:
+            return None
+        rfo = self.reverse_fulfillment_orders[rfo_id]
+        return rfo, next(line for line in rfo.lines if line.id == line_id)
+
+    def _returned(self, order_id: int, fulfillment_line_id: int) -> int:
+        """Units of a fulfilment line item that the order's returns hold (all but canceled
+        and declined ones)."""
+        return sum(
+            line.quantity
+            for r in self.returns_of(order_id)
+            if r.status not in RETURN_RELEASED_STATUSES
+            for line in r.lines
+            if line.fulfillment_line_item_id == fulfillment_line_id
+        )
+
+    def returnable(self, fulfillment_line_id: int) -> int:
+        """Units of a fulfilment line item a new return can still take back: none of a
+        cancelled fulfilment (its units never reached the customer)."""
+        found = self.fulfillment_line(fulfillment_line_id)
+        if found is None or found[0].status != "success":
+            return 0
+        f, _li_id, qty = found
+        return qty - self._returned(f.order_id, fulfillment_line_id)
+
+    def create_return(self, order_id: int, requests: Sequence[ReturnRequest]) -> Return:
+        """``returnCreate``: an OPEN return of fulfilled units and the reverse fulfilment
+        order that receives them (one line per return line, nothing disposed yet)."""
+        order = self.orders.get(order_id)
+        if order is None:
+            raise Refused([UserError(["orderId"], "Order does not exist.", "NOT_FOUND")])
+        errors: list[UserError] = []
+        if not requests:
+            errors.append(
+                UserError(["returnLineItems"], "A return needs at least one line item.", "BLANK")
+            )
+        asked: dict[int, int] = {}  # one fulfilment line may come twice: both count
+        for i, req in enumerate(requests):
+            path = ["returnLineItems", str(i)]
+            found = self.fulfillment_line(req.fulfillment_line_item_id)
+            if found is None or found[0].order_id != order.id:
+                errors.append(
+                    UserError(
+                        [*path, "fulfillmentLineItemId"],
+                        "Fulfillment line item does not exist on the order.",
+                        "NOT_FOUND",
+                    )
+                )
+                continue
+            if found[0].status != "success":
+                errors.append(
+                    UserError(
+                        [*path, "fulfillmentLineItemId"],
+                        "The fulfillment of this line item is cancelled.",
+                        "INVALID",
+                    )
+                )
+                continue
+            if req.quantity < 1:
+                errors.append(
+                    UserError([*path, "quantity"], "Quantity must be greater than 0.", "INVALID")
+                )
+                continue
+            fli = req.fulfillment_line_item_id
+            asked[fli] = asked.get(fli, 0) + req.quantity
+            left = self.returnable(fli)
+            if asked[fli] > left:
+                errors.append(
+                    UserError(
+                        [*path, "quantity"],
+                        f"Quantity {asked[fli]} is more than the {left} returnable.",
+                        "INVALID",
+                    )
+                )
+        if errors:
+            raise Refused(errors)
+        ret_id, rfo_id = self.next_id(), self.next_id()
+        lines: list[ReturnLine] = []
+        for req in requests:
+            found = self.fulfillment_line(req.fulfillment_line_item_id)
+            assert found is not None
+            lines.append(
+                ReturnLine(
+                    id=self.next_id(),
+                    fulfillment_line_item_id=req.fulfillment_line_item_id,
+                    line_item_id=found[1],
+                    quantity=req.quantity,
+                    reason=req.reason,
+                    reason_note=req.reason_note or "",
+                )
+            )
+        ret = Return(id=ret_id, order_id=order.id, status="OPEN", lines=lines, rfo_id=rfo_id)
+        rfo = ReverseFulfillmentOrder(
+            id=rfo_id,
+            return_id=ret_id,
+            lines=[
+                RfoLine(
+                    id=self.next_id(),
+                    fulfillment_line_item_id=line.fulfillment_line_item_id,
+                    return_line_id=line.id,
+                    total=line.quantity,
+                )
+                for line in lines
+            ],
+        )
+        self.returns[ret.id] = ret
+        self.reverse_fulfillment_orders[rfo.id] = rfo
+        for line in ret.lines:
+            self._return_of_line[line.id] = ret.id
+        for rfo_line in rfo.lines:
+            self._rfo_of_line[rfo_line.id] = rfo.id
+        order.return_ids.append(ret.id)
+        self._touch_order(order)
+        return ret
+
+    def dispose(self, requests: Sequence[DisposeRequest]) -> list[RfoLine]:
+        """``reverseFulfillmentOrderDispose``: say what became of returned units. RESTOCKED
+        units go back into available at the location (a level made there when the item was
+        not stocked yet); the other types move no stock. Returns the lines touched."""
+        errors: list[UserError] = []
+        asked: dict[int, int] = {}
+        for i, req in enumerate(requests):
+            path = [str(i)]
+            found = self.rfo_line(req.rfo_line_id)
+            if found is None:
+                errors.append(
+                    UserError(
+                        [*path, "reverseFulfillmentOrderLineItemId"],
+                        "Reverse fulfillment order line item does not exist.",
+                        "NOT_FOUND",
+                    )
+                )
+                continue
+            rfo, line = found
+            status = self.returns[rfo.return_id].status
+            if status != "OPEN":
+                errors.append(
+                    UserError(
+                        [*path, "reverseFulfillmentOrderLineItemId"],
+                        f"The return is {status.lower()}.",
+                        "INVALID_STATE",
+                    )
+                )
+                continue
+            if req.type not in DISPOSITION_TYPES:
+                errors.append(
+                    UserError(
+                        [*path, "dispositionType"],
+                        f"Unknown disposition type {req.type!r}.",
+                        "INVALID",
+                    )
+                )
+                continue
+            if req.quantity < 1:
+                errors.append(
+                    UserError([*path, "quantity"], "Quantity must be greater than 0.", "INVALID")
+                )
+                continue
+            asked[line.id] = asked.get(line.id, 0) + req.quantity
+            if asked[line.id] > line.undisposed:
+                errors.append(
+                    UserError(
+                        [*path, "quantity"],
+                        f"Quantity {asked[line.id]} is more than the {line.undisposed} "
+                        "units not disposed yet.",
+                        "INVALID",
+                    )
+                )
+                continue
+            if req.type == "RESTOCKED" and req.location_id is None:
+                errors.append(
+                    UserError(
+                        [*path, "locationId"], "A location is required to restock.", "INVALID"
+                    )
+                )
+            elif req.location_id is not None and req.location_id not in self.locations:
+                errors.append(
+                    UserError([*path, "locationId"], "Location does not exist.", "NOT_FOUND")
+                )
+        if errors:
+            raise Refused(errors)
+        touched: list[Level] = []
+        done: list[RfoLine] = []
+        for req in requests:
+            found = self.rfo_line(req.rfo_line_id)
+            assert found is not None
+            rfo, line = found
+            line.dispositions.append(
+                Disposition(self.next_id(), req.type, req.quantity, req.location_id)
+            )
+            if line not in done:
+                done.append(line)
+            if req.type == "RESTOCKED":
+                assert req.location_id is not None
+                item_id = self._returned_item(rfo, line)
+                level = self.levels.get((item_id, req.location_id)) or self.activate(
+                    item_id, req.location_id
+                )
+                level.add("available", req.quantity)
+                touched.append(level)
+        self._notify_levels(touched)
+        return done
+
+    def _returned_item(self, rfo: ReverseFulfillmentOrder, line: RfoLine) -> int:
+        """The inventory item of a reverse fulfilment order line's units."""
+        ret = self.returns[rfo.return_id]
+        li_id = next(x.line_item_id for x in ret.lines if x.id == line.return_line_id)
+        li = next(x for x in self.orders[ret.order_id].line_items if x.id == li_id)
+        return self.variants[li.variant_id].inventory_item_id
+
+    def _return_lines(
+        self, ret: Return, lines: Sequence[tuple[int, int]], *, at_least: int
+    ) -> list[UserError]:
+        """Check (return line id, quantity) pairs against what each line can still refund."""
+        errors: list[UserError] = []
+        by_id = {line.id: line for line in ret.lines}
+        asked: dict[int, int] = {}
+        for i, (line_id, qty) in enumerate(lines):
+            path = ["returnRefundLineItems", str(i)]
+            line = by_id.get(line_id)
+            if line is None:
+                errors.append(
+                    UserError(
+                        [*path, "returnLineItemId"],
+                        "Return line item does not exist on the return.",
+                        "NOT_FOUND",
+                    )
+                )
+                continue
+            if qty < at_least:
+                errors.append(
+                    UserError(
+                        [*path, "quantity"], f"Quantity must be at least {at_least}.", "INVALID"
+                    )
+                )
+                continue
+            asked[line_id] = asked.get(line_id, 0) + qty
+            left = line.quantity - line.refunded
+            if asked[line_id] > left:
+                errors.append(
+                    UserError(
+                        [*path, "quantity"],
+                        f"Quantity {asked[line_id]} is more than the {left} refundable.",
+                        "INVALID",
+                    )
+                )
+        return errors
+
+    def refundable(self, order: Order) -> Decimal:
+        """What can still be refunded: what the customer paid less what refunds gave back."""
+        return max(order.received() - self.refunded(order), Decimal("0.00"))
+
+    def suggested_refund(self, return_id: int, lines: Sequence[tuple[int, int]]) -> SuggestedRefund:
+        """``Return.suggestedRefund``: the lines at their (tax-included, undiscounted) price,
+        capped at what is refundable, split over the payments in order, each giving at most
+        what earlier refunds left of it."""
+        ret = self.returns.get(return_id)
+        if ret is None:
+            raise Refused([UserError(["id"], "Return does not exist.", "NOT_FOUND")])
+        errors = self._return_lines(ret, lines, at_least=0)
+        if errors:
+            raise Refused(errors)
+        order = self.orders[ret.order_id]
+        prices = {li.id: li.price for li in order.line_items}
+        by_id = {line.id: line for line in ret.lines}
+        subtotal = sum(
+            (prices[by_id[line_id].line_item_id] * qty for line_id, qty in lines),
+            Decimal("0.00"),
+        )
+        maximum = self.refundable(order)
+        amount = min(subtotal, maximum)
+        split: list[tuple[Transaction, Decimal]] = []
+        left = amount
+        for paid in order.paid_transactions():
+            share = min(left, order.refundable_from(paid.id))
+            if share <= 0:
+                continue
+            split.append((paid, share))
+            left -= share
+        return SuggestedRefund(subtotal, amount, maximum, split)
+
+    def refund_return(
+        self,
+        return_id: int,
+        lines: Sequence[tuple[int, int]],
+        payments: Sequence[RefundPayment] = (),
+    ) -> Refund:
+        """``returnRefund``: refund (return line id, quantity) lines of an OPEN return, with
+        money back against the order's payments, or none ("refunded outside Shopify": the
+        till paid the customer). No stock moves: the disposition restocked the units."""
+        ret = self.returns.get(return_id)
+        if ret is None:
+            raise Refused([UserError(["returnId"], "Return does not exist.", "NOT_FOUND")])
+        if ret.status != "OPEN":
+            raise Refused(
+                [UserError(["returnId"], f"The return is {ret.status.lower()}.", "INVALID_STATE")]
+            )
+        order = self.orders[ret.order_id]
+        errors = self._return_lines(ret, lines, at_least=1)
+        if not lines and not payments:
+            errors.append(UserError(["returnRefundLineItems"], "Nothing to refund.", "BLANK"))
+        paid = {t.id: t for t in order.paid_transactions()}
+        asked: dict[int, Decimal] = {}
+        for i, p in enumerate(payments):
+            path = ["orderTransactions", str(i)]
+            if p.parent_id not in paid:
+                errors.append(
+                    UserError(
+                        [*path, "parentId"],
+                        "Parent transaction is not a successful payment of the order.",
+                        "NOT_FOUND",
+                    )
+                )
+                continue
+            if p.currency != order.currency:
+                errors.append(
+                    UserError(
+                        [*path, "transactionAmount", "currencyCode"],
+                        f"Currency must be {order.currency}.",
+                        "INVALID",
+                    )
+                )
+                continue
+            if p.amount <= 0:
+                errors.append(
+                    UserError(
+                        [*path, "transactionAmount", "amount"],
+                        "Amount must be greater than 0.",
+                        "INVALID",
+                    )
+                )
+                continue
+            asked[p.parent_id] = asked.get(p.parent_id, Decimal(0)) + p.amount
+            left = order.refundable_from(p.parent_id)
+            if asked[p.parent_id] > left:
+                errors.append(
+                    UserError(
+                        [*path, "transactionAmount", "amount"],
+                        f"Amount {asked[p.parent_id]} is more than the {left} left of the "
+                        "parent transaction.",
+                        "INVALID",
+                    )
+                )
+        total = sum((p.amount for p in payments), Decimal("0.00"))
+        if not errors and total > self.refundable(order):
+            errors.append(
+                UserError(
+                    ["orderTransactions"],
+                    f"Amount {total} is more than the {self.refundable(order)} refundable.",
+                    "INVALID",
+                )
+            )
+        if errors:
+            raise Refused(errors)
+        items = {li.id: li for li in order.line_items}
+        by_id = {line.id: line for line in ret.lines}
+        refund_lines: list[RefundLine] = []
+        for line_id, qty in lines:
+            line = by_id[line_id]
+            li = items[line.line_item_id]
+            line.refunded += qty
+            li.refunded += qty
+            li.returned_refunded += qty
+            refund_lines.append(
+                RefundLine(self.next_id(), li.id, qty, "no_restock", None, li.price * qty)
+            )
+        r = Refund(
+            id=self.next_id(),
+            order_id=order.id,
+            note=None,
+            lines=refund_lines,
+            amount=total,
+            return_id=ret.id,
+        )
+        for p in payments:
+            order.transactions.append(
+                Transaction(
+                    id=self.next_id(),
+                    kind="REFUND",
+                    amount=p.amount,
+                    currency=order.currency,
+                    parent_id=p.parent_id,
+                    gateway=paid[p.parent_id].gateway,
+                    refund_id=r.id,
+                )
+            )
+        self.refunds[r.id] = r
+        order.refund_ids.append(r.id)
+        received, refunded = order.received(), self.refunded(order)
+        if received > 0 and refunded >= received:
+            order.financial_status = "refunded"
+        elif refunded > 0:
+            order.financial_status = "partially_refunded"
+        self._touch_order(order)
+        self.publish("refunds/create", payloads.refund(r, order))
+        self.publish("orders/updated", payloads.order(order, self))
+        return r
+
+    def close_return(self, return_id: int) -> Return:
+        """``returnClose``: an OPEN return is done with; any other state is refused."""
+        ret = self.returns.get(return_id)
+        if ret is None:
+            raise Refused([UserError(["id"], "Return does not exist.", "NOT_FOUND")])
+        if ret.status != "OPEN":
+            raise Refused(
+                [
+                    UserError(
+                        ["id"],
+                        f"A {ret.status.lower()} return cannot be closed.",
+                        "INVALID_STATE",
+                    )
+                ]
+            )
+        ret.status = "CLOSED"
+        self._touch_order(self.orders[ret.order_id])
+        return ret
 
     # -- customers --------------------------------------------------------------------------
 

@@ -144,6 +144,7 @@ class ControlApi:
             body.get("lines"),
             reasoncode=str(body.get("reasoncode", "")),
             comment=str(body.get("comment", "")),
+            payment=str(body.get("payment", "card")),
         )
         return json_response(order.wire())
 

@@ -71,6 +71,10 @@ def _int(value: Any, name: str) -> int:
         raise SimError(400, f"{name} must be an integer") from None
 
 
+# how a till return settles the money (see SitooState.till_return)
+TILL_RETURN_PAYMENTS = ("card", "cash", "none")
+
+
 class SitooState:
     def __init__(
         self,
@@ -945,8 +949,15 @@ class SitooState:
         *,
         reasoncode: str = "",
         comment: str = "",
+        payment: str = "card",
     ) -> OrderRec:
-        """A return at the till: a closed credit order with negative rows; stock comes back."""
+        """A return at the till: a closed credit order with negative rows; stock comes back.
+
+        ``payment`` says how the till settled the money: ``card`` or ``cash`` paid the customer
+        back (a negative payment row), ``none`` paid nothing (the customer is to be refunded
+        where they paid, online), the case where Shopify must refund."""
+        if payment not in TILL_RETURN_PAYMENTS:
+            raise SimError(400, f"payment {payment!r}: one of {', '.join(TILL_RETURN_PAYMENTS)}")
         store = self.store(storeid)
         wid = self.store_warehouse(storeid)
         original = self.order(orderid)
@@ -1018,7 +1029,11 @@ class SitooState:
                 "currencycode": original.data.get("currencycode"),
                 "additionaldata": extra,
                 "orderitems": items,
-                "payments": [{"name": "Card", "moneyamount": str(gross)}],
+                "payments": (
+                    []
+                    if payment == "none"
+                    else [{"name": payment.capitalize(), "moneyamount": str(gross)}]
+                ),
             }
         )
         self._deliver_all(credit, wid)

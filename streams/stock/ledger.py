@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from tillsync.schemas.events import ShopifyObserved, SitooLevel, SitooReserved
 from tillsync.schemas.money import whole_units
-from tillsync.schemas.sitoo import SitooEvent, WarehouseTransaction
+from tillsync.schemas.sitoo import TRANSACTION_REFUND, SitooEvent, WarehouseTransaction
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter, error_reason
@@ -58,12 +58,21 @@ WAKING_EVENTS = frozenset({"warehouse-transaction", "order", "order-delivery"})
 SnapshotEvent = SitooLevel | SitooReserved | ShopifyObserved
 
 
-def levels_of(tx: WarehouseTransaction, now: float) -> tuple[list[SitooLevel], list[str]]:
+def levels_of(
+    tx: WarehouseTransaction, now: float, *, returns: bool = False
+) -> tuple[list[SitooLevel], list[str]]:
     """One level per SKU of a transaction, and why each item that makes no level is set aside.
 
     A level's version is the transaction id, and a position takes one version once: two items
     of one SKU (two lines of a till sale, of a Move Out) make one level, with the total after
-    the last of them and the sum of their quantities (what settles an order's pending units)."""
+    the last of them and the sum of their quantities (what settles an order's pending units).
+    ``returns``: the returns flow pairs a till return with Shopify's restock, so the units a
+    return transaction brings back name its delivery."""
+    returned = (
+        tx.orderdeliveryid
+        if returns and tx.transactiontype == TRANSACTION_REFUND and tx.orderdeliveryid
+        else None
+    )
     totals: dict[str, Decimal] = {}
     deltas: dict[str, Decimal] = {}
     for item in tx.items:
@@ -84,6 +93,7 @@ def levels_of(tx: WarehouseTransaction, now: float) -> tuple[list[SitooLevel], l
                     event_time=float(tx.datecreated or now),
                     external_id=tx.externalid,
                     delta=whole_units(deltas[sku]),
+                    return_delivery_id=returned if deltas[sku] > 0 else None,
                 )
             )
         except ValidationError as exc:  # what Sitoo allows and a stock event does not: sku ""
@@ -109,7 +119,7 @@ class LedgerBatch:
     newest: int = 0
 
 
-def read_transactions(values: Iterable[bytes], now: float) -> LedgerBatch:
+def read_transactions(values: Iterable[bytes], now: float, *, returns: bool = False) -> LedgerBatch:
     """Each record's levels; a record, or an item of one, that makes no stock event is set
     aside with the reason, and the rest of the batch is taken (the whole record goes to the
     dead letters: replayed, the levels taken already are stale and change nothing)."""
@@ -121,7 +131,7 @@ def read_transactions(values: Iterable[bytes], now: float) -> LedgerBatch:
             reason = f"invalid warehouse transaction: {error_reason(exc)}"
             batch.invalid.append(Invalid(value, reason))
             continue
-        levels, invalid = levels_of(tx, now)
+        levels, invalid = levels_of(tx, now, returns=returns)
         batch.levels.extend(levels)
         if invalid:
             reason = f"invalid item of warehouse transaction {tx.warehousetransactionid}: "
@@ -275,12 +285,13 @@ class SitooLedger:
         self.window: LedgerWindow | None = None
         self.clock: Callable[[], float] = time.monotonic
         self.unknown = UnknownSkus()
+        self.returns = ctx.settings.returns_to_shopify
 
     async def take_ledger(self, stream: faust.StreamT[bytes]) -> None:
         """Agent: raw ledger records to stock events, and the cursor table kept up."""
         batches = cast(faust.Stream, stream).take_events(BATCH_MAX, within=BATCH_SECONDS)
         async for events in batches:
-            batch = read_transactions((e.value for e in events), time.time())
+            batch = read_transactions((e.value for e in events), time.time(), returns=self.returns)
             self.watch_skus(batch.levels, index_built=self.rt.ready.is_set())
             for bad in batch.invalid:
                 await dead_letter(

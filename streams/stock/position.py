@@ -27,6 +27,8 @@ from tillsync.schemas.events import (
     ObservedSource,
     OrderPlaced,
     PendingUnits,
+    RestockState,
+    ReturnRestock,
     SetInventory,
     ShopifyObserved,
     SitooLevel,
@@ -62,6 +64,15 @@ SETTLED_CAP = 300
 PRUNE_ABOVE = 64  # holds a position may have before a pruning pass looks at them
 PRUNE_EVERY = 60.0  # seconds between pruning passes of one position
 NO_RECORD = -1  # the version of a hold whose order's record has not come yet (only bookings)
+# A return at a till of an online order brings units back to Sitoo's stock at once; Shopify
+# may restock them itself moments later (the returns flow's RESTOCKED disposition). Until the
+# returns flow says which (``ReturnRestock``), its units are held back from Shopify: offered
+# twice otherwise. A return it never tells of (a till sale's, the flow down) stops being held
+# RETURN_GRACE after Sitoo booked it; Shopify's restock, once announced, is awaited
+# RESTOCK_EXPECT_SECONDS at most. Settled returns are kept RETURN_KEEP_SECONDS for replays.
+RETURN_GRACE = 60.0
+RESTOCK_EXPECT_SECONDS = 900.0
+RETURN_KEEP_SECONDS = 6 * 3600.0
 
 
 class PickupHold(BaseModel):
@@ -129,6 +140,27 @@ class OrderHold(BaseModel):
         return self.pickup is not None and self.pickup.took > 0
 
 
+class ReturnHold(BaseModel):
+    """One return at a till here (a Sitoo delivery): the units Sitoo's ledger booked back, and
+    what the returns flow said Shopify does with them."""
+
+    units: int = 0  # booked back by Sitoo's ledger so far
+    booked_at: float | None = None  # when the ledger's transaction came (our clock)
+    state: RestockState | None = None  # None: not told yet
+    told_at: float = 0.0
+    expired: bool = False  # waited too long: no longer held
+
+    @property
+    def settled(self) -> bool:
+        return self.state in (RestockState.DONE, RestockState.RELEASED)
+
+    @property
+    def held(self) -> int:
+        if self.expired or self.settled:
+            return 0
+        return self.units
+
+
 class InFlight(BaseModel):
     target: int
     version: int
@@ -162,6 +194,8 @@ class Position(BaseModel):
     # online orders of this SKU seen but not yet routed (order id -> until when a shortfall
     # waits for it)
     order_hints: dict[str, float] = Field(default_factory=dict)
+    # returns at a till booked back here, by Sitoo delivery id (see ReturnHold)
+    returns: dict[str, ReturnHold] = Field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -183,7 +217,19 @@ class Position(BaseModel):
             p = h.pickup
             if p is not None and p.in_sitoo and p.in_sitoo_since <= self.reserved_at:
                 in_sitoo += p.in_sitoo
-        return held - min(in_sitoo, self.sitoo_reserved)
+        returned = sum(r.held for r in self.returns.values()) if self.returns else 0
+        return held - min(in_sitoo, self.sitoo_reserved) + returned
+
+    def return_wake(self) -> float | None:
+        """When the first return still held stops being held if nothing is told of it."""
+        ends = [
+            h.told_at + RESTOCK_EXPECT_SECONDS
+            if h.state is RestockState.EXPECTED
+            else (h.booked_at or 0.0) + RETURN_GRACE
+            for h in self.returns.values()
+            if h.held and (h.state is RestockState.EXPECTED or h.booked_at is not None)
+        ]
+        return min(ends, default=None)
 
     @property
     def order_hint_until(self) -> float:
@@ -218,13 +264,21 @@ class Outcome:
 
 def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome:
     out = Outcome(pos)
-    if isinstance(event, SitooLevel):
+    released = _age_returns(pos, now) if pos.returns else False
+    if isinstance(event, ReturnRestock):
+        if not _take_restock(pos, event, now, out):
+            return out
+    elif isinstance(event, SitooLevel):
         if event.version <= pos.sitoo_version:
             out.ignored = f"stale Sitoo transaction {event.version} <= {pos.sitoo_version}"
             return out
         pos.sitoo_total = event.total
         pos.sitoo_version = event.version
         pos.sitoo_event_time = event.event_time
+        if event.return_delivery_id is not None:
+            back = pos.returns.setdefault(f"d{event.return_delivery_id}", ReturnHold())
+            back.units += event.delta
+            back.booked_at = now
         ref = fulfilment_of_external_id(event.external_id)
         if ref is not None:
             # the Move Out (or its reversal) of a store fulfilment: booked against the order's
@@ -305,10 +359,64 @@ def step(pos: Position, event: StockEvent, loc: Location, now: float) -> Outcome
             pos.order_hints[str(event.order_id)] = event.at + SHORTFALL_GRACE
             return out
     elif isinstance(event, DriftCheck):
-        _drift_check(pos, loc, now, out)
+        if released:  # a return no longer held: the target rose, drift or not
+            _reconcile(pos, loc, now, out, now)
+        else:
+            _drift_check(pos, loc, now, out)
+        _wake_for_returns(pos, out)
         return out
     _reconcile(pos, loc, now, out, _source_time(event, now))
+    _wake_for_returns(pos, out)
     return out
+
+
+def _wake_for_returns(pos: Position, out: Outcome) -> None:
+    """Look again when the first held return's wait ends (a drift's settle window may be
+    later, and every step's check replaces the one scheduled before)."""
+    wake = pos.return_wake() if pos.returns else None
+    if wake is not None:
+        out.check_at = min(wake, out.check_at) if out.check_at is not None else wake
+
+
+def _take_restock(pos: Position, event: ReturnRestock, now: float, out: Outcome) -> bool:
+    """A return's state only moves forward: told, then done or released; a repeat or a replay
+    changes nothing. Expected again after it expired (the flow was held up past the grace)
+    holds the units back again until Shopify's restock."""
+    key = f"d{event.delivery_id}"
+    hold = pos.returns.get(key)
+    if hold is not None and hold.settled:
+        out.ignored = "stale return restock (the return is settled)"
+        return False
+    if event.state is RestockState.EXPECTED and now - event.at > RESTOCK_EXPECT_SECONDS:
+        out.ignored = "stale return restock (expected too long ago)"
+        return False
+    hold = hold if hold is not None else ReturnHold()
+    hold.state = event.state
+    hold.told_at = event.at
+    hold.expired = False
+    pos.returns[key] = hold
+    return True
+
+
+def _age_returns(pos: Position, now: float) -> bool:
+    """Returns held too long stop being held; settled ones are forgotten in time. True when
+    one stopped being held (the target rose)."""
+    released = False
+    for key, hold in list(pos.returns.items()):
+        since = max(hold.booked_at or 0.0, hold.told_at)
+        if hold.settled or hold.expired:
+            if now - since >= RETURN_KEEP_SECONDS:
+                del pos.returns[key]
+            continue
+        waited = (
+            now - hold.told_at >= RESTOCK_EXPECT_SECONDS
+            if hold.state is RestockState.EXPECTED
+            else hold.booked_at is not None and now - hold.booked_at >= RETURN_GRACE
+        )
+        if waited:
+            hold.expired = True
+            released = released or hold.units != 0
+    return released
 
 
 def _take_held(pos: Position, event: HeldUnits, now: float, out: Outcome) -> bool:
@@ -393,7 +501,9 @@ def _source_time(event: StockEvent, now: float) -> float:
     """When the change that leads to a write happened: sync latency is measured from it."""
     if isinstance(event, SitooLevel):
         return event.event_time
-    if isinstance(event, PendingUnits | WriteResult | DriftCheck | OrderPlaced | HeldUnits):
+    if isinstance(
+        event, PendingUnits | WriteResult | DriftCheck | OrderPlaced | HeldUnits | ReturnRestock
+    ):
         return min(now, event.at)
     if isinstance(event, SitooReserved):
         return min(now, event.observed_at)

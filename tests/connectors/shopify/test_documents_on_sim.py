@@ -9,6 +9,7 @@ import pytest
 
 from tillsync.connectors.shopify.documents import ALL_DOCUMENTS, QUANTITY_NAMES
 from tillsync_sim.shopify import ShopifySimulator
+from tillsync_sim.shopify.state import ReturnRequest
 
 from .conftest import GQL, Receiver, ids, wait_for
 
@@ -39,6 +40,19 @@ def _variables(name: str, sim: ShopifySimulator) -> dict[str, Any]:
         financial_status="pending",
     )
     customer = f"gid://shopify/Customer/{order.customer_id}"
+    # a store return: two shirts picked up, one already on an OPEN return (the other left
+    # for RETURN_CREATE), its reverse fulfilment order line not disposed yet
+    returned = st.place_order(
+        [("SHIRT-S", 2)],
+        location_id=int(store.rsplit("/", 1)[1]),
+        delivery="PICK_UP",
+    )
+    shipped = st.fulfil(returned.fulfillment_order_ids[0])
+    fulfilment_line = shipped.line_ids[0]
+    ret = st.create_return(returned.id, [ReturnRequest(fulfilment_line, 1, "UNWANTED")])
+    rfo_line = st.reverse_fulfillment_orders[ret.rfo_id].lines[0]
+    [sale] = returned.transactions
+    return_line = f"gid://shopify/ReturnLineItem/{ret.lines[0].id}"
     qty = {"inventoryItemId": shirt["inventory_item_id"], "locationId": store}
     table: dict[str, dict[str, Any]] = {
         "SHOP_AND_LOCATIONS": {"first": 10},
@@ -134,6 +148,50 @@ def _variables(name: str, sim: ShopifySimulator) -> dict[str, Any]:
         "BULK_OPERATION_RUN_QUERY": {"query": ALL_DOCUMENTS["BULK_INVENTORY_EXPORT_QUERY"]},
         "CURRENT_BULK_OPERATION": {},
         "BULK_OPERATION_BY_ID": {"id": "gid://shopify/BulkOperation/1"},
+        "ORDER_RETURNS": {"id": f"gid://shopify/Order/{returned.id}"},
+        "RETURN_CREATE": {
+            "returnInput": {
+                "orderId": f"gid://shopify/Order/{returned.id}",
+                "returnLineItems": [
+                    {
+                        "fulfillmentLineItemId": f"gid://shopify/FulfillmentLineItem/{fulfilment_line}",
+                        "quantity": 1,
+                        "returnReason": "SIZE_TOO_SMALL",
+                        "returnReasonNote": "returned at the till",
+                    }
+                ],
+            }
+        },
+        "REVERSE_FULFILLMENT_ORDER_DISPOSE": {
+            "dispositionInputs": [
+                {
+                    "reverseFulfillmentOrderLineItemId": (
+                        f"gid://shopify/ReverseFulfillmentOrderLineItem/{rfo_line.id}"
+                    ),
+                    "quantity": 1,
+                    "dispositionType": "RESTOCKED",
+                    "locationId": store,
+                }
+            ]
+        },
+        "RETURN_SUGGESTED_REFUND": {
+            "id": f"gid://shopify/Return/{ret.id}",
+            "lines": [{"returnLineItemId": return_line, "quantity": 1}],
+        },
+        "RETURN_REFUND": {
+            "returnRefundInput": {
+                "returnId": f"gid://shopify/Return/{ret.id}",
+                "returnRefundLineItems": [{"returnLineItemId": return_line, "quantity": 1}],
+                "orderTransactions": [
+                    {
+                        "transactionAmount": {"amount": "499.00", "currencyCode": "SEK"},
+                        "parentId": f"gid://shopify/OrderTransaction/{sale.id}",
+                    }
+                ],
+                "notifyCustomer": False,
+            }
+        },
+        "RETURN_CLOSE": {"id": f"gid://shopify/Return/{ret.id}"},
         "WEBHOOK_SUBSCRIPTION_CREATE": {
             "topic": "ORDERS_CREATE",
             "webhookSubscription": {"callbackUrl": "http://127.0.0.1:9/hooks", "format": "JSON"},

@@ -248,6 +248,7 @@ class FakeRuntime:
 @dataclass
 class FakeSettings:
     app_id: str = "t"
+    returns_to_shopify: bool = False
 
 
 @dataclass

@@ -1,0 +1,124 @@
+"""The GraphQL documents of a store return reaching Shopify, in one place beside
+``documents.py`` (which lists them in ``ALL_DOCUMENTS`` so the contract tests validate them).
+
+The 2025-01 chain validated against the schema: ``returnCreate`` (an OPEN return and its
+reverse fulfilment order), ``reverseFulfillmentOrderDispose`` (restocked at the store's
+location, or not), ``returnRefund`` (the lines, and money only when the till did not pay the
+customer back), ``returnClose``. From 2025-07 Shopify folds the last three into
+``returnProcess``; only ``connectors/shopify/returns.py`` knows the chain, so moving is one
+change there.
+"""
+
+from __future__ import annotations
+
+ORDER_RETURNS = """
+query OrderReturns($id: ID!) {
+  order(id: $id) {
+    id name currencyCode displayFinancialStatus cancelledAt
+    totalReceivedSet { shopMoney { amount currencyCode } }
+    totalRefundedSet { shopMoney { amount currencyCode } }
+    fulfillments(first: 10) {
+      id
+      location { id }
+      fulfillmentLineItems(first: 10) {
+        nodes { id quantity lineItem { id sku } }
+      }
+    }
+    returns(first: 5) {
+      nodes {
+        id status
+        returnLineItems(first: 10) {
+          nodes {
+            id quantity returnReason returnReasonNote
+            ... on ReturnLineItem {
+              refundableQuantity refundedQuantity
+              fulfillmentLineItem { id lineItem { id sku } }
+            }
+          }
+        }
+        reverseFulfillmentOrders(first: 1) {
+          nodes {
+            id
+            lineItems(first: 10) {
+              nodes {
+                id totalQuantity
+                fulfillmentLineItem { id }
+                dispositions { type quantity location { id } }
+              }
+            }
+          }
+        }
+      }
+    }
+    transactions(first: 20) {
+      id kind status gateway
+      amountSet { shopMoney { amount currencyCode } }
+      parentTransaction { id }
+    }
+  }
+}
+"""
+
+RETURN_CREATE = """
+mutation ReturnCreate($returnInput: ReturnInput!) {
+  returnCreate(returnInput: $returnInput) {
+    return { id status }
+    userErrors { code field message }
+  }
+}
+"""
+
+REVERSE_FULFILLMENT_ORDER_DISPOSE = """
+mutation ReverseFulfillmentOrderDispose(
+  $dispositionInputs: [ReverseFulfillmentOrderDisposeInput!]!
+) {
+  reverseFulfillmentOrderDispose(dispositionInputs: $dispositionInputs) {
+    reverseFulfillmentOrderLineItems { id dispositions { type quantity } }
+    userErrors { code field message }
+  }
+}
+"""
+
+RETURN_SUGGESTED_REFUND = """
+query ReturnSuggestedRefund($id: ID!, $lines: [ReturnRefundLineItemInput!]!) {
+  return(id: $id) {
+    id
+    suggestedRefund(returnRefundLineItems: $lines) {
+      amount { shopMoney { amount currencyCode } }
+      maximumRefundable { shopMoney { amount currencyCode } }
+      suggestedTransactions {
+        gateway kind
+        amountSet { shopMoney { amount currencyCode } }
+        parentTransaction { id }
+      }
+    }
+  }
+}
+"""
+
+RETURN_REFUND = """
+mutation ReturnRefund($returnRefundInput: ReturnRefundInput!) {
+  returnRefund(returnRefundInput: $returnRefundInput) {
+    refund { id note totalRefundedSet { shopMoney { amount currencyCode } } }
+    userErrors { code field message }
+  }
+}
+"""
+
+RETURN_CLOSE = """
+mutation ReturnClose($id: ID!) {
+  returnClose(id: $id) {
+    return { id status }
+    userErrors { code field message }
+  }
+}
+"""
+
+RETURNS_DOCUMENTS: dict[str, str] = {
+    "ORDER_RETURNS": ORDER_RETURNS,
+    "RETURN_CREATE": RETURN_CREATE,
+    "REVERSE_FULFILLMENT_ORDER_DISPOSE": REVERSE_FULFILLMENT_ORDER_DISPOSE,
+    "RETURN_SUGGESTED_REFUND": RETURN_SUGGESTED_REFUND,
+    "RETURN_REFUND": RETURN_REFUND,
+    "RETURN_CLOSE": RETURN_CLOSE,
+}

@@ -1,0 +1,139 @@
+"""The returns flow's agent, table and the worker's side of its writer (clients, Kafka)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+
+import faust
+
+from tillsync.connectors.shopify.client import UserErrorInfo
+from tillsync.connectors.shopify.returns import (
+    DisposalIn,
+    OrderReturns,
+    ReturnLineIn,
+    SuggestedRefund,
+    SuggestedTransaction,
+)
+from tillsync.schemas.events import ExceptionRecord, ReturnRestock
+from tillsync.schemas.sitoo import Order, OrderDelivery
+from tillsync.streams import topics
+from tillsync.streams.context import Context
+from tillsync.streams.returns.writer import StoreReturns
+from tillsync.streams.runtime import Runtime
+from tillsync.streams.stock.sink_output import KafkaSinkOutput
+from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
+
+WINDOW = 100
+WINDOW_SECONDS = 0.05
+
+
+class RuntimeReturnsPlatforms:
+    """The worker's clients, looked up at each call (the runtime builds them on first use)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    async def get_order(self, orderid: int) -> Order:
+        return await self._rt.sitoo.get_order(orderid)
+
+    async def order_deliveries(self, orderid: int) -> list[OrderDelivery]:
+        return await self._rt.sitoo.order_deliveries(orderid)
+
+    async def order_returns(self, order_id: int) -> OrderReturns | None:
+        return await self._rt.shopify.order_returns(order_id)
+
+    async def create_return(
+        self, order_id: int, lines: Sequence[ReturnLineIn]
+    ) -> tuple[int | None, list[UserErrorInfo]]:
+        return await self._rt.shopify.create_return(order_id, lines)
+
+    async def dispose(self, disposals: Sequence[DisposalIn]) -> list[UserErrorInfo]:
+        return await self._rt.shopify.dispose(disposals)
+
+    async def suggested_refund(
+        self, return_id: int, lines: Mapping[int, int]
+    ) -> SuggestedRefund | None:
+        return await self._rt.shopify.suggested_refund(return_id, lines)
+
+    async def refund_return(
+        self,
+        return_id: int,
+        lines: Mapping[int, int],
+        transactions: Sequence[SuggestedTransaction],
+        currency: str,
+    ) -> tuple[int | None, list[UserErrorInfo]]:
+        return await self._rt.shopify.refund_return(return_id, lines, transactions, currency)
+
+    async def close_return(self, return_id: int) -> list[UserErrorInfo]:
+        return await self._rt.shopify.close_return(return_id)
+
+
+class KafkaReturnsOutput:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.sink = KafkaSinkOutput(ctx, topics.SITOO_RETURNS)
+
+    async def restocks(self, records: Sequence[ReturnRestock]) -> None:
+        await self.ctx.send_all(
+            topics.STOCK_EVENTS,
+            ((r.sku.encode(), r.model_dump_json().encode()) for r in records),
+            durable=True,
+        )
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        await self.sink.exception(record)
+
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        await self.sink.dead_letter(value, reason, headers=headers)
+
+
+class TableMarks(MutableMapping[str, float]):
+    """The Faust table as the writer's ``table``: a missing key reads as absent."""
+
+    def __init__(self, table: faust.types.TableT) -> None:
+        self._table = table
+
+    def __getitem__(self, key: str) -> float:
+        value = self._table.get(key)
+        if value is None:
+            raise KeyError(key)
+        return float(value)
+
+    def __setitem__(self, key: str, value: float) -> None:
+        self._table[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+def register(ctx: Context) -> None:
+    rt = ctx.runtime
+    assert rt is not None
+    table = ctx.app.Table(
+        "store-returns",
+        default=None,
+        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
+        help="per Sitoo credit order: when its Shopify return was asked, or that it is done",
+    )
+    platforms = RuntimeReturnsPlatforms(rt)
+    writer = StoreReturns(
+        platforms,
+        platforms,
+        KafkaReturnsOutput(ctx),
+        rt.locations,
+        ctx.settings.return_reasons,
+        TableMarks(table),
+    )
+    runner = SinkRunner(writer, window=WINDOW, within=WINDOW_SECONDS, flowing=flow_of(ctx.app))
+
+    @ctx.app.agent(ctx.topic(topics.SITOO_RETURNS), name="store-returns")
+    async def store_returns(stream: faust.StreamT[bytes]) -> None:
+        await runner.run(stream, ready=rt.ready)

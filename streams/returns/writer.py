@@ -1,0 +1,472 @@
+"""Store returns to Shopify: a Sitoo credit order becomes one Shopify return, exactly once.
+
+The ``store-returns`` agent takes ``StoreReturn`` records (``sitoo.returns``, keyed by the
+Sitoo order returned, so one order's returns are planned one at a time) into a backlog; the
+writer task (``command_writer.py``) carries each out when Shopify and Sitoo answer. A run reads
+both platforms and does what is still owed, so a repeat, a replay or a crash midway finds it:
+
+1. the credit order and its original in Sitoo; only an original tillsync made of a Shopify
+   fulfilment order (``fo-…``) is an online order's. A till sale's return is Sitoo's alone
+   (its stock flows as any stock change); a credit order linked to nothing is a blind return,
+   raised for store operations to link.
+2. the order's returns in Shopify. None carries the credit order's marker: a return of its rows
+   is made (``returnCreate``), the marker in each line's note. One does: its units per SKU must
+   be the credit order's (compared before any write), else an exception and no write.
+3. what is left to dispose: restocked at the store where Sitoo took the goods back when they
+   are resellable and the store is mapped, else not restocked. Sitoo's own return transaction
+   has the units back in its stock already, so the restock is announced to the stock positions
+   first (``ReturnRestock`` expected: not offered twice), and confirmed from Shopify's state
+   after (done).
+4. what is left to refund: the lines always (Shopify's books say returned and refunded);
+   money only what the till did not pay back, once Shopify's suggested refund agrees with
+   Sitoo's value within 0.01, else finance decides (an exception; the return stays open).
+5. close the return once nothing is left to dispose or refund.
+
+The ``store-returns`` table keeps per credit order when its return was asked of Shopify (so a
+run that lost the answer reads again before it asks again) and that it is done (so a replay
+reads nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Protocol
+
+from tillsync.connectors.shopify.client import UserErrorInfo
+from tillsync.connectors.shopify.returns import (
+    DisposalIn,
+    OrderReturns,
+    ReturnLineIn,
+    ShopifyReturn,
+    SuggestedRefund,
+    SuggestedTransaction,
+)
+from tillsync.schemas.events import (
+    ExceptionRecord,
+    RestockState,
+    ReturnRestock,
+    StoreReturn,
+)
+from tillsync.schemas.locations import LocationMap
+from tillsync.schemas.returns import ReasonRule
+from tillsync.schemas.sitoo import Order, OrderDelivery
+from tillsync.streams import metrics
+from tillsync.streams.metrics import EXCEPTION_OWNERS, ExceptionType, RefundPath, ReturnOutcome
+from tillsync.streams.returns.plan import (
+    TOLERANCE,
+    CreditRow,
+    Returned,
+    credit_money,
+    credit_rows,
+    cut_to,
+    disposals,
+    fates,
+    marker,
+    plan_return,
+    planned_restocks,
+    restocked,
+    returned_by_sku,
+    returned_units,
+    units_by_sku,
+)
+from tillsync.streams.stock.command_writer import Breakers, CommandWriter
+from tillsync.streams.stock.pickup_handover import pickup_ref
+
+log = logging.getLogger("tillsync.returns")
+
+# a return asked of Shopify with no answer is looked for this long before it is asked again:
+# Shopify may show a mutation's result a moment after it answered (or failed to)
+RETURN_SETTLE = 20.0
+DONE = -1  # the table's value for a credit order finished
+
+
+class ReturnsSitoo(Protocol):
+    async def get_order(self, orderid: int) -> Order: ...
+
+    async def order_deliveries(self, orderid: int) -> list[OrderDelivery]: ...
+
+
+class ReturnsShopify(Protocol):
+    async def order_returns(self, order_id: int) -> OrderReturns | None: ...
+
+    async def create_return(
+        self, order_id: int, lines: Sequence[ReturnLineIn]
+    ) -> tuple[int | None, list[UserErrorInfo]]: ...
+
+    async def dispose(self, disposals: Sequence[DisposalIn]) -> list[UserErrorInfo]: ...
+
+    async def suggested_refund(
+        self, return_id: int, lines: Mapping[int, int]
+    ) -> SuggestedRefund | None: ...
+
+    async def refund_return(
+        self,
+        return_id: int,
+        lines: Mapping[int, int],
+        transactions: Sequence[SuggestedTransaction],
+        currency: str,
+    ) -> tuple[int | None, list[UserErrorInfo]]: ...
+
+    async def close_return(self, return_id: int) -> list[UserErrorInfo]: ...
+
+
+class ReturnsOutput(Protocol):
+    async def restocks(self, records: Sequence[ReturnRestock]) -> None:
+        """Durably to the stock positions, before the next step is taken."""
+
+    async def exception(self, record: ExceptionRecord) -> None: ...
+
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None: ...
+
+
+class StoreReturns(CommandWriter[StoreReturn]):
+    SINK = metrics.Sink.STORE_RETURNS
+
+    def __init__(
+        self,
+        sitoo: ReturnsSitoo,
+        shopify: ReturnsShopify,
+        output: ReturnsOutput,
+        locations: LocationMap,
+        reasons: Mapping[str, ReasonRule],
+        table: MutableMapping[str, float],  # "c<credit>" -> when asked, or DONE
+        *,
+        breakers: Breakers | None = None,
+        clock: Callable[[], float] = time.time,
+        settle: float = RETURN_SETTLE,
+    ) -> None:
+        super().__init__(breakers=breakers, dead_letter=output.dead_letter)
+        self.sitoo = sitoo
+        self.shopify = shopify
+        self.output = output
+        self.locations = locations
+        self.reasons = dict(reasons)
+        self.table = table
+        self.clock = clock
+        self.settle = settle
+        self._turns = Turns()
+
+    def decode(self, value: bytes) -> StoreReturn:
+        command = StoreReturn.model_validate_json(value)
+        if command.credit is not None:
+            Order.model_validate(command.credit)  # refused here, dead-lettered at once
+        return command
+
+    def key_of(self, command: StoreReturn) -> str:
+        # a credit order's repeats supersede one another; two credit orders of one original
+        # are two keys (a newer command supersedes an older of its key, which would lose one)
+        # and take turns on the original's lock instead
+        return _key(command.credit_order_id)
+
+    async def refused(self, command: StoreReturn, reason: str) -> None:
+        await self._exception(
+            ExceptionType.RETURN_STEP_FAILED,
+            command.credit_order_id,
+            f"the return of Sitoo credit order {command.credit_order_id} could not be told to "
+            f"Shopify: {reason}",
+        )
+        self.table[_key(command.credit_order_id)] = DONE
+
+    async def carry_out(self, command: StoreReturn) -> None:
+        key = _key(command.credit_order_id)
+        if self.table.get(key) == DONE:
+            return
+        credit = (
+            Order.model_validate(command.credit)
+            if command.credit is not None
+            else await self.sitoo.get_order(command.credit_order_id)
+        )
+        # one original's returns one at a time, so that two credit orders of one line never
+        # both plan its last returnable unit (they share a partition, so a worker)
+        async with self._turns.of(command.original_order_id or -command.credit_order_id):
+            outcome = await self._run(command, credit)
+        if outcome not in (ReturnOutcome.RETURNED, ReturnOutcome.HELD):
+            # Shopify restocks none of it: Sitoo's units go to Shopify through the stock flow
+            await self._tell(await self._returned(credit), set(), RestockState.RELEASED)
+        self.table[key] = DONE
+        metrics.returns_total.labels(outcome=outcome).inc()
+
+    async def _run(self, command: StoreReturn, credit: Order) -> ReturnOutcome:
+        cid = command.credit_order_id
+        if credit.creditorderid is None:
+            await self._exception(
+                ExceptionType.RETURN_BLIND,
+                cid,
+                f"Sitoo credit order {cid} returns goods with no original order linked (a "
+                "blind return): find the online order by the customer's email and refund it "
+                "in Shopify by hand",
+            )
+            return ReturnOutcome.BLIND
+        original = await self.sitoo.get_order(credit.creditorderid)
+        ref = pickup_ref(original)
+        if ref is None:
+            return ReturnOutcome.NOT_OURS
+        rows = credit_rows(credit, self.reasons)
+        if not rows:
+            return ReturnOutcome.NOT_OURS  # nothing but money rows: no goods came back
+        state = await self._read(ref.order_id)
+        if state is None:
+            await self._exception(
+                ExceptionType.RETURN_REFUSED,
+                cid,
+                f"Sitoo credit order {cid} returns Shopify order {ref.order_id}, which Shopify "
+                "does not have",
+            )
+            return ReturnOutcome.REFUSED
+        mark = marker(cid)
+        ours = state.marked(mark)
+        if not ours:
+            made = await self._create(cid, ref.order_id, rows, state, original)
+            if isinstance(made, ReturnOutcome):
+                return made
+            state = made
+            ours = state.marked(mark)
+            if not ours:
+                # made, and not in the read that followed: run again (a surprise, retried,
+                # which finds it by its marker then, or dead-lettered and raised)
+                raise RuntimeError(f"the return of credit order {cid} is not visible yet")
+        if returned_by_sku(ours) != units_by_sku(rows):
+            await self._exception(
+                ExceptionType.RETURN_LINES_MISMATCH,
+                cid,
+                f"Sitoo credit order {cid} returns {dict(units_by_sku(rows))} of Shopify "
+                f"order {state.name}, whose return(s) marked for it hold "
+                f"{dict(returned_by_sku(ours))}: nothing more was written",
+            )
+            return ReturnOutcome.REFUSED
+        outcome = ReturnOutcome.RETURNED
+        for ret in ours:
+            step = await self._finish(cid, ret, rows, state, credit)
+            if step is not ReturnOutcome.RETURNED:
+                outcome = step
+        return outcome
+
+    async def _read(self, order_id: int) -> OrderReturns | None:
+        return await self.shopify.order_returns(order_id)
+
+    async def _create(
+        self,
+        cid: int,
+        order_id: int,
+        rows: Sequence[CreditRow],
+        state: OrderReturns,
+        original: Order,
+    ) -> OrderReturns | ReturnOutcome:
+        key = _key(cid)
+        asked = self.table.get(key)
+        if asked is not None and asked != DONE:
+            # asked before with no answer kept: Shopify may show it a moment late
+            wait = asked + self.settle - self.clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            again = await self._read(order_id)
+            if again is not None and again.marked(marker(cid)):
+                return again
+            state = again if again is not None else state
+        at = self.locations.by_warehouse(original.warehouseid or 0)
+        plan = plan_return(
+            rows, state, at.shopify_location_id if at is not None else None, marker(cid)
+        )
+        if plan.short or not plan.lines:
+            await self._exception(
+                ExceptionType.RETURN_NOT_RETURNABLE,
+                cid,
+                f"Sitoo credit order {cid} returns units Shopify order {state.name} has no "
+                f"fulfilled units left to return for: {plan.short or dict(units_by_sku(rows))}",
+            )
+            return ReturnOutcome.REFUSED
+        self.table[key] = self.clock()
+        made, errors = await self.shopify.create_return(order_id, plan.lines)
+        if errors or made is None:
+            await self._exception(
+                ExceptionType.RETURN_REFUSED,
+                cid,
+                f"Shopify refused the return of Sitoo credit order {cid} on order "
+                f"{state.name}: {_said(errors)}",
+            )
+            return ReturnOutcome.REFUSED
+        log.info("credit order %d: Shopify return %d on order %s", cid, made, state.name)
+        again = await self._read(order_id)
+        return again if again is not None else state
+
+    async def _finish(
+        self,
+        cid: int,
+        ret: ShopifyReturn,
+        rows: Sequence[CreditRow],
+        state: OrderReturns,
+        credit: Order,
+    ) -> ReturnOutcome:
+        """Dispose, refund and close what the return still owes."""
+        location_of = {
+            loc.sitoo_warehouse_id: loc.shopify_location_id for loc in self.locations.locations
+        }
+        fate = fates(ret, rows, location_of)
+        plan = disposals(ret, fate)
+        back = await self._returned(credit)
+        if plan:
+            restocking = {(u.sku, u.location_id) for u in planned_restocks(plan, ret, fate)}
+            await self._tell(back, restocking, RestockState.EXPECTED)
+            errors = await self.shopify.dispose(plan)
+            if errors:
+                await self._tell(back, set(), RestockState.RELEASED)
+                await self._exception(
+                    ExceptionType.RETURN_REFUSED,
+                    cid,
+                    f"Shopify refused to dispose of the return of Sitoo credit order {cid} on "
+                    f"order {state.name}: {_said(errors)}",
+                )
+                return ReturnOutcome.REFUSED
+        for row in rows if plan else ():  # told with the disposal, once
+            if not row.reason.resellable and row.warehouse_id in location_of:
+                await self._exception(
+                    ExceptionType.RETURN_UNSELLABLE_IN_STOCK,
+                    cid,
+                    f"Sitoo credit order {cid} took back {row.units} x {row.sku} as "
+                    f"'{row.reason.shopify.value}' into the store's sellable stock (warehouse "
+                    f"{row.warehouse_id}), so they are on sale online: move them out of it",
+                )
+        outcome = ReturnOutcome.RETURNED
+        to_refund = {line.id: line.refundable for line in ret.lines if line.refundable > 0}
+        if to_refund:
+            outcome = await self._refund(cid, ret, to_refund, state, credit)
+        after = await self._read(state.order_id)
+        now_ret = next((r for r in (after.returns if after else ()) if r.id == ret.id), ret)
+        done = {(u.sku, u.location_id) for u in restocked(now_ret)}
+        await self._tell(back, done, RestockState.DONE)
+        if (
+            outcome is ReturnOutcome.RETURNED
+            and now_ret.status == "OPEN"
+            and now_ret.undisposed == 0
+            and now_ret.refundable == 0
+        ):
+            errors = await self.shopify.close_return(ret.id)
+            if errors:
+                log.warning("credit order %d: return %d not closed: %s", cid, ret.id, _said(errors))
+        return outcome
+
+    async def _refund(
+        self,
+        cid: int,
+        ret: ShopifyReturn,
+        lines: Mapping[int, int],
+        state: OrderReturns,
+        credit: Order,
+    ) -> ReturnOutcome:
+        money = credit_money(credit)
+        owed = money.owed_in_shopify
+        transactions: list[SuggestedTransaction] = []
+        if owed > TOLERANCE:
+            suggested = await self.shopify.suggested_refund(ret.id, lines)
+            if (
+                suggested is None
+                or abs(suggested.amount - money.value) > TOLERANCE
+                or owed > suggested.maximum + TOLERANCE
+            ):
+                shown = "none" if suggested is None else f"{suggested.amount} {suggested.currency}"
+                await self._exception(
+                    ExceptionType.RETURN_REFUND_MISMATCH,
+                    cid,
+                    f"Sitoo credit order {cid} values the goods returned on order {state.name} "
+                    f"at {money.value} and paid back {money.paid_at_till} at the till; Shopify "
+                    f"suggests refunding {shown}. Nothing was refunded: refund the customer "
+                    f"{owed} in Shopify by hand, or correct Sitoo",
+                )
+                return ReturnOutcome.HELD
+            transactions = cut_to(suggested.transactions, owed)
+        made, errors = await self.shopify.refund_return(ret.id, lines, transactions, state.currency)
+        if errors or made is None:
+            await self._exception(
+                ExceptionType.RETURN_REFUND_REFUSED,
+                cid,
+                f"Shopify refused to refund the return of Sitoo credit order {cid} on order "
+                f"{state.name} ({owed} owed in Shopify): {_said(errors)}",
+            )
+            return ReturnOutcome.HELD
+        paid = sum((t.amount for t in transactions), Decimal("0.00"))
+        if paid:
+            metrics.returns_refunded.labels(path=RefundPath.SHOPIFY).inc(float(paid))
+        if money.paid_at_till:
+            metrics.returns_refunded.labels(path=RefundPath.OUTSIDE_SHOPIFY).inc(
+                float(money.paid_at_till)
+            )
+        return ReturnOutcome.RETURNED
+
+    async def _returned(self, credit: Order) -> list[Returned]:
+        """What each delivery of the credit order brought back, per SKU, at mapped stores."""
+        deliveries = await self.sitoo.order_deliveries(credit.orderid)
+        location_of = {
+            loc.sitoo_warehouse_id: loc.shopify_location_id for loc in self.locations.locations
+        }
+        return returned_units(credit, deliveries, location_of)
+
+    async def _tell(
+        self, back: Sequence[Returned], restocked_at: set[tuple[str, int]], state: RestockState
+    ) -> None:
+        """Each return's fate to its positions: ``state`` for the (SKU, location) pairs in
+        ``restocked_at`` (Shopify restocks those itself), released for the rest (expected
+        says nothing of the rest yet)."""
+        at = self.clock()
+        records = []
+        for r in back:
+            mine = (r.sku, r.location_id) in restocked_at
+            if state is RestockState.EXPECTED and not mine:
+                continue
+            records.append(
+                ReturnRestock(
+                    sku=r.sku,
+                    location_id=r.location_id,
+                    delivery_id=r.delivery_id,
+                    state=state if mine else RestockState.RELEASED,
+                    at=at,
+                )
+            )
+        if records:
+            await self.output.restocks(records)
+
+    async def _exception(self, kind: ExceptionType, cid: int, message: str) -> None:
+        await self.output.exception(
+            ExceptionRecord(
+                type=kind,
+                owner=EXCEPTION_OWNERS[kind],
+                key=f"sitoo-credit-order-{cid}",
+                message=message,
+                at=self.clock(),
+            )
+        )
+
+
+class Turns:
+    """One lock per key, kept only while a run holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def of(self, key: int) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def _key(credit_order_id: int) -> str:
+    return f"c{credit_order_id}"
+
+
+def _said(errors: Sequence[UserErrorInfo]) -> str:
+    return "; ".join(e.message for e in errors) or "no answer"

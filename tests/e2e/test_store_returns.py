@@ -1,0 +1,267 @@
+"""End to end: returns at Sitoo's tills of online orders become Shopify returns, restocked and
+refunded by rule, exactly once, through a SIGKILL and a replay of the raw orders topic.
+
+Real broker, the worker as its own process, both simulators over HTTP. Online orders are
+picked up in store through the pickup flow, then returned at the tills in every way a store
+sees: in full and paid back at the till, in part with the money to go back to the card online,
+the rest of one line later, damaged, at another store, for a reason code tillsync's table does
+not name; and till sales returned, which are Sitoo's alone. Halfway the worker is killed
+without a word while the tills go on; after it is back, every record of ``raw.sitoo.orders``
+is produced again. Meanwhile Shopify never shows a unit more than Sitoo has (a return restocked
+by both platforms is one change), and at the end:
+
+* every credit order of an online order has exactly one Shopify return, marked with its id,
+  closed, its reason mapped and each unit restocked where the till took it back (or not, when
+  damaged);
+* per order, Shopify refunded exactly what the tills did not pay back, never more than it
+  received;
+* every position equals its target from the simulators' own state; nothing is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import converged, started
+from tests.e2e.test_ship_from_store import _sitoo_state
+from tests.support.replay import replay
+from tests.support.waiting import async_wait_until
+from tillsync.schemas.sitoo import ORDER_OPEN
+from tillsync.streams import topics
+from tillsync.streams.returns.plan import marker
+from tillsync_sim.scenario.driver import actual_available, expected_available
+from tillsync_sim.scenario.harness import Harness
+from tillsync_sim.scenario.network import NetworkSpec
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
+
+ORDERS = 36
+RETURNED_WITHIN = 120.0
+
+
+@dataclass
+class Credit:
+    """One return at a till, and what the rules say Shopify owes for it."""
+
+    credit_id: int
+    order_id: int | None  # the Shopify order; None for a till sale's return
+    units: Counter[str]
+    reason: str  # the Shopify reason its lines must carry
+    restock_at: int | None  # the Shopify location its units are restocked at
+    refund: Decimal  # money Shopify must pay back for it
+
+
+@dataclass
+class Ledger:
+    credits: list[Credit] = field(default_factory=list)
+
+
+@pytest.fixture
+async def harness(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    spec = NetworkSpec(stores=3, skus=12, buffer=1, min_stock=20, max_stock=30)
+    env = {"TILLSYNC_RETURNS_TO_SHOPIFY": "true"}
+    async with started(kafka_bootstrap, spec, tmp_path, env=env) as h:
+        yield h
+
+
+async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
+    harness: Harness, kafka_bootstrap: str
+) -> None:
+    h = harness
+    assert h.shopify is not None and h.sitoo is not None and h.network is not None
+    shopify, sitoo = h.shopify.state, h.sitoo.state
+    stores = h.network.stores
+    skus = h.network.skus
+    rng = random.Random(13)
+    await converged(h, 60)
+
+    # -- online orders, picked up in store -----------------------------------------------------
+    placed: list[tuple[int, int, str]] = []  # (Shopify order, store index, Sitoo externalid)
+    for n in range(ORDERS):
+        i = n % len(stores)
+        lines = [(sku, rng.randint(1, 2)) for sku in rng.sample(skus, rng.randint(1, 3))]
+        if n % 6 in (1, 4, 5):  # returned in part: a first line of two units
+            lines[0] = (lines[0][0], 2)
+        order = shopify.place_order(
+            lines, location_id=stores[i].shopify_location_id, delivery="PICK_UP"
+        )
+        [fo] = order.fulfillment_order_ids
+        placed.append((order.id, i, f"fo-{fo}-{stores[i].shopify_location_id}"))
+    originals = [await _sitoo_state(h, ext, ORDER_OPEN) for _, _, ext in placed]
+    for made in originals:
+        sitoo.collect(made)
+
+    async def handed_over() -> bool:
+        return all(
+            all(
+                shopify.fulfillment_orders[f].status == "CLOSED"
+                for f in shopify.order(o).fulfillment_order_ids
+            )
+            for o, _, _ in placed
+        )
+
+    await async_wait_until(handed_over, 90, interval=0.25, what="every pickup fulfilled")
+    sales = [  # (Sitoo store, till sale)
+        (
+            stores[k % 3].sitoo_store_id,
+            sitoo.till_sale(
+                stores[k % 3].sitoo_store_id, [{"sku": skus[k], "quantity": 1}]
+            ).orderid,
+        )
+        for k in range(4)
+    ]
+    await converged(h, 60)
+
+    # -- Shopify never above Sitoo while the returns come in -------------------------------------
+    over: list[tuple[tuple[str, int], int, int]] = []
+    watching = True
+
+    async def watch() -> None:
+        while watching:
+            want = expected_available(h.network, h.shopify, h.sitoo)  # type: ignore[arg-type]
+            have = actual_available(h.network, h.shopify)  # type: ignore[arg-type]
+            over.extend((k, have[k], v) for k, v in want.items() if have[k] > v)
+            await asyncio.sleep(0.1)
+
+    watcher = asyncio.create_task(watch())
+    ledger = Ledger()
+    location_of = {s.sitoo_store_id: s.shopify_location_id for s in stores}
+
+    def value(credit_id: int) -> Decimal:
+        return -Decimal(str(sitoo.orders[credit_id].data["moneytotal_gross_all"]))
+
+    def give_back(
+        k: int, at: int, rows: list[dict[str, object]] | None, code: str, payment: str
+    ) -> Credit:
+        order_id, _, _ = placed[k]
+        store = stores[at]
+        credit = sitoo.till_return(
+            store.sitoo_store_id, originals[k], rows, reasoncode=code, payment=payment
+        )
+        units: Counter[str] = Counter()
+        for item in credit.product_items():
+            units[item["sku"]] -= int(item["quantity"])
+        reason = {
+            "SIZE-SMALL": "SIZE_TOO_SMALL",
+            "DEFECT": "DEFECTIVE",
+            "ODD-CODE": "OTHER",
+            "": "UNKNOWN",
+        }[code]
+        restock = None if code == "DEFECT" else location_of[store.sitoo_store_id]
+        refund = value(credit.orderid) if payment == "none" else Decimal("0.00")
+        made = Credit(credit.orderid, order_id, units, reason, restock, refund)
+        ledger.credits.append(made)
+        return made
+
+    def first_row(k: int, units: int = 1) -> list[dict[str, object]]:
+        item = sitoo.orders[originals[k]].product_items()[0]
+        return [{"orderitemid": int(item["orderitemid"]), "quantity": units}]
+
+    def returns_batch(ks: range) -> None:
+        for k in ks:
+            home = placed[k][1]
+            kind = k % 6
+            if kind == 0:  # all of it, paid back at the till
+                give_back(k, home, None, "SIZE-SMALL", "card")
+            elif kind == 1:  # one unit, the money to go back to the card online
+                give_back(k, home, first_row(k), "", "none")
+            elif kind == 2:  # damaged
+                give_back(k, home, None, "DEFECT", "card")
+            elif kind == 3:  # at another store, to be refunded online
+                give_back(k, (home + 1) % 3, None, "SIZE-SMALL", "none")
+            elif kind == 4:  # a reason tillsync's table does not name
+                give_back(k, home, first_row(k), "ODD-CODE", "cash")
+            else:  # one unit, then the rest of everything later
+                give_back(k, home, first_row(k), "", "none")
+                give_back(k, home, None, "SIZE-SMALL", "none")
+
+    returns_batch(range(0, ORDERS // 2))
+    for store_id, sale in sales[:2]:
+        sitoo.till_return(store_id, sale)
+
+    async def all_returned() -> bool:
+        return all(_shopify_has(shopify, c) for c in ledger.credits if c.order_id is not None)
+
+    await async_wait_until(all_returned, RETURNED_WITHIN, interval=0.5, what="the first returns")
+
+    # SIGKILL: the whole process group, without a word; the tills go on
+    assert h.worker.proc is not None
+    os.killpg(h.worker.proc.pid, signal.SIGKILL)
+    h.worker.proc.wait(10)
+    returns_batch(range(ORDERS // 2, ORDERS))
+    for store_id, sale in sales[2:]:
+        sitoo.till_return(store_id, sale)
+    h.start_worker()
+    await h.wait_ready(timeout=120)
+    await async_wait_until(all_returned, RETURNED_WITHIN, interval=0.5, what="every return")
+
+    # the whole raw orders topic again: nothing more may happen
+    replayed = await replay(kafka_bootstrap, topics.RAW_SITOO_ORDERS.name(h.app_id))
+    assert replayed > 0
+    await converged(h, 60)
+    watching = False
+    await watcher
+
+    # -- the end state -----------------------------------------------------------------------
+    assert over == [], f"Shopify above Sitoo's target: {over[:5]}"
+    skus_of = {li.id: li.sku for o, _, _ in placed for li in shopify.order(o).line_items}
+    by_order: dict[int, Decimal] = {}
+    for c in ledger.credits:
+        assert c.order_id is not None
+        [ret] = _marked(shopify, c)
+        assert ret.status == "CLOSED", c
+        got: Counter[str] = Counter()
+        for line in ret.lines:
+            got[skus_of[line.line_item_id]] += line.quantity
+            assert line.reason == c.reason, (c, line)
+            if c.reason == "OTHER":
+                assert "ODD-CODE" in line.reason_note
+        assert got == c.units, c
+        restocks = _dispositions(shopify, ret)
+        if c.restock_at is None:
+            assert {t for t, _, _ in restocks} == {"NOT_RESTOCKED"}, c
+        else:
+            assert {(t, loc) for t, _, loc in restocks} == {("RESTOCKED", c.restock_at)}, c
+        assert sum(n for _, n, _ in restocks) == sum(c.units.values())
+        by_order[c.order_id] = by_order.get(c.order_id, Decimal("0.00")) + c.refund
+    for order_id, owed in by_order.items():
+        order = shopify.order(order_id)
+        assert shopify.refunded(order) == owed, order_id
+        assert shopify.refunded(order) <= order.received()
+    # only the credit orders of online orders became returns: one per credit order, no more
+    assert sum(len(shopify.returns_of(o)) for o, _, _ in placed) == len(ledger.credits)
+    # and the till sales' returns stayed Sitoo's: their stock is in the positions above
+    assert all(sitoo.returns_of.get(s) for _, s in sales)
+
+
+def _marked(shopify: object, c: Credit) -> list:  # type: ignore[type-arg]
+    from tillsync_sim.shopify.state import ShopState
+
+    assert isinstance(shopify, ShopState) and c.order_id is not None
+    return [
+        r
+        for r in shopify.returns_of(c.order_id)
+        if any(marker(c.credit_id) in line.reason_note for line in r.lines)
+    ]
+
+
+def _shopify_has(shopify: object, c: Credit) -> bool:
+    return [r.status for r in _marked(shopify, c)] == ["CLOSED"]
+
+
+def _dispositions(shopify: object, ret: object) -> list[tuple[str, int, int | None]]:
+    from tillsync_sim.shopify.state import ShopState
+
+    assert isinstance(shopify, ShopState)
+    rfo = shopify.reverse_fulfillment_orders[ret.rfo_id]  # type: ignore[attr-defined]
+    return [(d.type, d.quantity, d.location_id) for line in rfo.lines for d in line.dispositions]

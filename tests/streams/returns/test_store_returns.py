@@ -1,0 +1,233 @@
+"""A return at a Sitoo till of an online order becomes one Shopify return, restocked and
+refunded by rule, exactly once: the returns writer on both simulators over real HTTP, the
+online order picked up through the pickup flow's own writers first."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pytest
+
+from tests.streams.stock.test_pickup_handover import COLLECTED, Shop, _in_sitoo, _step, shop
+from tillsync.connectors.outcomes import Outcome
+from tillsync.connectors.shopify.client import ShopifyError
+from tillsync.connectors.shopify.returns import OrderReturns, ReturnLineIn
+from tillsync.schemas.events import ExceptionRecord, RestockState, ReturnRestock, StoreReturn
+from tillsync.schemas.returns import DEFAULT_RETURN_REASONS
+from tillsync.streams.returns.plan import marker
+from tillsync.streams.returns.writer import DONE, StoreReturns
+
+__all__ = ["shop"]  # the fixture, used by name
+
+
+@dataclass
+class Told:
+    marks: list[ReturnRestock] = field(default_factory=list)
+    exceptions: list[ExceptionRecord] = field(default_factory=list)
+    dead: list[str] = field(default_factory=list)
+
+    async def restocks(self, records: Sequence[ReturnRestock]) -> None:
+        self.marks.extend(records)
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        self.exceptions.append(record)
+
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        self.dead.append(reason)
+
+
+@dataclass
+class Returns:
+    shop: Shop
+    writer: StoreReturns
+    told: Told
+    table: dict[str, float]
+
+
+def writer_for(shop: Shop, table: dict[str, float], told: Told) -> StoreReturns:
+    p = shop.platforms
+    return StoreReturns(
+        p.sitoo,
+        p.shopify,
+        told,
+        shop.handover.locations,
+        DEFAULT_RETURN_REASONS,
+        table,
+        settle=0.0,
+    )
+
+
+@pytest.fixture
+def returns(shop: Shop) -> Returns:
+    told, table = Told(), {}
+    return Returns(shop, writer_for(shop, table, told), told, table)
+
+
+async def picked_up(r: Returns, *lines: tuple[int, int], status: str = "paid") -> tuple[int, int]:
+    """An online order picked up at the first store: (Shopify order, Sitoo original)."""
+    order_id, _, made = await _in_sitoo(r.shop, *lines, financial_status=status)
+    r.shop.sitoo.state.collect(made)
+    await r.shop.handover.take(_step(made, COLLECTED))
+    return order_id, made
+
+
+def till_return(
+    r: Returns, original: int, lines: list[dict[str, object]] | None = None, **kw: str
+) -> int:
+    store = r.shop.network.stores[0]
+    return r.shop.sitoo.state.till_return(store.sitoo_store_id, original, lines, **kw).orderid
+
+
+async def tell(r: Returns, credit: int, original: int | None) -> None:
+    cmd = StoreReturn(credit_order_id=credit, original_order_id=original)
+    await r.writer.take(cmd.model_dump_json().encode())
+
+
+async def read(r: Returns, order_id: int) -> OrderReturns:
+    found = await r.shop.platforms.shopify.order_returns(order_id)
+    assert found is not None
+    return found
+
+
+def available(r: Returns, sku: str) -> int:
+    store = r.shop.network.stores[0]
+    st = r.shop.shopify.state
+    item = st.variant_by_sku(sku).inventory_item_id  # type: ignore[union-attr]
+    return st.levels[(item, store.shopify_location_id)].get("available")
+
+
+async def test_a_return_paid_back_at_the_till_is_one_closed_return_restocked_with_no_money(
+    returns: Returns,
+) -> None:
+    r = returns
+    sku = r.shop.network.skus[0]
+    order_id, original = await picked_up(r, (0, 2))
+    before = available(r, sku)
+    credit = till_return(r, original, reasoncode="SIZE-SMALL", payment="card")
+    await tell(r, credit, original)
+    await tell(r, credit, original)  # told again: nothing more
+    state = await read(r, order_id)
+    [ret] = state.returns
+    assert ret.status == "CLOSED"
+    assert [(line.sku, line.quantity, line.reason) for line in ret.lines] == [
+        (sku, 2, "SIZE_TOO_SMALL")
+    ]
+    assert all(marker(credit) in line.note for line in ret.lines)
+    assert available(r, sku) == before + 2  # restocked at the store where it came back
+    assert state.refunded == 0  # the till paid the customer back: no money in Shopify
+    assert ret.refundable == 0  # but the lines are refunded in Shopify's books
+    # the positions there held Sitoo's units back until Shopify restocked them itself
+    [delivery] = r.shop.sitoo.state.orders[credit].deliveries
+    here = r.shop.network.stores[0].shopify_location_id
+    assert [(m.sku, m.location_id, m.delivery_id, m.state) for m in r.told.marks] == [
+        (sku, here, delivery.orderdeliveryid, RestockState.EXPECTED),
+        (sku, here, delivery.orderdeliveryid, RestockState.DONE),
+    ]
+    assert r.table[f"c{credit}"] == DONE and not r.told.exceptions
+
+
+async def test_a_return_the_till_did_not_pay_back_is_refunded_by_shopify_once(
+    returns: Returns,
+) -> None:
+    r = returns
+    order_id, original = await picked_up(r, (0, 1), (1, 1))
+    credit = till_return(
+        r, original, [{"sku": r.shop.network.skus[1], "quantity": 1}], payment="none"
+    )
+    await tell(r, credit, original)
+    order = r.shop.shopify.state.orders[order_id]
+    line = next(li for li in order.line_items if li.sku == r.shop.network.skus[1])
+    state = await read(r, order_id)
+    assert state.refunded == line.price
+    # a replay with the writer's table lost (a new deployment's state) finds it by its marker
+    again = writer_for(r.shop, {}, Told())
+    await again.take(
+        StoreReturn(credit_order_id=credit, original_order_id=original).model_dump_json().encode()
+    )
+    state = await read(r, order_id)
+    assert len(state.returns) == 1 and state.refunded == line.price
+
+
+async def test_a_partial_then_a_second_return_of_one_line_are_two_returns(returns: Returns) -> None:
+    r = returns
+    order_id, original = await picked_up(r, (0, 3))
+    first = till_return(
+        r, original, [{"sku": r.shop.network.skus[0], "quantity": 1}], payment="none"
+    )
+    await tell(r, first, original)
+    second = till_return(
+        r, original, [{"sku": r.shop.network.skus[0], "quantity": 2}], payment="none"
+    )
+    await tell(r, second, original)
+    await tell(r, first, original)
+    state = await read(r, order_id)
+    assert sorted(sum(line.quantity for line in ret.lines) for ret in state.returns) == [1, 2]
+    assert [len(state.marked(marker(c))) for c in (first, second)] == [1, 1]
+    assert state.refunded == state.received  # all three units refunded, once each
+
+
+async def test_damaged_goods_are_not_restocked_and_store_ops_hear_they_are_on_sale(
+    returns: Returns,
+) -> None:
+    r = returns
+    sku = r.shop.network.skus[2]
+    order_id, original = await picked_up(r, (2, 1))
+    before = available(r, sku)
+    credit = till_return(r, original, reasoncode="DEFECT", payment="card")
+    await tell(r, credit, original)
+    [ret] = (await read(r, order_id)).returns
+    assert ret.lines[0].reason == "DEFECTIVE" and ret.status == "CLOSED"
+    assert available(r, sku) == before
+    # Sitoo took them into sellable stock: the stock flow offers them, Shopify does not
+    assert [m.state for m in r.told.marks] == [RestockState.RELEASED]
+    [exc] = r.told.exceptions
+    assert exc.type == "return_unsellable_in_stock" and exc.owner.value == "store-ops"
+
+
+async def test_a_till_sales_return_is_sitoos_alone(returns: Returns) -> None:
+    r = returns
+    store = r.shop.network.stores[0]
+    sale = r.shop.sitoo.state.till_sale(
+        store.sitoo_store_id, [{"sku": r.shop.network.skus[0], "quantity": 1}]
+    )
+    credit = till_return(r, sale.orderid)
+    await tell(r, credit, sale.orderid)
+    assert r.table[f"c{credit}"] == DONE and not r.told.exceptions
+    assert [m.state for m in r.told.marks] == [RestockState.RELEASED]  # no wait for the grace
+
+
+async def test_sitoos_value_unlike_shopifys_holds_the_money_for_finance(returns: Returns) -> None:
+    r = returns
+    order_id, original = await picked_up(r, (0, 1))
+    credit = till_return(r, original, payment="none")
+    r.shop.sitoo.state.orders[credit].data["moneytotal_gross_all"] = "-1.00"
+    await tell(r, credit, original)
+    state = await read(r, order_id)
+    [ret] = state.returns
+    assert ret.status == "OPEN" and state.refunded == 0 and ret.undisposed == 0
+    [exc] = r.told.exceptions
+    assert exc.type == "return_refund_mismatch" and exc.owner.value == "finance"
+
+
+async def test_a_return_whose_answer_was_lost_is_found_not_made_again(returns: Returns) -> None:
+    r = returns
+    order_id, original = await picked_up(r, (0, 1))
+    credit = till_return(r, original, payment="none")
+    shopify = r.shop.platforms.shopify
+    real = shopify.create_return
+
+    async def lost(order: int, lines: Sequence[ReturnLineIn]):  # type: ignore[no-untyped-def]
+        await real(order, lines)
+        raise ShopifyError(Outcome.TRANSPORT_ERROR, "no answer")
+
+    shopify.create_return = lost  # type: ignore[method-assign]
+    with pytest.raises(ShopifyError):
+        await r.writer.carry_out(StoreReturn(credit_order_id=credit, original_order_id=original))
+    shopify.create_return = real  # type: ignore[method-assign]
+    await tell(r, credit, original)
+    state = await read(r, order_id)
+    assert len(state.returns) == 1 and state.refunded == state.received > Decimal(0)
