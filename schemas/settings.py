@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         "location when the goods are resellable, refunded by Shopify only when the till did not "
         "pay the customer back, and closed. Needs pickups_to_sitoo (the originals)",
     )
+    refunds_to_sitoo: bool = Field(
+        False,
+        description="a refund staff make in Shopify that restocks units at a store location "
+        "becomes a Move In at that store's Sitoo warehouse (once per refund and store), so the "
+        "stock flow does not take the units out of Shopify again",
+    )
     return_reasons: dict[str, ReasonRule] = Field(
         default_factory=lambda: dict(DEFAULT_RETURN_REASONS),
         description="Sitoo reason code -> {shopify: a Shopify ReturnReason, resellable: "

@@ -318,6 +318,40 @@ def orders_show(order_id: int, workers: tuple[str, ...], since_days: float) -> N
 
 
 @main.group()
+def returns() -> None:
+    """Returns at Sitoo's tills of online orders, and their Shopify returns."""
+
+
+@returns.command("show")
+@click.argument("credit_order_id", type=click.IntRange(min=1), metavar="CREDIT")
+def returns_show(credit_order_id: int) -> None:
+    """Print one return at a till (CREDIT: the Sitoo credit order's id) as both platforms
+    have it now: its rows and reasons, its money, and its Shopify return with what was
+    refunded and restocked. Exits 1 when a return is owed and missing, made twice, or holds
+    other units than the till returned."""
+    import asyncio
+
+    from tillsync.connectors.shopify.client import ShopifyError
+    from tillsync.connectors.sitoo.client import SitooError
+    from tillsync.streams.returns import show
+
+    settings = _settings()
+    try:
+        view = asyncio.run(
+            show.read_return(settings, credit_order_id, lambda m: click.echo(m, err=True))
+        )
+    except (ShopifyError, SitooError) as exc:
+        raise click.ClickException(f"could not read the return: {exc}") from None
+    for line in show.describe(view, settings.return_reasons):
+        click.echo(line)
+    wrong = show.problems(view, settings.return_reasons)
+    for problem in wrong:
+        click.echo(f"PROBLEM: {problem}")
+    if wrong:
+        raise SystemExit(1)
+
+
+@main.group()
 def reconcile() -> None:
     """Compare full snapshots of both platforms."""
 

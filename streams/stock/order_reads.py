@@ -173,6 +173,7 @@ class OrderFlow:
             read_deadline=ctx.settings.order_read_timeout,
             methods=ctx.settings.sitoo_order_methods,
             in_sitoo=self.rt.skus.in_sitoo,
+            refunds_to_sitoo=ctx.settings.refunds_to_sitoo,
         )
         self.reads = OrderReads(self.holds)
         self.runner = SinkRunner(

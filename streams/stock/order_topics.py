@@ -28,7 +28,8 @@ ORDER_TOPICS = frozenset(
     }
 )
 FULFILMENT_TOPICS = frozenset({"fulfillments/create", "fulfillments/update"})
-OTHER_TOPICS = FULFILMENT_TOPICS | {"refunds/create"}
+REFUNDS_CREATE = "refunds/create"
+OTHER_TOPICS = FULFILMENT_TOPICS | {REFUNDS_CREATE}
 FULFILLMENT_ORDER_PREFIX = "fulfillment_orders/"  # all of them: moved, split, merged, ...
 # Not Shopify's: the orders agent's own records on the order webhooks topic, asking for one
 # order to be read again (by the sweep, or after a fulfilment order was traced to its order).

@@ -82,10 +82,12 @@ from tillsync.streams.stock.order_topics import (
     FULFILMENT_TOPICS,
     PICKUP_IN_SITOO_TOPIC,
     PICKUP_TOPICS,
+    REFUNDS_CREATE,
     OrderKey,
     changes_holds,
 )
 from tillsync.streams.stock.pickups import PickupTrack
+from tillsync.streams.stock.refund_restocks import refund_move_ins
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders, header_in
 
 log = logging.getLogger("tillsync.orders")
@@ -142,6 +144,8 @@ class OrderTrack(BaseModel):
     held_at: list[tuple[str, int]] = Field(default_factory=list)  # (SKU, location) held last
     moved_out: list[int] = Field(default_factory=list)  # fulfilments whose Move Out was sent
     reversed: list[int] = Field(default_factory=list)  # ... and whose reversal was sent
+    # the Move Ins of refunds restocked at a store, by externalid (``refund_restocks``)
+    refunds_in: list[str] = Field(default_factory=list)
     # fulfilment id -> its lines as (SKU, units): fixed when Shopify makes a fulfilment, so
     # learnt once (from its webhook or a read) and not read again; its status is, every time
     lines: dict[str, list[tuple[str, int]]] = Field(default_factory=dict)
@@ -247,6 +251,7 @@ class OrderHolds:
         parallel: int = PARALLEL_READS,
         methods: frozenset[str] = pickups.PICKUPS_ONLY,
         in_sitoo: Callable[[str], bool] | None = None,
+        refunds_to_sitoo: bool = False,
     ) -> None:
         """``in_sitoo``: whether Sitoo has a product of a SKU (a store order's line it has none
         for is raised); None leaves SKUs unchecked."""
@@ -265,6 +270,7 @@ class OrderHolds:
         # through a Move Out, as any other store fulfilment does
         self.methods = methods
         self.in_sitoo = in_sitoo
+        self.refunds_to_sitoo = refunds_to_sitoo
         self._asked: dict[int, float] = {}  # order id -> when the sweep last asked for it
         # fulfilment order id -> lookups failed in a row (in memory: a restart starts again)
         self._lookups_failed: dict[int, int] = {}
@@ -424,7 +430,14 @@ class OrderHolds:
         reversed_: list[int] = []
         learnt: dict[str, list[tuple[str, int]]] = {}
         name = str(order_id)
+        refunded: list[str] = []
         for record in records:
+            if record.topic == REFUNDS_CREATE and self.refunds_to_sitoo:
+                sent = [*track.refunds_in, *refunded]
+                for made in refund_move_ins(record.value, order_id, self.locations, sent):
+                    await self.output.transaction(made.move_in)
+                    refunded.append(made.external_id)
+                continue
             if record.topic not in FULFILMENT_TOPICS:
                 continue
             state = fulfilment_in_webhook(record.value, order_id)
@@ -439,8 +452,8 @@ class OrderHolds:
                 await self.output.transaction(tx)
                 track.reversed.append(fid)
                 reversed_.append(fid)
-        if moved or reversed_ or learnt.keys() - track.lines.keys():
-            self._remember(order_id, self._track(order_id), moved, reversed_, learnt)
+        if moved or reversed_ or refunded or learnt.keys() - track.lines.keys():
+            self._remember(order_id, self._track(order_id), moved, reversed_, learnt, refunded)
 
     async def derive(self, order_id: int, records: Sequence[OrderRecord]) -> None:
         known = _known_lines(self._track(order_id))
@@ -606,6 +619,7 @@ class OrderHolds:
         moved: list[int],
         reversed_: list[int],
         lines: dict[str, list[tuple[str, int]]] | None = None,
+        refunded: list[str] | None = None,
     ) -> None:
         """Store ``track`` with the Move Outs and reversals sent by this call, and the
         fulfilment lines it learnt, added to those the stored track has now: the webhook path
@@ -615,6 +629,9 @@ class OrderHolds:
         stored = self._track(order_id)
         track.moved_out = _merged(stored.moved_out, track.moved_out, moved)
         track.reversed = _merged(stored.reversed, track.reversed, reversed_)
+        track.refunds_in = list(
+            dict.fromkeys([*stored.refunds_in, *track.refunds_in, *(refunded or [])])
+        )
         track.lines = {**stored.lines, **track.lines, **(lines or {})}
         # what Sitoo said of a pickup, taken meanwhile by the other path: kept whichever
         # path knew it

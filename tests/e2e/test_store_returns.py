@@ -1,21 +1,24 @@
 """End to end: returns at Sitoo's tills of online orders become Shopify returns, restocked and
-refunded by rule, exactly once, through a SIGKILL and a replay of the raw orders topic.
+refunded by rule, exactly once, through a SIGKILL and a replay of the raw orders topic; staff
+refunds in Shopify that restock at a store become Move Ins there.
 
 Real broker, the worker as its own process, both simulators over HTTP. Online orders are
 picked up in store through the pickup flow, then returned at the tills in every way a store
 sees: in full and paid back at the till, in part with the money to go back to the card online,
 the rest of one line later, damaged, at another store, for a reason code tillsync's table does
-not name; and till sales returned, which are Sitoo's alone. Halfway the worker is killed
-without a word while the tills go on; after it is back, every record of ``raw.sitoo.orders``
-is produced again. Meanwhile Shopify never shows a unit more than Sitoo has (a return restocked
-by both platforms is one change), and at the end:
+not name; and till sales returned, which are Sitoo's alone. Staff refund other orders in
+Shopify's admin, restocked at the pickup's store, at another, or not at all. Halfway the
+worker is killed without a word while the tills go on; after it is back, every record of
+``raw.sitoo.orders`` is produced again. Meanwhile Shopify never shows a unit more than Sitoo
+has (a return restocked by both platforms is one change), and at the end:
 
 * every credit order of an online order has exactly one Shopify return, marked with its id,
   closed, its reason mapped and each unit restocked where the till took it back (or not, when
   damaged);
 * per order, Shopify refunded exactly what the tills did not pay back, never more than it
   received;
-* every position equals its target from the simulators' own state; nothing is dead-lettered.
+* each staff refund restocked at a store is one Move In there, of its units;
+* every position equals its target from the simulators' own state.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +50,7 @@ from tillsync_sim.scenario.network import NetworkSpec
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 ORDERS = 36
+REFUNDED = 9  # more orders picked up, then refunded by staff in Shopify
 RETURNED_WITHIN = 120.0
 
 
@@ -69,7 +74,7 @@ class Ledger:
 @pytest.fixture
 async def harness(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Harness]:
     spec = NetworkSpec(stores=3, skus=12, buffer=1, min_stock=20, max_stock=30)
-    env = {"TILLSYNC_RETURNS_TO_SHOPIFY": "true"}
+    env = {"TILLSYNC_RETURNS_TO_SHOPIFY": "true", "TILLSYNC_REFUNDS_TO_SITOO": "true"}
     async with started(kafka_bootstrap, spec, tmp_path, env=env) as h:
         yield h
 
@@ -87,7 +92,7 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
 
     # -- online orders, picked up in store -----------------------------------------------------
     placed: list[tuple[int, int, str]] = []  # (Shopify order, store index, Sitoo externalid)
-    for n in range(ORDERS):
+    for n in range(ORDERS + REFUNDED):
         i = n % len(stores)
         lines = [(sku, rng.randint(1, 2)) for sku in rng.sample(skus, rng.randint(1, 3))]
         if n % 6 in (1, 4, 5):  # returned in part: a first line of two units
@@ -120,6 +125,24 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
         )
         for k in range(4)
     ]
+    # staff refund in Shopify's admin: restocked at the pickup's store, at another store, or
+    # not at all; each restock is one Move In at that store in Sitoo
+    staff_restocks: dict[int, tuple[int, str, int]] = {}  # refund -> (warehouse, SKU, units)
+
+    def staff_refund(k: int) -> None:
+        order_id, home, _ = placed[k]
+        line = shopify.order(order_id).line_items[0]
+        kind = k % 3
+        if kind == 2:
+            shopify.refund(order_id, [(line.id, 1, "NO_RESTOCK", None)])
+            return
+        store = stores[(home + kind) % 3]
+        made = shopify.refund(order_id, [(line.id, 1, "RETURN", store.shopify_location_id)])
+        staff_restocks[made.id] = (store.sitoo_warehouse_id, line.sku, 1)
+
+    for k in range(ORDERS, ORDERS + REFUNDED):
+        staff_refund(k)
+    # (before the watch below: a restock puts units in Shopify before Sitoo has them)
     await converged(h, 60)
 
     # -- Shopify never above Sitoo while the returns come in -------------------------------------
@@ -195,7 +218,7 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
     await async_wait_until(all_returned, RETURNED_WITHIN, interval=0.5, what="the first returns")
 
     # SIGKILL: the whole process group, without a word; the tills go on
-    assert h.worker.proc is not None
+    assert h.worker is not None and h.worker.proc is not None
     os.killpg(h.worker.proc.pid, signal.SIGKILL)
     h.worker.proc.wait(10)
     returns_batch(range(ORDERS // 2, ORDERS))
@@ -240,11 +263,20 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
         assert shopify.refunded(order) <= order.received()
     # only the credit orders of online orders became returns: one per credit order, no more
     assert sum(len(shopify.returns_of(o)) for o, _, _ in placed) == len(ledger.credits)
+    # each staff refund restocked at a store is one Move In there, with its units
+    moved_in: dict[str, list[tuple[int, str, int]]] = {}
+    for tx in sitoo.transactions:
+        if (tx.externalid or "").startswith("rf-"):
+            rows = [(tx.warehouseid, i.sku, int(i.quantity)) for i in tx.items]
+            moved_in.setdefault(tx.externalid or "", []).extend(rows)
+    assert staff_restocks and moved_in == {
+        f"rf-{r}-{w}": [(w, sku, n)] for r, (w, sku, n) in staff_restocks.items()
+    }
     # and the till sales' returns stayed Sitoo's: their stock is in the positions above
     assert all(sitoo.returns_of.get(s) for _, s in sales)
 
 
-def _marked(shopify: object, c: Credit) -> list:  # type: ignore[type-arg]
+def _marked(shopify: object, c: Credit) -> list[Any]:
     from tillsync_sim.shopify.state import ShopState
 
     assert isinstance(shopify, ShopState) and c.order_id is not None

@@ -16,6 +16,7 @@ from tillsync.connectors.shopify.client import ShopifyError
 from tillsync.connectors.shopify.returns import OrderReturns, ReturnLineIn
 from tillsync.schemas.events import ExceptionRecord, RestockState, ReturnRestock, StoreReturn
 from tillsync.schemas.returns import DEFAULT_RETURN_REASONS
+from tillsync.streams.returns import show
 from tillsync.streams.returns.plan import marker
 from tillsync.streams.returns.writer import DONE, StoreReturns
 
@@ -63,7 +64,7 @@ def writer_for(shop: Shop, table: dict[str, float], told: Told) -> StoreReturns:
 
 @pytest.fixture
 def returns(shop: Shop) -> Returns:
-    told, table = Told(), {}
+    told, table = Told(), dict[str, float]()
     return Returns(shop, writer_for(shop, table, told), told, table)
 
 
@@ -224,10 +225,27 @@ async def test_a_return_whose_answer_was_lost_is_found_not_made_again(returns: R
         await real(order, lines)
         raise ShopifyError(Outcome.TRANSPORT_ERROR, "no answer")
 
-    shopify.create_return = lost  # type: ignore[method-assign]
+    shopify.create_return = lost  # type: ignore[method-assign, assignment]
     with pytest.raises(ShopifyError):
         await r.writer.carry_out(StoreReturn(credit_order_id=credit, original_order_id=original))
     shopify.create_return = real  # type: ignore[method-assign]
     await tell(r, credit, original)
     state = await read(r, order_id)
     assert len(state.returns) == 1 and state.refunded == state.received > Decimal(0)
+
+
+async def test_returns_show_tells_a_return_owed_then_made(returns: Returns) -> None:
+    r = returns
+    _, original = await picked_up(r, (0, 2))
+    credit = till_return(r, original, reasoncode="ODD-CODE", payment="none")
+    p = r.shop.platforms
+    view = await show.read_return_with(p.sitoo, p.shopify, credit, lambda _: None)
+    assert show.problems(view, DEFAULT_RETURN_REASONS) == [
+        f"no Shopify return for credit order {credit} yet"
+    ]
+    await tell(r, credit, original)
+    view = await show.read_return_with(p.sitoo, p.shopify, credit, lambda _: None)
+    assert show.problems(view, DEFAULT_RETURN_REASONS) == []
+    text = "\n".join(show.describe(view, DEFAULT_RETURN_REASONS))
+    assert "2 x " in text and "OTHER" in text and "ODD-CODE" in text
+    assert ": CLOSED" in text and "2 restocked at location" in text
