@@ -45,9 +45,11 @@ from tillsync.connectors.shopify.returns import (
     DisposalIn,
     OrderReturns,
     ReturnLineIn,
+    ShopifyReturn,
     SuggestedRefund,
     SuggestedTransaction,
     dispose_input,
+    parse_return,
     read_order_returns,
     read_suggested_refund,
     refund_input,
@@ -698,18 +700,18 @@ class ShopifyClient:
 
     async def create_return(
         self, order_id: int, lines: Sequence[ReturnLineIn]
-    ) -> tuple[int | None, list[UserErrorInfo]]:
-        """Open a return of ``lines`` (``returnCreate``): its id, or None with the userErrors.
-        Not idempotent in Shopify: the caller reads the order's returns first and marks each
-        line's note with its own key."""
+    ) -> tuple[ShopifyReturn | None, list[UserErrorInfo]]:
+        """Open a return of ``lines`` (``returnCreate``): the return made, or None with the
+        userErrors. Not idempotent in Shopify: the caller reads the order's returns first and
+        marks each line's note with its own key."""
         payload, errors = await self._mutate(
             RETURN_CREATE,
             {"returnInput": return_input(order_id, lines)},
             "returnCreate",
             Priority.ORDER_STATE,
         )
-        made = payload.get("return") or {}
-        return (gid_tail(made["id"]) if made.get("id") else None), errors
+        made = payload.get("return")
+        return (parse_return(made) if made else None), errors
 
     async def dispose(self, disposals: Sequence[DisposalIn]) -> list[UserErrorInfo]:
         """Restock returned units at a location, or not (``reverseFulfillmentOrderDispose``).

@@ -75,6 +75,7 @@ class ShopifyReturn:
     status: str  # OPEN, CLOSED, REQUESTED, DECLINED, CANCELED
     lines: tuple[ReturnedLine, ...]
     disposals: tuple[DisposalLine, ...]
+    truncated: bool = False  # more lines than one read holds
 
     def notes_name(self, marker: str) -> bool:
         return any(marker in line.note for line in self.lines)
@@ -98,6 +99,7 @@ class OrderReturns:
     refunded: Decimal
     fulfilment_lines: tuple[FulfilmentLine, ...]
     returns: tuple[ShopifyReturn, ...]
+    truncated: bool = False  # more returns, or lines of one, than one read holds
 
     def marked(self, marker: str) -> list[ShopifyReturn]:
         """The returns whose lines carry ``marker`` in their notes (not cancelled)."""
@@ -143,6 +145,59 @@ def _location(node: JSON | None) -> int | None:
     return gid_tail(node["id"]) if node and node.get("id") else None
 
 
+def _more(conn: JSON | None) -> bool:
+    return bool(((conn or {}).get("pageInfo") or {}).get("hasNextPage"))
+
+
+def parse_return(r: JSON, sku_of: Mapping[int, str] | None = None) -> ShopifyReturn:
+    """One return node (``RETURN_FIELDS``); ``sku_of`` names a line's SKU when its line item
+    does not."""
+    returned = []
+    for node in _nodes(r.get("returnLineItems")):
+        fli = node.get("fulfillmentLineItem") or {}
+        fid = gid_tail(fli["id"]) if fli.get("id") else 0
+        item = fli.get("lineItem") or {}
+        returned.append(
+            ReturnedLine(
+                id=gid_tail(node["id"]),
+                fulfilment_line_id=fid,
+                sku=str(item.get("sku") or (sku_of or {}).get(fid, "")),
+                quantity=int(node.get("quantity") or 0),
+                refundable=int(node.get("refundableQuantity") or 0),
+                reason=str(node.get("returnReason") or ""),
+                note=str(node.get("returnReasonNote") or ""),
+            )
+        )
+    disposals = []
+    more = _more(r.get("returnLineItems"))
+    for rfo in _nodes(r.get("reverseFulfillmentOrders")):
+        more = more or _more(rfo.get("lineItems"))
+        for node in _nodes(rfo.get("lineItems")):
+            fli = node.get("fulfillmentLineItem") or {}
+            disposals.append(
+                DisposalLine(
+                    id=gid_tail(node["id"]),
+                    fulfilment_line_id=gid_tail(fli["id"]) if fli.get("id") else 0,
+                    total=int(node.get("totalQuantity") or 0),
+                    dispositions=tuple(
+                        Disposition(
+                            type=str(d.get("type") or ""),
+                            quantity=int(d.get("quantity") or 0),
+                            location_id=_location(d.get("location")),
+                        )
+                        for d in node.get("dispositions") or []
+                    ),
+                )
+            )
+    return ShopifyReturn(
+        id=gid_tail(r["id"]),
+        status=str(r.get("status") or ""),
+        lines=tuple(returned),
+        disposals=tuple(disposals),
+        truncated=more,
+    )
+
+
 def parse_order_returns(order: JSON) -> OrderReturns:
     lines: list[FulfilmentLine] = []
     for f in order.get("fulfillments") or []:
@@ -160,51 +215,8 @@ def parse_order_returns(order: JSON) -> OrderReturns:
                 )
             )
     sku_of = {f.id: f.sku for f in lines}
-    returns: list[ShopifyReturn] = []
-    for r in _nodes(order.get("returns")):
-        returned = []
-        for node in _nodes(r.get("returnLineItems")):
-            fli = node.get("fulfillmentLineItem") or {}
-            fid = gid_tail(fli["id"]) if fli.get("id") else 0
-            item = fli.get("lineItem") or {}
-            returned.append(
-                ReturnedLine(
-                    id=gid_tail(node["id"]),
-                    fulfilment_line_id=fid,
-                    sku=str(item.get("sku") or sku_of.get(fid, "")),
-                    quantity=int(node.get("quantity") or 0),
-                    refundable=int(node.get("refundableQuantity") or 0),
-                    reason=str(node.get("returnReason") or ""),
-                    note=str(node.get("returnReasonNote") or ""),
-                )
-            )
-        disposals = []
-        for rfo in _nodes(r.get("reverseFulfillmentOrders")):
-            for node in _nodes(rfo.get("lineItems")):
-                fli = node.get("fulfillmentLineItem") or {}
-                disposals.append(
-                    DisposalLine(
-                        id=gid_tail(node["id"]),
-                        fulfilment_line_id=gid_tail(fli["id"]) if fli.get("id") else 0,
-                        total=int(node.get("totalQuantity") or 0),
-                        dispositions=tuple(
-                            Disposition(
-                                type=str(d.get("type") or ""),
-                                quantity=int(d.get("quantity") or 0),
-                                location_id=_location(d.get("location")),
-                            )
-                            for d in node.get("dispositions") or []
-                        ),
-                    )
-                )
-        returns.append(
-            ShopifyReturn(
-                id=gid_tail(r["id"]),
-                status=str(r.get("status") or ""),
-                lines=tuple(returned),
-                disposals=tuple(disposals),
-            )
-        )
+    returns = [parse_return(r, sku_of) for r in _nodes(order.get("returns"))]
+    more = bool(((order.get("returns") or {}).get("pageInfo") or {}).get("hasNextPage"))
     received, currency = _money(order.get("totalReceivedSet"))
     refunded, _ = _money(order.get("totalRefundedSet"))
     return OrderReturns(
@@ -216,6 +228,7 @@ def parse_order_returns(order: JSON) -> OrderReturns:
         refunded=refunded,
         fulfilment_lines=tuple(lines),
         returns=tuple(returns),
+        truncated=more or any(r.truncated for r in returns),
     )
 
 

@@ -11,6 +11,7 @@ from tillsync.connectors.shopify.returns import (
     DisposalIn,
     OrderReturns,
     ReturnLineIn,
+    ShopifyReturn,
     SuggestedRefund,
     SuggestedTransaction,
 )
@@ -44,7 +45,7 @@ class RuntimeReturnsPlatforms:
 
     async def create_return(
         self, order_id: int, lines: Sequence[ReturnLineIn]
-    ) -> tuple[int | None, list[UserErrorInfo]]:
+    ) -> tuple[ShopifyReturn | None, list[UserErrorInfo]]:
         return await self._rt.shopify.create_return(order_id, lines)
 
     async def dispose(self, disposals: Sequence[DisposalIn]) -> list[UserErrorInfo]:

@@ -96,7 +96,7 @@ class ReturnsShopify(Protocol):
 
     async def create_return(
         self, order_id: int, lines: Sequence[ReturnLineIn]
-    ) -> tuple[int | None, list[UserErrorInfo]]: ...
+    ) -> tuple[ShopifyReturn | None, list[UserErrorInfo]]: ...
 
     async def dispose(self, disposals: Sequence[DisposalIn]) -> list[UserErrorInfo]: ...
 
@@ -220,18 +220,21 @@ class StoreReturns(CommandWriter[StoreReturn]):
                 "does not have",
             )
             return ReturnOutcome.REFUSED
+        if state.truncated:
+            await self._exception(
+                ExceptionType.RETURN_STEP_FAILED,
+                cid,
+                f"Shopify order {state.name} has more returns, or lines on one, than tillsync "
+                f"reads at once: return the goods of Sitoo credit order {cid} by hand",
+            )
+            return ReturnOutcome.REFUSED
         mark = marker(cid)
         ours = state.marked(mark)
         if not ours:
             made = await self._create(cid, ref.order_id, rows, state, original)
             if isinstance(made, ReturnOutcome):
                 return made
-            state = made
-            ours = state.marked(mark)
-            if not ours:
-                # made, and not in the read that followed: run again (a surprise, retried,
-                # which finds it by its marker then, or dead-lettered and raised)
-                raise RuntimeError(f"the return of credit order {cid} is not visible yet")
+            ours = [made]
         if returned_by_sku(ours) != units_by_sku(rows):
             await self._exception(
                 ExceptionType.RETURN_LINES_MISMATCH,
@@ -258,7 +261,7 @@ class StoreReturns(CommandWriter[StoreReturn]):
         rows: Sequence[CreditRow],
         state: OrderReturns,
         original: Order,
-    ) -> OrderReturns | ReturnOutcome:
+    ) -> ShopifyReturn | ReturnOutcome:
         key = _key(cid)
         asked = self.table.get(key)
         if asked is not None and asked != DONE:
@@ -267,8 +270,9 @@ class StoreReturns(CommandWriter[StoreReturn]):
             if wait > 0:
                 await asyncio.sleep(wait)
             again = await self._read(order_id)
-            if again is not None and again.marked(marker(cid)):
-                return again
+            found = again.marked(marker(cid)) if again is not None else []
+            if found:
+                return found[0]
             state = again if again is not None else state
         at = self.locations.by_warehouse(original.warehouseid or 0)
         plan = plan_return(
@@ -292,9 +296,8 @@ class StoreReturns(CommandWriter[StoreReturn]):
                 f"{state.name}: {_said(errors)}",
             )
             return ReturnOutcome.REFUSED
-        log.info("credit order %d: Shopify return %d on order %s", cid, made, state.name)
-        again = await self._read(order_id)
-        return again if again is not None else state
+        log.info("credit order %d: Shopify return %d on order %s", cid, made.id, state.name)
+        return made
 
     async def _finish(
         self,
@@ -304,13 +307,14 @@ class StoreReturns(CommandWriter[StoreReturn]):
         state: OrderReturns,
         credit: Order,
     ) -> ReturnOutcome:
-        """Dispose, refund and close what the return still owes."""
+        """Dispose, refund and close what the return still owes (``ret`` as read or made)."""
         location_of = {
             loc.sitoo_warehouse_id: loc.shopify_location_id for loc in self.locations.locations
         }
         fate = fates(ret, rows, location_of)
         plan = disposals(ret, fate)
         back = await self._returned(credit)
+        done = {(u.sku, u.location_id) for u in restocked(ret)}
         if plan:
             restocking = {(u.sku, u.location_id) for u in planned_restocks(plan, ret, fate)}
             await self._tell(back, restocking, RestockState.EXPECTED)
@@ -324,29 +328,25 @@ class StoreReturns(CommandWriter[StoreReturn]):
                     f"order {state.name}: {_said(errors)}",
                 )
                 return ReturnOutcome.REFUSED
-        for row in rows if plan else ():  # told with the disposal, once
-            if not row.reason.resellable and row.warehouse_id in location_of:
-                await self._exception(
-                    ExceptionType.RETURN_UNSELLABLE_IN_STOCK,
-                    cid,
-                    f"Sitoo credit order {cid} took back {row.units} x {row.sku} as "
-                    f"'{row.reason.shopify.value}' into the store's sellable stock (warehouse "
-                    f"{row.warehouse_id}), so they are on sale online: move them out of it",
-                )
+            done |= restocking
+            for row in rows:  # told with the disposal, once
+                if not row.reason.resellable and row.warehouse_id in location_of:
+                    await self._exception(
+                        ExceptionType.RETURN_UNSELLABLE_IN_STOCK,
+                        cid,
+                        f"Sitoo credit order {cid} took back {row.units} x {row.sku} as "
+                        f"'{row.reason.shopify.value}' into the store's sellable stock "
+                        f"(warehouse {row.warehouse_id}), so they are on sale online: move "
+                        "them out of it",
+                    )
         outcome = ReturnOutcome.RETURNED
         to_refund = {line.id: line.refundable for line in ret.lines if line.refundable > 0}
         if to_refund:
             outcome = await self._refund(cid, ret, to_refund, state, credit)
-        after = await self._read(state.order_id)
-        now_ret = next((r for r in (after.returns if after else ()) if r.id == ret.id), ret)
-        done = {(u.sku, u.location_id) for u in restocked(now_ret)}
+        # Shopify's own restock has the units now (or never will): the positions let go
         await self._tell(back, done, RestockState.DONE)
-        if (
-            outcome is ReturnOutcome.RETURNED
-            and now_ret.status == "OPEN"
-            and now_ret.undisposed == 0
-            and now_ret.refundable == 0
-        ):
+        if outcome is ReturnOutcome.RETURNED and ret.status == "OPEN":
+            # disposed and refunded in full by now, this run's calls or earlier ones
             errors = await self.shopify.close_return(ret.id)
             if errors:
                 log.warning("credit order %d: return %d not closed: %s", cid, ret.id, _said(errors))

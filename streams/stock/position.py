@@ -67,10 +67,12 @@ NO_RECORD = -1  # the version of a hold whose order's record has not come yet (o
 # A return at a till of an online order brings units back to Sitoo's stock at once; Shopify
 # may restock them itself moments later (the returns flow's RESTOCKED disposition). Until the
 # returns flow says which (``ReturnRestock``), its units are held back from Shopify: offered
-# twice otherwise. A return it never tells of (a till sale's, the flow down) stops being held
-# RETURN_GRACE after Sitoo booked it; Shopify's restock, once announced, is awaited
-# RESTOCK_EXPECT_SECONDS at most. Settled returns are kept RETURN_KEEP_SECONDS for replays.
-RETURN_GRACE = 60.0
+# twice otherwise. A return it never tells of (a till sale's, the flow down or far behind)
+# stops being held RETURN_GRACE after Sitoo booked it: long enough for a flow behind on
+# Shopify's budget, short enough that units are not hidden for long. Shopify's restock, once
+# announced, is awaited RESTOCK_EXPECT_SECONDS at most. Settled returns are kept
+# RETURN_KEEP_SECONDS for replays.
+RETURN_GRACE = 300.0
 RESTOCK_EXPECT_SECONDS = 900.0
 RETURN_KEEP_SECONDS = 6 * 3600.0
 
