@@ -1,7 +1,7 @@
 """Store returns to Shopify: a Sitoo credit order becomes one Shopify return, exactly once.
 
 The ``store-returns`` agent takes ``StoreReturn`` records (``sitoo.returns``, keyed by the
-Sitoo order returned, so one order's returns are planned one at a time) into a backlog; the
+Sitoo order returned, so one order's returns share a partition and take turns) into a backlog; the
 writer task (``command_writer.py``) carries each out when Shopify and Sitoo answer. A run reads
 both platforms and does what is still owed, so a repeat, a replay or a crash midway finds it:
 
@@ -14,9 +14,10 @@ both platforms and does what is still owed, so a repeat, a replay or a crash mid
    be the credit order's (compared before any write), else an exception and no write.
 3. what is left to dispose: restocked at the store where Sitoo took the goods back when they
    are resellable and the store is mapped, else not restocked. Sitoo's own return transaction
-   has the units back in its stock already, so the restock is announced to the stock positions
-   first (``ReturnRestock`` expected: not offered twice), and confirmed from Shopify's state
-   after (done).
+   has the units back in its stock already, and the positions there hold them back from
+   Shopify (the ledger names the return's delivery): told per delivery (``ReturnRestock``)
+   expected before the dispose, done after it, or released when Shopify will not restock
+   them, they are offered once.
 4. what is left to refund: the lines always (Shopify's books say returned and refunded);
    money only what the till did not pay back, once Shopify's suggested refund agrees with
    Sitoo's value within 0.01, else finance decides (an exception; the return stays open).
