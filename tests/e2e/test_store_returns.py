@@ -18,7 +18,7 @@ has (a return restocked by both platforms is one change), and at the end:
 * per order, Shopify refunded exactly what the tills did not pay back, never more than it
   received;
 * each staff refund restocked at a store is one Move In there, of its units;
-* every position equals its target from the simulators' own state.
+* every position equals its target from the simulators' own state; nothing is dead-lettered.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import pytest
 
 from tests.e2e.conftest import converged, started
 from tests.e2e.test_ship_from_store import _sitoo_state
-from tests.support.replay import replay
+from tests.support.replay import count_records, replay
 from tests.support.waiting import async_wait_until
 from tillsync.schemas.sitoo import ORDER_OPEN
 from tillsync.streams import topics
@@ -244,6 +244,8 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
 
     # -- the end state -----------------------------------------------------------------------
     assert over == [], f"Shopify above Sitoo's target: {over[:5]}"
+    dead = await count_records(kafka_bootstrap, topics.DEAD_LETTER.name(h.app_id))
+    assert dead == 0, f"{dead} records dead-lettered"
     skus_of = {li.id: li.sku for o, _, _ in placed for li in shopify.order(o).line_items}
     by_order: dict[int, Decimal] = {}
     for c in ledger.credits:

@@ -40,3 +40,20 @@ async def replay(bootstrap: str, topic: str) -> int:
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def count_records(bootstrap: str, topic: str) -> int:
+    """How many records ``topic`` holds now (its end offsets, less its beginnings)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await producer.start()
+    try:
+        found = await producer.partitions_for(topic)
+        partitions = [TopicPartition(topic, p) for p in sorted(found)]
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        return sum(ends[tp] - starts[tp] for tp in partitions)
+    finally:
+        await consumer.stop()
+        await producer.stop()
