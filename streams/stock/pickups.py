@@ -20,9 +20,11 @@ fulfilment order that commits there again after that (a fulfilment cancelled) is
 generation, ``fo-<fo>-<location>-<n>``: a cancelled Sitoo order cannot be opened again.
 
 What the flow remembers of each (``PickupTrack``, in the order's track) is its own record of
-what it asked for and what Sitoo confirmed; each command is asked for once per generation, and
-Sitoo's confirmation (``PickupInSitoo``) is what lets the position stop counting the units twice
-(``held_units``).
+what it asked for and what Sitoo confirmed. Its "asked" is a belief, not a fact: an export
+Sitoo has not confirmed ``REASK_SECONDS`` after it was asked is asked for again at the next read
+of the order (the sweep reads every order whose pickup still holds units), since a command can
+be lost on its way; a cancel or an update is asked for once per change. Sitoo's confirmation
+(``PickupInSitoo``) is what lets the position stop counting the units twice (``held_units``).
 
 At every read of the order (a webhook, or the sweep every few minutes while the pickup holds
 units) ``overdue`` checks each pickup against its store's deadlines (``PickupDeadlines`` in the
@@ -52,6 +54,11 @@ SHIPPING = "SHIPPING"
 PICKUPS_ONLY = frozenset({PICK_UP})
 # fulfilment order states whose remaining units are no longer committed anywhere
 ENDED = frozenset({"CLOSED", "CANCELLED"})
+# An export Sitoo has not confirmed this long after it was asked is asked again at the next
+# read of its order (the sweep's, at the latest): the command may have been lost on its way.
+# Long enough that one still waiting in the sink's backlog is rarely doubled (a double is only
+# superseded there, and looked up by externalid before anything is made).
+REASK_SECONDS = 120.0
 
 
 class PickupTrack(BaseModel):
@@ -61,7 +68,8 @@ class PickupTrack(BaseModel):
     location_id: int
     method: str = PICK_UP  # PICK_UP, or SHIPPING (ship-from-store)
     generation: int = 1
-    asked_at: float = 0.0  # when its export was asked for
+    asked_at: float = 0.0  # when its export was first asked for (its lateness counts from it)
+    reasked_at: float = 0.0  # when it was last asked for again, unconfirmed (REASK_SECONDS)
     in_sitoo_at: float = 0.0  # when Sitoo confirmed it made (0: not yet)
     sitoo_order_id: int = 0
     cancelled: bool = False  # its cancel was asked for
@@ -165,6 +173,9 @@ def plan(
             if _stale(t, rows):
                 out[ext] = t.model_copy(update={"asked_lines": rows})
                 updates.append(_command(PickupAction.UPDATE, ext, order_id, w, now))
+            elif _unconfirmed(t, now):
+                out[ext] = t.model_copy(update={"reasked_at": now})
+                exports.append(_command(PickupAction.EXPORT, ext, order_id, w, now))
             continue
         generation = current[1].generation + 1 if current is not None else 1
         ext = externalid(w.fulfilment_order_id, w.location_id, generation)
@@ -187,6 +198,13 @@ def plan(
         cancels.append(_command(PickupAction.CANCEL, ext, order_id, w, now))
     # a moved pickup's old order first: store staff never see it at two stores at once
     return cancels + exports + updates, out
+
+
+def _unconfirmed(t: PickupTrack, now: float) -> bool:
+    """An export asked for long ago that Sitoo has not confirmed, nor refused (``said``)."""
+    if t.in_sitoo_at > 0 or t.said or t.cancelled or t.handed_over:
+        return False
+    return now - max(t.asked_at, t.reasked_at) >= REASK_SECONDS
 
 
 def _rows(state: OrderFulfilmentState, fulfilment_order_id: int) -> dict[str, int]:

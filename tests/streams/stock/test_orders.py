@@ -37,6 +37,7 @@ from tillsync.streams.context import Context
 from tillsync.streams.echoes import Echoes
 from tillsync.streams.metrics import REGISTRY
 from tillsync.streams.skus import SkuIndex
+from tillsync.streams.stock import pickups
 from tillsync.streams.stock.held_units import derive
 from tillsync.streams.stock.order_topics import (
     DERIVE_TOPIC,
@@ -1264,3 +1265,37 @@ async def test_a_pickup_whose_card_authorisation_lapses_soon_is_raised_for_finan
     await _tell(w, PICKUP_HANDED_OVER_TOPIC, handed)
     await w.webhook(None)
     assert [t for t in told() if t[0] == "pickup_authorisation_expiring"][-1][2] is True
+
+
+async def test_an_export_sitoo_never_confirmed_is_asked_again_by_a_later_read() -> None:
+    """The flow's "asked" is its belief that a Sitoo order is coming, not a fact: a command
+    lost on its way (a lifecycle e2e run: 14 pickups asked while both platforms were failing,
+    then a SIGKILL, never reached Sitoo and were never asked again) must not leave the pickup
+    out of the store for good. Each read of the order after ``REASK_SECONDS`` without Sitoo's
+    confirmation asks for the same export again (the sink finds an order it made by its
+    externalid, so a second ask never makes a second order); a confirmed one never is."""
+    w = World({("A", 12): 10, ("B", 12): 10})
+    await w.webhook(state(fo(1, 12, ("A", 2), method="PICK_UP")), "orders/create")
+    assert [(c.action, c.externalid) for c in w.out.pickups] == [(PickupAction.EXPORT, "fo-1-12")]
+    w.now += pickups.REASK_SECONDS / 2
+    await w.webhook(None, DERIVE_TOPIC)  # too soon: the first may still be on its way
+    assert len(w.out.pickups) == 1
+    w.now += pickups.REASK_SECONDS
+    await w.webhook(None, DERIVE_TOPIC)  # the sweep's read, long after: asked again
+    assert [(c.action, c.externalid) for c in w.out.pickups] == [
+        (PickupAction.EXPORT, "fo-1-12"),
+        (PickupAction.EXPORT, "fo-1-12"),
+    ]
+    await w.webhook(None, "orders/updated")  # a read just after: not a third time yet
+    assert len(w.out.pickups) == 2
+    [track] = OrderTrack.model_validate_json(w.tracks[str(ORDER)]).pickups.values()
+    assert track.asked_at < track.reasked_at  # the first ask still dates its lateness
+    answer = PickupInSitoo(
+        externalid="fo-1-12", order_id=ORDER, fulfilment_order_id=1, sitoo_order_id=5, at=w.now
+    )
+    await w.holds.take(
+        OrderRecord(PICKUP_IN_SITOO_TOPIC, str(ORDER).encode(), answer.model_dump_json().encode())
+    )
+    w.now += 10 * pickups.REASK_SECONDS
+    await w.webhook(None, DERIVE_TOPIC)  # confirmed: never asked again
+    assert [c.action for c in w.out.pickups] == [PickupAction.EXPORT, PickupAction.EXPORT]
