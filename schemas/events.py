@@ -390,6 +390,32 @@ class PickupStep(BaseModel):
     event_id: str
 
 
+class RefundCreditRow(BaseModel):
+    """One refunded line of a Shopify refund, as its Sitoo credit order's negative row."""
+
+    sku: str
+    name: str
+    units: int = Field(ge=1)
+    gross: str = Field(description="the line's refunded amount, tax included, 2 decimals")
+    line_item_id: int
+
+
+class RefundCredit(BaseModel):
+    """A Shopify refund of an order whose pickup Sitoo handed over, for Sitoo's books: one
+    closed credit order against that Sitoo order (``cmd.sitoo.credits``, keyed by its
+    externalid ``rf-<refund>``, which names the one refund)."""
+
+    refund_id: int
+    order_id: int
+    externalid: str
+    mirror_order_id: int = Field(description="the Sitoo order the refund credits")
+    warehouse_id: int
+    rows: list[RefundCreditRow]
+    refunded: str = Field(description="money Shopify paid back, 2 decimals (0.00: none)")
+    currency: str
+    at: float
+
+
 class StoreReturn(BaseModel):
     """A Sitoo credit order (a return at the till) for the returns flow (``sitoo.returns``,
     keyed by the original Sitoo order, so one order's returns are planned one at a time)."""

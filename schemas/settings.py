@@ -119,7 +119,9 @@ class Settings(BaseSettings):
         False,
         description="a refund staff make in Shopify that restocks units at a store location "
         "becomes a Move In at that store's Sitoo warehouse (once per refund and store), so the "
-        "stock flow does not take the units out of Shopify again",
+        "stock flow does not take the units out of Shopify again; a refund of an order a Sitoo "
+        "till handed over becomes one closed credit order against that Sitoo order, for "
+        "Sitoo's order reports",
     )
     return_reasons: dict[str, ReasonRule] = Field(
         default_factory=lambda: dict(DEFAULT_RETURN_REASONS),

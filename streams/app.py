@@ -97,6 +97,8 @@ def _register(ctx: Context) -> None:
         stock.register(ctx)
         if ctx.settings.returns_to_shopify:
             returns.register(ctx)
+        if ctx.settings.refunds_to_sitoo:
+            returns.register_refund_credits(ctx)
     else:
         log.warning("no locations_file: stock sync is off; only ingestion and audit run")
     _views(ctx)

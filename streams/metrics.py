@@ -168,6 +168,7 @@ class ExceptionType(StrEnum):
     RETURN_BLIND = "return_blind"  # a credit order linked to no original: link by hand
     RETURN_UNSELLABLE_IN_STOCK = "return_unsellable_in_stock"  # damaged, in sellable stock
     RETURN_STEP_FAILED = "return_step_failed"
+    REFUND_NOT_IN_SITOO = "refund_not_in_sitoo"  # Sitoo refused a refund's credit order
 
 
 # the team each exception goes to: the series created at 0
@@ -201,6 +202,7 @@ EXCEPTION_OWNERS = {
     ExceptionType.RETURN_BLIND: Owner.STORE_OPS,
     ExceptionType.RETURN_UNSELLABLE_IN_STOCK: Owner.STORE_OPS,
     ExceptionType.RETURN_STEP_FAILED: Owner.ENGINEERING,
+    ExceptionType.REFUND_NOT_IN_SITOO: Owner.FINANCE,
 }
 
 
@@ -222,6 +224,7 @@ class Sink(StrEnum):
     SITOO_ORDERS = "sitoo-orders"  # store orders (pickup, ship-from-store) to make or cancel
     PICKUP_STEPS = "pickup-steps"  # steps at the till to tell Shopify
     STORE_RETURNS = "store-returns"  # Sitoo credit orders to make Shopify returns of
+    REFUND_CREDITS = "refund-credits"  # Shopify refunds to book as Sitoo credit orders
 
 
 M = TypeVar("M", Counter, Gauge, Histogram)
@@ -621,6 +624,7 @@ class ReturnOutcome(StrEnum):
     RETURNED = "returned"  # a Shopify return made (or found made), disposed, refunded, closed
     HELD = "held"  # the return made, its money left to finance (an exception says why)
     NOT_OURS = "not_ours"  # the return of a till sale: Sitoo's stock flow has it all
+    FROM_SHOPIFY = "from_shopify"  # tillsync's own credit order of a Shopify refund
     BLIND = "blind"  # no original to link to
     REFUSED = "refused"  # Shopify would not take it (an exception says why)
 
@@ -648,4 +652,23 @@ returns_refunded = Fixed(
         registry=REGISTRY,
     ),
     path=RefundPath,
+)
+
+
+class CreditOutcome(StrEnum):
+    """What became of one Shopify refund's Sitoo credit order."""
+
+    MADE = "made"
+    FOUND = "found"  # made before (a repeat, a replay, an answer lost)
+    REFUSED = "refused"  # Sitoo would not take it (an exception says why)
+
+
+refund_credits = Fixed(
+    Counter(
+        "tillsync_refund_credits_total",
+        "Shopify refunds of orders handed over in Sitoo, booked as Sitoo credit orders",
+        ["outcome"],
+        registry=REGISTRY,
+    ),
+    outcome=CreditOutcome,
 )

@@ -62,6 +62,11 @@ SITOO_ORDER_COMMANDS = TopicSpec(
     Keying.EXTERNAL_ID,
     "pickup orders to make or cancel in Sitoo, for the Sitoo orders sink",
 )
+SITOO_CREDIT_COMMANDS = TopicSpec(
+    "cmd.sitoo.credits",
+    Keying.EXTERNAL_ID,
+    "Shopify refunds to book as Sitoo credit orders, for the refund credits writer",
+)
 SITOO_PICKUP_EVENTS = TopicSpec(
     "sitoo.pickup-events",
     Keying.SITOO_ORDER,
@@ -102,6 +107,7 @@ ALL: tuple[TopicSpec, ...] = (
     SHOPIFY_INVENTORY_COMMANDS,
     SITOO_STOCK_COMMANDS,
     SITOO_ORDER_COMMANDS,
+    SITOO_CREDIT_COMMANDS,
     SITOO_PICKUP_EVENTS,
     RAW_SITOO_ORDERS,
     SITOO_RETURNS,

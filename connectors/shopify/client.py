@@ -61,6 +61,7 @@ from tillsync.connectors.shopify.returns_documents import (
     RETURN_REFUND,
     REVERSE_FULFILLMENT_ORDER_DISPOSE,
 )
+from tillsync.connectors.shopify.stock_documents import LEVEL_AVAILABLE
 from tillsync.schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -563,6 +564,20 @@ class ShopifyClient:
     async def order_of_fulfilment_order(self, fulfilment_order_id: int) -> int | None:
         """The order a fulfilment order belongs to; ``None`` when Shopify has no such one."""
         return await FulfilmentStateReader(self._order_state).order_of(fulfilment_order_id)
+
+    async def available(self, item_id: int, location_id: int) -> int | None:
+        """Shopify's `available` for one item at one location; None when it is not stocked
+        there. Raises ShopifyError as ``execute`` does."""
+        data = await self.execute(
+            LEVEL_AVAILABLE,
+            {"item": gid("InventoryItem", item_id), "location": gid("Location", location_id)},
+            priority=Priority.READ_BACK,
+        )
+        level = (data.get("inventoryItem") or {}).get("inventoryLevel") or {}
+        for q in level.get("quantities", []):
+            if q["name"] == "available":
+                return int(q["quantity"])
+        return None
 
     async def pickup(self, fulfilment_order_id: int) -> PickupDetails | None:
         """A pickup fulfilment order with what its Sitoo order needs; ``None`` when Shopify

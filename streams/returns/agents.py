@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import faust
 
@@ -16,13 +16,14 @@ from tillsync.connectors.shopify.returns import (
     SuggestedTransaction,
 )
 from tillsync.schemas.events import ExceptionRecord, ReturnRestock
-from tillsync.schemas.sitoo import Order, OrderDelivery
+from tillsync.schemas.sitoo import Order, OrderDelivery, WarehouseItem
 from tillsync.streams import topics
 from tillsync.streams.context import Context
 from tillsync.streams.returns.writer import StoreReturns
 from tillsync.streams.runtime import Runtime
 from tillsync.streams.stock.sink_output import KafkaSinkOutput
 from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
+from tillsync.streams.table_marks import TableMarks
 
 WINDOW = 100
 WINDOW_SECONDS = 0.05
@@ -42,6 +43,14 @@ class RuntimeReturnsPlatforms:
 
     async def order_returns(self, order_id: int) -> OrderReturns | None:
         return await self._rt.shopify.order_returns(order_id)
+
+    async def available(self, item_id: int, location_id: int) -> int | None:
+        return await self._rt.shopify.available(item_id, location_id)
+
+    async def warehouse_items_by_sku(
+        self, warehouse_id: int, skus: Sequence[str]
+    ) -> list[WarehouseItem]:
+        return await self._rt.sitoo.warehouse_items_by_sku(warehouse_id, list(skus))
 
     async def create_return(
         self, order_id: int, lines: Sequence[ReturnLineIn]
@@ -90,31 +99,6 @@ class KafkaReturnsOutput:
         await self.sink.dead_letter(value, reason, headers=headers)
 
 
-class TableMarks(MutableMapping[str, float]):
-    """The Faust table as the writer's ``table``: a missing key reads as absent."""
-
-    def __init__(self, table: faust.types.TableT) -> None:
-        self._table = table
-
-    def __getitem__(self, key: str) -> float:
-        value = self._table.get(key)
-        if value is None:
-            raise KeyError(key)
-        return float(value)
-
-    def __setitem__(self, key: str, value: float) -> None:
-        self._table[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._table[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table)
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-
 def register(ctx: Context) -> None:
     rt = ctx.runtime
     assert rt is not None
@@ -131,7 +115,8 @@ def register(ctx: Context) -> None:
         KafkaReturnsOutput(ctx),
         rt.locations,
         ctx.settings.return_reasons,
-        TableMarks(table),
+        TableMarks(table, float),
+        lambda sku: rt.skus.item_by_sku.get(sku),  # the index is replaced at each start
     )
     runner = SinkRunner(writer, window=WINDOW, within=WINDOW_SECONDS, flowing=flow_of(ctx.app))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from tillsync.connectors.shopify.returns import (
@@ -165,6 +165,38 @@ def disposals(ret: ShopifyReturn, fate: Mapping[int, Fate]) -> list[DisposalIn]:
     return out
 
 
+def within_room(
+    plan: Sequence[DisposalIn],
+    ret: ShopifyReturn,
+    fate: Mapping[int, Fate],
+    room: Mapping[tuple[str, int], int],
+) -> list[DisposalIn]:
+    """``plan`` restocking no more units of a SKU at a location than ``room`` there; the rest
+    of each line is disposed of as not restocked.
+
+    Shopify's restock adds to what it shows, while the stock flow sets what it shows from
+    Sitoo: the two agree only while Shopify shows Sitoo's units less the buffer. At a store
+    below its buffer (or below zero: sold past its stock) Shopify shows 0, not less, and a
+    restock of every returned unit would show more than Sitoo's target (a run of the returns
+    e2e: Sitoo at -1, four returns of one SKU, Shopify at 5 for a target of 3)."""
+    by_line = {d.id: d.fulfilment_line_id for d in ret.disposals}
+    left = dict(room)
+    out: list[DisposalIn] = []
+    for d in plan:
+        f = fate.get(by_line.get(d.disposal_line_id, 0))
+        if d.restock_at is None or f is None:
+            out.append(d)
+            continue
+        key = (f.sku, d.restock_at)
+        restock = min(d.quantity, max(0, left.get(key, 0)))
+        left[key] = left.get(key, 0) - restock
+        if restock:
+            out.append(DisposalIn(d.disposal_line_id, restock, d.restock_at))
+        if d.quantity > restock:
+            out.append(DisposalIn(d.disposal_line_id, d.quantity - restock, None))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class RestockUnits:
     sku: str
@@ -267,14 +299,3 @@ def cut_to(
         out.append(SuggestedTransaction(t.parent_id, take, t.gateway))
         left -= take
     return out
-
-
-@dataclass
-class RunReport:
-    """What one run of a credit order did, for its metrics and the tests."""
-
-    created: bool = False
-    disposed: int = 0
-    refunded: Decimal | None = None  # money Shopify paid back; 0 when refunded outside
-    closed: bool = False
-    exceptions: list[str] = field(default_factory=list)

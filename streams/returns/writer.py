@@ -17,7 +17,10 @@ both platforms and does what is still owed, so a repeat, a replay or a crash mid
    has the units back in its stock already, and the positions there hold them back from
    Shopify (the ledger names the return's delivery): told per delivery (``ReturnRestock``)
    expected before the dispose, done after it, or released when Shopify will not restock
-   them, they are offered once.
+   them, they are offered once. Shopify's restock adds to what it shows, so no more units are
+   restocked at a store than its room there: Sitoo's available less the buffer, less what
+   Shopify shows now (read under a lock of the store, so two returns never count the same
+   room); the rest of a line is not restocked, and the stock flow offers those from Sitoo.
 4. what is left to refund: the lines always (Shopify's books say returned and refunded);
    money only what the till did not pay back, once Shopify's suggested refund agrees with
    Sitoo's value within 0.01, else finance decides (an exception; the return stays open).
@@ -34,7 +37,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from decimal import Decimal
 from typing import Protocol
 
@@ -54,13 +57,15 @@ from tillsync.schemas.events import (
     StoreReturn,
 )
 from tillsync.schemas.locations import LocationMap
+from tillsync.schemas.money import whole_units
 from tillsync.schemas.returns import ReasonRule
-from tillsync.schemas.sitoo import Order, OrderDelivery
+from tillsync.schemas.sitoo import Order, OrderDelivery, WarehouseItem
 from tillsync.streams import metrics
 from tillsync.streams.metrics import EXCEPTION_OWNERS, ExceptionType, RefundPath, ReturnOutcome
 from tillsync.streams.returns.plan import (
     TOLERANCE,
     CreditRow,
+    Fate,
     Returned,
     credit_money,
     credit_rows,
@@ -74,9 +79,11 @@ from tillsync.streams.returns.plan import (
     returned_by_sku,
     returned_units,
     units_by_sku,
+    within_room,
 )
 from tillsync.streams.stock.command_writer import Breakers, CommandWriter
 from tillsync.streams.stock.pickup_handover import pickup_ref
+from tillsync.streams.stock.refund_restocks import CREDIT_PREFIX
 
 log = logging.getLogger("tillsync.returns")
 
@@ -91,9 +98,15 @@ class ReturnsSitoo(Protocol):
 
     async def order_deliveries(self, orderid: int) -> list[OrderDelivery]: ...
 
+    async def warehouse_items_by_sku(
+        self, warehouse_id: int, skus: Sequence[str]
+    ) -> list[WarehouseItem]: ...
+
 
 class ReturnsShopify(Protocol):
     async def order_returns(self, order_id: int) -> OrderReturns | None: ...
+
+    async def available(self, item_id: int, location_id: int) -> int | None: ...
 
     async def create_return(
         self, order_id: int, lines: Sequence[ReturnLineIn]
@@ -138,6 +151,7 @@ class StoreReturns(CommandWriter[StoreReturn]):
         locations: LocationMap,
         reasons: Mapping[str, ReasonRule],
         table: MutableMapping[str, float],  # "c<credit>" -> when asked, or DONE
+        items: Callable[[str], int | None],  # SKU -> Shopify inventory item (the SKU index)
         *,
         breakers: Breakers | None = None,
         clock: Callable[[], float] = time.time,
@@ -152,7 +166,9 @@ class StoreReturns(CommandWriter[StoreReturn]):
         self.table = table
         self.clock = clock
         self.settle = settle
+        self.items = items
         self._turns = Turns()
+        self._stores = Turns()  # one store's room is read and restocked by one run at a time
 
     def decode(self, value: bytes) -> StoreReturn:
         command = StoreReturn.model_validate_json(value)
@@ -188,7 +204,7 @@ class StoreReturns(CommandWriter[StoreReturn]):
         # both plan its last returnable unit (they share a partition, so a worker)
         async with self._turns.of(command.original_order_id or -command.credit_order_id):
             outcome = await self._run(command, credit)
-        if outcome not in (ReturnOutcome.RETURNED, ReturnOutcome.HELD):
+        if outcome not in (ReturnOutcome.RETURNED, ReturnOutcome.HELD, ReturnOutcome.FROM_SHOPIFY):
             # Shopify restocks none of it: Sitoo's units go to Shopify through the stock flow
             await self._tell(await self._returned(credit), set(), RestockState.RELEASED)
         self.table[key] = DONE
@@ -196,6 +212,8 @@ class StoreReturns(CommandWriter[StoreReturn]):
 
     async def _run(self, command: StoreReturn, credit: Order) -> ReturnOutcome:
         cid = command.credit_order_id
+        if (credit.externalid or "").startswith(CREDIT_PREFIX):
+            return ReturnOutcome.FROM_SHOPIFY  # our own book of a Shopify refund: no return
         if credit.creditorderid is None:
             await self._exception(
                 ExceptionType.RETURN_BLIND,
@@ -317,9 +335,12 @@ class StoreReturns(CommandWriter[StoreReturn]):
         back = await self._returned(credit)
         done = {(u.sku, u.location_id) for u in restocked(ret)}
         if plan:
-            restocking = {(u.sku, u.location_id) for u in planned_restocks(plan, ret, fate)}
-            await self._tell(back, restocking, RestockState.EXPECTED)
-            errors = await self.shopify.dispose(plan)
+            stores = sorted({d.restock_at for d in plan if d.restock_at is not None})
+            async with self._stores.all_of(stores):
+                plan = within_room(plan, ret, fate, await self._room(plan, ret, fate))
+                restocking = {(u.sku, u.location_id) for u in planned_restocks(plan, ret, fate)}
+                await self._tell(back, restocking, RestockState.EXPECTED)
+                errors = await self.shopify.dispose(plan)
             if errors:
                 await self._tell(back, set(), RestockState.RELEASED)
                 await self._exception(
@@ -400,6 +421,32 @@ class StoreReturns(CommandWriter[StoreReturn]):
             )
         return ReturnOutcome.RETURNED
 
+    async def _room(
+        self, plan: Sequence[DisposalIn], ret: ShopifyReturn, fate: Mapping[int, Fate]
+    ) -> dict[tuple[str, int], int]:
+        """Per (SKU, location) the plan restocks at: how many units Shopify may add there and
+        show no more than Sitoo's available less the buffer (Sitoo has the returned units
+        already). None for a SKU Shopify has no item of: the stock flow offers those."""
+        room: dict[tuple[str, int], int] = {}
+        wanted = planned_restocks(plan, ret, fate)
+        for location_id in sorted({u.location_id for u in wanted}):
+            loc = self.locations.by_shopify(location_id)
+            if loc is None:
+                continue
+            skus = sorted({u.sku for u in wanted if u.location_id == location_id})
+            items = await self.sitoo.warehouse_items_by_sku(loc.sitoo_warehouse_id, skus)
+            in_sitoo = {
+                i.sku: whole_units(i.decimaltotal) - whole_units(i.decimalreserved) for i in items
+            }
+            for sku in skus:
+                item = self.items(sku)
+                if item is None:
+                    continue
+                shown = await self.shopify.available(item, location_id) or 0
+                most = in_sitoo.get(sku, 0) - loc.buffer_for(sku)
+                room[(sku, location_id)] = max(0, most - shown)
+        return room
+
     async def _returned(self, credit: Order) -> list[Returned]:
         """What each delivery of the credit order brought back, per SKU, at mapped stores."""
         deliveries = await self.sitoo.order_deliveries(credit.orderid)
@@ -449,6 +496,14 @@ class Turns:
 
     def __init__(self) -> None:
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def all_of(self, keys: Sequence[int]) -> AsyncIterator[None]:
+        """Every key's lock, taken in order (two runs never wait on each other's)."""
+        async with AsyncExitStack() as stack:
+            for key in sorted(set(keys)):
+                await stack.enter_async_context(self.of(key))
+            yield
 
     @asynccontextmanager
     async def of(self, key: int) -> AsyncIterator[None]:

@@ -58,6 +58,7 @@ from tillsync.schemas.events import (
     PickupInSitoo,
     PickupStep,
     PickupStepKind,
+    RefundCredit,
     SitooPickupState,
 )
 from tillsync.schemas.locations import LocationMap
@@ -87,7 +88,7 @@ from tillsync.streams.stock.order_topics import (
     changes_holds,
 )
 from tillsync.streams.stock.pickups import PickupTrack
-from tillsync.streams.stock.refund_restocks import refund_move_ins
+from tillsync.streams.stock.refund_restocks import refund_credits, refund_move_ins
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders, header_in
 
 log = logging.getLogger("tillsync.orders")
@@ -144,7 +145,7 @@ class OrderTrack(BaseModel):
     held_at: list[tuple[str, int]] = Field(default_factory=list)  # (SKU, location) held last
     moved_out: list[int] = Field(default_factory=list)  # fulfilments whose Move Out was sent
     reversed: list[int] = Field(default_factory=list)  # ... and whose reversal was sent
-    # the Move Ins of refunds restocked at a store, by externalid (``refund_restocks``)
+    # the Move Ins and credit orders of refunds sent to Sitoo, by externalid (``refund_restocks``)
     refunds_in: list[str] = Field(default_factory=list)
     # fulfilment id -> its lines as (SKU, units): fixed when Shopify makes a fulfilment, so
     # learnt once (from its webhook or a read) and not read again; its status is, every time
@@ -182,6 +183,10 @@ class OrderOutput(Protocol):
         ...
 
     async def derive_again(self, order_id: int) -> None: ...
+
+    async def credit(self, credit: RefundCredit) -> None:
+        """A refund's credit order for the refund credits writer; returns once it is durable."""
+        ...
 
     async def pickup(self, command: PickupCommand) -> None:
         """A command for the Sitoo orders sink; returns once it is durable."""
@@ -437,6 +442,12 @@ class OrderHolds:
                 for made in refund_move_ins(record.value, order_id, self.locations, sent):
                     await self.output.transaction(made.move_in)
                     refunded.append(made.external_id)
+                credits = refund_credits(
+                    record.value, order_id, track.pickups, self.locations, sent, self._clock()
+                )
+                for credit in credits:
+                    await self.output.credit(credit)
+                    refunded.append(credit.externalid)
                 continue
             if record.topic not in FULFILMENT_TOPICS:
                 continue
@@ -752,6 +763,7 @@ class KafkaOrderOutput:
         self.ctx = ctx
         self.sitoo_commands = ctx.topic(topics.SITOO_STOCK_COMMANDS)
         self.sitoo_orders = ctx.topic(topics.SITOO_ORDER_COMMANDS)
+        self.sitoo_credits = ctx.topic(topics.SITOO_CREDIT_COMMANDS)
         self.pickup_steps = ctx.topic(topics.SITOO_PICKUP_EVENTS)
         self.exceptions = ctx.topic(topics.EXCEPTIONS)
         self.order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
@@ -775,6 +787,12 @@ class KafkaOrderOutput:
         # a Move Out its track names. A SIGKILL between the two lost Move Outs for good (the
         # 50,000-event e2e: every position exact, a Move Out missing).
         await sent
+
+    async def credit(self, credit: RefundCredit) -> None:
+        sent = await self.sitoo_credits.send(
+            key=credit.externalid.encode(), value=credit.model_dump_json().encode()
+        )
+        await sent  # in Kafka before the track names it sent, as `transaction`
 
     async def pickup(self, command: PickupCommand) -> None:
         sent = await self.sitoo_orders.send(

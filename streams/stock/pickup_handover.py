@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -103,6 +103,7 @@ from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
 from tillsync.streams.stock.sink_output import KafkaSinkOutput
 from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
 from tillsync.streams.stock.sitoo_orders import DELIVERY_METHOD, PAYMENT_PAID
+from tillsync.streams.table_marks import TableMarks
 
 log = logging.getLogger("tillsync.pickup_handover")
 
@@ -808,7 +809,7 @@ def register(ctx: Context) -> None:
     )
     platforms = RuntimeHandoverPlatforms(rt)
     handover = PickupHandover(
-        platforms, platforms, KafkaHandoverOutput(ctx), rt.locations, _TableSteps(table)
+        platforms, platforms, KafkaHandoverOutput(ctx), rt.locations, TableMarks(table, int)
     )
 
     parcels = ctx.settings.ship_from_store_to_sitoo
@@ -829,28 +830,3 @@ def register(ctx: Context) -> None:
     @ctx.app.agent(steps_out, name="sitoo-pickups")
     async def pickups(stream: faust.StreamT[bytes]) -> None:
         await runner.run(stream, ready=rt.ready)
-
-
-class _TableSteps(MutableMapping[str, int]):
-    """The Faust table as the handover's ``steps``: a missing key reads as absent."""
-
-    def __init__(self, table: faust.types.TableT) -> None:
-        self._table = table
-
-    def __getitem__(self, key: str) -> int:
-        value = self._table.get(key)
-        if value is None:
-            raise KeyError(key)
-        return int(value)
-
-    def __setitem__(self, key: str, value: int) -> None:
-        self._table[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._table[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table)
-
-    def __len__(self) -> int:
-        return len(self._table)

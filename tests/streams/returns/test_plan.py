@@ -24,6 +24,7 @@ from tillsync.streams.returns.plan import (
     marker,
     plan_return,
     restocked,
+    within_room,
 )
 
 
@@ -134,6 +135,40 @@ def test_resellable_goods_are_restocked_where_sitoo_took_them_back_damaged_ones_
     )
     assert disposals(done, fate) == []
     assert [(r.sku, r.location_id, r.units) for r in restocked(done)] == [("A", 11, 1)]
+
+
+def test_no_more_units_are_restocked_at_a_store_than_its_room_the_rest_not_restocked() -> None:
+    rows = credit_rows(
+        credit(("A", 3, ""), ("B", 1, ""), ("C", 1, "DEFECT")), DEFAULT_RETURN_REASONS
+    )
+    ret = ShopifyReturn(
+        id=3,
+        status="OPEN",
+        lines=(
+            ReturnedLine(30, 10, "A", 2, 2, "UNKNOWN", f"{rows[0].reason.note} {marker(77)}"),
+            ReturnedLine(31, 11, "A", 1, 1, "UNKNOWN", f"{rows[0].reason.note} {marker(77)}"),
+            ReturnedLine(32, 20, "B", 1, 1, "UNKNOWN", f"{rows[1].reason.note} {marker(77)}"),
+            ReturnedLine(33, 30, "C", 1, 1, "DEFECTIVE", f"{rows[2].reason.note} {marker(77)}"),
+        ),
+        disposals=(
+            DisposalLine(40, 10, 2, ()),
+            DisposalLine(41, 11, 1, ()),
+            DisposalLine(42, 20, 1, ()),
+            DisposalLine(43, 30, 1, ()),
+        ),
+    )
+    fate = fates(ret, rows, {101: 11})
+    plan = disposals(ret, fate)
+    # room for one A across both of its lines, none for B (none asked of C: damaged)
+    capped = within_room(plan, ret, fate, {("A", 11): 1, ("B", 11): 0})
+    assert [(d.disposal_line_id, d.quantity, d.restock_at) for d in capped] == [
+        (40, 1, 11),
+        (40, 1, None),
+        (41, 1, None),
+        (42, 1, None),
+        (43, 1, None),
+    ]
+    assert within_room(plan, ret, fate, {("A", 11): 9, ("B", 11): 9}) == plan
 
 
 def test_an_unmapped_store_restocks_nothing() -> None:

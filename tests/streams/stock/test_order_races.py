@@ -50,6 +50,7 @@ from tillsync.schemas.events import (
     PickupHandedOver,
     PickupInSitoo,
     PickupStep,
+    RefundCredit,
     SitooLevel,
     SitooReserved,
 )
@@ -155,6 +156,9 @@ class PipeOutput:
     async def pickup(self, command: PickupCommand) -> None:
         self.pipes.pickups.append(command)
         await asyncio.sleep(0)
+
+    async def credit(self, credit: RefundCredit) -> None:
+        raise AssertionError(f"no refund here, yet a credit order {credit.externalid}")
 
     async def check_pickup(self, sitoo_order_id: int) -> None:
         self.pipes.checks.append(sitoo_order_id)

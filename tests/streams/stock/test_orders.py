@@ -27,6 +27,7 @@ from tillsync.schemas.events import (
     PickupCommand,
     PickupHandedOver,
     PickupInSitoo,
+    RefundCredit,
     SitooLevel,
     SitooPickupState,
     SitooReserved,
@@ -154,6 +155,7 @@ class Output:
     pickups: list[PickupCommand] = field(default_factory=list)
     exceptions: list[ExceptionRecord] = field(default_factory=list)
     checks: list[int] = field(default_factory=list)  # Sitoo orders to read for lost steps
+    credits: list[RefundCredit] = field(default_factory=list)
 
     async def held(self, records: Sequence[HeldUnits | OrderPlaced]) -> None:
         for r in records:
@@ -170,6 +172,9 @@ class Output:
 
     async def pickup(self, command: PickupCommand) -> None:
         self.pickups.append(command)
+
+    async def credit(self, credit: RefundCredit) -> None:
+        self.credits.append(credit)
 
     async def check_pickup(self, sitoo_order_id: int) -> None:
         self.checks.append(sitoo_order_id)

@@ -1,20 +1,37 @@
-"""A refund staff make in Shopify that restocks units at a store reaches Sitoo as one Move In
-per refund and store, sent from its webhook, once."""
+"""A refund staff make in Shopify reaches Sitoo from its webhook, once: the units it restocks at
+a store as one Move In per refund and store, and, for an order a Sitoo till handed over, the
+refund itself as one credit order against that Sitoo order."""
 
 from __future__ import annotations
 
 import json
 
-from tests.streams.stock.test_orders import LOC1, LOCATIONS, ORDER, World, fo, fulfilment, state
+from tests.streams.stock.test_orders import (
+    LOC1,
+    LOC2,
+    LOCATIONS,
+    ORDER,
+    World,
+    fo,
+    fulfilment,
+    state,
+)
+from tillsync.schemas.events import PickupHandedOver, PickupInSitoo
 from tillsync.schemas.sitoo import WarehouseTransactionIn
 from tillsync.streams.stock.order_reads import OrderRecord
-from tillsync.streams.stock.refund_restocks import refund_move_ins
+from tillsync.streams.stock.order_topics import PICKUP_HANDED_OVER_TOPIC, PICKUP_IN_SITOO_TOPIC
+from tillsync.streams.stock.pickups import PickupTrack
+from tillsync.streams.stock.refund_restocks import refund_credits, refund_move_ins
 
 
 def refund_webhook(
-    refund_id: int, *lines: tuple[str, int, str, int | None], returned: int | None = None
+    refund_id: int,
+    *lines: tuple[str, int, str, int | None],
+    returned: int | None = None,
+    paid: str | None = None,
 ) -> bytes:
-    """A refunds/create body: (SKU, units, restock type, location) per refund line."""
+    """A refunds/create body: (SKU, units, restock type, location) per refund line, each unit
+    at 10.00; ``paid`` the money of its one refund transaction (none without)."""
     return json.dumps(
         {
             "id": refund_id,
@@ -23,15 +40,34 @@ def refund_webhook(
             "refund_line_items": [
                 {
                     "id": n,
+                    "line_item_id": 7000 + n,
                     "quantity": q,
                     "restock_type": kind,
                     "location_id": loc,
-                    "line_item": {"sku": sku},
+                    "subtotal": f"{10 * q}.00",
+                    "total_tax": "0.00",
+                    "line_item": {"id": 7000 + n, "sku": sku, "name": f"Item {sku}"},
                 }
                 for n, (sku, q, kind, loc) in enumerate(lines)
             ],
+            "transactions": (
+                [{"kind": "refund", "status": "success", "amount": paid, "currency": "SEK"}]
+                if paid
+                else []
+            ),
         }
     ).encode()
+
+
+def handed_over(fo_id: int, location: int, sitoo_order: int, **took: int) -> PickupTrack:
+    return PickupTrack(
+        fulfilment_order_id=fo_id,
+        location_id=location,
+        in_sitoo_at=1.0,
+        sitoo_order_id=sitoo_order,
+        handed_over=True,
+        took=took,
+    )
 
 
 def test_only_restocks_at_a_mapped_store_outside_a_return_move_stock_in() -> None:
@@ -74,3 +110,75 @@ async def test_restocking_refunds_stay_in_shopify_alone_with_the_setting_off() -
     body = refund_webhook(900, ("A", 1, "return", 11))
     await w.holds.take(OrderRecord(topic="refunds/create", key=str(ORDER).encode(), value=body))
     assert not [t for t in w.out.transactions if (t.externalid or "").startswith("rf-")]
+
+
+def test_a_refund_of_an_order_handed_over_at_a_till_is_one_credit_order_against_it() -> None:
+    """Its lines whose SKU that Sitoo order handed over, whether restocked or not, and the money
+    Shopify paid back; once; none for a return's refund, nor for an order no till handed over."""
+    body = refund_webhook(
+        900,
+        ("A", 2, "return", 11),
+        ("B", 1, "no_restock", None),
+        ("Z", 1, "no_restock", None),
+        paid="25.00",
+    )
+    pickups = {"fo-1-11": handed_over(1, 11, 501, A=2, B=1)}
+    [credit] = refund_credits(body, ORDER, pickups, LOCATIONS, sent=(), now=5.0)
+    assert (credit.externalid, credit.mirror_order_id, credit.warehouse_id) == (
+        "rc-900-501",
+        501,
+        LOC1.sitoo_warehouse_id,
+    )
+    # Z was never in a Sitoo sale of this order: nothing to credit
+    assert [(r.sku, r.units, r.gross) for r in credit.rows] == [
+        ("A", 2, "20.00"),
+        ("B", 1, "10.00"),
+    ]
+    assert (credit.refunded, credit.currency) == ("25.00", "SEK")
+    assert refund_credits(body, ORDER, pickups, LOCATIONS, sent=["rc-900-501"], now=6.0) == []
+    of_a_return = refund_webhook(901, ("A", 1, "return", 11), returned=5, paid="10.00")
+    assert refund_credits(of_a_return, ORDER, pickups, LOCATIONS, sent=(), now=5.0) == []
+    not_yet = {"fo-1-11": handed_over(1, 11, 501, A=2).model_copy(update={"handed_over": False})}
+    assert refund_credits(body, ORDER, not_yet, LOCATIONS, sent=(), now=5.0) == []
+
+
+def test_a_refund_of_an_order_picked_up_at_two_stores_credits_each_its_own_lines() -> None:
+    body = refund_webhook(902, ("A", 1, "no_restock", None), ("B", 1, "return", 12), paid="15.00")
+    pickups = {
+        "fo-1-11": handed_over(1, 11, 501, A=1),
+        "fo-2-12": handed_over(2, 12, 502, B=1),
+    }
+    first, second = refund_credits(body, ORDER, pickups, LOCATIONS, sent=(), now=5.0)
+    assert [
+        (c.mirror_order_id, c.warehouse_id, [r.sku for r in c.rows]) for c in (first, second)
+    ] == [
+        (501, LOC1.sitoo_warehouse_id, ["A"]),
+        (502, LOC2.sitoo_warehouse_id, ["B"]),
+    ]
+    # the money in turn, each up to its lines' value, the last the rest: 15.00 in all
+    assert (first.refunded, second.refunded) == ("10.00", "5.00")
+
+
+async def test_the_order_flow_asks_for_a_refunds_credit_order_once() -> None:
+    w = World({("A", 11): 10})
+    w.holds.refunds_to_sitoo = True
+    await w.webhook(state(fo(1, 11, ("A", 2), method="PICK_UP")), "orders/create")
+    answer = PickupInSitoo(
+        externalid="fo-1-11", order_id=ORDER, fulfilment_order_id=1, sitoo_order_id=501, at=w.now
+    )
+    handed = PickupHandedOver(
+        externalid="fo-1-11",
+        order_id=ORDER,
+        fulfilment_order_id=1,
+        location_id=11,
+        took={"A": 2},
+        at=w.now,
+        delivered_at=w.now,
+    )
+    for topic, record in ((PICKUP_IN_SITOO_TOPIC, answer), (PICKUP_HANDED_OVER_TOPIC, handed)):
+        value = record.model_dump_json().encode()
+        await w.holds.take(OrderRecord(topic=topic, key=str(ORDER).encode(), value=value))
+    body = refund_webhook(900, ("A", 1, "no_restock", None), paid="10.00")
+    for _ in range(2):  # a repeat, or a replay, asks once
+        await w.holds.take(OrderRecord(topic="refunds/create", key=str(ORDER).encode(), value=body))
+    assert [(c.externalid, c.refunded) for c in w.out.credits] == [("rc-900-501", "10.00")]
