@@ -10,12 +10,13 @@ the rest of one line later, damaged, at another store, for a reason code tillsyn
 not name; and till sales returned, which are Sitoo's alone. Staff refund other orders in
 Shopify's admin, restocked at the pickup's store, at another, or not at all. Halfway the
 worker is killed without a word while the tills go on; after it is back, every record of
-``raw.sitoo.orders`` is produced again. Meanwhile Shopify never shows a unit more than Sitoo
-has (a return restocked by both platforms is one change), and at the end:
+``raw.sitoo.orders`` and ``raw.shopify.webhooks`` is produced again. Meanwhile Shopify never
+shows a unit more than Sitoo has (a return restocked by both platforms is one change), and at
+the end:
 
 * every credit order of an online order has exactly one Shopify return, marked with its id,
-  closed, its reason mapped and each unit restocked where the till took it back (or not, when
-  damaged);
+  closed, its reason mapped and each unit restocked where the till took it back (or not: when
+  damaged, or when Shopify had no room left there, the store sold below its buffer);
 * per order, Shopify refunded exactly what the tills did not pay back, never more than it
   received;
 * each staff refund restocked at a store is one Move In there, of its units; each is one credit
@@ -253,9 +254,11 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
         f"returns all in Shopify {time.monotonic() - back:.1f} s after the worker was ready"
     )
 
-    # the whole raw orders topic again: nothing more may happen
+    # the whole raw orders topic again, and every Shopify webhook (the refunds' among them):
+    # nothing more may happen
     replayed = await replay(kafka_bootstrap, topics.RAW_SITOO_ORDERS.name(h.app_id))
-    assert replayed > 0
+    webhooks = await replay(kafka_bootstrap, topics.RAW_SHOPIFY_WEBHOOKS.name(h.app_id))
+    assert replayed > 0 and webhooks > 0
     await converged(h, 60)
     watching = False
     await watcher
