@@ -22,13 +22,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
-from faust.types import TP, TableT
+from faust.types import TableT
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tillsync.schemas.events import StoreReturn
 from tillsync.streams import topics
 from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter, error_reason
+from tillsync.streams.ownership import owns, tables_recovered
 from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.runtime import Runtime
 
@@ -87,13 +88,6 @@ class SitooOrdersPoller:
         self.raw_name = topics.RAW_SITOO_ORDERS.name(ctx.settings.app_id)
         self.cursor: int | None = None  # None while another worker polls
 
-    def owns(self) -> bool:
-        return TP(self.raw_name, 0) in self.ctx.app.assignor.assigned_actives()
-
-    def recovered(self) -> bool:
-        recovery = getattr(self.ctx.app.tables, "recovery", None)
-        return recovery is not None and recovery.completed.is_set()
-
     async def poll(self) -> None:
         """Task: read new orders while this worker owns the poll."""
         await self.rt.ready.wait()
@@ -105,7 +99,7 @@ class SitooOrdersPoller:
             await asyncio.sleep(POLL_INTERVAL)
 
     async def poll_once(self) -> None:
-        if not self.owns() or not self.recovered():
+        if not owns(self.ctx.app, self.raw_name) or not tables_recovered(self.ctx.app):
             self.cursor = None
             return
         if self.cursor is None:

@@ -426,7 +426,8 @@ class StoreReturns(CommandWriter[StoreReturn]):
     ) -> dict[tuple[str, int], int]:
         """Per (SKU, location) the plan restocks at: how many units Shopify may add there and
         show no more than Sitoo's available less the buffer (Sitoo has the returned units
-        already). None for a SKU Shopify has no item of: the stock flow offers those."""
+        already). A SKU the index maps to no Shopify item gets no room: the stock flow offers
+        its units."""
         room: dict[tuple[str, int], int] = {}
         wanted = planned_restocks(plan, ret, fate)
         for location_id in sorted({u.location_id for u in wanted}):

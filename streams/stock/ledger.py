@@ -24,7 +24,7 @@ from enum import Enum
 from typing import Any, cast
 
 import faust
-from faust.types import TP, TableT
+from faust.types import TableT
 from pydantic import ValidationError
 
 from tillsync.schemas.events import ShopifyObserved, SitooLevel, SitooReserved
@@ -34,6 +34,7 @@ from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.deadletter import dead_letter, error_reason
 from tillsync.streams.lru import RecentIds
+from tillsync.streams.ownership import owns, tables_recovered
 from tillsync.streams.partitioned import in_partition_of
 from tillsync.streams.runtime import Runtime
 from tillsync.streams.stock.unknown_skus import UnknownSkus
@@ -333,11 +334,10 @@ class SitooLedger:
                 self.rt.ledger_nudge.set()
 
     def recovered(self) -> bool:
-        recovery = getattr(self.ctx.app.tables, "recovery", None)
-        return recovery is not None and recovery.completed.is_set()
+        return tables_recovered(self.ctx.app)
 
     def owns_ledger(self) -> bool:
-        return TP(self.ledger_name, 0) in self.ctx.app.assignor.assigned_actives()
+        return owns(self.ctx.app, self.ledger_name)
 
     async def poll(self) -> None:
         """Task: poll the ledger while this worker owns it, on each nudge or interval."""

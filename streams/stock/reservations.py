@@ -38,7 +38,6 @@ from enum import StrEnum
 from typing import Protocol
 
 import faust
-from faust.types import TP
 from prometheus_client import Counter
 from pydantic import ValidationError
 
@@ -49,6 +48,7 @@ from tillsync.schemas.sitoo import Order, SitooEvent, WarehouseItem
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.lru import RecentIds
+from tillsync.streams.ownership import owns
 from tillsync.streams.runtime import Runtime
 
 log = logging.getLogger("tillsync.reservations")
@@ -437,7 +437,7 @@ class SitooReservations:
 
     def owns_schedule(self) -> bool:
         """The full refresh runs on one worker: the one that owns (and polls) the ledger."""
-        return TP(self.ledger_name, 0) in self.ctx.app.assignor.assigned_actives()
+        return owns(self.ctx.app, self.ledger_name)
 
     async def run(self) -> None:
         """Task: read queued orders when woken or at the retry tick; refresh when due."""
