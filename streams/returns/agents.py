@@ -15,13 +15,13 @@ from tillsync.connectors.shopify.returns import (
     SuggestedRefund,
     SuggestedTransaction,
 )
-from tillsync.schemas.events import ReturnRestock
+from tillsync.schemas.events import ExceptionRecord, ReturnRestock
 from tillsync.schemas.sitoo import Order, OrderDelivery, WarehouseItem
 from tillsync.streams import topics
 from tillsync.streams.context import Context
 from tillsync.streams.returns.writer import StoreReturns
 from tillsync.streams.runtime import Runtime
-from tillsync.streams.stock.sink_output import KafkaWriterOutput
+from tillsync.streams.stock.sink_output import KafkaSinkOutput
 from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
 from tillsync.streams.table_marks import TableMarks
 
@@ -78,9 +78,10 @@ class RuntimeReturnsPlatforms:
         return await self._rt.shopify.close_return(return_id)
 
 
-class KafkaReturnsOutput(KafkaWriterOutput):
+class KafkaReturnsOutput:
     def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx, topics.SITOO_RETURNS)
+        self.ctx = ctx
+        self.sink = KafkaSinkOutput(ctx, topics.SITOO_RETURNS)
 
     async def restocks(self, records: Sequence[ReturnRestock]) -> None:
         await self.ctx.send_all(
@@ -88,6 +89,14 @@ class KafkaReturnsOutput(KafkaWriterOutput):
             ((r.sku.encode(), r.model_dump_json().encode()) for r in records),
             durable=True,
         )
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        await self.sink.exception(record)
+
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        await self.sink.dead_letter(value, reason, headers=headers)
 
 
 def register(ctx: Context) -> None:

@@ -32,15 +32,15 @@ from tillsync.schemas.money import format_money, money
 from tillsync.schemas.sitoo import ORDER_CLOSED, ORDERTYPE_ORDER, Order, OrderIn, OrderItemIn
 from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
+from tillsync.streams.runtime import Runtime
 from tillsync.streams.stock.command_writer import (
     SITOO_ONLY,
     Breakers,
     CommandWriter,
     Platforms,
 )
-from tillsync.streams.stock.sink_output import KafkaWriterOutput
+from tillsync.streams.stock.sink_output import KafkaSinkOutput
 from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
-from tillsync.streams.stock.sitoo_orders import RuntimePickupPlatforms
 
 log = logging.getLogger("tillsync.refund_credits")
 
@@ -153,11 +153,38 @@ class RefundCredits(CommandWriter[RefundCredit]):
         )
 
 
+class RuntimeCreditSitoo:
+    """The worker's Sitoo client, looked up at each call (the runtime builds it on first use)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    async def orders_by_externalid(self, externalids: Sequence[str]) -> list[Order]:
+        return await self._rt.sitoo.orders_by_externalid(externalids)
+
+    async def add_order(self, order: OrderIn) -> int:
+        return await self._rt.sitoo.add_order(order)
+
+
+class KafkaCreditOutput:
+    """``CreditOutput`` on the worker's topics."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.sink = KafkaSinkOutput(ctx, topics.SITOO_CREDIT_COMMANDS)
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        await self.sink.exception(record)
+
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        await self.sink.dead_letter(value, reason, headers=headers)
+
+
 def register(ctx: Context) -> None:
     rt = ctx.runtime
     assert rt is not None
-    output = KafkaWriterOutput(ctx, topics.SITOO_CREDIT_COMMANDS)
-    writer = RefundCredits(RuntimePickupPlatforms(rt), output)
+    writer = RefundCredits(RuntimeCreditSitoo(rt), KafkaCreditOutput(ctx))
     runner = SinkRunner(writer, window=WINDOW, within=WINDOW_SECONDS, flowing=flow_of(ctx.app))
 
     @ctx.app.agent(ctx.topic(topics.SITOO_CREDIT_COMMANDS), name="refund-credits")

@@ -100,7 +100,7 @@ from tillsync.streams.stock.order_topics import (
 from tillsync.streams.stock.pickups import PICK_UP, SHIPPING
 from tillsync.streams.stock.reservations import read_reserved
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
-from tillsync.streams.stock.sink_output import KafkaWriterOutput
+from tillsync.streams.stock.sink_output import KafkaSinkOutput
 from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
 from tillsync.streams.stock.sitoo_orders import DELIVERY_METHOD, PAYMENT_PAID
 from tillsync.streams.table_marks import TableMarks
@@ -762,9 +762,10 @@ class RuntimeHandoverPlatforms:
         return await self._rt.shopify.capture(order_id, authorisation)
 
 
-class KafkaHandoverOutput(KafkaWriterOutput):
+class KafkaHandoverOutput:
     def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx, topics.SITOO_PICKUP_EVENTS)
+        self.ctx = ctx
+        self.sink = KafkaSinkOutput(ctx, topics.SITOO_PICKUP_EVENTS)
         self.order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
 
     async def handed_over(self, record: PickupHandedOver) -> None:
@@ -786,6 +787,14 @@ class KafkaHandoverOutput(KafkaWriterOutput):
         send = self.ctx.app.producer.send
         value = body.model_dump_json().encode()
         await (await send(self.order_webhooks, key, value, None, None, headers))
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        await self.sink.exception(record)
+
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        await self.sink.dead_letter(value, reason, headers=headers)
 
 
 def register(ctx: Context) -> None:

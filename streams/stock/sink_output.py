@@ -73,21 +73,3 @@ class KafkaSinkOutput:
             topics.STOCK_EVENTS,
             ((partition, seen.model_dump_json().encode()) for partition, seen in readings),
         )
-
-
-class KafkaWriterOutput:
-    """A command writer's dead letters and exceptions on the worker's topics: ``dead_letter``
-    takes the record's headers third, as ``CommandWriter`` hands them on. A writer's output
-    adds what else it sends."""
-
-    def __init__(self, ctx: Context, commands: topics.TopicSpec) -> None:
-        self.ctx = ctx
-        self.sink = KafkaSinkOutput(ctx, commands)
-
-    async def exception(self, record: ExceptionRecord) -> None:
-        await self.sink.exception(record)
-
-    async def dead_letter(
-        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
-    ) -> None:
-        await self.sink.dead_letter(value, reason, headers=headers)

@@ -78,7 +78,7 @@ from tillsync.streams.stock.order_topics import PICKUP_IN_SITOO_TOPIC, OrderKey
 from tillsync.streams.stock.pickups import ENDED, SHIPPING
 from tillsync.streams.stock.reservations import read_reserved
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders
-from tillsync.streams.stock.sink_output import KafkaWriterOutput
+from tillsync.streams.stock.sink_output import KafkaSinkOutput
 from tillsync.streams.stock.sink_runner import SinkRunner, flow_of
 
 log = logging.getLogger("tillsync.sitoo_orders")
@@ -441,11 +441,12 @@ class RuntimePickupPlatforms:
         return await self._rt.shopify.pickup(fulfilment_order_id)
 
 
-class KafkaPickupOutput(KafkaWriterOutput):
+class KafkaPickupOutput:
     """``PickupOutput`` on the worker's topics."""
 
     def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx, topics.SITOO_ORDER_COMMANDS)
+        self.ctx = ctx
+        self.sink = KafkaSinkOutput(ctx, topics.SITOO_ORDER_COMMANDS)
         self.order_webhooks = topics.SHOPIFY_ORDER_WEBHOOKS.name(ctx.settings.app_id)
 
     async def in_sitoo(self, answer: PickupInSitoo) -> None:
@@ -464,6 +465,14 @@ class KafkaPickupOutput(KafkaWriterOutput):
             ((r.sku.encode(), r.model_dump_json().encode()) for r in readings),
             durable=True,
         )
+
+    async def dead_letter(
+        self, value: bytes, reason: str, headers: Mapping[str, bytes] | None = None
+    ) -> None:
+        await self.sink.dead_letter(value, reason, headers=headers)
+
+    async def exception(self, record: ExceptionRecord) -> None:
+        await self.sink.exception(record)
 
     async def watch(self, sitoo_order_id: int) -> None:
         step = PickupStep(

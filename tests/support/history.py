@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from tests.support.replay import opened
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,13 @@ class Seen:
 async def records_naming(bootstrap: str, topic: str, needle: str) -> list[Seen]:
     """Every record of ``topic`` (up to its end now) whose key or value contains ``needle``,
     oldest first by the broker's timestamp."""
-    async with opened(bootstrap, topic) as (consumer, _, partitions):
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await producer.start()
+    try:
+        found = await producer.partitions_for(topic)
+        partitions = [TopicPartition(topic, p) for p in sorted(found or ())]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         for tp, first in (await consumer.beginning_offsets(partitions)).items():
@@ -44,3 +51,6 @@ async def records_naming(bootstrap: str, topic: str, needle: str) -> list[Seen]:
                         value = raw
                     out.append(Seen(m.timestamp, m.partition, m.offset, key, value))
         return sorted(out, key=lambda s: (s.at_ms, s.partition, s.offset))
+    finally:
+        await consumer.stop()
+        await producer.stop()

@@ -3,36 +3,20 @@ headers as they were, as an operator replays a raw topic after an outage."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 
-@asynccontextmanager
-async def opened(
-    bootstrap: str, topic: str
-) -> AsyncIterator[tuple[AIOKafkaConsumer, AIOKafkaProducer, list[TopicPartition]]]:
-    """A consumer and a producer on the broker, and ``topic``'s partitions (waiting for its
-    metadata); both stopped on the way out."""
+async def replay(bootstrap: str, topic: str) -> int:
+    """Produce every record of ``topic`` (up to its end when called) again; how many."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await consumer.start()
     await producer.start()
     try:
-        found = await producer.partitions_for(topic)
-        partitions = [TopicPartition(topic, p) for p in sorted(found or ())]
+        found = await producer.partitions_for(topic)  # waits for the topic's metadata
+        partitions = [TopicPartition(topic, p) for p in sorted(found)]
         assert partitions, f"no topic {topic}"
-        yield consumer, producer, partitions
-    finally:
-        await consumer.stop()
-        await producer.stop()
-
-
-async def replay(bootstrap: str, topic: str) -> int:
-    """Produce every record of ``topic`` (up to its end when called) again; how many."""
-    async with opened(bootstrap, topic) as (consumer, producer, partitions):
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         for tp, first in (await consumer.beginning_offsets(partitions)).items():
@@ -53,11 +37,23 @@ async def replay(bootstrap: str, topic: str) -> int:
                     )
                     sent += 1
         return sent
+    finally:
+        await consumer.stop()
+        await producer.stop()
 
 
 async def count_records(bootstrap: str, topic: str) -> int:
     """How many records ``topic`` holds now (its end offsets, less its beginnings)."""
-    async with opened(bootstrap, topic) as (consumer, _, partitions):
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await producer.start()
+    try:
+        found = await producer.partitions_for(topic)
+        partitions = [TopicPartition(topic, p) for p in sorted(found)]
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
         return sum(ends[tp] - starts[tp] for tp in partitions)
+    finally:
+        await consumer.stop()
+        await producer.stop()
