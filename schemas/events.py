@@ -418,7 +418,8 @@ class RefundCredit(BaseModel):
 
 class StoreReturn(BaseModel):
     """A Sitoo credit order (a return at the till) for the returns flow (``sitoo.returns``,
-    keyed by the original Sitoo order, so one order's returns are planned one at a time)."""
+    keyed by the original Sitoo order, so one order's returns are planned one at a time; a
+    blind return's by the credit order, with its link by hand)."""
 
     credit_order_id: int
     original_order_id: int | None = Field(
@@ -428,6 +429,11 @@ class StoreReturn(BaseModel):
         None,
         description="the credit order as the poller read it (born closed, it never changes): "
         "saves reading it again; None, it is read",
+    )
+    shopify_order_id: int | None = Field(
+        None,
+        description="a blind return linked by hand (`tillsync returns link`): the Shopify "
+        "order it returns",
     )
 
 

@@ -625,8 +625,32 @@ class ReturnOutcome(StrEnum):
     HELD = "held"  # the return made, its money left to finance (an exception says why)
     NOT_OURS = "not_ours"  # the return of a till sale: Sitoo's stock flow has it all
     FROM_SHOPIFY = "from_shopify"  # tillsync's own credit order of a Shopify refund
-    BLIND = "blind"  # no original to link to
+    BLIND = "blind"  # no original linked and no one online order fits: queued for a link
     REFUSED = "refused"  # Shopify would not take it (an exception says why)
+
+
+class BlindLink(StrEnum):
+    """How a blind return found its online order."""
+
+    AUTO = "auto"  # exactly one of the customer's orders fitted
+    HAND = "hand"  # `tillsync returns link`
+
+
+returns_blind_linked = Fixed(
+    Counter(
+        "tillsync_store_returns_blind_linked_total",
+        "Blind returns (no receipt) linked to an online order and returned in Shopify, by how",
+        ["how"],
+        registry=REGISTRY,
+    ),
+    how=BlindLink,
+)
+returns_blind_queued = Gauge(
+    "tillsync_blind_returns_waiting_orders",
+    "Blind returns waiting for a link to an online order (`tillsync returns link`), on this "
+    "worker's partitions",
+    registry=REGISTRY,
+)
 
 
 class RefundPath(StrEnum):

@@ -351,6 +351,44 @@ def returns_show(credit_order_id: int) -> None:
         raise SystemExit(1)
 
 
+@returns.command("link")
+@click.argument("credit_order_id", type=click.IntRange(min=1), metavar="CREDIT")
+@click.argument("order_id", type=click.IntRange(min=1), metavar="ORDER")
+def returns_link(credit_order_id: int, order_id: int) -> None:
+    """Link a blind return (CREDIT: a Sitoo credit order with no receipt) to the online order
+    it returns (ORDER: Shopify's numeric order id). Both are checked first: the order must have
+    the returned units fulfilled and not returned yet. The worker then makes the Shopify
+    return, restock and refund as for any store return, once."""
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from tillsync.connectors.shopify.client import ShopifyError
+    from tillsync.connectors.sitoo.client import SitooError
+    from tillsync.streams.returns import link
+
+    settings = _settings()
+    try:
+        checked = asyncio.run(
+            link.link(settings, credit_order_id, order_id, lambda m: click.echo(m, err=True))
+        )
+    except link.LinkRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    except (ShopifyError, SitooError) as exc:
+        raise click.ClickException(f"could not read the return or the order: {exc}") from None
+    except KafkaError as exc:
+        raise click.ClickException(
+            f"could not send the link to Kafka at {settings.kafka_bootstrap}: {exc}"
+        ) from None
+    for warning in checked.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
+    click.echo(
+        f"linked: Sitoo credit order {credit_order_id} returns Shopify order "
+        f"{checked.order.name}; the worker makes the return (tillsync returns show "
+        f"{credit_order_id} to follow it)"
+    )
+
+
 @main.group()
 def reconcile() -> None:
     """Compare full snapshots of both platforms."""

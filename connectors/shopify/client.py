@@ -42,6 +42,7 @@ from tillsync.connectors.shopify.ids import gid, gid_tail
 from tillsync.connectors.shopify.payment import Authorisation, OrderPayment, read_payment
 from tillsync.connectors.shopify.pickup import PickupDetails, Tracking, read_pickup
 from tillsync.connectors.shopify.returns import (
+    CustomerOrders,
     DisposalIn,
     OrderReturns,
     ReturnLineIn,
@@ -51,6 +52,7 @@ from tillsync.connectors.shopify.returns import (
     dispose_input,
     parse_return,
     read_order_returns,
+    read_orders_by_email,
     read_suggested_refund,
     refund_input,
     return_input,
@@ -712,6 +714,11 @@ class ShopifyClient:
         """An order's fulfilment line items, returns and money; ``None`` when Shopify has no
         such order."""
         return await read_order_returns(self._order_state, order_id)
+
+    async def orders_by_email(self, email: str) -> CustomerOrders:
+        """The newest orders placed with ``email`` and the SKUs on them (a blind return's
+        candidates)."""
+        return await read_orders_by_email(self._order_state, email)
 
     async def create_return(
         self, order_id: int, lines: Sequence[ReturnLineIn]

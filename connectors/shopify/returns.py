@@ -8,13 +8,17 @@ the money received and refunded. Every run of the flow reads it again; nothing h
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from tillsync.connectors.shopify.ids import gid, gid_tail
-from tillsync.connectors.shopify.returns_documents import ORDER_RETURNS, RETURN_SUGGESTED_REFUND
+from tillsync.connectors.shopify.returns_documents import (
+    ORDER_RETURNS,
+    ORDERS_BY_EMAIL,
+    RETURN_SUGGESTED_REFUND,
+)
 
 JSON = dict[str, Any]
 Execute = Callable[[str, JSON], Awaitable[JSON]]
@@ -237,6 +241,50 @@ async def read_order_returns(execute: Execute, order_id: int) -> OrderReturns | 
     data = await execute(ORDER_RETURNS, {"id": gid("Order", order_id)})
     order = data.get("order")
     return parse_order_returns(order) if order else None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSkus:
+    """One of a customer's orders, as a blind return's candidate: the SKUs on its lines."""
+
+    order_id: int
+    name: str
+    cancelled: bool
+    skus: frozenset[str]
+    more_lines: bool  # more lines than one read holds: it may have any SKU
+
+    def may_hold(self, skus: Iterable[str]) -> bool:
+        return not self.cancelled and (self.more_lines or set(skus) <= self.skus)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerOrders:
+    orders: tuple[OrderSkus, ...]  # newest first
+    truncated: bool  # the customer has more orders than one read holds
+
+
+def email_query(email: str) -> str:
+    """Shopify's search for one email; quotes and backslashes would end the phrase early."""
+    return 'email:"' + email.replace("\\", "").replace('"', "") + '"'
+
+
+async def read_orders_by_email(execute: Execute, email: str) -> CustomerOrders:
+    """The newest orders placed with ``email``, and whether there are more."""
+    data = await execute(ORDERS_BY_EMAIL, {"query": email_query(email)})
+    conn = data.get("orders") or {}
+    found = []
+    for node in _nodes(conn):
+        lines = node.get("lineItems")
+        found.append(
+            OrderSkus(
+                order_id=gid_tail(node["id"]),
+                name=str(node.get("name") or ""),
+                cancelled=bool(node.get("cancelledAt")),
+                skus=frozenset(str(n.get("sku") or "") for n in _nodes(lines)),
+                more_lines=_more(lines),
+            )
+        )
+    return CustomerOrders(orders=tuple(found), truncated=_more(conn))
 
 
 async def read_suggested_refund(

@@ -126,8 +126,23 @@ mutation ReturnClose($id: ID!) {
 }
 """
 
+# a blind return's candidates: the customer's newest orders and the SKUs on them, cheap
+# (requested cost about 30); only an order holding every returned SKU is read in full
+ORDERS_BY_EMAIL = """
+query OrdersByEmail($query: String!) {
+  orders(first: 10, query: $query, sortKey: CREATED_AT, reverse: true) {
+    pageInfo { hasNextPage }
+    nodes {
+      id name cancelledAt
+      lineItems(first: 20) { pageInfo { hasNextPage } nodes { sku } }
+    }
+  }
+}
+"""
+
 RETURNS_DOCUMENTS: dict[str, str] = {
     "ORDER_RETURNS": ORDER_RETURNS,
+    "ORDERS_BY_EMAIL": ORDERS_BY_EMAIL,
     "RETURN_CREATE": RETURN_CREATE,
     "REVERSE_FULFILLMENT_ORDER_DISPOSE": REVERSE_FULFILLMENT_ORDER_DISPOSE,
     "RETURN_SUGGESTED_REFUND": RETURN_SUGGESTED_REFUND,

@@ -108,6 +108,7 @@ class Resolvers(Objects):
             "inventoryItems": self.q_inventory_items,
             "inventoryLevel": self.q_inventory_level,
             "order": self.q_order,
+            "orders": self.q_orders,
             "return": self.q_return,
             "fulfillmentOrder": self.q_fulfillment_order,
             "fulfillment": self.q_fulfillment,
@@ -230,6 +231,22 @@ class Resolvers(Objects):
     def q_order(self, _info: GraphQLResolveInfo, id: str) -> Node | None:
         o = self.state.orders.get(parse_gid(id, "Order") or -1)
         return self.order(o) if o else None
+
+    def q_orders(
+        self,
+        _info: GraphQLResolveInfo,
+        query: str | None = None,
+        sortKey: str | None = "ID",
+        reverse: bool | None = False,
+        **a: Any,
+    ) -> Node:
+        """Orders, filtered on ``email:`` (what tillsync searches by); ``CREATED_AT`` and
+        ``ID`` sort alike here, since ids rise with time."""
+        orders = sorted(self.state.orders.values(), key=lambda o: o.id)
+        emails = {v.lower() for k, v in search_terms(query) if k == "email"}
+        if emails:
+            orders = [o for o in orders if o.email and o.email.lower() in emails]
+        return connection(orders, self.order, reverse=reverse, **a)
 
     def q_return(self, _info: GraphQLResolveInfo, id: str) -> Node | None:
         ret = self.state.returns.get(parse_gid(id, "Return") or -1)

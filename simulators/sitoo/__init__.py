@@ -22,6 +22,9 @@ Control API (``/_sim/``, JSON, no auth, no faults):
 - POST /_sim/stores/{storeid}/return ``{"orderid", "lines"?: [{"sku" | "orderitemid",
   "quantity"}], "reasoncode"?, "comment"?}``: a credit order (negative rows, ``creditorderid``)
   whose units return to this store's warehouse (Refund transaction)
+- POST /_sim/stores/{storeid}/blind-return ``{"lines": [{"sku", "quantity", "price"?}],
+  "email"?, "reasoncode"?, "comment"?, "payment"?}``: a return with no receipt, a credit
+  order linked to no original (``creditorderid`` null), the goods back in the store
 - POST /_sim/stores/{storeid}/z-report: close the register's day
 - POST /_sim/stores ``{"name", "externalid"?, "city"?}``; POST /_sim/products (a product body)
 - POST /_sim/warehouses/{id}/delivery ``{"lines": [{"sku", "quantity", "moneypricein"?}]}``

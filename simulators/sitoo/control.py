@@ -82,6 +82,7 @@ class ControlApi:
             web.post("/_sim/stores", self.post_store),
             web.post("/_sim/stores/{storeid}/sale", self.sale),
             web.post("/_sim/stores/{storeid}/return", self.return_),
+            web.post("/_sim/stores/{storeid}/blind-return", self.blind_return),
             web.post("/_sim/stores/{storeid}/z-report", self.z_report),
             web.post("/_sim/warehouses/{warehouseid}/delivery", self.delivery),
             web.post("/_sim/warehouses/{warehouseid}/stocktaking", self.stocktaking),
@@ -133,6 +134,18 @@ class ControlApi:
             list(body["lines"]),
             email=str(body.get("email", "")),
             payment=str(body.get("payment", "Card")),
+        )
+        return json_response(order.wire())
+
+    async def blind_return(self, request: web.Request) -> web.Response:
+        body = await _obj(request)
+        order = self.s.blind_return(
+            _id(request, "storeid"),
+            list(body.get("lines") or []),
+            email=str(body.get("email", "")),
+            reasoncode=str(body.get("reasoncode", "")),
+            comment=str(body.get("comment", "")),
+            payment=str(body.get("payment", "card")),
         )
         return json_response(order.wire())
 

@@ -1039,6 +1039,75 @@ class SitooState:
         self._deliver_all(credit, wid)
         return credit
 
+    def blind_return(
+        self,
+        storeid: int,
+        lines: list[dict[str, Any]],
+        *,
+        email: str = "",
+        reasoncode: str = "",
+        comment: str = "",
+        payment: str = "card",
+    ) -> OrderRec:
+        """A return at the till with no receipt: a closed credit order linked to no original
+        (``creditorderid`` null, flows.md C), its rows priced as staff key them (``price`` per
+        unit, VAT included; the product's price by default), the goods back in the store.
+        ``payment`` as for ``till_return``."""
+        if payment not in TILL_RETURN_PAYMENTS:
+            raise SimError(400, f"payment {payment!r}: one of {', '.join(TILL_RETURN_PAYMENTS)}")
+        store = self.store(storeid)
+        wid = self.store_warehouse(storeid)
+        if not lines:
+            raise SimError(400, "a return needs lines")
+        items: list[dict[str, Any]] = []
+        for li in lines:
+            sku = str(li.get("sku") or "")
+            product = self.products_by_sku.get(sku)
+            if product is None:
+                raise SimError(400, f"unknown sku {sku}")
+            qty = _int(li.get("quantity", 1), "quantity")
+            if qty <= 0:
+                raise SimError(400, "return quantities must be positive")
+            price = money(li["price"]) if li.get("price") is not None else product.moneyprice
+            items.append(
+                {
+                    "productname": product.title,
+                    "sku": sku,
+                    "quantity": -qty,
+                    "moneyrowprice": str(money(-price * qty)),
+                    "vatvalue": str(product.vatvalue),
+                    "additionaldata": {
+                        "return-warehouseid": str(wid),
+                        **({"reasoncode-return": reasoncode} if reasoncode else {}),
+                    },
+                }
+            )
+        gross = sum((money(i["moneyrowprice"]) for i in items), ZERO)
+        extra = self._store_additionaldata(store, self._id("receipt"))
+        if reasoncode:
+            extra["refundreasoncode-reasoncode"] = reasoncode
+        if comment:
+            extra["refundreasoncode-comment"] = comment
+        credit = self.add_order(
+            {
+                "ordertypeid": ORDERTYPE_ORDER,
+                "orderstateid": ORDER_CLOSED,
+                "paymentstateid": PAYMENT_SUCCESSFUL,
+                "warehouseid": wid,
+                "registerid": store.registerid,
+                "email": email,
+                "additionaldata": extra,
+                "orderitems": items,
+                "payments": (
+                    []
+                    if payment == "none"
+                    else [{"name": payment.capitalize(), "moneyamount": str(gross)}]
+                ),
+            }
+        )
+        self._deliver_all(credit, wid)
+        return credit
+
     def ready_for_pickup(self, orderid: int) -> None:
         self.add_log_item(orderid, {"orderlogtypeid": ORDERLOG_READY_FOR_PICKUP})
 

@@ -8,6 +8,7 @@ import faust
 
 from tillsync.connectors.shopify.client import UserErrorInfo
 from tillsync.connectors.shopify.returns import (
+    CustomerOrders,
     DisposalIn,
     OrderReturns,
     ReturnLineIn,
@@ -17,7 +18,7 @@ from tillsync.connectors.shopify.returns import (
 )
 from tillsync.schemas.events import ExceptionRecord, ReturnRestock
 from tillsync.schemas.sitoo import Order, OrderDelivery, WarehouseItem
-from tillsync.streams import topics
+from tillsync.streams import metrics, topics
 from tillsync.streams.context import Context
 from tillsync.streams.returns.writer import StoreReturns
 from tillsync.streams.runtime import Runtime
@@ -27,6 +28,7 @@ from tillsync.streams.table_marks import TableMarks
 
 WINDOW = 100
 WINDOW_SECONDS = 0.05
+QUEUE_GAUGE_SECONDS = 30.0
 
 
 class RuntimeReturnsPlatforms:
@@ -43,6 +45,9 @@ class RuntimeReturnsPlatforms:
 
     async def order_returns(self, order_id: int) -> OrderReturns | None:
         return await self._rt.shopify.order_returns(order_id)
+
+    async def orders_by_email(self, email: str) -> CustomerOrders:
+        return await self._rt.shopify.orders_by_email(email)
 
     async def available(self, item_id: int, location_id: int) -> int | None:
         return await self._rt.shopify.available(item_id, location_id)
@@ -108,6 +113,12 @@ def register(ctx: Context) -> None:
         schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
         help="per Sitoo credit order: when its Shopify return was asked, or that it is done",
     )
+    queue = ctx.app.Table(
+        "blind-returns",
+        default=None,
+        schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
+        help="blind returns waiting for a link to their online order: since when",
+    )
     platforms = RuntimeReturnsPlatforms(rt)
     writer = StoreReturns(
         platforms,
@@ -117,8 +128,14 @@ def register(ctx: Context) -> None:
         ctx.settings.return_reasons,
         TableMarks(table, float),
         lambda sku: rt.skus.item_by_sku.get(sku),  # the index is replaced at each start
+        TableMarks(queue, float),
     )
     runner = SinkRunner(writer, window=WINDOW, within=WINDOW_SECONDS, flowing=flow_of(ctx.app))
+
+    @ctx.app.timer(QUEUE_GAUGE_SECONDS)
+    async def count_blind_returns() -> None:
+        # the table reads this worker's active partitions only: the workers' gauges add up
+        metrics.returns_blind_queued.set(len(queue))
 
     @ctx.app.agent(ctx.topic(topics.SITOO_RETURNS), name="store-returns")
     async def store_returns(stream: faust.StreamT[bytes]) -> None:

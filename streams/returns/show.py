@@ -2,14 +2,15 @@
 what the returns flow owes for it.
 
 Reads the Sitoo credit order, the order it returns and, for an online order's, the Shopify
-order's returns; nothing from the workers (the platforms are what is true). A problem is a
-return owed and missing, one made twice, or one whose units are not the till's.
+order's returns; for a blind return (no original), the orders placed with its email. Nothing
+from the workers (the platforms are what is true). A problem is a return owed and missing, one
+made twice, one whose units are not the till's, or a blind return linked to no order yet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tillsync.connectors.shopify.client import ShopifyClient, ShopifyConfig
 from tillsync.connectors.shopify.returns import OrderReturns, ShopifyReturn
@@ -17,6 +18,7 @@ from tillsync.connectors.sitoo.client import SitooClient, SitooConfig
 from tillsync.schemas.returns import ReasonRule
 from tillsync.schemas.settings import Settings
 from tillsync.schemas.sitoo import Order
+from tillsync.streams.returns import blind
 from tillsync.streams.returns.plan import (
     credit_money,
     credit_rows,
@@ -35,6 +37,12 @@ class ReturnView:
     original: Order | None
     shopify_order_id: int | None  # None: not an online order tillsync made in Sitoo
     shopify: OrderReturns | None
+    # a blind return linked to no order yet: the orders of its email that fit
+    candidates: tuple[OrderReturns, ...] = field(default=())
+
+    @property
+    def blind(self) -> bool:
+        return self.credit.creditorderid is None
 
 
 async def read_return(settings: Settings, credit_order_id: int, echo: Echo) -> ReturnView:
@@ -51,7 +59,12 @@ async def read_return_with(
     echo(f"reading Sitoo order {credit_order_id}...")
     credit = await sitoo.get_order(credit_order_id)
     if credit.creditorderid is None:
-        return ReturnView(credit, None, None, None)
+        echo("a blind return: reading the Shopify orders placed with its email...")
+        found = await blind.search(shopify, credit, credit_rows(credit, {}))
+        linked = found.linked
+        if linked is not None and linked.marked(marker(credit.orderid)):
+            return ReturnView(credit, None, linked.order_id, linked)
+        return ReturnView(credit, None, None, None, found.fitting)
     original = await sitoo.get_order(credit.creditorderid)
     ref = pickup_ref(original)
     if ref is None:
@@ -71,13 +84,20 @@ def describe(view: ReturnView, reasons: Mapping[str, ReasonRule]) -> Iterator[st
             f"{'' if row.reason.resellable else ' (not resellable)'}; {row.reason.note}"
         )
     yield f"  worth {money.value}, paid back at the till {money.paid_at_till}"
-    if view.original is None:
-        yield "  a blind return: no original order linked (link it to the online order by hand)"
+    if view.blind:
+        yield "  a blind return (no receipt)"
+        if view.shopify is None:
+            names = ", ".join(f"{o.name} ({o.order_id})" for o in view.candidates) or "none"
+            yield "  linked to no online order yet; orders placed with its email that could "
+            yield f"  take it back: {names}"
+            return
+    elif view.original is None:
         return
-    if view.shopify_order_id is None:
+    elif view.shopify_order_id is None:
         yield f"  returns Sitoo order {view.original.orderid}, a till sale: Sitoo's alone"
         return
-    yield f"  returns Sitoo order {view.original.orderid} ({view.original.externalid})"
+    else:
+        yield f"  returns Sitoo order {view.original.orderid} ({view.original.externalid})"
     if view.shopify is None:
         yield f"Shopify has no order {view.shopify_order_id}"
         return
@@ -102,6 +122,12 @@ def _return_lines(ret: ShopifyReturn) -> Iterator[str]:
 
 
 def problems(view: ReturnView, reasons: Mapping[str, ReasonRule]) -> list[str]:
+    if view.blind and view.shopify is None:
+        cid = view.credit.orderid
+        return [
+            f"blind return {cid} is linked to no online order yet: tillsync returns link "
+            f"{cid} ORDER"
+        ]
     if view.shopify_order_id is None or view.shopify is None:
         return []
     cid = view.credit.orderid

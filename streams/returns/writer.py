@@ -7,8 +7,10 @@ both platforms and does what is still owed, so a repeat, a replay or a crash mid
 
 1. the credit order and its original in Sitoo; only an original tillsync made of a Shopify
    fulfilment order (``fo-…``) is an online order's. A till sale's return is Sitoo's alone
-   (its stock flows as any stock change); a credit order linked to nothing is a blind return,
-   raised for store operations to link.
+   (its stock flows as any stock change). A credit order linked to nothing is a blind return
+   (``blind.py``): linked to the one online order of the customer's email that fits, or to the
+   order staff name (``tillsync returns link``); until then it waits in the ``blind-returns``
+   queue, an exception for store operations.
 2. the order's returns in Shopify. None carries the credit order's marker: a return of its rows
    is made (``returnCreate``), the marker in each line's note. One does: its units per SKU must
    be the credit order's (compared before any write), else an exception and no write.
@@ -28,7 +30,7 @@ both platforms and does what is still owed, so a repeat, a replay or a crash mid
 
 The ``store-returns`` table keeps per credit order when its return was asked of Shopify (so a
 run that lost the answer reads again before it asks again) and that it is done (so a replay
-reads nothing).
+reads nothing, and a blind return linked by hand is never linked again by its email).
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
 from tillsync.connectors.shopify.client import UserErrorInfo
 from tillsync.connectors.shopify.returns import (
+    CustomerOrders,
     DisposalIn,
     OrderReturns,
     ReturnLineIn,
@@ -61,7 +65,14 @@ from tillsync.schemas.money import whole_units
 from tillsync.schemas.returns import ReasonRule
 from tillsync.schemas.sitoo import Order, OrderDelivery, WarehouseItem
 from tillsync.streams import metrics
-from tillsync.streams.metrics import EXCEPTION_OWNERS, ExceptionType, RefundPath, ReturnOutcome
+from tillsync.streams.metrics import (
+    EXCEPTION_OWNERS,
+    BlindLink,
+    ExceptionType,
+    RefundPath,
+    ReturnOutcome,
+)
+from tillsync.streams.returns import blind
 from tillsync.streams.returns.plan import (
     TOLERANCE,
     CreditRow,
@@ -105,6 +116,8 @@ class ReturnsSitoo(Protocol):
 
 class ReturnsShopify(Protocol):
     async def order_returns(self, order_id: int) -> OrderReturns | None: ...
+
+    async def orders_by_email(self, email: str) -> CustomerOrders: ...
 
     async def available(self, item_id: int, location_id: int) -> int | None: ...
 
@@ -152,6 +165,7 @@ class StoreReturns(CommandWriter[StoreReturn]):
         reasons: Mapping[str, ReasonRule],
         table: MutableMapping[str, float],  # "c<credit>" -> when asked, or DONE
         items: Callable[[str], int | None],  # SKU -> Shopify inventory item (the SKU index)
+        queue: MutableMapping[str, float],  # "c<credit>" -> since when a blind return waits
         *,
         breakers: Breakers | None = None,
         clock: Callable[[], float] = time.time,
@@ -167,7 +181,9 @@ class StoreReturns(CommandWriter[StoreReturn]):
         self.clock = clock
         self.settle = settle
         self.items = items
+        self.queue = queue
         self._turns = Turns()
+        self._orders = Turns()  # one Shopify order's returns planned by one run at a time
         self._stores = Turns()  # one store's room is read and restocked by one run at a time
 
     def decode(self, value: bytes) -> StoreReturn:
@@ -194,6 +210,12 @@ class StoreReturns(CommandWriter[StoreReturn]):
     async def carry_out(self, command: StoreReturn) -> None:
         key = _key(command.credit_order_id)
         if self.table.get(key) == DONE:
+            if command.shopify_order_id is not None:
+                log.warning(
+                    "credit order %d is finished: its link to Shopify order %d changes nothing",
+                    command.credit_order_id,
+                    command.shopify_order_id,
+                )
             return
         credit = (
             Order.model_validate(command.credit)
@@ -207,38 +229,97 @@ class StoreReturns(CommandWriter[StoreReturn]):
         if outcome not in (ReturnOutcome.RETURNED, ReturnOutcome.HELD, ReturnOutcome.FROM_SHOPIFY):
             # Shopify restocks none of it: Sitoo's units go to Shopify through the stock flow
             await self._tell(await self._returned(credit), set(), RestockState.RELEASED)
-        self.table[key] = DONE
+        if outcome is ReturnOutcome.BLIND:
+            self.queue.setdefault(key, self.clock())
+        else:
+            self.table[key] = DONE
+            self.queue.pop(key, None)
         metrics.returns_total.labels(outcome=outcome).inc()
 
     async def _run(self, command: StoreReturn, credit: Order) -> ReturnOutcome:
         cid = command.credit_order_id
         if (credit.externalid or "").startswith(CREDIT_PREFIX):
             return ReturnOutcome.FROM_SHOPIFY  # our own book of a Shopify refund: no return
+        rows = credit_rows(credit, self.reasons)
         if credit.creditorderid is None:
-            await self._exception(
-                ExceptionType.RETURN_BLIND,
-                cid,
-                f"Sitoo credit order {cid} returns goods with no original order linked (a "
-                "blind return): find the online order by the customer's email and refund it "
-                "in Shopify by hand",
-            )
-            return ReturnOutcome.BLIND
+            if not rows:
+                return ReturnOutcome.NOT_OURS  # money alone, no goods came back
+            link = await self._link(command, credit, rows)
+            if isinstance(link, ReturnOutcome):
+                return link
+            async with self._orders.of(link.order_id):
+                # a return refused before anything was written waits for a link again
+                outcome = await self._return_on(
+                    cid, link.order_id, credit.warehouseid, rows, credit, ReturnOutcome.BLIND
+                )
+            if link.how is not None and outcome is not ReturnOutcome.BLIND:
+                metrics.returns_blind_linked.labels(how=link.how).inc()
+            return outcome
         original = await self.sitoo.get_order(credit.creditorderid)
         ref = pickup_ref(original)
-        if ref is None:
-            return ReturnOutcome.NOT_OURS
-        rows = credit_rows(credit, self.reasons)
-        if not rows:
-            return ReturnOutcome.NOT_OURS  # nothing but money rows: no goods came back
-        state = await self._read(ref.order_id)
+        if ref is None or not rows:
+            return ReturnOutcome.NOT_OURS  # a till sale's, or nothing but money rows
+        async with self._orders.of(ref.order_id):
+            return await self._return_on(
+                cid, ref.order_id, original.warehouseid, rows, credit, ReturnOutcome.REFUSED
+            )
+
+    async def _link(
+        self, command: StoreReturn, credit: Order, rows: Sequence[CreditRow]
+    ) -> _Link | ReturnOutcome:
+        """The Shopify order a blind return returns: named by staff, linked before, or the
+        one of the customer's orders that fits; else queued (``ReturnOutcome.BLIND``)."""
+        cid = credit.orderid
+        if command.shopify_order_id is not None:
+            return _Link(command.shopify_order_id, BlindLink.HAND)
+        found = await blind.search(self.shopify, credit, rows)
+        mark = marker(cid)
+        if found.linked is not None:
+            how = None if found.linked.marked(mark) else BlindLink.AUTO
+            return _Link(found.linked.order_id, how)
+        if not (credit.email or "").strip():
+            why = "it carries no email to find the customer's online orders by"
+        elif not found.fitting:
+            why = (
+                "none of the online orders placed with its email has the units left to "
+                "return and the money left to refund"
+            )
+        elif found.complete:
+            why = f"several online orders placed with its email fit: {found.names}"
+        else:
+            why = (
+                "its email placed more online orders than tillsync reads at once; of those "
+                f"read, these fit: {found.names}"
+            )
+        await self._exception(
+            ExceptionType.RETURN_BLIND,
+            cid,
+            f"Sitoo credit order {cid} takes goods back with no receipt (a blind return) and "
+            f"{why}. Link it to its online order: tillsync returns link {cid} ORDER",
+        )
+        return ReturnOutcome.BLIND
+
+    async def _return_on(
+        self,
+        cid: int,
+        order_id: int,
+        store: int | None,
+        rows: Sequence[CreditRow],
+        credit: Order,
+        unwritten: ReturnOutcome,
+    ) -> ReturnOutcome:
+        """The credit order's return on Shopify order ``order_id`` (``store``: the Sitoo
+        warehouse whose fulfilments are returned first). ``unwritten``: the outcome when
+        nothing could be written."""
+        state = await self._read(order_id)
         if state is None:
             await self._exception(
                 ExceptionType.RETURN_REFUSED,
                 cid,
-                f"Sitoo credit order {cid} returns Shopify order {ref.order_id}, which Shopify "
+                f"Sitoo credit order {cid} returns Shopify order {order_id}, which Shopify "
                 "does not have",
             )
-            return ReturnOutcome.REFUSED
+            return unwritten
         if state.truncated:
             await self._exception(
                 ExceptionType.RETURN_STEP_FAILED,
@@ -246,13 +327,13 @@ class StoreReturns(CommandWriter[StoreReturn]):
                 f"Shopify order {state.name} has more returns, or lines on one, than tillsync "
                 f"reads at once: return the goods of Sitoo credit order {cid} by hand",
             )
-            return ReturnOutcome.REFUSED
+            return unwritten
         mark = marker(cid)
         ours = state.marked(mark)
         if not ours:
-            made = await self._create(cid, ref.order_id, rows, state, original)
+            made = await self._create(cid, order_id, rows, state, store)
             if isinstance(made, ReturnOutcome):
-                return made
+                return unwritten
             ours = [made]
         if returned_by_sku(ours) != units_by_sku(rows):
             await self._exception(
@@ -279,7 +360,7 @@ class StoreReturns(CommandWriter[StoreReturn]):
         order_id: int,
         rows: Sequence[CreditRow],
         state: OrderReturns,
-        original: Order,
+        store: int | None,
     ) -> ShopifyReturn | ReturnOutcome:
         key = _key(cid)
         asked = self.table.get(key)
@@ -293,7 +374,7 @@ class StoreReturns(CommandWriter[StoreReturn]):
             if found:
                 return found[0]
             state = again if again is not None else state
-        at = self.locations.by_warehouse(original.warehouseid or 0)
+        at = self.locations.by_warehouse(store or 0)
         plan = plan_return(
             rows, state, at.shopify_location_id if at is not None else None, marker(cid)
         )
@@ -490,6 +571,14 @@ class StoreReturns(CommandWriter[StoreReturn]):
                 at=self.clock(),
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """The Shopify order a blind return is linked to, and how (None: linked before)."""
+
+    order_id: int
+    how: BlindLink | None
 
 
 class Turns:

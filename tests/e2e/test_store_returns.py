@@ -7,7 +7,9 @@ Real broker, the worker as its own process, both simulators over HTTP. Online or
 picked up in store through the pickup flow, then returned at the tills in every way a store
 sees: in full and paid back at the till, in part with the money to go back to the card online,
 the rest of one line later, damaged, at another store, for a reason code tillsync's table does
-not name; and till sales returned, which are Sitoo's alone. Staff refund other orders in
+not name; returned with no receipt (blind), found by the customer's email or, when two orders
+fit, linked by staff with ``tillsync returns link`` (the CLI as its own process); and till
+sales returned, which are Sitoo's alone. Staff refund other orders in
 Shopify's admin, restocked at the pickup's store, at another, or not at all. Halfway the
 worker is killed without a word while the tills go on; after it is back, every record of
 ``raw.sitoo.orders`` and ``raw.shopify.webhooks`` is produced again. Meanwhile Shopify never
@@ -30,6 +32,7 @@ import asyncio
 import os
 import random
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -56,6 +59,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 ORDERS = 96
 REFUNDED = 30  # more orders picked up, then refunded by staff in Shopify
+BLIND = 4  # more, each returned with no receipt; its customer has no other order
+PAIR = "pair@example.com"  # two more orders of one customer: a blind return fits both
 RETURNED_WITHIN = 180.0
 
 
@@ -107,13 +112,17 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
 
     # -- online orders, picked up in store -----------------------------------------------------
     placed: list[tuple[int, int, str]] = []  # (Shopify order, store index, Sitoo externalid)
-    for n in range(ORDERS + REFUNDED):
+    emails = [None] * (ORDERS + REFUNDED) + [f"blind{b}@example.com" for b in range(BLIND)]
+    emails += [PAIR, PAIR]
+    for n, email in enumerate(emails):
         i = n % len(stores)
         lines = [(sku, rng.randint(1, 2)) for sku in rng.sample(skus, rng.randint(1, 3))]
         if n % 6 in (1, 4, 5):  # returned in part: a first line of two units
             lines[0] = (lines[0][0], 2)
+        if email == PAIR:
+            lines = [(skus[0], 1)]
         order = shopify.place_order(
-            lines, location_id=stores[i].shopify_location_id, delivery="PICK_UP"
+            lines, location_id=stores[i].shopify_location_id, delivery="PICK_UP", email=email
         )
         [fo] = order.fulfillment_order_ids
         placed.append((order.id, i, f"fo-{fo}-{stores[i].shopify_location_id}"))
@@ -228,14 +237,66 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
                 give_back(k, home, first_row(k), "", "none")
                 give_back(k, home, None, "SIZE-SMALL", "none")
 
+    def unit_price(k: int) -> Decimal:
+        item = sitoo.orders[originals[k]].product_items()[0]
+        gross = Decimal(item["moneyitemtotal_net"]) + Decimal(item["moneyitemtotal_vat"])
+        return (gross / int(item["quantity"])).quantize(Decimal("0.01"))
+
+    def blind_return(k: int, payment: str) -> int:
+        """One unit of order k's first line back at its store with no receipt."""
+        order_id, home, _ = placed[k]
+        sku = sitoo.orders[originals[k]].product_items()[0]["sku"]
+        credit = sitoo.blind_return(
+            stores[home].sitoo_store_id,
+            [{"sku": sku, "quantity": 1, "price": str(unit_price(k))}],
+            email=shopify.order(order_id).email or "",
+            reasoncode="SIZE-SMALL",
+            payment=payment,
+        )
+        refund = value(credit.orderid) if payment == "none" else Decimal("0.00")
+        restock = stores[home].shopify_location_id
+        found = Credit(
+            credit.orderid, order_id, Counter({sku: 1}), "SIZE_TOO_SMALL", restock, refund
+        )
+        if shopify.order(order_id).email != PAIR:
+            ledger.credits.append(found)  # the pair's waits for its link
+        return credit.orderid
+
     returns_batch(range(0, ORDERS // 2))
     for store_id, sale in sales[:2]:
         sitoo.till_return(store_id, sale)
+    first_blind = ORDERS + REFUNDED
+    for b in range(BLIND):
+        blind_return(first_blind + b, "none" if b % 2 else "card")
+    pair = (first_blind + BLIND, first_blind + BLIND + 1)
+    queued = blind_return(pair[0], "card")
 
     async def all_returned() -> bool:
         return all(_shopify_has(shopify, c) for c in ledger.credits if c.order_id is not None)
 
     await async_wait_until(all_returned, RETURNED_WITHIN, interval=0.5, what="the first returns")
+
+    # the pair's blind return fits both orders: it waits, an exception for store operations
+    exceptions = topics.EXCEPTIONS.name(h.app_id)
+
+    async def raised() -> bool:
+        found = await records_naming(kafka_bootstrap, exceptions, f"sitoo-credit-order-{queued}")
+        return any("return_blind" in str(seen.value) for seen in found)
+
+    await async_wait_until(raised, 60, interval=0.5, what="the blind return queued")
+    assert not any(shopify.returns_of(placed[k][0]) for k in pair)
+    linked = await _tillsync(h, "returns", "link", str(queued), str(placed[pair[1]][0]))
+    assert "linked:" in linked, linked
+    ledger.credits.append(
+        Credit(
+            queued,
+            placed[pair[1]][0],
+            Counter({skus[0]: 1}),
+            "SIZE_TOO_SMALL",
+            stores[placed[pair[0]][1]].shopify_location_id,
+            Decimal("0.00"),
+        )
+    )
 
     # SIGKILL: the whole process group, without a word; the tills go on
     assert h.worker is not None and h.worker.proc is not None
@@ -250,7 +311,8 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
     await async_wait_until(all_returned, RETURNED_WITHIN, interval=0.5, what="every return")
     print(
         f"\nstore returns: {len(ledger.credits)} credit orders of {ORDERS} online orders, "
-        f"{len(sales)} till-sale returns, {REFUNDED} staff refunds; the second half's "
+        f"{BLIND + 1} of them blind (one linked by hand), {len(sales)} till-sale returns, "
+        f"{REFUNDED} staff refunds; the second half's "
         f"returns all in Shopify {time.monotonic() - back:.1f} s after the worker was ready"
     )
 
@@ -342,6 +404,23 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
     assert staff_credits and booked == staff_credits
     # and the till sales' returns stayed Sitoo's: their stock is in the positions above
     assert all(sitoo.returns_of.get(s) for _, s in sales)
+
+
+async def _tillsync(h: Harness, *args: str) -> str:
+    """A tillsync command as its own process, with the worker's settings; its output."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tillsync.cli",
+        *args,
+        env={**os.environ, **h.worker_env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    return text
 
 
 async def _history(bootstrap: str, app_id: str, sku: str) -> str:

@@ -192,6 +192,7 @@ def _variables(name: str, sim: ShopifySimulator) -> dict[str, Any]:
             }
         },
         "RETURN_CLOSE": {"id": f"gid://shopify/Return/{ret.id}"},
+        "ORDERS_BY_EMAIL": {"query": 'email:"docs@example.com"'},
         "WEBHOOK_SUBSCRIPTION_CREATE": {
             "topic": "ORDERS_CREATE",
             "webhookSubscription": {"callbackUrl": "http://127.0.0.1:9/hooks", "format": "JSON"},

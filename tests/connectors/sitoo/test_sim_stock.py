@@ -140,6 +140,39 @@ async def test_return_at_till_credits_original_and_restocks(
     assert again.status_code == 400
 
 
+async def test_a_blind_return_is_a_credit_order_linked_to_nothing_that_restocks(
+    sim: SitooSimulator, api: Api, control: httpx.AsyncClient
+) -> None:
+    store2 = sim.state.stores[2]
+    wid2 = store2.warehouseid
+    assert wid2 is not None
+    before = _q(await _row(api, wid2, "SKU-0001"))
+    resp = await control.post(
+        f"/stores/{store2.storeid}/blind-return",
+        json={
+            "lines": [{"sku": "SKU-0001", "quantity": 2, "price": "40.00"}],
+            "email": "ann@example.com",
+            "reasoncode": "UNWANTED",
+            "payment": "none",
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    credit = await api.get(f"/sites/1/orders/{resp.json()['orderid']}.json")  # as the API has it
+    assert credit["creditorderid"] is None and credit["orderstateid"] == 10  # closed
+    assert credit["email"] == "ann@example.com" and credit["payments"] == []
+    [row] = credit["orderitems"]
+    assert (row["sku"], row["quantity"]) == ("SKU-0001", -2)
+    assert credit["moneytotal_gross_all"] == "-80.00"
+    assert row["additionaldata"]["return-warehouseid"] == str(wid2)
+    assert "pos-originalsales-orderid" not in credit["additionaldata"]
+    after = _q(await _row(api, wid2, "SKU-0001"))
+    assert after[0] == before[0] + 2
+    refused = await control.post(
+        f"/stores/{store2.storeid}/blind-return", json={"lines": [{"sku": "NOPE"}]}
+    )
+    assert refused.status_code == 400
+
+
 async def test_delivery_stocktaking_and_ledger(api: Api, control: httpx.AsyncClient) -> None:
     total, _, _ = _q(await _row(api, 1, "SKU-0002"))
     first = await _last_tx_id(api) + 1

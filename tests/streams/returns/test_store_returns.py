@@ -47,9 +47,12 @@ class Returns:
     writer: StoreReturns
     told: Told
     table: dict[str, float]
+    queue: dict[str, float]
 
 
-def writer_for(shop: Shop, table: dict[str, float], told: Told) -> StoreReturns:
+def writer_for(
+    shop: Shop, table: dict[str, float], told: Told, queue: dict[str, float] | None = None
+) -> StoreReturns:
     p = shop.platforms
     return StoreReturns(
         p.sitoo,
@@ -59,6 +62,7 @@ def writer_for(shop: Shop, table: dict[str, float], told: Told) -> StoreReturns:
         DEFAULT_RETURN_REASONS,
         table,
         lambda sku: _item_of(shop, sku),
+        queue if queue is not None else {},
         settle=0.0,
     )
 
@@ -70,8 +74,8 @@ def _item_of(shop: Shop, sku: str) -> int | None:
 
 @pytest.fixture
 def returns(shop: Shop) -> Returns:
-    told, table = Told(), dict[str, float]()
-    return Returns(shop, writer_for(shop, table, told), told, table)
+    told, table, queue = Told(), dict[str, float](), dict[str, float]()
+    return Returns(shop, writer_for(shop, table, told, queue), told, table, queue)
 
 
 async def picked_up(r: Returns, *lines: tuple[int, int], status: str = "paid") -> tuple[int, int]:
