@@ -234,6 +234,12 @@ class OrderPayment(_Sitoo):
     externalid: str | None = None
     reftype: str | None = None
     refid: str | None = None
+    additionaldata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def virtual(self) -> bool:
+        """Not money but value moved between two orders: an exchange (``virtual-payment``)."""
+        return str(self.additionaldata.get("virtual-payment", "")).lower() == "true"
 
 
 class OrderLogItem(_Sitoo):

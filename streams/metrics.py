@@ -656,6 +656,7 @@ returns_blind_queued = Gauge(
 class RefundPath(StrEnum):
     SHOPIFY = "shopify"  # Shopify refunded the original payment
     OUTSIDE_SHOPIFY = "outside_shopify"  # the till paid the customer back
+    EXCHANGE = "exchange"  # the customer took other goods in the store for it
 
 
 returns_total = Fixed(
@@ -671,7 +672,8 @@ returns_refunded = Fixed(
     Counter(
         "tillsync_store_returns_refunded_total",
         "Money of store returns of online orders, in the shop's currency, by who paid it back "
-        "(Shopify to the original payment, or the till outside Shopify)",
+        "(Shopify to the original payment, the till outside Shopify, or other goods in an "
+        "exchange)",
         ["path"],
         registry=REGISTRY,
     ),

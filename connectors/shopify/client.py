@@ -58,6 +58,7 @@ from tillsync.connectors.shopify.returns import (
     return_input,
 )
 from tillsync.connectors.shopify.returns_documents import (
+    RETURN_APPROVE_REQUEST,
     RETURN_CLOSE,
     RETURN_CREATE,
     RETURN_REFUND,
@@ -768,6 +769,21 @@ class ShopifyClient:
         )
         made = payload.get("refund") or {}
         return (gid_tail(made["id"]) if made.get("id") else None), errors
+
+    async def approve_return(
+        self, return_id: int
+    ) -> tuple[ShopifyReturn | None, list[UserErrorInfo]]:
+        """Approve a return the customer requested online (``returnApproveRequest``): the
+        return, OPEN, or None with the userErrors. The customer is not emailed: they are at
+        the till."""
+        payload, errors = await self._mutate(
+            RETURN_APPROVE_REQUEST,
+            {"input": {"id": gid("Return", return_id), "notifyCustomer": False}},
+            "returnApproveRequest",
+            Priority.ORDER_STATE,
+        )
+        made = payload.get("return")
+        return (parse_return(made) if made else None), errors
 
     async def close_return(self, return_id: int) -> list[UserErrorInfo]:
         _, errors = await self._mutate(

@@ -117,6 +117,20 @@ mutation ReturnRefund($returnRefundInput: ReturnRefundInput!) {
 }
 """
 
+# a return the customer requested online, approved when its goods reach a till: it comes
+# back whole, its reverse fulfilment order made
+RETURN_APPROVE_REQUEST = (
+    """
+mutation ReturnApproveRequest($input: ReturnApproveRequestInput!) {
+  returnApproveRequest(input: $input) {
+    return { ...ReturnFields }
+    userErrors { code field message }
+  }
+}
+"""
+    + RETURN_FIELDS
+)
+
 RETURN_CLOSE = """
 mutation ReturnClose($id: ID!) {
   returnClose(id: $id) {
@@ -148,4 +162,5 @@ RETURNS_DOCUMENTS: dict[str, str] = {
     "RETURN_SUGGESTED_REFUND": RETURN_SUGGESTED_REFUND,
     "RETURN_REFUND": RETURN_REFUND,
     "RETURN_CLOSE": RETURN_CLOSE,
+    "RETURN_APPROVE_REQUEST": RETURN_APPROVE_REQUEST,
 }

@@ -653,8 +653,11 @@ class Objects:
             "returnLineItems": lambda _i, **a: connection(
                 ret.lines, lambda line: self.return_line(line, order), **a
             ),
+            # Shopify makes a return's reverse fulfilment order when it is approved
             "reverseFulfillmentOrders": lambda _i, **a: connection(
-                [rfo], lambda x: self.reverse_fulfillment_order(x, ret), **a
+                [] if ret.status == "REQUESTED" else [rfo],
+                lambda x: self.reverse_fulfillment_order(x, ret),
+                **a,
             ),
             "refunds": lambda _i, **a: connection(
                 [st.refunds[r] for r in order.refund_ids if st.refunds[r].return_id == ret.id],

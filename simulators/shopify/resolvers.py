@@ -134,6 +134,7 @@ class Resolvers(Objects):
             "reverseFulfillmentOrderDispose": self.m_reverse_fulfillment_order_dispose,
             "returnRefund": self.m_return_refund,
             "returnClose": self.m_return_close,
+            "returnApproveRequest": self.m_return_approve_request,
             "customerCreate": self.m_customer_create,
             "customerUpdate": self.m_customer_update,
             "tagsAdd": self.m_tags_add,
@@ -909,6 +910,13 @@ class Resolvers(Objects):
     def m_return_close(self, _info: GraphQLResolveInfo, id: str) -> Node:
         try:
             ret = self.state.close_return(parse_gid(id, "Return") or -1)
+        except Refused as exc:
+            return {"return": None, "userErrors": _refused(exc, None)}
+        return {"return": self.return_(ret), "userErrors": []}
+
+    def m_return_approve_request(self, _info: GraphQLResolveInfo, input: Node) -> Node:
+        try:
+            ret = self.state.approve_return(parse_gid(input["id"], "Return") or -1)
         except Refused as exc:
             return {"return": None, "userErrors": _refused(exc, None)}
         return {"return": self.return_(ret), "userErrors": []}

@@ -1377,6 +1377,34 @@ class ShopState:
         self.publish("orders/updated", payloads.order(order, self))
         return r
 
+    def request_return(self, order_id: int, requests: Sequence[ReturnRequest]) -> Return:
+        """A return the customer asks for online (``returnRequest``, the customer account's
+        self-serve returns): REQUESTED, its units held against the fulfilment, nothing to
+        dispose or refund until the merchant approves it."""
+        ret = self.create_return(order_id, requests)
+        ret.status = "REQUESTED"
+        return ret
+
+    def approve_return(self, return_id: int) -> Return:
+        """``returnApproveRequest``: a REQUESTED return becomes OPEN, its reverse fulfilment
+        order ready to receive the goods; any other state is refused."""
+        ret = self.returns.get(return_id)
+        if ret is None:
+            raise Refused([UserError(["input", "id"], "Return does not exist.", "NOT_FOUND")])
+        if ret.status != "REQUESTED":
+            raise Refused(
+                [
+                    UserError(
+                        ["input", "id"],
+                        f"A {ret.status.lower()} return cannot be approved.",
+                        "INVALID_STATE",
+                    )
+                ]
+            )
+        ret.status = "OPEN"
+        self._touch_order(self.orders[ret.order_id])
+        return ret
+
     def close_return(self, return_id: int) -> Return:
         """``returnClose``: an OPEN return is done with; any other state is refused."""
         ret = self.returns.get(return_id)

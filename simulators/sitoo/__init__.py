@@ -20,8 +20,10 @@ Control API (``/_sim/``, JSON, no auth, no faults):
 - POST /_sim/stores/{storeid}/sale ``{"lines": [{"sku", "quantity", "price"?}], "email"?}``:
   a closed, paid till sale delivered from the store's warehouse (Sales transaction)
 - POST /_sim/stores/{storeid}/return ``{"orderid", "lines"?: [{"sku" | "orderitemid",
-  "quantity"}], "reasoncode"?, "comment"?}``: a credit order (negative rows, ``creditorderid``)
-  whose units return to this store's warehouse (Refund transaction)
+  "quantity"}], "reasoncode"?, "comment"?, "payment"?, "exchange"?: [{"sku", "quantity"}]}``:
+  a credit order (negative rows, ``creditorderid``) whose units return to this store's
+  warehouse (Refund transaction); with ``exchange``, the goods taken instead on the same
+  receipt, or (``"payment": "virtual"``) in a new sale paid by a virtual payment
 - POST /_sim/stores/{storeid}/blind-return ``{"lines": [{"sku", "quantity", "price"?}],
   "email"?, "reasoncode"?, "comment"?, "payment"?}``: a return with no receipt, a credit
   order linked to no original (``creditorderid`` null), the goods back in the store

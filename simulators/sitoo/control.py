@@ -158,6 +158,7 @@ class ControlApi:
             reasoncode=str(body.get("reasoncode", "")),
             comment=str(body.get("comment", "")),
             payment=str(body.get("payment", "card")),
+            exchange=body.get("exchange"),
         )
         return json_response(order.wire())
 

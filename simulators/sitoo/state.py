@@ -73,6 +73,7 @@ def _int(value: Any, name: str) -> int:
 
 # how a till return settles the money (see SitooState.till_return)
 TILL_RETURN_PAYMENTS = ("card", "cash", "none")
+EXCHANGE_PAYMENTS = (*TILL_RETURN_PAYMENTS, "virtual")
 
 
 class SitooState:
@@ -880,9 +881,19 @@ class SitooState:
         wid = self.store_warehouse(storeid)
         if not lines:
             raise SimError(400, "a sale needs lines")
+        items = self._sale_items(lines)
+        gross = sum((money(i["moneyrowprice"]) for i in items), ZERO)
+        order = self._closed_sale(
+            store, wid, items, [{"name": payment, "moneyamount": str(gross)}], email=email
+        )
+        order.data["checkouttypename"] = f"Sitoo POS - {payment}"
+        return order
+
+    def _sale_items(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Order rows of goods sold at the till (``price`` per unit, or the product's)."""
         items: list[dict[str, Any]] = []
         for li in lines:
-            sku = str(li["sku"])
+            sku = str(li.get("sku") or "")
             product = self.products_by_sku.get(sku)
             if product is None:
                 raise SimError(400, f"unknown sku {sku}")
@@ -899,8 +910,17 @@ class SitooState:
                     "vatvalue": str(product.vatvalue),
                 }
             )
-        gross = sum((money(i["moneyrowprice"]) for i in items), ZERO)
-        receipt = self._id("receipt")
+        return items
+
+    def _closed_sale(
+        self,
+        store: StoreRec,
+        wid: int,
+        items: list[dict[str, Any]],
+        payments: list[dict[str, Any]],
+        *,
+        email: str,
+    ) -> OrderRec:
         order = self.add_order(
             {
                 "ordertypeid": ORDERTYPE_ORDER,
@@ -909,12 +929,11 @@ class SitooState:
                 "warehouseid": wid,
                 "registerid": store.registerid,
                 "email": email,
-                "additionaldata": self._store_additionaldata(store, receipt),
+                "additionaldata": self._store_additionaldata(store, self._id("receipt")),
                 "orderitems": items,
-                "payments": [{"name": payment, "moneyamount": str(gross)}],
+                "payments": payments,
             }
         )
-        order.data["checkouttypename"] = f"Sitoo POS - {payment}"
         self._deliver_all(order, wid)
         return order
 
@@ -950,14 +969,27 @@ class SitooState:
         reasoncode: str = "",
         comment: str = "",
         payment: str = "card",
+        exchange: list[dict[str, Any]] | None = None,
     ) -> OrderRec:
         """A return at the till: a closed credit order with negative rows; stock comes back.
 
         ``payment`` says how the till settled the money: ``card`` or ``cash`` paid the customer
         back (a negative payment row), ``none`` paid nothing (the customer is to be refunded
-        where they paid, online), the case where Shopify must refund."""
-        if payment not in TILL_RETURN_PAYMENTS:
-            raise SimError(400, f"payment {payment!r}: one of {', '.join(TILL_RETURN_PAYMENTS)}")
+        where they paid, online), the case where Shopify must refund.
+
+        ``exchange`` (``[{"sku", "quantity"}]``, at the products' prices): the customer takes
+        other goods for the returned ones. On the same receipt by default: the credit order
+        has those as positive rows too, and ``payment`` settles the difference (a Card payment
+        when the customer pays in). With ``payment`` ``virtual``, as Sitoo's exchange between
+        two orders: the credit order is paid back by a virtual payment (``virtual-payment``
+        "true") into a new sale of the goods taken, which a Card payment completes when they
+        cost more (and pays the customer the rest back when they cost less)."""
+        if payment not in EXCHANGE_PAYMENTS or (payment == "virtual" and not exchange):
+            raise SimError(
+                400,
+                f"payment {payment!r}: one of {', '.join(TILL_RETURN_PAYMENTS)}, or virtual "
+                "with exchange lines",
+            )
         store = self.store(storeid)
         wid = self.store_warehouse(storeid)
         original = self.order(orderid)
@@ -1009,7 +1041,22 @@ class SitooState:
                     },
                 }
             )
-        gross = sum((money(i["moneyrowprice"]) for i in items), ZERO)
+        taken = self._sale_items(exchange or [])
+        value = -sum((money(i["moneyrowprice"]) for i in items), ZERO)
+        worth = sum((money(i["moneyrowprice"]) for i in taken), ZERO)
+        payments: list[dict[str, Any]] = []
+        if payment == "virtual":
+            moved = min(value, worth)
+            payments.append(_virtual(-moved))
+            if value > worth:
+                payments.append({"name": "Card", "moneyamount": str(worth - value)})
+        else:
+            items += taken  # the same receipt
+            net = worth - value
+            if net > 0:
+                payments.append({"name": "Card", "moneyamount": str(net)})
+            elif net < 0 and payment != "none":
+                payments.append({"name": payment.capitalize(), "moneyamount": str(net)})
         receipt = self._id("receipt")
         extra = self._store_additionaldata(store, receipt)
         extra["pos-originalsales-orderid"] = str(orderid)
@@ -1029,14 +1076,16 @@ class SitooState:
                 "currencycode": original.data.get("currencycode"),
                 "additionaldata": extra,
                 "orderitems": items,
-                "payments": (
-                    []
-                    if payment == "none"
-                    else [{"name": payment.capitalize(), "moneyamount": str(gross)}]
-                ),
+                "payments": payments,
             }
         )
         self._deliver_all(credit, wid)
+        if payment == "virtual":
+            moved = min(value, worth)
+            sale = [_virtual(moved)]
+            if worth > value:
+                sale.append({"name": "Card", "moneyamount": str(worth - value)})
+            self._closed_sale(store, wid, taken, sale, email=str(original.data.get("email") or ""))
         return credit
 
     def blind_return(
@@ -1059,29 +1108,18 @@ class SitooState:
         wid = self.store_warehouse(storeid)
         if not lines:
             raise SimError(400, "a return needs lines")
-        items: list[dict[str, Any]] = []
-        for li in lines:
-            sku = str(li.get("sku") or "")
-            product = self.products_by_sku.get(sku)
-            if product is None:
-                raise SimError(400, f"unknown sku {sku}")
-            qty = _int(li.get("quantity", 1), "quantity")
-            if qty <= 0:
-                raise SimError(400, "return quantities must be positive")
-            price = money(li["price"]) if li.get("price") is not None else product.moneyprice
-            items.append(
-                {
-                    "productname": product.title,
-                    "sku": sku,
-                    "quantity": -qty,
-                    "moneyrowprice": str(money(-price * qty)),
-                    "vatvalue": str(product.vatvalue),
-                    "additionaldata": {
-                        "return-warehouseid": str(wid),
-                        **({"reasoncode-return": reasoncode} if reasoncode else {}),
-                    },
-                }
-            )
+        back = {"return-warehouseid": str(wid)}
+        if reasoncode:
+            back["reasoncode-return"] = reasoncode
+        items = [
+            {
+                **row,
+                "quantity": -row["quantity"],
+                "moneyrowprice": str(-money(row["moneyrowprice"])),
+                "additionaldata": dict(back),
+            }
+            for row in self._sale_items(lines)
+        ]
         gross = sum((money(i["moneyrowprice"]) for i in items), ZERO)
         extra = self._store_additionaldata(store, self._id("receipt"))
         if reasoncode:
@@ -1386,3 +1424,12 @@ class SitooState:
                 "items": [{"sku": sku, "decimalquantity": str(abs(quantity))}],
             }
         )
+
+
+def _virtual(amount: Decimal) -> dict[str, Any]:
+    """A payment that moves value between two orders of an exchange: no money changes hands."""
+    return {
+        "name": "Exchange",
+        "moneyamount": str(amount),
+        "additionaldata": {"virtual-payment": "true"},
+    }

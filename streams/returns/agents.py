@@ -82,6 +82,11 @@ class RuntimeReturnsPlatforms:
     async def close_return(self, return_id: int) -> list[UserErrorInfo]:
         return await self._rt.shopify.close_return(return_id)
 
+    async def approve_return(
+        self, return_id: int
+    ) -> tuple[ShopifyReturn | None, list[UserErrorInfo]]:
+        return await self._rt.shopify.approve_return(return_id)
+
 
 class KafkaReturnsOutput:
     def __init__(self, ctx: Context) -> None:
@@ -111,7 +116,8 @@ def register(ctx: Context) -> None:
         "store-returns",
         default=None,
         schema=faust.Schema(key_type=str, key_serializer="json", value_serializer="json"),
-        help="per Sitoo credit order: when its Shopify return was asked, or that it is done",
+        help="per Sitoo credit order: when its Shopify return was asked, or that it is done; "
+        "per return asked for online: the credit order that took it",
     )
     queue = ctx.app.Table(
         "blind-returns",

@@ -15,7 +15,7 @@ once Shopify's suggested refund for the lines agrees with ``V``.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -28,16 +28,41 @@ from tillsync.connectors.shopify.returns import (
     SuggestedTransaction,
 )
 from tillsync.schemas.returns import ReasonRule, ReturnReason, reason_of
-from tillsync.schemas.sitoo import Order, OrderDelivery
+from tillsync.schemas.sitoo import Order, OrderDelivery, OrderItem
 
 TOLERANCE = Decimal("0.01")  # tax-included rounding across a credit order's rows
 ZERO = Decimal("0.00")
 
 
+MARKED = "[tillsync:"
+
+
 def marker(credit_order_id: int) -> str:
     """The key of one credit order's Shopify return, in each of its lines' notes. Bracketed,
     so that c12's is not found inside c123's."""
-    return f"[tillsync:c{credit_order_id}]"
+    return f"{MARKED}c{credit_order_id}]"
+
+
+def asked_online(
+    state: OrderReturns,
+    rows: Sequence[CreditRow],
+    taken: Callable[[int], bool],
+    statuses: Collection[str] = ("REQUESTED", "OPEN"),
+) -> ShopifyReturn | None:
+    """A return of the order the customer asked for online (no line marked by tillsync), in
+    one of ``statuses``, holding exactly the credit order's units per SKU and not ``taken``
+    by another credit order: the goods came to a till instead of the post, so it is that
+    return that is carried out, not a second one (flows.md C)."""
+    want = units_by_sku(rows)
+    for ret in state.returns:
+        if (
+            ret.status in statuses
+            and not any(MARKED in line.note for line in ret.lines)
+            and returned_by_sku([ret]) == want
+            and not taken(ret.id)
+        ):
+            return ret
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,15 +162,16 @@ def fates(
     (damaged, or a warehouse Shopify has no location for)."""
     out: dict[int, Fate] = {}
     for line in ret.lines:
+        same = [r for r in rows if r.sku == line.sku]
+        # the row the line was made of; a return the customer asked for online has their
+        # reason and note, so there the SKU's row
         row = next(
             (
                 r
-                for r in rows
-                if r.sku == line.sku
-                and r.reason.shopify.value == line.reason
-                and r.reason.note in line.note
+                for r in same
+                if r.reason.shopify.value == line.reason and r.reason.note in line.note
             ),
-            None,
+            same[0] if same else None,
         )
         where = None
         if row is not None and row.reason.resellable and row.warehouse_id is not None:
@@ -260,30 +286,43 @@ def returned_units(
 
 @dataclass(frozen=True, slots=True)
 class CreditMoney:
-    """A credit order's money: what the returned goods are worth in Sitoo, and what the till
-    paid the customer back of it."""
+    """A credit order's money: what the returned goods are worth in Sitoo, what the customer
+    took for them instead (goods on the same receipt, or another order paid with a virtual
+    payment: an exchange), and what the till paid back in money (negative: the customer paid
+    in, for dearer goods)."""
 
     value: Decimal
     paid_at_till: Decimal
+    exchanged: Decimal = ZERO
 
     @property
     def owed_in_shopify(self) -> Decimal:
-        return max(ZERO, self.value - self.paid_at_till)
+        return max(ZERO, self.value - self.exchanged - self.paid_at_till)
+
+    @property
+    def settled_by_exchange(self) -> Decimal:
+        return min(self.value, max(ZERO, self.exchanged))
+
+    @property
+    def paid_back_at_till(self) -> Decimal:
+        return max(ZERO, min(self.value - self.settled_by_exchange, self.paid_at_till))
+
+
+def _gross(item: OrderItem) -> Decimal:
+    return Decimal(item.moneyitemtotal_net or 0) + Decimal(item.moneyitemtotal_vat or 0)
 
 
 def credit_money(credit: Order) -> CreditMoney:
+    """The order's total nets the returned rows against goods taken on the same receipt, so
+    the returned goods are worth the total less those (flows.md C: exchanges)."""
+    taken = sum((_gross(i) for i in credit.orderitems if i.sku and i.quantity > 0), ZERO)
     if credit.moneytotal_gross_all is not None:
-        value = -Decimal(credit.moneytotal_gross_all)
+        total = -Decimal(credit.moneytotal_gross_all)
     else:
-        value = -sum(
-            (
-                Decimal(i.moneyitemtotal_net or 0) + Decimal(i.moneyitemtotal_vat or 0)
-                for i in credit.orderitems
-            ),
-            ZERO,
-        )
-    paid = -sum((Decimal(p.moneyamount) for p in credit.payments), ZERO)
-    return CreditMoney(value=value, paid_at_till=paid)
+        total = -sum((_gross(i) for i in credit.orderitems), ZERO)
+    virtual = -sum((Decimal(p.moneyamount) for p in credit.payments if p.virtual), ZERO)
+    money = -sum((Decimal(p.moneyamount) for p in credit.payments if not p.virtual), ZERO)
+    return CreditMoney(value=total + taken, paid_at_till=money, exchanged=taken + virtual)
 
 
 def cut_to(

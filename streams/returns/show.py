@@ -9,7 +9,7 @@ made twice, one whose units are not the till's, or a blind return linked to no o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tillsync.connectors.shopify.client import ShopifyClient, ShopifyConfig
@@ -20,6 +20,8 @@ from tillsync.schemas.settings import Settings
 from tillsync.schemas.sitoo import Order
 from tillsync.streams.returns import blind
 from tillsync.streams.returns.plan import (
+    CreditRow,
+    asked_online,
     credit_money,
     credit_rows,
     marker,
@@ -83,7 +85,10 @@ def describe(view: ReturnView, reasons: Mapping[str, ReasonRule]) -> Iterator[st
             f"  {row.units} x {row.sku}: {row.reason.shopify.value}"
             f"{'' if row.reason.resellable else ' (not resellable)'}; {row.reason.note}"
         )
-    yield f"  worth {money.value}, paid back at the till {money.paid_at_till}"
+    yield (
+        f"  worth {money.value}, paid back at the till {money.paid_back_at_till}, exchanged "
+        f"for other goods {money.settled_by_exchange}"
+    )
     if view.blind:
         yield "  a blind return (no receipt)"
         if view.shopify is None:
@@ -103,9 +108,19 @@ def describe(view: ReturnView, reasons: Mapping[str, ReasonRule]) -> Iterator[st
         return
     s = view.shopify
     yield f"Shopify order {s.name} ({s.order_id}): received {s.received}, refunded {s.refunded}"
-    for ret in s.marked(marker(c.orderid)):
+    for ret in _ours(view, credit_rows(c, reasons)):
         yield from _return_lines(ret)
     yield f"  Shopify owes the customer {money.owed_in_shopify} for it (the rest: the till)"
+
+
+def _ours(view: ReturnView, rows: Sequence[CreditRow]) -> list[ShopifyReturn]:
+    """The credit order's returns: marked for it, or the one the customer asked for online
+    with its units (the writer took that one: unmarked, it holds exactly these units)."""
+    if view.shopify is None:
+        return []
+    marked = view.shopify.marked(marker(view.credit.orderid))
+    online = asked_online(view.shopify, rows, lambda _: False, ("REQUESTED", "OPEN", "CLOSED"))
+    return marked or ([online] if online is not None else [])
 
 
 def _return_lines(ret: ShopifyReturn) -> Iterator[str]:
@@ -131,8 +146,8 @@ def problems(view: ReturnView, reasons: Mapping[str, ReasonRule]) -> list[str]:
     if view.shopify_order_id is None or view.shopify is None:
         return []
     cid = view.credit.orderid
-    ours = view.shopify.marked(marker(cid))
     rows = credit_rows(view.credit, reasons)
+    ours = _ours(view, rows)
     if not ours:
         return [f"no Shopify return for credit order {cid} yet"]
     out: list[str] = []

@@ -11,9 +11,12 @@ both platforms and does what is still owed, so a repeat, a replay or a crash mid
    (``blind.py``): linked to the one online order of the customer's email that fits, or to the
    order staff name (``tillsync returns link``); until then it waits in the ``blind-returns``
    queue, an exception for store operations.
-2. the order's returns in Shopify. None carries the credit order's marker: a return of its rows
-   is made (``returnCreate``), the marker in each line's note. One does: its units per SKU must
-   be the credit order's (compared before any write), else an exception and no write.
+2. the order's returns in Shopify. None carries the credit order's marker: when the customer
+   asked online for a return of exactly these units (REQUESTED, or OPEN and not tillsync's),
+   the goods came to a till instead of the post, and that return is taken (approved if still a
+   request; the table names the credit order that took it); else a return of its rows is made
+   (``returnCreate``), the marker in each line's note. One does: its units per SKU must be the
+   credit order's (compared before any write), else an exception and no write.
 3. what is left to dispose: restocked at the store where Sitoo took the goods back when they
    are resellable and the store is mapped, else not restocked. Sitoo's own return transaction
    has the units back in its stock already, and the positions there hold them back from
@@ -78,6 +81,7 @@ from tillsync.streams.returns.plan import (
     CreditRow,
     Fate,
     Returned,
+    asked_online,
     credit_money,
     credit_rows,
     cut_to,
@@ -140,6 +144,10 @@ class ReturnsShopify(Protocol):
     ) -> tuple[int | None, list[UserErrorInfo]]: ...
 
     async def close_return(self, return_id: int) -> list[UserErrorInfo]: ...
+
+    async def approve_return(
+        self, return_id: int
+    ) -> tuple[ShopifyReturn | None, list[UserErrorInfo]]: ...
 
 
 class ReturnsOutput(Protocol):
@@ -329,12 +337,17 @@ class StoreReturns(CommandWriter[StoreReturn]):
             )
             return unwritten
         mark = marker(cid)
-        ours = state.marked(mark)
+        ours = state.marked(mark) or [r for r in state.returns if self._taken_by(r.id) == cid]
         if not ours:
-            made = await self._create(cid, order_id, rows, state, store)
-            if isinstance(made, ReturnOutcome):
+            online = asked_online(state, rows, lambda rid: self._taken_by(rid) is not None)
+            found = (
+                await self._take_online(cid, online, state)
+                if online is not None
+                else await self._create(cid, order_id, rows, state, store)
+            )
+            if isinstance(found, ReturnOutcome):
                 return unwritten
-            ours = [made]
+            ours = [found]
         if returned_by_sku(ours) != units_by_sku(rows):
             await self._exception(
                 ExceptionType.RETURN_LINES_MISMATCH,
@@ -398,6 +411,43 @@ class StoreReturns(CommandWriter[StoreReturn]):
             return ReturnOutcome.REFUSED
         log.info("credit order %d: Shopify return %d on order %s", cid, made.id, state.name)
         return made
+
+    def _taken_by(self, return_id: int) -> int | None:
+        """The credit order a return the customer asked for online was taken for."""
+        cid = self.table.get(_online_key(return_id))
+        return int(cid) if cid is not None else None
+
+    async def _take_online(
+        self, cid: int, ret: ShopifyReturn, state: OrderReturns
+    ) -> ShopifyReturn | ReturnOutcome:
+        """The goods of a return the customer asked for online came to a till: that return
+        is this credit order's (claimed in the table first, so a run that dies midway finds it
+        again), approved when still a request."""
+        self.table[_online_key(ret.id)] = float(cid)
+        if ret.status != "REQUESTED":
+            return ret
+        approved, errors = await self.shopify.approve_return(ret.id)
+        if approved is None:
+            again = await self._read(state.order_id)
+            approved = next(
+                (
+                    r
+                    for r in (again.returns if again else ())
+                    if r.id == ret.id and r.status == "OPEN"
+                ),
+                None,
+            )
+        if approved is None:
+            await self._exception(
+                ExceptionType.RETURN_REFUSED,
+                cid,
+                f"Sitoo credit order {cid} brings back the goods of return {ret.id} the "
+                f"customer asked for online on order {state.name}; Shopify refused to approve "
+                f"it: {_said(errors)}",
+            )
+            return ReturnOutcome.REFUSED
+        log.info("credit order %d: the online return %d of %s approved", cid, ret.id, state.name)
+        return approved
 
     async def _finish(
         self,
@@ -478,7 +528,8 @@ class StoreReturns(CommandWriter[StoreReturn]):
                     ExceptionType.RETURN_REFUND_MISMATCH,
                     cid,
                     f"Sitoo credit order {cid} values the goods returned on order {state.name} "
-                    f"at {money.value} and paid back {money.paid_at_till} at the till; Shopify "
+                    f"at {money.value}, exchanged {money.settled_by_exchange} for other goods "
+                    f"and paid back {money.paid_back_at_till} at the till; Shopify "
                     f"suggests refunding {shown}. Nothing was refunded: refund the customer "
                     f"{owed} in Shopify by hand, or correct Sitoo",
                 )
@@ -496,9 +547,13 @@ class StoreReturns(CommandWriter[StoreReturn]):
         paid = sum((t.amount for t in transactions), Decimal("0.00"))
         if paid:
             metrics.returns_refunded.labels(path=RefundPath.SHOPIFY).inc(float(paid))
-        if money.paid_at_till:
+        if money.paid_back_at_till:
             metrics.returns_refunded.labels(path=RefundPath.OUTSIDE_SHOPIFY).inc(
-                float(money.paid_at_till)
+                float(money.paid_back_at_till)
+            )
+        if money.settled_by_exchange:
+            metrics.returns_refunded.labels(path=RefundPath.EXCHANGE).inc(
+                float(money.settled_by_exchange)
             )
         return ReturnOutcome.RETURNED
 
@@ -612,6 +667,10 @@ class Turns:
 
 def _key(credit_order_id: int) -> str:
     return f"c{credit_order_id}"
+
+
+def _online_key(return_id: int) -> str:
+    return f"r{return_id}"  # -> the credit order that took a return asked for online
 
 
 def _said(errors: Sequence[UserErrorInfo]) -> str:

@@ -50,6 +50,13 @@ def _variables(name: str, sim: ShopifySimulator) -> dict[str, Any]:
     shipped = st.fulfil(returned.fulfillment_order_ids[0])
     fulfilment_line = shipped.line_ids[0]
     ret = st.create_return(returned.id, [ReturnRequest(fulfilment_line, 1, "UNWANTED")])
+    asked = st.place_order(
+        [("SHIRT-S", 1)], location_id=int(store.rsplit("/", 1)[1]), delivery="PICK_UP"
+    )
+    requested = st.request_return(
+        asked.id,
+        [ReturnRequest(st.fulfil(asked.fulfillment_order_ids[0]).line_ids[0], 1, "STYLE")],
+    )
     rfo_line = st.reverse_fulfillment_orders[ret.rfo_id].lines[0]
     [sale] = returned.transactions
     return_line = f"gid://shopify/ReturnLineItem/{ret.lines[0].id}"
@@ -192,6 +199,9 @@ def _variables(name: str, sim: ShopifySimulator) -> dict[str, Any]:
             }
         },
         "RETURN_CLOSE": {"id": f"gid://shopify/Return/{ret.id}"},
+        "RETURN_APPROVE_REQUEST": {
+            "input": {"id": f"gid://shopify/Return/{requested.id}", "notifyCustomer": False}
+        },
         "ORDERS_BY_EMAIL": {"query": 'email:"docs@example.com"'},
         "WEBHOOK_SUBSCRIPTION_CREATE": {
             "topic": "ORDERS_CREATE",

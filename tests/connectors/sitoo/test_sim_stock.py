@@ -173,6 +173,33 @@ async def test_a_blind_return_is_a_credit_order_linked_to_nothing_that_restocks(
     assert refused.status_code == 400
 
 
+async def test_an_exchange_by_virtual_payment_is_a_credit_order_and_a_new_sale(
+    sim: SitooSimulator, api: Api, control: httpx.AsyncClient
+) -> None:
+    orderid = await _open_order(api, 1, 1, "WEB-5")
+    await control.post(f"/orders/{orderid}/collect")
+    before = _q(await _row(api, 1, "SKU-0002"))[0]
+    resp = await control.post(
+        "/stores/1/return",
+        json={
+            "orderid": orderid,
+            "payment": "virtual",
+            "exchange": [{"sku": "SKU-0002", "quantity": 1}],
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    credit = await api.get(f"/sites/1/orders/{resp.json()['orderid']}.json")
+    virtual = [p for p in credit["payments"] if p["additionaldata"].get("virtual-payment")]
+    assert virtual and all(float(p["moneyamount"]) < 0 for p in virtual)
+    assert [i["quantity"] for i in credit["orderitems"]] == [-1]
+    sale = await api.get(f"/sites/1/orders/{credit['orderid'] + 1}.json")
+    assert [(i["sku"], i["quantity"]) for i in sale["orderitems"]] == [("SKU-0002", 1)]
+    assert sale["creditorderid"] is None and sale["orderstateid"] == 10
+    taken = sum(float(p["moneyamount"]) for p in sale["payments"])
+    assert taken == float(sale["moneytotal_gross_all"])
+    assert _q(await _row(api, 1, "SKU-0002"))[0] == before - 1
+
+
 async def test_delivery_stocktaking_and_ledger(api: Api, control: httpx.AsyncClient) -> None:
     total, _, _ = _q(await _row(api, 1, "SKU-0002"))
     first = await _last_tx_id(api) + 1

@@ -4,6 +4,8 @@ online order picked up through the pickup flow's own writers first."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -87,10 +89,16 @@ async def picked_up(r: Returns, *lines: tuple[int, int], status: str = "paid") -
 
 
 def till_return(
-    r: Returns, original: int, lines: list[dict[str, object]] | None = None, **kw: str
+    r: Returns,
+    original: int,
+    lines: list[dict[str, object]] | None = None,
+    *,
+    exchange: list[dict[str, object]] | None = None,
+    **kw: str,
 ) -> int:
     store = r.shop.network.stores[0]
-    return r.shop.sitoo.state.till_return(store.sitoo_store_id, original, lines, **kw).orderid
+    state = r.shop.sitoo.state
+    return state.till_return(store.sitoo_store_id, original, lines, exchange=exchange, **kw).orderid
 
 
 async def tell(r: Returns, credit: int, original: int | None) -> None:
@@ -287,3 +295,50 @@ async def test_returns_show_tells_a_return_owed_then_made(returns: Returns) -> N
     text = "\n".join(show.describe(view, DEFAULT_RETURN_REASONS))
     assert "2 x " in text and "OTHER" in text and "ODD-CODE" in text
     assert ": CLOSED" in text and "2 restocked at location" in text
+
+
+async def test_two_returns_at_one_store_never_count_the_same_room(returns: Returns) -> None:
+    """Two returns of one SKU at one store, run at once: each reads Sitoo's stock and what
+    Shopify shows, then restocks within the room left. Were both to read before either
+    restocked, both would see a room of one and Shopify would show 2 where Sitoo has 1. The
+    first run's read of Shopify waits here (up to a second) for the other's: the store's lock
+    keeps the other out until the first has restocked."""
+    r = returns
+    sku = r.shop.network.skus[0]
+    store = r.shop.network.stores[0]
+    first_order, first = await picked_up(r, (0, 1))
+    second_order, second = await picked_up(r, (0, 1))
+    r.shop.sitoo.state.stocktaking(store.sitoo_warehouse_id, {sku: -1})
+    item = _item_of(r.shop, sku)
+    assert item is not None
+    r.shop.shopify.state.apply_set("available", [(item, store.shopify_location_id, 0)])
+    credits = [till_return(r, o, payment="card") for o in (first, second)]  # Sitoo at 1 now
+    shopify = r.shop.platforms.shopify
+    real = shopify.available
+    reading = [asyncio.Event(), asyncio.Event()]
+
+    async def gated(item_id: int, location_id: int) -> int | None:
+        mine = 0 if not reading[0].is_set() else 1
+        reading[mine].set()
+        if mine == 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reading[1].wait(), 1.0)
+        return await real(item_id, location_id)
+
+    shopify.available = gated  # type: ignore[method-assign]
+    await asyncio.gather(
+        *(
+            r.writer.carry_out(StoreReturn(credit_order_id=c, original_order_id=o))
+            for c, o in zip(credits, (first, second), strict=True)
+        )
+    )
+    assert available(r, sku) == 1  # Sitoo's 1, not 2
+    restocked = [
+        d.quantity
+        for o in (first_order, second_order)
+        for ret in (await read(r, o)).returns
+        for line in ret.disposals
+        for d in line.dispositions
+        if d.type == "RESTOCKED"
+    ]
+    assert restocked == [1]
