@@ -46,7 +46,8 @@ class PickupDeadlines(BaseModel):
         "alert",
         description="a pickup the store rejects: 'alert' raises it for e-commerce, who decide; "
         "'cancel' also cancels the Shopify order, refunded and restocked, when the pickup is "
-        "all that is left of it (otherwise it is raised only)",
+        "all that is left of it (otherwise it is raised only), and cancels and refunds units "
+        "a customer declines at the counter (a partial pickup) in Shopify",
     )
     authorisation_margin_hours: float = Field(
         24.0,

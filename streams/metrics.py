@@ -159,6 +159,7 @@ class ExceptionType(StrEnum):
     SHIPMENT_NOT_SHIPPED = "shipment_not_shipped"  # ship-from-store, not shipped in time
     PICKUP_UNPAID = "pickup_unpaid"  # paid in store, handed over with no payment
     PICKUP_MARK_PAID_REFUSED = "pickup_mark_paid_refused"
+    PICKUP_DECLINE_REFUSED = "pickup_decline_refused"  # units declined at the counter
     # store returns (flows.md, C)
     RETURN_NOT_RETURNABLE = "return_not_returnable"  # Shopify has fewer units to return
     RETURN_LINES_MISMATCH = "return_lines_mismatch"  # its Shopify return says other units
@@ -194,6 +195,7 @@ EXCEPTION_OWNERS = {
     ExceptionType.SHIPMENT_NOT_SHIPPED: Owner.STORE_OPS,
     ExceptionType.PICKUP_UNPAID: Owner.FINANCE,
     ExceptionType.PICKUP_MARK_PAID_REFUSED: Owner.FINANCE,
+    ExceptionType.PICKUP_DECLINE_REFUSED: Owner.ECOMMERCE,
     ExceptionType.RETURN_NOT_RETURNABLE: Owner.ECOMMERCE,
     ExceptionType.RETURN_LINES_MISMATCH: Owner.ENGINEERING,
     ExceptionType.RETURN_REFUND_MISMATCH: Owner.FINANCE,

@@ -33,6 +33,7 @@ from tillsync.connectors.outcomes import CallHook, CallStats, Outcome, WaitReaso
 from tillsync.connectors.retry import GaveUp, Retry, RetryPolicy, call_with_retries
 from tillsync.connectors.shopify import documents as docs
 from tillsync.connectors.shopify.budget import MAX_WAIT, CostBudget, Priority
+from tillsync.connectors.shopify.cancel_lines import cancel_input, read_order_suggested_refund
 from tillsync.connectors.shopify.fulfilment_state import (
     FulfilmentLine,
     FulfilmentStateReader,
@@ -682,6 +683,39 @@ class ShopifyClient:
             Priority.ORDER_STATE,
         )
         return errors
+
+    async def suggested_order_refund(
+        self, order_id: int, lines: Mapping[int, int]
+    ) -> SuggestedRefund | None:
+        """What Shopify would pay back for ``lines`` (line item id -> units), and from which
+        payments."""
+        return await read_order_suggested_refund(self._order_state, order_id, lines)
+
+    async def cancel_lines(
+        self,
+        order_id: int,
+        lines: Mapping[int, int],
+        location_id: int,
+        transactions: Sequence[SuggestedTransaction],
+        currency: str,
+        *,
+        note: str,
+        idempotency_key: str,
+    ) -> tuple[int | None, list[UserErrorInfo]]:
+        """Refund units still open on the order with ``restockType: CANCEL`` at
+        ``location_id`` (``refundCreate``), paying ``transactions`` back: the refund's id, or
+        None with the userErrors."""
+        payload, errors = await self._mutate(
+            docs.REFUND_CREATE,
+            {
+                "key": idempotency_key,
+                "input": cancel_input(order_id, lines, location_id, transactions, currency, note),
+            },
+            "refundCreate",
+            Priority.ORDER_STATE,
+        )
+        refund = payload.get("refund") or {}
+        return (gid_tail(refund["id"]) if refund.get("id") else None), errors
 
     async def cancel_order(
         self,

@@ -225,6 +225,25 @@ mutation RefundCreate($input: RefundInput!, $key: String!) {
 }
 """
 
+# what Shopify would pay back for some of an order's lines, and from which payments: the
+# units a customer declined at the store's counter are refunded as it suggests
+ORDER_SUGGESTED_REFUND = """
+query OrderSuggestedRefund($id: ID!, $lines: [RefundLineItemInput!]) {
+  order(id: $id) {
+    id
+    suggestedRefund(refundLineItems: $lines) {
+      amountSet { shopMoney { amount currencyCode } }
+      maximumRefundableSet { shopMoney { amount currencyCode } }
+      suggestedTransactions {
+        gateway kind
+        amountSet { shopMoney { amount currencyCode } }
+        parentTransaction { id }
+      }
+    }
+  }
+}
+"""
+
 CUSTOMERS_BY_EMAIL = """
 query CustomersByEmail($query: String!) {
   customers(first: 5, query: $query) {
@@ -392,6 +411,7 @@ ALL_DOCUMENTS: dict[str, str] = {
     "ORDER_MARK_AS_PAID": ORDER_MARK_AS_PAID,
     "ORDER_CANCEL": ORDER_CANCEL,
     "REFUND_CREATE": REFUND_CREATE,
+    "ORDER_SUGGESTED_REFUND": ORDER_SUGGESTED_REFUND,
     "CUSTOMERS_BY_EMAIL": CUSTOMERS_BY_EMAIL,
     "CUSTOMER_CREATE": CUSTOMER_CREATE,
     "CUSTOMER_UPDATE": CUSTOMER_UPDATE,

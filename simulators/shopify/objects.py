@@ -44,7 +44,7 @@ from tillsync_sim.shopify.model import (
     WebhookSubscription,
     parse_gid,
 )
-from tillsync_sim.shopify.state import Refused, ShopState
+from tillsync_sim.shopify.state import Refused, ShopState, SuggestedRefund
 
 T = TypeVar("T")
 Node = dict[str, Any]
@@ -610,6 +610,9 @@ class Objects:
             "totalOutstandingSet": _money_bag(st.outstanding(o), o.currency),
             "totalReceivedSet": _money_bag(o.received(), o.currency),
             "totalRefundedSet": _money_bag(st.refunded(o), o.currency),
+            "suggestedRefund": lambda _i, refundLineItems=None, **_: self.order_suggested_refund(
+                o, refundLineItems
+            ),
             "returns": lambda _i, **a: connection(
                 [st.returns[r] for r in o.return_ids], self.return_, **a
             ),
@@ -724,6 +727,22 @@ class Objects:
             ),
         }
 
+    def order_suggested_refund(self, order: Order, lines: list[Node] | None) -> Node:
+        """``Order.suggestedRefund`` for ``RefundLineItemInput`` lines."""
+        pairs = [
+            (parse_gid(x["lineItemId"], "LineItem") or -1, int(x["quantity"])) for x in lines or []
+        ]
+        try:
+            s = self.state.suggested_order_refund(order.id, pairs)
+        except Refused as exc:
+            raise GraphQLError(str(exc)) from None
+        node = self._suggestion(s, order, "SuggestedRefund")
+        # the order's suggestion keeps its older Money scalars beside the MoneyBags
+        for name, value in (("amount", s.amount), ("subtotal", s.subtotal)):
+            node[name] = str(value.quantize(Decimal("0.01")))
+        node["maximumRefundable"] = str(s.maximum.quantize(Decimal("0.01")))
+        return node
+
     def suggested_refund(self, ret: Return, lines: list[Node]) -> Node:
         """``Return.suggestedRefund`` for ``ReturnRefundLineItemInput`` lines; a line not on
         the return, or more units than it can refund, is an error on the field."""
@@ -735,12 +754,17 @@ class Objects:
             s = self.state.suggested_refund(ret.id, pairs)
         except Refused as exc:
             raise GraphQLError(str(exc)) from None
-        order = self.state.orders[ret.order_id]
+        return self._suggestion(s, self.state.orders[ret.order_id], "SuggestedReturnRefund")
+
+    def _suggestion(self, s: SuggestedRefund, order: Order, typename: str) -> Node:
         cur = order.currency
         zero = _money_bag(Decimal(0), cur)
         return {
-            "__typename": "SuggestedReturnRefund",
+            "__typename": typename,
             "amount": _money_bag(s.amount, cur),
+            "amountSet": _money_bag(s.amount, cur),
+            "subtotalSet": _money_bag(s.subtotal, cur),
+            "maximumRefundableSet": _money_bag(s.maximum, cur),
             "subtotal": _money_bag(s.subtotal, cur),
             # prices are tax-included and the simulator keeps no discounts, duties or tax lines
             "discountedSubtotal": _money_bag(s.subtotal, cur),

@@ -798,8 +798,16 @@ class Resolvers(Objects):
                     parse_gid(x.get("locationId"), "Location"),
                 )
             )
+        # what goes back is what the transactions say: a refund without them pays nothing
+        money = sum(
+            (Decimal(str(t.get("amount") or 0)) for t in inp.get("transactions") or []),
+            Decimal("0.00"),
+        )
+        if money > self.state.refundable(self.state.orders[order_id]):
+            err = UserError(["input", "transactions"], "Refund amount exceeds refundable amount")
+            return {"refund": None, "order": None, "userErrors": _user_errors([err])}
         try:
-            r = self.state.refund(order_id, lines, note=inp.get("note"))
+            r = self.state.refund(order_id, lines, note=inp.get("note"), money=money)
         except SimError as exc:
             err = UserError(["input", "refundLineItems"], str(exc))
             return {"refund": None, "order": None, "userErrors": _user_errors([err])}

@@ -885,11 +885,14 @@ class ShopState:
         lines: list[tuple[int, int, str, int | None]],
         *,
         note: str | None = None,
+        money: Decimal | None = None,
     ) -> Refund:
         """Refund (line item id, quantity, restock type, location id) lines.
 
         RETURN puts units back into available at the location; CANCEL releases units still
-        committed on an open fulfillment order; NO_RESTOCK moves no stock.
+        committed on an open fulfillment order; NO_RESTOCK moves no stock. ``money``: what
+        the refund's transactions pay back (``refundCreate``: none without them); by default
+        the lines' worth (a refund in the admin, which suggests it).
         """
         order = self.order(order_id)
         items = {li.id: li for li in order.line_items}
@@ -921,7 +924,7 @@ class ShopState:
             refund_lines.append(
                 RefundLine(self.next_id(), li_id, qty, kind, loc_id, li.price * qty)
             )
-        amount = sum((rl.subtotal for rl in refund_lines), Decimal(0))
+        amount = sum((rl.subtotal for rl in refund_lines), Decimal(0)) if money is None else money
         r = Refund(
             id=self.next_id(), order_id=order.id, note=note, lines=refund_lines, amount=amount
         )
@@ -944,6 +947,8 @@ class ShopState:
                     n = min(qty, line.remaining)
                     line.remaining -= n
                     qty -= n
+                    if all(x.remaining == 0 for x in fo.lines):
+                        fo.status = "CLOSED"  # every unit fulfilled or cancelled
                     level = self.levels[(line.inventory_item_id, fo.location_id)]
                     level.add("committed", -n)
                     level.add("available", n)
@@ -1248,6 +1253,25 @@ class ShopState:
             (prices[by_id[line_id].line_item_id] * qty for line_id, qty in lines),
             Decimal("0.00"),
         )
+        return self._suggested(order, subtotal)
+
+    def suggested_order_refund(
+        self, order_id: int, lines: Sequence[tuple[int, int]]
+    ) -> SuggestedRefund:
+        """``Order.suggestedRefund`` for (line item id, units) lines: as a return's."""
+        order = self.order(order_id)
+        items = {li.id: li for li in order.line_items}
+        errors = [
+            UserError(["refundLineItems"], f"Line item {li_id} cannot refund {qty}.", "INVALID")
+            for li_id, qty in lines
+            if li_id not in items or not 0 < qty <= items[li_id].quantity - items[li_id].refunded
+        ]
+        if errors:
+            raise Refused(errors)
+        subtotal = sum((items[li_id].price * qty for li_id, qty in lines), Decimal("0.00"))
+        return self._suggested(order, subtotal)
+
+    def _suggested(self, order: Order, subtotal: Decimal) -> SuggestedRefund:
         maximum = self.refundable(order)
         amount = min(subtotal, maximum)
         split: list[tuple[Transaction, Decimal]] = []

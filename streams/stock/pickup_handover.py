@@ -20,6 +20,10 @@ order, and acts only on one tillsync made (externalid ``fo-...`` and the web-ord
   partial pickup finishing later fulfils only what is still owed. When checkout only
   authorised the card, the handover of the order's last open fulfilment order captures what
   each authorisation still holds (``_capture``).
+- declined at the counter (the order closed with units the customer did not take: a return
+  before pickup): at a store whose policy is ``on_rejected: cancel``, those units are
+  refunded and restocked in Shopify (``restockType: CANCEL``), the cancel path; elsewhere a
+  person decides (``pickup_open_in_shopify``).
 - pickup rejected: an exception for e-commerce, once; at a store whose policy is
   ``on_rejected: cancel`` the Shopify order is first cancelled, refunded and restocked, when
   the pickup is all that is left of it (otherwise a person decides: refund some lines, move).
@@ -61,6 +65,7 @@ from tillsync.connectors.outcomes import Outcome
 from tillsync.connectors.shopify.client import ShopifyError, UserErrorInfo
 from tillsync.connectors.shopify.payment import Authorisation, OrderPayment
 from tillsync.connectors.shopify.pickup import PickupDetails, Tracking
+from tillsync.connectors.shopify.returns import SuggestedRefund, SuggestedTransaction
 from tillsync.schemas.events import (
     ExceptionRecord,
     Owner,
@@ -285,6 +290,22 @@ class HandoverSitoo(Protocol):
 
 class HandoverShopify(Protocol):
     async def pickup(self, fulfilment_order_id: int) -> PickupDetails | None: ...
+
+    async def suggested_order_refund(
+        self, order_id: int, lines: Mapping[int, int]
+    ) -> SuggestedRefund | None: ...
+
+    async def cancel_lines(
+        self,
+        order_id: int,
+        lines: Mapping[int, int],
+        location_id: int,
+        transactions: Sequence[SuggestedTransaction],
+        currency: str,
+        *,
+        note: str,
+        idempotency_key: str,
+    ) -> tuple[int | None, list[UserErrorInfo]]: ...
 
     async def payment(self, order_id: int) -> OrderPayment | None: ...
 
@@ -526,6 +547,7 @@ class PickupHandover(CommandWriter[PickupStep]):
         details = await self.shopify.pickup(ref.fulfilment_order_id)
         if details is None:
             return
+        owed: dict[int, int] = {}
         if ref.shipment:
             # one fulfilment per parcel with its tracking, and the customer is told (Shopify's
             # shipping confirmation); a pickup's customer was told at the till
@@ -553,10 +575,68 @@ class PickupHandover(CommandWriter[PickupStep]):
             ).observe(max(0.0, self.clock() - delivered_at))
         if partial:
             return  # paid for once the order closes
+        if not ref.shipment:
+            await self._declined(order, ref, details, owed)
         if details.financial_status in AUTHORISED_ONLY:
             await self._capture(ref)
         elif details.financial_status == "PENDING":
             await self._paid_at_till(order, ref)
+
+    async def _declined(
+        self, order: Order, ref: PickupRef, details: PickupDetails, owed: Mapping[int, int]
+    ) -> None:
+        """Units the customer declined at the counter: the pickup closed in Sitoo without them
+        (a return before pickup, flows.md C). At a store whose policy is ``on_rejected:
+        cancel`` they take the cancel path in Shopify: refunded as Shopify suggests (nothing,
+        when the customer pays in store) and put back from committed into available at the
+        store (``restockType: CANCEL``), which closes the fulfilment order. Elsewhere the order
+        flow raises ``pickup_open_in_shopify`` for a person, as it does for an order only
+        authorised (capturing less than the authorisation is that person's call). Read from
+        what Shopify has open now, so a repeat finds nothing left to cancel."""
+        left: Counter[int] = Counter()
+        for line in details.lines:
+            n = line.remaining - owed.get(line.fulfilment_order_line_id, 0)
+            if n > 0:
+                left[line.line_item_id] += n
+        loc = self.locations.by_warehouse(order.warehouseid or 0)
+        if (
+            not left
+            or loc is None
+            or loc.pickup.on_rejected != "cancel"
+            or details.financial_status in AUTHORISED_ONLY
+        ):
+            return
+        transactions: Sequence[SuggestedTransaction] = ()
+        if details.financial_status != "PENDING":
+            suggested = await self.shopify.suggested_order_refund(ref.order_id, left)
+            if suggested is None:
+                return  # the order is gone
+            transactions = suggested.transactions
+        _, errors = await self.shopify.cancel_lines(
+            ref.order_id,
+            dict(left),
+            loc.shopify_location_id,
+            transactions,
+            details.currency,
+            note=f"declined at the counter of {loc.name} (tillsync)",
+            idempotency_key=f"declined-{order.orderid}",  # one closed Sitoo order, one cancel
+        )
+        if not errors:
+            metrics.pickup_orders.labels(action="cancel_declined", outcome="cancelled").inc()
+            return
+        metrics.pickup_orders.labels(action="cancel_declined", outcome="refused").inc()
+        key = f"declined-refused:{order.orderid}"
+        if self.steps.get(key):
+            return
+        self.steps[key] = ANSWERED
+        await self._exception(
+            "pickup_decline_refused",
+            Owner.ECOMMERCE,
+            ref,
+            f"Shopify order {ref.order_id}: the customer declined {sum(left.values())} units of "
+            f"the pickup {ref.externalid} at the counter; Shopify refused to cancel and refund "
+            f"them: {_said(errors)}; refund them in Shopify by hand",
+        )
 
     async def _paid_at_till(self, order: Order, ref: PickupRef) -> None:
         """Pay in store (flows.md, A): checkout took no money and the till took it at the
@@ -729,6 +809,32 @@ class RuntimeHandoverPlatforms:
 
     async def pickup(self, fulfilment_order_id: int) -> PickupDetails | None:
         return await self._rt.shopify.pickup(fulfilment_order_id)
+
+    async def suggested_order_refund(
+        self, order_id: int, lines: Mapping[int, int]
+    ) -> SuggestedRefund | None:
+        return await self._rt.shopify.suggested_order_refund(order_id, lines)
+
+    async def cancel_lines(
+        self,
+        order_id: int,
+        lines: Mapping[int, int],
+        location_id: int,
+        transactions: Sequence[SuggestedTransaction],
+        currency: str,
+        *,
+        note: str,
+        idempotency_key: str,
+    ) -> tuple[int | None, list[UserErrorInfo]]:
+        return await self._rt.shopify.cancel_lines(
+            order_id,
+            lines,
+            location_id,
+            transactions,
+            currency,
+            note=note,
+            idempotency_key=idempotency_key,
+        )
 
     async def prepared_for_pickup(self, fulfilment_order_id: int) -> list[UserErrorInfo]:
         return await self._rt.shopify.prepared_for_pickup(fulfilment_order_id)

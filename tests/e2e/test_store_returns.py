@@ -5,7 +5,8 @@ there.
 
 Real broker, the worker as its own process, both simulators over HTTP. Online orders are
 picked up in store through the pickup flow, then returned at the tills in every way a store
-sees: in full and paid back at the till, exchanged for other goods (on the same receipt, or by
+sees: in full and paid back at the till (some asked for online first: that return is carried
+out), exchanged for other goods (on the same receipt, or by
 a virtual payment into a new sale), in part with the money to go back to the card online,
 the rest of one line later, damaged, at another store, for a reason code tillsync's table does
 not name; returned with no receipt (blind), found by the customer's email or, when two orders
@@ -37,7 +38,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ from tillsync.streams.returns.plan import marker
 from tillsync_sim.scenario.driver import actual_available, expected_available
 from tillsync_sim.scenario.harness import Harness
 from tillsync_sim.scenario.network import NetworkSpec
+from tillsync_sim.shopify.state import ReturnRequest
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -75,6 +77,7 @@ class Credit:
     reason: str  # the Shopify reason its lines must carry
     restock_at: int | None  # the Shopify location its units are restocked at
     refund: Decimal  # money Shopify must pay back for it
+    asked: int | None = None  # the return the customer asked for online, carried out instead
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,13 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
         ledger.credits.append(made)
         return made
 
+    def ask_online(k: int) -> int:
+        """The customer asks online for a return of all of order k."""
+        order = shopify.order(placed[k][0])
+        lines = [x for f in order.fulfillment_ids for x in shopify.fulfillments[f].line_ids]
+        asks = [ReturnRequest(x, shopify.returnable(x), "STYLE") for x in lines]
+        return shopify.request_return(order.id, asks).id
+
     def first_row(k: int, units: int = 1) -> list[dict[str, object]]:
         item = sitoo.orders[originals[k]].product_items()[0]
         return [{"orderitemid": int(item["orderitemid"]), "quantity": units}]
@@ -253,6 +263,10 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
             other = [{"sku": skus[(k + 1) % len(skus)], "quantity": 1}]
             if kind == 0 and k % 12 == 6:  # all of it, for other goods on the same receipt
                 give_back(k, home, None, "SIZE-SMALL", "card", other)
+            elif kind == 0 and k % 24 == 0:  # asked for online first, brought to the store
+                asked = ask_online(k)
+                c = give_back(k, home, None, "SIZE-SMALL", "card")
+                ledger.credits[-1] = replace(c, reason="STYLE", asked=asked)
             elif kind == 0:  # all of it, paid back at the till
                 give_back(k, home, None, "SIZE-SMALL", "card")
             elif kind == 3 and k % 12 == 9:  # at another store, for goods of a new sale
@@ -475,7 +489,7 @@ def _marked(shopify: object, c: Credit) -> list[Any]:
     return [
         r
         for r in shopify.returns_of(c.order_id)
-        if any(marker(c.credit_id) in line.reason_note for line in r.lines)
+        if r.id == c.asked or any(marker(c.credit_id) in line.reason_note for line in r.lines)
     ]
 
 

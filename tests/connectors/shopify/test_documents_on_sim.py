@@ -199,6 +199,12 @@ def _variables(name: str, sim: ShopifySimulator) -> dict[str, Any]:
             }
         },
         "RETURN_CLOSE": {"id": f"gid://shopify/Return/{ret.id}"},
+        "ORDER_SUGGESTED_REFUND": {
+            "id": f"gid://shopify/Order/{order.id}",
+            "lines": [
+                {"lineItemId": f"gid://shopify/LineItem/{order.line_items[0].id}", "quantity": 1}
+            ],
+        },
         "RETURN_APPROVE_REQUEST": {
             "input": {"id": f"gid://shopify/Return/{requested.id}", "notifyCustomer": False}
         },

@@ -233,6 +233,7 @@ async def test_refund_create_restocks_location(sim: ShopifySimulator, gql: GQL) 
     loc_id = int(loc.rsplit("/", 1)[1])
     order = sim.state.place_order([("SHIRT-S", 1)], location_id=loc_id)
     sim.state.fulfil(order.fulfillment_order_ids[0])
+    [sale] = order.transactions
     variables = {
         "key": "refund-1",
         "input": {
@@ -244,6 +245,16 @@ async def test_refund_create_restocks_location(sim: ShopifySimulator, gql: GQL) 
                     "quantity": 1,
                     "restockType": "RETURN",
                     "locationId": loc,
+                }
+            ],
+            # the money goes back only as the transactions say (none: the lines alone)
+            "transactions": [
+                {
+                    "orderId": f"gid://shopify/Order/{order.id}",
+                    "parentId": f"gid://shopify/OrderTransaction/{sale.id}",
+                    "amount": "499.00",
+                    "gateway": sale.gateway,
+                    "kind": "REFUND",
                 }
             ],
         },

@@ -116,6 +116,14 @@ class HandoverPlatforms(Platforms):
     async def cancel_order(self, order_id: int, *, reason: str, staff_note: str):  # type: ignore[no-untyped-def]
         return await self.shopify.cancel_order(order_id, reason=reason, staff_note=staff_note)
 
+    async def suggested_order_refund(self, order_id: int, lines: Mapping[int, int]):  # type: ignore[no-untyped-def]
+        return await self.shopify.suggested_order_refund(order_id, lines)
+
+    async def cancel_lines(self, order_id, lines, location_id, transactions, currency, **kw):  # type: ignore[no-untyped-def]
+        return await self.shopify.cancel_lines(
+            order_id, lines, location_id, transactions, currency, **kw
+        )
+
 
 @pytest.fixture
 async def shop() -> AsyncIterator[Shop]:
@@ -535,6 +543,53 @@ async def test_a_rejected_pickup_of_an_order_partly_fulfilled_is_left_to_a_perso
     assert shop.shopify.state.orders[order_id].cancelled_at is None
     [exc] = shop.told.exceptions
     assert "was not cancelled" in exc.message
+
+
+def _rows(shop: Shop, made: int) -> dict[str, int]:
+    """SKU -> the Sitoo order's row id."""
+    return {
+        str(i["sku"]): int(i["orderitemid"]) for i in shop.sitoo.state.orders[made].product_items()
+    }
+
+
+async def test_units_declined_at_the_counter_are_cancelled_and_refunded_by_policy(
+    shop: Shop,
+) -> None:
+    """A return before pickup: the customer takes one line and leaves the other at the
+    counter. At a store whose policy cancels, the declined line is refunded and restocked in
+    Shopify (the cancel path), once, and the fulfilment order closes."""
+    kept, declined = shop.network.skus[0], shop.network.skus[1]
+    order_id, fo, made = await _in_sitoo(shop, (0, 2), (1, 1))
+    st = shop.shopify.state
+    store = shop.network.stores[0].shopify_location_id
+    item = st.variant_by_sku(declined).inventory_item_id  # type: ignore[union-attr]
+    before = st.levels[(item, store)].get("available")
+    shop.sitoo.state.collect(made, lines={_rows(shop, made)[kept]: 2})
+    handover = _cancelling(shop)
+    await handover.take(_step(made, COLLECTED, 1))
+    await handover.take(_step(made, COLLECTED, 2))  # told again: nothing more
+    order = st.orders[order_id]
+    price = next(li.price for li in order.line_items if li.sku == declined)
+    assert st.fulfillment_orders[fo].status == "CLOSED"
+    refunds = [st.refunds[r] for r in order.refund_ids]
+    assert [(rl.line_item_id, rl.quantity, rl.restock_type) for r in refunds for rl in r.lines] == [
+        (next(li.id for li in order.line_items if li.sku == declined), 1, "cancel")
+    ]
+    assert st.refunded(order) == price  # paid online: the declined unit's money goes back
+    assert st.levels[(item, store)].get("available") == before + 1  # back on sale there
+    assert shop.told.exceptions == []
+
+
+async def test_units_declined_at_the_counter_stay_open_for_a_person_by_default(
+    shop: Shop,
+) -> None:
+    kept = shop.network.skus[0]
+    order_id, fo, made = await _in_sitoo(shop, (0, 2), (1, 1))
+    shop.sitoo.state.collect(made, lines={_rows(shop, made)[kept]: 2})
+    await shop.handover.take(_step(made, COLLECTED, 1))
+    st = shop.shopify.state
+    assert st.fulfillment_orders[fo].status == "IN_PROGRESS"  # the flow raises it later
+    assert not st.orders[order_id].refund_ids
 
 
 async def test_a_parcel_event_never_supersedes_the_collect_it_came_with(shop: Shop) -> None:
