@@ -108,9 +108,12 @@ def describe(view: ReturnView, reasons: Mapping[str, ReasonRule]) -> Iterator[st
         return
     s = view.shopify
     yield f"Shopify order {s.name} ({s.order_id}): received {s.received}, refunded {s.refunded}"
-    for ret in _ours(view, credit_rows(c, reasons)):
+    for ret in _ours(view, rows):
         yield from _return_lines(ret)
-    yield f"  Shopify owes the customer {money.owed_in_shopify} for it (the rest: the till)"
+    yield (
+        f"  Shopify owes the customer {money.owed_in_shopify} for it (the rest: the till, or "
+        "goods taken in exchange)"
+    )
 
 
 def _ours(view: ReturnView, rows: Sequence[CreditRow]) -> list[ShopifyReturn]:
