@@ -140,15 +140,16 @@ mutation ReturnClose($id: ID!) {
 }
 """
 
-# a blind return's candidates: the customer's newest orders and the SKUs on them, cheap
-# (requested cost about 30); only an order holding every returned SKU is read in full
+# a blind return's candidates: the customer's newest orders and the SKUs on them (requested
+# cost 132, less than one order's full read); only an order holding every returned SKU is read
+# in full, and one with more lines than these is read in full too
 ORDERS_BY_EMAIL = """
 query OrdersByEmail($query: String!) {
   orders(first: 10, query: $query, sortKey: CREATED_AT, reverse: true) {
     pageInfo { hasNextPage }
     nodes {
       id name cancelledAt
-      lineItems(first: 20) { pageInfo { hasNextPage } nodes { sku } }
+      lineItems(first: 10) { pageInfo { hasNextPage } nodes { sku } }
     }
   }
 }

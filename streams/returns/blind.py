@@ -1,5 +1,5 @@
 """A blind return (a Sitoo credit order linked to no original) and the online order it
-returns. Pure: no I/O.
+returns.
 
 Staff took goods back with no receipt (flows.md C: a shipped order Sitoo never had). The
 online orders placed with the credit order's email are its candidates. One fits when it can
