@@ -435,6 +435,11 @@ class StoreReturn(BaseModel):
         description="a blind return linked by hand (`tillsync returns link`): the Shopify "
         "order it returns",
     )
+    settled_by_hand: bool = Field(
+        False,
+        description="a blind return staff settled outside tillsync (`tillsync returns "
+        "dismiss`): it leaves the queue and nothing is written for it",
+    )
 
 
 class PickupHandedOver(BaseModel):

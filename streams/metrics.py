@@ -628,6 +628,7 @@ class ReturnOutcome(StrEnum):
     NOT_OURS = "not_ours"  # the return of a till sale: Sitoo's stock flow has it all
     FROM_SHOPIFY = "from_shopify"  # tillsync's own credit order of a Shopify refund
     BLIND = "blind"  # no original linked and no one online order fits: queued for a link
+    DISMISSED = "dismissed"  # a blind return staff settled by hand: nothing written
     REFUSED = "refused"  # Shopify would not take it (an exception says why)
 
 

@@ -389,6 +389,37 @@ def returns_link(credit_order_id: int, order_id: int) -> None:
     )
 
 
+@returns.command("dismiss")
+@click.argument("credit_order_id", type=click.IntRange(min=1), metavar="CREDIT")
+@click.confirmation_option(
+    prompt="Was this blind return refunded or returned in Shopify by hand, so that tillsync "
+    "must never make its return?"
+)
+def returns_dismiss(credit_order_id: int) -> None:
+    """Take a blind return (CREDIT: a Sitoo credit order with no receipt) out of the queue
+    because staff settled it outside tillsync: refunded the customer or made the return in
+    Shopify by hand. Nothing is written to either platform, and a later link changes nothing."""
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from tillsync.connectors.sitoo.client import SitooError
+    from tillsync.streams.returns import link
+
+    settings = _settings()
+    try:
+        asyncio.run(link.dismiss(settings, credit_order_id, lambda m: click.echo(m, err=True)))
+    except link.LinkRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    except SitooError as exc:
+        raise click.ClickException(f"could not read the return: {exc}") from None
+    except KafkaError as exc:
+        raise click.ClickException(
+            f"could not send the dismissal to Kafka at {settings.kafka_bootstrap}: {exc}"
+        ) from None
+    click.echo(f"dismissed: blind return {credit_order_id} leaves the queue, settled by hand")
+
+
 @main.group()
 def reconcile() -> None:
     """Compare full snapshots of both platforms."""

@@ -1,4 +1,5 @@
-"""``tillsync returns link CREDIT ORDER``: staff name the online order a blind return returns.
+"""``tillsync returns link CREDIT ORDER``: staff name the online order a blind return returns;
+``tillsync returns dismiss CREDIT``: staff settled it outside tillsync, and it leaves the queue.
 
 Checked against both platforms before anything is sent: the credit order must be a blind
 return, and the Shopify order must have the returned units fulfilled and not returned yet.
@@ -22,7 +23,13 @@ from tillsync.schemas.settings import Settings
 from tillsync.schemas.sitoo import Order
 from tillsync.streams import topics
 from tillsync.streams.returns.blind import fits
-from tillsync.streams.returns.plan import credit_money, credit_rows, marker, plan_return
+from tillsync.streams.returns.plan import (
+    CreditRow,
+    credit_money,
+    credit_rows,
+    marker,
+    plan_return,
+)
 
 Echo = Callable[[str], None]
 
@@ -38,8 +45,8 @@ class LinkChecked:
     warnings: tuple[str, ...]  # the link is sent all the same
 
 
-def check(credit: Order, order: OrderReturns | None, order_id: int) -> LinkChecked:
-    """Refuse a link the returns flow could never carry out; warn of one it may hold."""
+def blind_rows(credit: Order) -> list[CreditRow]:
+    """The goods a blind return took back; refused for any other Sitoo order."""
     cid = credit.orderid
     if credit.creditorderid is not None:
         raise LinkRefused(
@@ -48,7 +55,14 @@ def check(credit: Order, order: OrderReturns | None, order_id: int) -> LinkCheck
         )
     rows = credit_rows(credit, {})
     if not rows:
-        raise LinkRefused(f"Sitoo order {cid} takes no goods back: there is nothing to link")
+        raise LinkRefused(f"Sitoo order {cid} takes no goods back: it is no blind return")
+    return rows
+
+
+def check(credit: Order, order: OrderReturns | None, order_id: int) -> LinkChecked:
+    """Refuse a link the returns flow could never carry out; warn of one it may hold."""
+    cid = credit.orderid
+    rows = blind_rows(credit)
     if order is None:
         raise LinkRefused(f"Shopify has no order {order_id} (give Shopify's numeric order id)")
     if order.marked(marker(cid)):
@@ -80,6 +94,16 @@ async def link(settings: Settings, credit_order_id: int, order_id: int, echo: Ec
         checked = check(credit, await shopify.order_returns(order_id), order_id)
     await send(settings, StoreReturn(credit_order_id=credit_order_id, shopify_order_id=order_id))
     return checked
+
+
+async def dismiss(settings: Settings, credit_order_id: int, echo: Echo) -> Order:
+    """Take a blind return out of the queue: staff refunded or returned it by hand."""
+    async with SitooClient(SitooConfig.from_settings(settings)) as sitoo:
+        echo(f"reading Sitoo order {credit_order_id}...")
+        credit = await sitoo.get_order(credit_order_id)
+    blind_rows(credit)
+    await send(settings, StoreReturn(credit_order_id=credit_order_id, settled_by_hand=True))
+    return credit
 
 
 async def send(settings: Settings, record: StoreReturn) -> None:

@@ -225,6 +225,14 @@ class StoreReturns(CommandWriter[StoreReturn]):
                     command.shopify_order_id,
                 )
             return
+        if command.settled_by_hand:
+            # only the blind return's queue entry: a linked return is the flow's to finish,
+            # and the CLI refuses those
+            log.info("blind return %d settled by hand: out of the queue", command.credit_order_id)
+            self.table[key] = DONE
+            self.queue.pop(key, None)
+            metrics.returns_total.labels(outcome=ReturnOutcome.DISMISSED).inc()
+            return
         credit = (
             Order.model_validate(command.credit)
             if command.credit is not None

@@ -162,3 +162,10 @@ def test_a_worker_without_sitoo_events_credentials_refuses_to_start_with_a_messa
     assert "TILLSYNC_SITOO_EVENTS_USERNAME" in result.output
     assert "--insecure-sitoo-endpoint" in result.output
     assert CliRunner().invoke(main, ["worker", "--insecure-sitoo-endpoint"]).exit_code == 0
+
+
+def test_returns_dismiss_asks_first_and_does_nothing_unconfirmed() -> None:
+    listed = CliRunner().invoke(main, ["returns", "--help"])
+    assert all(name in listed.output for name in ("show", "link", "dismiss"))
+    result = CliRunner().invoke(main, ["returns", "dismiss", "12"], input="n\n")
+    assert result.exit_code == 1 and "Aborted" in result.output

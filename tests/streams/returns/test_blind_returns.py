@@ -201,3 +201,20 @@ async def test_a_link_is_checked_against_both_platforms_before_it_is_sent(
     linked = credit.model_copy(update={"creditorderid": 5})
     with pytest.raises(link.LinkRefused, match="linked already"):
         link.check(linked, await read(r, right.id), right.id)
+
+
+async def test_a_blind_return_settled_by_hand_leaves_the_queue_and_is_never_returned(
+    returns: Returns,
+) -> None:
+    r = returns
+    sku = r.shop.network.skus[0]
+    first, second = shipped(r, (0, 1)), shipped(r, (0, 1))
+    credit = blind_return(r, sku, 1, price_of(first, sku))
+    await tell(r, credit)
+    assert f"c{credit}" in r.queue
+    dismissed = StoreReturn(credit_order_id=credit, settled_by_hand=True)
+    await r.writer.take(dismissed.model_dump_json().encode())  # tillsync returns dismiss
+    assert not r.queue and r.table[f"c{credit}"] == DONE
+    await tell(r, credit, link=first.id)  # a later link, and the poller's record again
+    await tell(r, credit)
+    assert not (await read(r, first.id)).returns and not (await read(r, second.id)).returns
