@@ -280,7 +280,9 @@ def pickup_mismatches(
     hand over at a store must be one open Sitoo order there, of those units (a shipment's with
     its delivery address); no other Sitoo store order may be open. A fulfilment order whose
     Sitoo order there closed with units left (a partial pickup: the customer took only part)
-    has nothing more to hand over in Sitoo: its rest is for a person to refund or keep."""
+    has nothing more to hand over in Sitoo: its rest is for a person to refund or keep (or,
+    at a store whose policy cancels, tillsync has refunded it and the fulfilment order is
+    closed)."""
     warehouse_of = {s.shopify_location_id: s.sitoo_warehouse_id for s in network.stores}
     closed: set[tuple[int, int]] = set()
     for orderid in sitoo.state.orders_by_externalid.values():
