@@ -11,19 +11,18 @@ repeat after the key has expired finds nothing left to cancel.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from tillsync.connectors.shopify.documents import ORDER_SUGGESTED_REFUND
-from tillsync.connectors.shopify.ids import gid, gid_tail
-from tillsync.connectors.shopify.returns import Execute, SuggestedRefund, SuggestedTransaction
+from tillsync.connectors.shopify.ids import gid
+from tillsync.connectors.shopify.returns import (
+    Execute,
+    SuggestedRefund,
+    SuggestedTransaction,
+    parse_suggested_refund,
+)
 
 JSON = dict[str, Any]
-
-
-def _money(node: JSON | None) -> tuple[Decimal, str]:
-    shop = (node or {}).get("shopMoney") or {}
-    return Decimal(str(shop.get("amount") or "0")), str(shop.get("currencyCode") or "")
 
 
 def _lines(lines: Mapping[int, int]) -> list[JSON]:
@@ -42,22 +41,8 @@ async def read_order_suggested_refund(
     ).get("order")
     if not found:
         return None
-    s = found.get("suggestedRefund") or {}
-    amount, currency = _money(s.get("amountSet"))
-    maximum, _ = _money(s.get("maximumRefundableSet"))
-    return SuggestedRefund(
-        amount=amount,
-        maximum=maximum,
-        currency=currency,
-        transactions=tuple(
-            SuggestedTransaction(
-                parent_id=gid_tail(t["parentTransaction"]["id"]),
-                amount=_money(t.get("amountSet"))[0],
-                gateway=str(t.get("gateway") or ""),
-            )
-            for t in s.get("suggestedTransactions") or []
-            if t.get("parentTransaction")
-        ),
+    return parse_suggested_refund(
+        found.get("suggestedRefund") or {}, "amountSet", "maximumRefundableSet"
     )
 
 

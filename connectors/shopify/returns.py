@@ -301,9 +301,16 @@ async def read_suggested_refund(
     found = (await execute(RETURN_SUGGESTED_REFUND, variables)).get("return")
     if not found:
         return None
-    s = found.get("suggestedRefund") or {}
-    amount, currency = _money(s.get("amount"))
-    maximum, _ = _money(s.get("maximumRefundable"))
+    return parse_suggested_refund(found.get("suggestedRefund") or {})
+
+
+def parse_suggested_refund(
+    s: JSON, amount_field: str = "amount", maximum_field: str = "maximumRefundable"
+) -> SuggestedRefund:
+    """A ``SuggestedReturnRefund`` (MoneyBags ``amount``, ``maximumRefundable``) or an
+    order's ``SuggestedRefund`` (``amountSet``, ``maximumRefundableSet``)."""
+    amount, currency = _money(s.get(amount_field))
+    maximum, _ = _money(s.get(maximum_field))
     return SuggestedRefund(
         amount=amount,
         maximum=maximum,

@@ -1045,8 +1045,8 @@ class SitooState:
         value = -sum((money(i["moneyrowprice"]) for i in items), ZERO)
         worth = sum((money(i["moneyrowprice"]) for i in taken), ZERO)
         payments: list[dict[str, Any]] = []
+        moved = min(value, worth)  # the value a virtual payment moves into the new sale
         if payment == "virtual":
-            moved = min(value, worth)
             payments.append(_virtual(-moved))
             if value > worth:
                 payments.append({"name": "Card", "moneyamount": str(worth - value)})
@@ -1057,31 +1057,10 @@ class SitooState:
                 payments.append({"name": "Card", "moneyamount": str(net)})
             elif net < 0 and payment != "none":
                 payments.append({"name": payment.capitalize(), "moneyamount": str(net)})
-        receipt = self._id("receipt")
-        extra = self._store_additionaldata(store, receipt)
-        extra["pos-originalsales-orderid"] = str(orderid)
-        if reasoncode:
-            extra["refundreasoncode-reasoncode"] = reasoncode
-        if comment:
-            extra["refundreasoncode-comment"] = comment
-        credit = self.add_order(
-            {
-                "ordertypeid": ORDERTYPE_ORDER,
-                "orderstateid": ORDER_CLOSED,
-                "paymentstateid": PAYMENT_SUCCESSFUL,
-                "creditorderid": orderid,
-                "warehouseid": wid,
-                "registerid": store.registerid,
-                "email": original.data.get("email") or "",
-                "currencycode": original.data.get("currencycode"),
-                "additionaldata": extra,
-                "orderitems": items,
-                "payments": payments,
-            }
+        credit = self._credit_order(
+            store, wid, items, payments, reasoncode=reasoncode, comment=comment, original=original
         )
-        self._deliver_all(credit, wid)
         if payment == "virtual":
-            moved = min(value, worth)
             sale = [_virtual(moved)]
             if worth > value:
                 sale.append({"name": "Card", "moneyamount": str(worth - value)})
@@ -1121,28 +1100,50 @@ class SitooState:
             for row in self._sale_items(lines)
         ]
         gross = sum((money(i["moneyrowprice"]) for i in items), ZERO)
+        payments = (
+            [] if payment == "none" else [{"name": payment.capitalize(), "moneyamount": str(gross)}]
+        )
+        return self._credit_order(
+            store, wid, items, payments, reasoncode=reasoncode, comment=comment, email=email
+        )
+
+    def _credit_order(
+        self,
+        store: StoreRec,
+        wid: int,
+        items: list[dict[str, Any]],
+        payments: list[dict[str, Any]],
+        *,
+        reasoncode: str,
+        comment: str,
+        original: OrderRec | None = None,
+        email: str = "",
+    ) -> OrderRec:
+        """A closed credit order at the store's till, its goods delivered back there; linked
+        to ``original`` (its email and currency), or to nothing (a blind return)."""
         extra = self._store_additionaldata(store, self._id("receipt"))
+        if original is not None:
+            extra["pos-originalsales-orderid"] = str(original.orderid)
         if reasoncode:
             extra["refundreasoncode-reasoncode"] = reasoncode
         if comment:
             extra["refundreasoncode-comment"] = comment
-        credit = self.add_order(
-            {
-                "ordertypeid": ORDERTYPE_ORDER,
-                "orderstateid": ORDER_CLOSED,
-                "paymentstateid": PAYMENT_SUCCESSFUL,
-                "warehouseid": wid,
-                "registerid": store.registerid,
-                "email": email,
-                "additionaldata": extra,
-                "orderitems": items,
-                "payments": (
-                    []
-                    if payment == "none"
-                    else [{"name": payment.capitalize(), "moneyamount": str(gross)}]
-                ),
-            }
-        )
+        body: dict[str, Any] = {
+            "ordertypeid": ORDERTYPE_ORDER,
+            "orderstateid": ORDER_CLOSED,
+            "paymentstateid": PAYMENT_SUCCESSFUL,
+            "warehouseid": wid,
+            "registerid": store.registerid,
+            "email": email,
+            "additionaldata": extra,
+            "orderitems": items,
+            "payments": payments,
+        }
+        if original is not None:
+            body["creditorderid"] = original.orderid
+            body["email"] = original.data.get("email") or ""
+            body["currencycode"] = original.data.get("currencycode")
+        credit = self.add_order(body)
         self._deliver_all(credit, wid)
         return credit
 

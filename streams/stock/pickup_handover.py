@@ -591,8 +591,10 @@ class PickupHandover(CommandWriter[PickupStep]):
         when the customer pays in store) and put back from committed into available at the
         store (``restockType: CANCEL``), which closes the fulfilment order. Elsewhere the order
         flow raises ``pickup_open_in_shopify`` for a person, as it does for an order only
-        authorised (capturing less than the authorisation is that person's call). Read from
-        what Shopify has open now, so a repeat finds nothing left to cancel."""
+        authorised (capturing less than the authorisation is that person's call). The
+        idempotency key makes a repeat one refund (tested); the units are also read from what
+        Shopify has open now, a second guard for a repeat after the key has expired (not
+        tested apart: the simulator keeps its keys)."""
         left: Counter[int] = Counter()
         for line in details.lines:
             n = line.remaining - owed.get(line.fulfilment_order_line_id, 0)
