@@ -218,3 +218,21 @@ async def test_a_blind_return_settled_by_hand_leaves_the_queue_and_is_never_retu
     await tell(r, credit, link=first.id)  # a later link, and the poller's record again
     await tell(r, credit)
     assert not (await read(r, first.id)).returns and not (await read(r, second.id)).returns
+
+
+async def test_an_email_with_more_orders_than_one_read_is_never_linked_by_itself(
+    returns: Returns,
+) -> None:
+    """Shopify's read of an email's orders holds the newest 10. With more, an older order might
+    fit as well, so the one fit among those read waits for staff instead of being linked."""
+    r = returns
+    sku = r.shop.network.skus[0]
+    for _ in range(10):
+        shipped(r, (1, 1))  # older orders of the same customer, none with the SKU
+    newest = shipped(r, (0, 1))
+    credit = blind_return(r, sku, 1, price_of(newest, sku))
+    await tell(r, credit)
+    assert not (await read(r, newest.id)).returns
+    [exc] = r.told.exceptions
+    assert "more online orders than tillsync reads at once" in exc.message
+    assert newest.name in exc.message and f"c{credit}" in r.queue
