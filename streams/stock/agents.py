@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence, Set
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
+from faust.types import TP
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
@@ -77,6 +78,7 @@ class Record:
     # None when the table is a plain mapping (no Faust), which has no partitions to name
     event: faust.EventT | None = None
     headers: Mapping[str, bytes] = field(default_factory=dict)  # as the record had them
+    partition: int | None = None  # of the topic, and of the table (co-partitioned)
 
     @classmethod
     def of(cls, event: faust.EventT) -> Record:
@@ -86,6 +88,7 @@ class Record:
             value=cast(bytes, event.value),
             event=event,
             headers=cast(Mapping[str, bytes], event.headers or {}),
+            partition=event.message.partition,
         )
 
 
@@ -202,7 +205,7 @@ class PositionsAgent:
             if w.changed:
                 with _partition_of(w.record):
                     self.table[key] = w.pos.model_dump_json().encode()
-                self.summary.update(key, w.pos)
+                self.summary.update(key, w.pos, w.record.partition)
                 stored.append(key)
         return Batch(commands=list(commands.values()), drifts=drifts, stored=stored)
 
@@ -402,7 +405,9 @@ class StockAgents:
 
     async def on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         self.rescan_in_flight = True
-        self.summary.mark_stale()
+        assigned = cast(Set[TP], args[0])  # Faust sends the whole new assignment
+        topic = self.stock_topic.get_topic_name()
+        self.summary.assigned(frozenset(tp.partition for tp in assigned if tp.topic == topic))
 
     # Sent once the tables of the new assignment are recovered: only then does a scan see
     # every local position, so both are asked for again here.

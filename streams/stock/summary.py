@@ -41,6 +41,9 @@ class StateSummary:
         self.flags: dict[str, PositionFlags] = {}
         # after a start or rebalance the table holds positions no batch has touched yet
         self.stale = True
+        # the table's partitions this worker owns; None until the first assignment (and for a
+        # plain mapping, which has no partitions)
+        self.partitions: frozenset[int] | None = None
 
     def flags_of(self, pos: Position) -> PositionFlags:
         loc = self._locations.by_shopify(pos.location_id)
@@ -51,8 +54,18 @@ class StateSummary:
             in_sync=target is not None and pos.observed == target,
         )
 
-    def update(self, key: str, pos: Position) -> None:
+    def update(self, key: str, pos: Position, partition: int | None = None) -> None:
+        # A batch taken before a rebalance may be stored after it: a position of a partition
+        # given away is the new owner's to count, and the read after the rebalance left it out.
+        given_away = self.partitions is not None and partition not in self.partitions
+        if partition is not None and given_away:
+            return
         self.flags[key] = self.flags_of(pos)
+
+    def assigned(self, partitions: frozenset[int]) -> None:
+        """A rebalance gave this worker `partitions`: count only theirs, read afresh."""
+        self.partitions = partitions
+        self.stale = True
 
     def mark_stale(self) -> None:
         self.stale = True

@@ -12,14 +12,18 @@ Takes about eight minutes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import started
 from tests.e2e.test_held_units import _diagnosis
@@ -30,6 +34,7 @@ from tillsync_sim.scenario.driver import Driver, mismatches, moving_out
 from tillsync_sim.scenario.harness import Harness
 from tillsync_sim.scenario.move_out_latency import MoveOutClock
 from tillsync_sim.scenario.network import NetworkSpec
+from tillsync_sim.sitoo import SitooSimulator
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 
@@ -45,6 +50,42 @@ async def big(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Harness]:
     spec = NetworkSpec(stores=5, skus=1000, buffer=1)
     async with started(kafka_bootstrap, spec, tmp_path, plan="plus", ready_timeout=180) as h:
         yield h
+
+
+@dataclass
+class Backlog:
+    """The most Sitoo events waiting to be pushed, sampled through the run. Sitoo pushes ten at
+    a time and waits for each answer, so a receiver that answers slowly shows here first, as
+    stale Sitoo totals at the end."""
+
+    sitoo: SitooSimulator
+    most: int = 0
+
+    async def sample(self, done: asyncio.Event) -> None:
+        while not done.is_set():
+            self.most = max(self.most, self.sitoo.events.pending)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 1.0)
+
+    def describe(self) -> str:
+        push = self.sitoo.events.describe()
+        load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+        return (
+            f"Sitoo events waiting to be pushed: {push['pending']} now, {self.most} at most "
+            f"(retries {push['retries']}, last answer {push['last_status']}); load {load}"
+        )
+
+
+async def _lag(h: Harness) -> str:
+    """The worker's consumer lag per topic, where it is not nil: which stream fell behind."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{h.worker_url}/metrics")).text
+    lag: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "tillsync_consumer_lag_records" and s.value:
+                lag[s.labels.get("topic", "?")] += int(s.value)
+    return f"consumer lag {dict(lag) or 'none'}"
 
 
 async def _retries(h: Harness) -> dict[str, float]:
@@ -82,6 +123,8 @@ async def test_fifty_thousand_stock_events_with_faults_and_a_sigkill_end_exact(
                 shopify.set_faults(storm_429_seconds=2.0)
 
     storm_task = asyncio.create_task(storms())
+    backlog = Backlog(sitoo)
+    backlog_task = asyncio.create_task(backlog.sample(done))
     try:
         await driver.play(ACTIONS // 2, rate=RATE)
         before_kill = await _retries(h)
@@ -95,6 +138,7 @@ async def test_fifty_thousand_stock_events_with_faults_and_a_sigkill_end_exact(
     finally:
         done.set()
         await storm_task
+        await backlog_task
     assert driver.run.actions == ACTIONS
     ended = time.monotonic()
 
@@ -112,7 +156,8 @@ async def test_fifty_thousand_stock_events_with_faults_and_a_sigkill_end_exact(
         clock.look()
         raise AssertionError(
             f"{len(off)} of 5000 positions differ {END_WITHIN:.0f}s after the end; "
-            f"{clock.waiting()} store fulfilments have no Move Out in Sitoo yet:\n"
+            f"{clock.waiting()} store fulfilments have no Move Out in Sitoo yet; "
+            f"{backlog.describe()}; {await _lag(h)}:\n"
             f"{await _diagnosis(h, off)}"
         ) from None
     took = time.monotonic() - ended
@@ -129,6 +174,7 @@ async def test_fifty_thousand_stock_events_with_faults_and_a_sigkill_end_exact(
     print(
         f"\n{ACTIONS} actions ({dict(driver.run.done)}) at {RATE:.0f}/s; every position "
         f"exact {took:.1f}s after the end, every Move Out in Sitoo {moves_took:.1f}s after it; "
+        f"at most {backlog.most} Sitoo events waited to be pushed; "
         f"Shopify answers retried before the kill: "
         f"{before_kill}, after the restart: {after_restart}"
     )
