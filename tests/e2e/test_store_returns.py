@@ -3,7 +3,8 @@ refunded by rule, exactly once, through a SIGKILL and a replay of the raw orders
 refunds in Shopify become credit orders in Sitoo, and those that restock at a store Move Ins
 there.
 
-Real broker, the worker as its own process, both simulators over HTTP. Online orders are
+Real broker, the worker as its own process, both simulators over HTTP; Shopify sends some
+webhooks twice or out of order and Sitoo some events twice. Online orders are
 picked up in store through the pickup flow, then returned at the tills in every way a store
 sees: in full and paid back at the till (some asked for online first: that return is carried
 out), exchanged for other goods (on the same receipt, or by
@@ -60,11 +61,28 @@ from tillsync_sim.shopify.state import ReturnRequest
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
-ORDERS = 96
-REFUNDED = 30  # more orders picked up, then refunded by staff in Shopify
+
+@dataclass(frozen=True)
+class Scale:
+    """How big a run is: the suite's, or the issue's own (about 1,000 credit orders and 300
+    staff refunds over 5 stores), chosen with ``TILLSYNC_RETURNS_SCALE=issue``."""
+
+    orders: int  # online orders returned at the tills
+    refunded: int  # more orders picked up, then refunded by staff in Shopify
+    stores: int
+    skus: int
+    stock: tuple[int, int]  # each position's first level, at least and at most
+    within: float  # seconds for every return of a half to be in Shopify
+
+
+SUITE = Scale(orders=96, refunded=30, stores=3, skus=12, stock=(20, 30), within=180.0)
+ISSUE = Scale(orders=860, refunded=300, stores=5, skus=40, stock=(40, 60), within=1_800.0)
+SCALE = ISSUE if os.environ.get("TILLSYNC_RETURNS_SCALE") == "issue" else SUITE
+ORDERS = SCALE.orders
+REFUNDED = SCALE.refunded
 BLIND = 4  # more, each returned with no receipt; its customer has no other order
 PAIR = "pair@example.com"  # two more orders of one customer: a blind return fits both
-RETURNED_WITHIN = 180.0
+RETURNED_WITHIN = SCALE.within
 
 
 @dataclass
@@ -97,7 +115,10 @@ class Ledger:
 
 @pytest.fixture
 async def harness(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    spec = NetworkSpec(stores=3, skus=12, buffer=1, min_stock=20, max_stock=30)
+    low, high = SCALE.stock
+    spec = NetworkSpec(
+        stores=SCALE.stores, skus=SCALE.skus, buffer=1, min_stock=low, max_stock=high
+    )
     env = {"TILLSYNC_RETURNS_TO_SHOPIFY": "true", "TILLSYNC_REFUNDS_TO_SITOO": "true"}
     async with started(kafka_bootstrap, spec, tmp_path, env=env) as h:
         yield h
@@ -113,6 +134,9 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
     skus = h.network.skus
     rng = random.Random(13)
     await converged(h, 60)
+    # from here on Shopify sends some webhooks twice or out of order, Sitoo some events twice
+    h.shopify.set_faults(webhook_duplicate_rate=0.05, webhook_reorder_rate=0.05)
+    h.sitoo.set_faults(event_duplicate_rate=0.05)
 
     # -- online orders, picked up in store -----------------------------------------------------
     placed: list[tuple[int, int, str]] = []  # (Shopify order, store index, Sitoo externalid)
@@ -143,7 +167,9 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
             for o, _, _ in placed
         )
 
-    await async_wait_until(handed_over, 90, interval=0.25, what="every pickup fulfilled")
+    await async_wait_until(
+        handed_over, RETURNED_WITHIN / 2, interval=0.25, what="every pickup fulfilled"
+    )
     sales = [  # (Sitoo store, till sale)
         (
             stores[k % 3].sitoo_store_id,
@@ -163,7 +189,7 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
         order_id, home, _ = placed[k]
         line = shopify.order(order_id).line_items[0]
         kind = k % 3
-        store = stores[(home + kind) % 3]
+        store = stores[(home + kind) % len(stores)]
         if kind == 2:
             made = shopify.refund(order_id, [(line.id, 1, "NO_RESTOCK", None)])
         else:
@@ -270,13 +296,13 @@ async def test_store_returns_reach_shopify_once_through_a_kill_and_a_replay(
             elif kind == 0:  # all of it, paid back at the till
                 give_back(k, home, None, "SIZE-SMALL", "card")
             elif kind == 3 and k % 12 == 9:  # at another store, for goods of a new sale
-                give_back(k, (home + 1) % 3, None, "SIZE-SMALL", "virtual", other)
+                give_back(k, (home + 1) % len(stores), None, "SIZE-SMALL", "virtual", other)
             elif kind == 1:  # one unit, the money to go back to the card online
                 give_back(k, home, first_row(k), "", "none")
             elif kind == 2:  # damaged
                 give_back(k, home, None, "DEFECT", "card")
             elif kind == 3:  # at another store, to be refunded online
-                give_back(k, (home + 1) % 3, None, "SIZE-SMALL", "none")
+                give_back(k, (home + 1) % len(stores), None, "SIZE-SMALL", "none")
             elif kind == 4:  # a reason tillsync's table does not name
                 give_back(k, home, first_row(k), "ODD-CODE", "cash")
             else:  # one unit, then the rest of everything later
