@@ -1,5 +1,6 @@
 """Faults the simulator injects on demand: slow answers, 5xx, 429 storms, outages, spells of
-401 (a token revoked or rotated under the app), and webhook duplicates, delays and reordering.
+401 (a token revoked or rotated under the app), and webhook duplicates, delays, reordering and
+losses.
 
 ``Faults`` is what Python callers and ``POST /_sim/faults`` set; windows are given as a length
 in seconds and turned into deadlines on the simulator's clock, so a test's manual clock also
@@ -46,6 +47,11 @@ class Faults(BaseModel):
     )
     webhook_reorder_window_ms: float = Field(
         500.0, ge=0, description="how long a reordered delivery is held back"
+    )
+    webhook_lost_topics: list[str] = Field(
+        default_factory=list,
+        description="topics whose deliveries never arrive, as when Shopify gave up retrying "
+        "(e.g. refunds/create)",
     )
 
 
@@ -114,6 +120,9 @@ class FaultState:
         if f.webhook_reorder_rate and self.rng.random() < f.webhook_reorder_rate:
             delay += f.webhook_reorder_window_ms
         return delay / 1000.0
+
+    def webhook_lost(self, topic: str) -> bool:
+        return topic in self.faults.webhook_lost_topics
 
     def webhook_duplicate(self) -> bool:
         rate = self.faults.webhook_duplicate_rate

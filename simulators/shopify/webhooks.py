@@ -155,6 +155,9 @@ class WebhookDispatcher:
                 headers=headers,
             )
             self.deliveries.append(d)
+            if self.faults.webhook_lost(topic):
+                d.gave_up = True  # as Shopify does after its last retry
+                continue
             copies = 2 if self.faults.webhook_duplicate() else 1
             for _ in range(copies):
                 # drawn now, under the faults in force when the event happened

@@ -41,7 +41,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import faust
 import httpx
@@ -88,7 +88,12 @@ from tillsync.streams.stock.order_topics import (
     changes_holds,
 )
 from tillsync.streams.stock.pickups import PickupTrack
-from tillsync.streams.stock.refund_restocks import refund_credits, refund_move_ins
+from tillsync.streams.stock.refund_restocks import (
+    made_since,
+    refund_credits,
+    refund_move_ins,
+    refunds_told,
+)
 from tillsync.streams.stock.shopify_webhooks import TOPIC_HEADER, KafkaHeaders, header_in
 
 log = logging.getLogger("tillsync.orders")
@@ -147,6 +152,10 @@ class OrderTrack(BaseModel):
     reversed: list[int] = Field(default_factory=list)  # ... and whose reversal was sent
     # the Move Ins and credit orders of refunds sent to Sitoo, by externalid (``refund_restocks``)
     refunds_in: list[str] = Field(default_factory=list)
+    # when this worker first knew the order (0: a track stored before it was kept): an order
+    # webhook carries every refund the order ever had, and only those made since are tillsync's
+    # to book in Sitoo
+    since: float = 0.0
     # fulfilment id -> its lines as (SKU, units): fixed when Shopify makes a fulfilment, so
     # learnt once (from its webhook or a read) and not read again; its status is, every time
     lines: dict[str, list[tuple[str, int]]] = Field(default_factory=dict)
@@ -437,17 +446,18 @@ class OrderHolds:
         name = str(order_id)
         refunded: list[str] = []
         for record in records:
-            if record.topic == REFUNDS_CREATE and self.refunds_to_sitoo:
+            for told in self._refunds(record, track):
                 sent = [*track.refunds_in, *refunded]
-                for made in refund_move_ins(record.value, order_id, self.locations, sent):
+                for made in refund_move_ins(told, order_id, self.locations, sent):
                     await self.output.transaction(made.move_in)
                     refunded.append(made.external_id)
                 credits = refund_credits(
-                    record.value, order_id, track.pickups, self.locations, sent, self._clock()
+                    told, order_id, track.pickups, self.locations, sent, self._clock()
                 )
                 for credit in credits:
                     await self.output.credit(credit)
                     refunded.append(credit.externalid)
+            if record.topic == REFUNDS_CREATE:
                 continue
             if record.topic not in FULFILMENT_TOPICS:
                 continue
@@ -465,6 +475,18 @@ class OrderHolds:
                 reversed_.append(fid)
         if moved or reversed_ or refunded or learnt.keys() - track.lines.keys():
             self._remember(order_id, self._track(order_id), moved, reversed_, learnt, refunded)
+
+    def _refunds(self, record: OrderRecord, track: OrderTrack) -> list[Mapping[str, Any]]:
+        """The refunds a webhook tells of that this worker books in Sitoo: a refund's own
+        webhook, and those an order webhook carries that were made since the order was first
+        known (what heals a ``refunds/create`` lost, or taken before the handover was known;
+        an older one was booked, or not, before tillsync knew the order)."""
+        if not self.refunds_to_sitoo:
+            return []
+        told = refunds_told(record.topic, record.value)
+        if record.topic == REFUNDS_CREATE:
+            return told
+        return [r for r in told if made_since(r, track.since)]
 
     async def derive(self, order_id: int, records: Sequence[OrderRecord]) -> None:
         known = _known_lines(self._track(order_id))
@@ -678,7 +700,7 @@ class OrderHolds:
 
     def _track(self, order_id: int) -> OrderTrack:
         stored = self.tracks.get(str(order_id))
-        return OrderTrack.model_validate_json(stored) if stored else OrderTrack()
+        return OrderTrack.model_validate_json(stored) if stored else OrderTrack(since=self._clock())
 
     async def _retrying(
         self, what: str, call: Callable[[], Awaitable[T]], tries: int | None = None

@@ -33,6 +33,7 @@ import json
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -41,11 +42,13 @@ from tillsync.schemas.locations import LocationMap
 from tillsync.schemas.money import format_money, money
 from tillsync.schemas.sitoo import WarehouseTransactionIn, WarehouseTransactionItemIn
 from tillsync.streams.stock.held_units import MOVE_IN
+from tillsync.streams.stock.order_topics import ORDER_TOPICS, REFUNDS_CREATE
 from tillsync.streams.stock.pickups import PickupTrack
 
 CREDIT_PREFIX = "rc-"  # a credit order tillsync made of a Shopify refund: never a till's return
 
 RESTOCKS = frozenset({"return", "legacy_restock"})
+CANCEL = "cancel"
 
 
 def refund_external_id(refund_id: int, warehouse_id: int) -> str:
@@ -58,13 +61,41 @@ class RefundMoveIn:
     move_in: WarehouseTransactionIn
 
 
-def refund_move_ins(
-    body: bytes, order_id: int, locations: LocationMap, sent: Collection[str]
-) -> list[RefundMoveIn]:
-    """The Move Ins a ``refunds/create`` body tells of and not in ``sent`` yet; none for a body
-    of another shape or order (the read of the order tells the rest)."""
+def refunds_told(topic: str, body: bytes) -> list[Mapping[str, Any]]:
+    """The refunds a webhook tells of, each in the shape of a ``refunds/create`` body: that
+    body itself, or the ``refunds`` an order webhook carries (every refund of the order, so an
+    ``orders/updated`` after a refund whose own webhook was lost brings it all the same). None
+    for a body of another shape."""
     try:
         doc = json.loads(body)
+    except ValueError:
+        return []
+    if not isinstance(doc, dict):
+        return []
+    if topic == REFUNDS_CREATE:
+        return [doc]
+    if topic in ORDER_TOPICS:
+        refunds = doc.get("refunds")
+        return [r for r in refunds if isinstance(r, dict)] if isinstance(refunds, list) else []
+    return []
+
+
+def made_since(doc: Mapping[str, Any], since: float) -> bool:
+    """Whether a refund was made at ``since`` (epoch seconds, 0: never known) or later, by its
+    ``created_at``; a refund with no readable time is not."""
+    try:
+        made = datetime.fromisoformat(str(doc["created_at"])).timestamp()
+    except (KeyError, ValueError, TypeError):
+        return False
+    return since > 0 and made >= since
+
+
+def refund_move_ins(
+    doc: Mapping[str, Any], order_id: int, locations: LocationMap, sent: Collection[str]
+) -> list[RefundMoveIn]:
+    """The Move Ins a refund (``refunds_told``) tells of and not in ``sent`` yet; none for a
+    refund of another shape or order (the read of the order tells the rest)."""
+    try:
         if int(doc["order_id"]) != order_id or doc.get("return"):
             return []
         refund_id = int(doc["id"])
@@ -104,22 +135,29 @@ def credit_external_id(refund_id: int, sitoo_order_id: int) -> str:
 
 
 def refund_credits(
-    body: bytes,
+    doc: Mapping[str, Any],
     order_id: int,
     pickups: Mapping[str, PickupTrack],
     locations: LocationMap,
     sent: Collection[str],
     now: float,
 ) -> list[RefundCredit]:
-    """The credit orders a ``refunds/create`` body asks of Sitoo and not in ``sent`` yet: one
+    """The credit orders a refund (``refunds_told``) asks of Sitoo and not in ``sent`` yet: one
     per Sitoo order that handed over a refunded line's SKU (the first such order of a SKU).
-    The refund's money goes to them in turn, each up to its rows' value, the last the rest."""
+    The refund's money goes to them in turn, each up to its rows' value, the last the rest.
+    Units cancelled before they were fulfilled (``restock_type`` cancel: declined at the
+    counter, refunded before the pickup) were in no Sitoo sale: neither they nor their money
+    are credited. A refund told before the handover is known credits nothing yet; the order's
+    next webhook tells it again."""
     try:
-        doc = json.loads(body)
         if int(doc["order_id"]) != order_id or doc.get("return"):
             return []
         refund_id = int(doc["id"])
-        lines = [_credit_row(line) for line in doc.get("refund_line_items") or []]
+        told = doc.get("refund_line_items") or []
+        lines = [_credit_row(line) for line in told if not _cancelled(line)]
+        cancelled = sum(
+            (money(line.get("subtotal")) for line in told if _cancelled(line)), Decimal(0)
+        )
         refunded = sum(
             (
                 money(t.get("amount"))
@@ -145,7 +183,7 @@ def refund_credits(
         if mirror is not None:
             rows.setdefault(mirror.sitoo_order_id, []).append(row)
     out: list[RefundCredit] = []
-    left = refunded
+    left = max(Decimal("0.00"), refunded - cancelled)
     for n, t in enumerate(m for m in mirrors if m.sitoo_order_id in rows):
         mine = rows[t.sitoo_order_id]
         value = sum((money(r.gross) for r in mine), Decimal("0.00"))
@@ -169,6 +207,10 @@ def refund_credits(
             )
         )
     return out
+
+
+def _cancelled(line: Mapping[str, Any]) -> bool:
+    return str(line.get("restock_type") or "").lower() == CANCEL
 
 
 def _credit_row(line: Mapping[str, Any]) -> RefundCreditRow | None:

@@ -150,6 +150,19 @@ async def test_reordering(sim: ShopifySimulator, receiver: Receiver) -> None:
     assert emails == ["second@example.com", "first@example.com"]
 
 
+async def test_a_lost_topic_never_arrives_and_the_others_do(
+    sim: ShopifySimulator, receiver: Receiver
+) -> None:
+    sim.set_faults(webhook_lost_topics=["customers/create"])
+    sim.subscribe_all(receiver.url, ("customers/create", "customers/update"))
+    made = sim.state.create_customer("lost@example.com")
+    sim.state.update_customer(made.id, first_name="Kept")
+    await wait_for(lambda: len(receiver.received) == 1, what="the update")
+    assert receiver.topics() == ["customers/update"]
+    [lost] = [d for d in sim.webhooks.deliveries if d.topic == "customers/create"]
+    assert lost.gave_up and not lost.delivered and lost.attempts == 0
+
+
 async def test_subscription_through_graphql(
     sim: ShopifySimulator, gql: GQL, receiver: Receiver
 ) -> None:

@@ -4,7 +4,6 @@ simulator over real HTTP, the refund's body as the Shopify simulator's webhook s
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 from tests.streams.returns.test_store_returns import (
@@ -33,7 +32,7 @@ def credits_of_refund(
 ) -> list[RefundCredit]:
     """What the order flow asks of Sitoo for this refund, from the simulator's own webhook."""
     st = r.shop.shopify.state
-    body = json.dumps(payloads.refund(st.refunds[refund_id], st.order(order_id))).encode()
+    body = payloads.refund(st.refunds[refund_id], st.order(order_id))
     store = r.shop.network.stores[0]
     took: dict[str, int] = {}
     for item in r.shop.sitoo.state.orders[original].product_items():

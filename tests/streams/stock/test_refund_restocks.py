@@ -21,7 +21,7 @@ from tillsync.schemas.sitoo import WarehouseTransactionIn
 from tillsync.streams.stock.order_reads import OrderRecord
 from tillsync.streams.stock.order_topics import PICKUP_HANDED_OVER_TOPIC, PICKUP_IN_SITOO_TOPIC
 from tillsync.streams.stock.pickups import PickupTrack
-from tillsync.streams.stock.refund_restocks import refund_credits, refund_move_ins
+from tillsync.streams.stock.refund_restocks import refund_credits, refund_move_ins, refunds_told
 
 
 def refund_webhook(
@@ -29,6 +29,7 @@ def refund_webhook(
     *lines: tuple[str, int, str, int | None],
     returned: int | None = None,
     paid: str | None = None,
+    created_at: str = "2026-12-08T10:00:00Z",
 ) -> bytes:
     """A refunds/create body: (SKU, units, restock type, location) per refund line, each unit
     at 10.00; ``paid`` the money of its one refund transaction (none without)."""
@@ -36,6 +37,7 @@ def refund_webhook(
         {
             "id": refund_id,
             "order_id": ORDER,
+            "created_at": created_at,
             "return": {"id": returned} if returned else None,
             "refund_line_items": [
                 {
@@ -79,14 +81,15 @@ def test_only_restocks_at_a_mapped_store_outside_a_return_move_stock_in() -> Non
         ("C", 1, "cancel", 11),
         ("D", 1, "return", 999),  # a location no store maps
     )
-    [made] = refund_move_ins(body, ORDER, LOCATIONS, sent=())
+    [made] = refund_move_ins(json.loads(body), ORDER, LOCATIONS, sent=())
     tx: WarehouseTransactionIn = made.move_in
     assert made.external_id == f"rf-900-{LOC1.sitoo_warehouse_id}" == tx.externalid
     assert [(i.sku, i.decimalquantity) for i in tx.items] == [("A", "3.000")]
-    assert refund_move_ins(body, ORDER, LOCATIONS, sent=[made.external_id]) == []
+    assert refund_move_ins(json.loads(body), ORDER, LOCATIONS, sent=[made.external_id]) == []
     of_a_return = refund_webhook(901, ("A", 1, "return", 11), returned=5)
-    assert refund_move_ins(of_a_return, ORDER, LOCATIONS, sent=()) == []
-    assert refund_move_ins(b"not json", ORDER, LOCATIONS, sent=()) == []
+    assert refund_move_ins(json.loads(of_a_return), ORDER, LOCATIONS, sent=()) == []
+    assert refunds_told("refunds/create", b"not json") == []
+    assert refunds_told("orders/updated", b'{"refunds": "none"}') == []
 
 
 async def test_a_restocking_refund_is_one_move_in_and_the_target_keeps_shopifys_units() -> None:
@@ -123,7 +126,7 @@ def test_a_refund_of_an_order_handed_over_at_a_till_is_one_credit_order_against_
         paid="25.00",
     )
     pickups = {"fo-1-11": handed_over(1, 11, 501, A=2, B=1)}
-    [credit] = refund_credits(body, ORDER, pickups, LOCATIONS, sent=(), now=5.0)
+    [credit] = refund_credits(json.loads(body), ORDER, pickups, LOCATIONS, sent=(), now=5.0)
     assert (credit.externalid, credit.mirror_order_id, credit.warehouse_id) == (
         "rc-900-501",
         501,
@@ -135,11 +138,16 @@ def test_a_refund_of_an_order_handed_over_at_a_till_is_one_credit_order_against_
         ("B", 1, "10.00"),
     ]
     assert (credit.refunded, credit.currency) == ("25.00", "SEK")
-    assert refund_credits(body, ORDER, pickups, LOCATIONS, sent=["rc-900-501"], now=6.0) == []
+    assert (
+        refund_credits(json.loads(body), ORDER, pickups, LOCATIONS, sent=["rc-900-501"], now=6.0)
+        == []
+    )
     of_a_return = refund_webhook(901, ("A", 1, "return", 11), returned=5, paid="10.00")
-    assert refund_credits(of_a_return, ORDER, pickups, LOCATIONS, sent=(), now=5.0) == []
+    assert (
+        refund_credits(json.loads(of_a_return), ORDER, pickups, LOCATIONS, sent=(), now=5.0) == []
+    )
     not_yet = {"fo-1-11": handed_over(1, 11, 501, A=2).model_copy(update={"handed_over": False})}
-    assert refund_credits(body, ORDER, not_yet, LOCATIONS, sent=(), now=5.0) == []
+    assert refund_credits(json.loads(body), ORDER, not_yet, LOCATIONS, sent=(), now=5.0) == []
 
 
 def test_a_refund_of_an_order_picked_up_at_two_stores_credits_each_its_own_lines() -> None:
@@ -148,7 +156,7 @@ def test_a_refund_of_an_order_picked_up_at_two_stores_credits_each_its_own_lines
         "fo-1-11": handed_over(1, 11, 501, A=1),
         "fo-2-12": handed_over(2, 12, 502, B=1),
     }
-    first, second = refund_credits(body, ORDER, pickups, LOCATIONS, sent=(), now=5.0)
+    first, second = refund_credits(json.loads(body), ORDER, pickups, LOCATIONS, sent=(), now=5.0)
     assert [
         (c.mirror_order_id, c.warehouse_id, [r.sku for r in c.rows]) for c in (first, second)
     ] == [
@@ -182,3 +190,63 @@ async def test_the_order_flow_asks_for_a_refunds_credit_order_once() -> None:
     for _ in range(2):  # a repeat, or a replay, asks once
         await w.holds.take(OrderRecord(topic="refunds/create", key=str(ORDER).encode(), value=body))
     assert [(c.externalid, c.refunded) for c in w.out.credits] == [("rc-900-501", "10.00")]
+
+
+def test_units_cancelled_before_they_were_handed_over_are_no_credit_in_sitoo() -> None:
+    """A ``cancel`` line (units declined at the counter, or refunded before the pickup) was never
+    in a Sitoo sale, even where the same Sitoo order handed over other units of its SKU: its
+    units and its money stay out of the credit order."""
+    pickups = {"fo-1-11": handed_over(1, 11, 501, A=1, B=1)}
+    declined = refund_webhook(903, ("A", 1, "cancel", 11), paid="10.00")
+    assert refund_credits(json.loads(declined), ORDER, pickups, LOCATIONS, sent=(), now=5.0) == []
+    both = refund_webhook(904, ("A", 1, "cancel", 11), ("B", 1, "no_restock", None), paid="20.00")
+    [credit] = refund_credits(json.loads(both), ORDER, pickups, LOCATIONS, sent=(), now=5.0)
+    assert [(r.sku, r.units) for r in credit.rows] == [("B", 1)]
+    assert credit.refunded == "10.00"
+
+
+async def test_a_refund_whose_own_webhook_never_came_reaches_sitoo_from_the_orders() -> None:
+    """Shopify's order webhooks carry the order's refunds: an ``orders/updated`` after a refund
+    whose ``refunds/create`` was lost (or came before the handover was known) books its Move In
+    and its credit order, once however often the order is told of again."""
+    w = World({("A", 11): 10})
+    w.holds.refunds_to_sitoo = True
+    await w.webhook(state(fo(1, 11, ("A", 2), method="PICK_UP")), "orders/create")
+    refund = json.loads(refund_webhook(905, ("A", 1, "return", 11), paid="10.00"))
+    early = json.dumps({"id": ORDER, "refunds": [refund]}).encode()
+    # before the handover is known: the Move In only (the units are back at the store either
+    # way), no credit order yet (nothing sold in Sitoo to credit)
+    await w.holds.take(OrderRecord(topic="orders/updated", key=str(ORDER).encode(), value=early))
+    assert [tx.externalid for tx in w.out.transactions] == [
+        "rf-905-" + str(LOC1.sitoo_warehouse_id)
+    ]
+    assert w.out.credits == []
+    answer = PickupInSitoo(
+        externalid="fo-1-11", order_id=ORDER, fulfilment_order_id=1, sitoo_order_id=501, at=w.now
+    )
+    handed = PickupHandedOver(
+        externalid="fo-1-11",
+        order_id=ORDER,
+        fulfilment_order_id=1,
+        location_id=11,
+        took={"A": 2},
+        at=w.now,
+        delivered_at=w.now,
+    )
+    for topic, record in ((PICKUP_IN_SITOO_TOPIC, answer), (PICKUP_HANDED_OVER_TOPIC, handed)):
+        value = record.model_dump_json().encode()
+        await w.holds.take(OrderRecord(topic=topic, key=str(ORDER).encode(), value=value))
+    for _ in range(2):
+        await w.holds.take(
+            OrderRecord(topic="orders/updated", key=str(ORDER).encode(), value=early)
+        )
+    assert [(c.externalid, c.refunded) for c in w.out.credits] == [("rc-905-501", "10.00")]
+    assert len([tx for tx in w.out.transactions if tx.externalid.startswith("rf-")]) == 1
+    # a refund made before the worker knew the order is not its to book (Sitoo had it then)
+    old = json.loads(
+        refund_webhook(906, ("A", 1, "return", 11), paid="10.00", created_at="1970-01-01T00:00:10Z")
+    )
+    history = json.dumps({"id": ORDER, "refunds": [refund, old]}).encode()
+    await w.holds.take(OrderRecord(topic="orders/updated", key=str(ORDER).encode(), value=history))
+    assert not [tx for tx in w.out.transactions if "906" in (tx.externalid or "")]
+    assert [c.externalid for c in w.out.credits] == ["rc-905-501"]
