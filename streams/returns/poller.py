@@ -5,7 +5,8 @@ till sale (an ``order`` ``add`` with ids only), so telling the two apart would c
 every sale; its orders have no modified-since filter either, but their ids only grow. So a
 poller reads the orders after its cursor, a page of 500 per call, every few seconds, on the
 worker that owns the one partition of ``raw.sitoo.orders`` (as the ledger's poller does), and
-sends what it read there: the return orders, unchanged, with the new cursor. The
+sends what it read there: the return orders, unchanged, with the new cursor (in several reads
+when a page's returns are too big for one Kafka record). The
 ``sitoo-orders`` agent passes each return on to the returns flow (``sitoo.returns``, keyed by
 the order returned) and only then moves the cursor in its table, so a crash reads a page again
 (its returns come twice, and are done once) and never skips one.
@@ -17,8 +18,9 @@ its to tell Shopify of.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
@@ -38,6 +40,10 @@ log = logging.getLogger("tillsync.returns.poller")
 POLL_INTERVAL = 3.0
 PAGE = 500
 CURSOR_KEY = "sitoo.orders"
+# A page of 500 returns of a few lines each is over a megabyte, more than Kafka takes in one
+# request (the producer's max_request_size, the broker's message.max.bytes): a page's returns
+# go in reads of at most this many bytes of orders.
+RECORD_BYTES = 256_000
 
 
 class OrdersRead(BaseModel):
@@ -79,6 +85,28 @@ def returns_of(read: OrdersRead) -> list[StoreReturn]:
     return out
 
 
+def reads_of(
+    returns: Sequence[dict[str, Any]], newest: int, budget: int = RECORD_BYTES
+) -> list[OrdersRead]:
+    """A page's returns as reads of at most ``budget`` bytes of orders each (one order bigger
+    than that goes alone). A read's cursor is its newest return's id: every return before it is
+    in it or in an earlier read, so the agent moving the cursor read by read never skips one.
+    The last read's is ``newest``, the page's newest order of any kind."""
+    ordered = sorted(returns, key=lambda o: int(o["orderid"]))
+    reads: list[OrdersRead] = []
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for order in ordered:
+        n = len(json.dumps(order, separators=(",", ":")))
+        if chunk and size + n > budget:
+            reads.append(OrdersRead(cursor=int(chunk[-1]["orderid"]), orders=chunk))
+            chunk, size = [], 0
+        chunk.append(order)
+        size += n
+    reads.append(OrdersRead(cursor=newest, orders=chunk))
+    return reads
+
+
 class SitooOrdersPoller:
     def __init__(self, ctx: Context, cursors: TableT[str, int]) -> None:
         assert ctx.runtime is not None
@@ -116,9 +144,11 @@ class SitooOrdersPoller:
             if not items:
                 return
             newest = max(int(i["orderid"]) for i in items)
-            read = OrdersRead(cursor=newest, orders=[i for i in items if is_return(i)])
+            reads = reads_of([i for i in items if is_return(i)], newest)
             await self.ctx.send_all(
-                topics.RAW_SITOO_ORDERS, [(None, read.model_dump_json().encode())], durable=True
+                topics.RAW_SITOO_ORDERS,
+                [(None, read.model_dump_json().encode()) for read in reads],
+                durable=True,
             )
             self.cursor = max(self.cursor, newest)
             if len(items) < PAGE:

@@ -18,6 +18,7 @@ from tillsync.schemas.sitoo import WarehouseTransaction
 from tillsync.streams import topics
 from tillsync.streams.returns.poller import (
     CURSOR_KEY,
+    RECORD_BYTES,
     OrdersRead,
     SitooOrdersPoller,
     is_return,
@@ -165,3 +166,22 @@ async def test_a_crash_before_the_hand_off_reads_the_page_again_and_skips_no_ret
     # and the next poll starts after it
     await _poller(sitoo, kafka, table).poll_once()
     assert len(_reads(kafka)) == 2
+
+
+async def test_a_page_of_returns_too_big_for_one_record_goes_in_several() -> None:
+    """At the issue's scale a page of 500 returns was 1.2 MB, over Kafka's 1 MB a request: the
+    poll failed for ever and no return went on. Each read now stays under ``RECORD_BYTES``; its
+    cursor is its newest return's id, the last one's the page's newest id (sales after the
+    last return included), so handing them on in turn never skips one."""
+    rows = [{"sku": f"SKU-{n:03d}", "quantity": -1, "name": "x" * 200} for n in range(20)]
+    orders = [{"orderid": 1, "orderitems": [{"sku": "A", "quantity": 1}]}]
+    orders += [{"orderid": n, "creditorderid": 1, "orderitems": rows} for n in range(2, 402)]
+    orders.append({"orderid": 402, "orderitems": [{"sku": "A", "quantity": 1}]})  # a sale
+    kafka, table = Kafka(), {CURSOR_KEY: 1}
+    await _poller(FakeSitoo(orders), kafka, table).poll_once()
+    raw = kafka.sent[topics.RAW_SITOO_ORDERS.name("t")]
+    assert len(raw) > 1 and all(len(v) <= RECORD_BYTES for v in raw)
+    reads = _reads(kafka)
+    assert [o["orderid"] for r in reads for o in r.orders] == list(range(2, 402))
+    assert [r.cursor for r in reads[:-1]] == [r.orders[-1]["orderid"] for r in reads[:-1]]
+    assert reads[-1].cursor == 402
