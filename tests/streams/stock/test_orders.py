@@ -666,6 +666,13 @@ async def test_deferred_reads_are_due_as_soon_as_shopify_answers_again() -> None
     Shopify answers: every read deferred before it is due at the next sweep."""
     w = World({("A", 11): 10, ("B", 11): 10})
     w.holds.backoff = Backoff(first=30.0, cap=60.0)
+
+    async def no_time_passes(seconds: float) -> None:
+        # the tries' waits (15-30 s, drawn at random) would move the clock past another
+        # order's backoff (15-30 s too): the steps below name the time themselves
+        w.slept.append(seconds)
+
+    w.holds._sleep = no_time_passes
     other = ORDER + 1
     w.shopify.orders[other] = state(fo(9, 11, ("B", 2)))
     w.shopify.failures.extend(ShopifyError("server_error", "HTTP 503") for _ in range(4))
