@@ -55,8 +55,9 @@ async def big(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Harness]:
 @dataclass
 class Backlog:
     """The most Sitoo events waiting to be pushed, sampled through the run. Sitoo pushes ten at
-    a time and waits for each answer, so a receiver that answers slowly shows here first, as
-    stale Sitoo totals at the end."""
+    a time and waits for each answer (a backlog builds while the worker is killed); an event
+    only wakes the ledger poller, which also reads every 2 s, so a backlog slows the Sitoo side
+    without stopping it. Named when the end check fails, to rule it in or out."""
 
     sitoo: SitooSimulator
     most: int = 0
