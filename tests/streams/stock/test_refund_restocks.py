@@ -167,25 +167,35 @@ def test_a_refund_of_an_order_picked_up_at_two_stores_credits_each_its_own_lines
     assert (first.refunded, second.refunded) == ("10.00", "5.00")
 
 
-async def test_the_order_flow_asks_for_a_refunds_credit_order_once() -> None:
-    w = World({("A", 11): 10})
-    w.holds.refunds_to_sitoo = True
-    await w.webhook(state(fo(1, 11, ("A", 2), method="PICK_UP")), "orders/create")
+async def hand_over(w: World, sitoo_order: int, **took: int) -> None:
+    """Sitoo makes the pickup of fulfilment order 1 at location 11, and the till hands it over:
+    both answers reach the order flow."""
     answer = PickupInSitoo(
-        externalid="fo-1-11", order_id=ORDER, fulfilment_order_id=1, sitoo_order_id=501, at=w.now
+        externalid="fo-1-11",
+        order_id=ORDER,
+        fulfilment_order_id=1,
+        sitoo_order_id=sitoo_order,
+        at=w.now,
     )
     handed = PickupHandedOver(
         externalid="fo-1-11",
         order_id=ORDER,
         fulfilment_order_id=1,
         location_id=11,
-        took={"A": 2},
+        took=took,
         at=w.now,
         delivered_at=w.now,
     )
     for topic, record in ((PICKUP_IN_SITOO_TOPIC, answer), (PICKUP_HANDED_OVER_TOPIC, handed)):
         value = record.model_dump_json().encode()
         await w.holds.take(OrderRecord(topic=topic, key=str(ORDER).encode(), value=value))
+
+
+async def test_the_order_flow_asks_for_a_refunds_credit_order_once() -> None:
+    w = World({("A", 11): 10})
+    w.holds.refunds_to_sitoo = True
+    await w.webhook(state(fo(1, 11, ("A", 2), method="PICK_UP")), "orders/create")
+    await hand_over(w, sitoo_order=501, A=2)
     body = refund_webhook(900, ("A", 1, "no_restock", None), paid="10.00")
     for _ in range(2):  # a repeat, or a replay, asks once
         await w.holds.take(OrderRecord(topic="refunds/create", key=str(ORDER).encode(), value=body))
@@ -221,21 +231,7 @@ async def test_a_refund_whose_own_webhook_never_came_reaches_sitoo_from_the_orde
         "rf-905-" + str(LOC1.sitoo_warehouse_id)
     ]
     assert w.out.credits == []
-    answer = PickupInSitoo(
-        externalid="fo-1-11", order_id=ORDER, fulfilment_order_id=1, sitoo_order_id=501, at=w.now
-    )
-    handed = PickupHandedOver(
-        externalid="fo-1-11",
-        order_id=ORDER,
-        fulfilment_order_id=1,
-        location_id=11,
-        took={"A": 2},
-        at=w.now,
-        delivered_at=w.now,
-    )
-    for topic, record in ((PICKUP_IN_SITOO_TOPIC, answer), (PICKUP_HANDED_OVER_TOPIC, handed)):
-        value = record.model_dump_json().encode()
-        await w.holds.take(OrderRecord(topic=topic, key=str(ORDER).encode(), value=value))
+    await hand_over(w, sitoo_order=501, A=2)
     for _ in range(2):
         await w.holds.take(
             OrderRecord(topic="orders/updated", key=str(ORDER).encode(), value=early)
